@@ -1,0 +1,266 @@
+//! Google's Cloud Code Assist API (`v1internal`): the generation envelope, project
+//! discovery, quota, and Google's error shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::gemini::{GenerateContentRequest, GenerateContentResponse};
+
+/// The envelope around a Gemini request for `:generateContent` and
+/// `:streamGenerateContent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudCodeRequest {
+    pub project: String,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_type: Option<String>,
+    pub request: GenerateContentRequest,
+}
+
+/// A generation answer, and every `data:` line of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudCodeResponse {
+    #[serde(default)]
+    pub response: GenerateContentResponse,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// `:countTokens` takes only the model and the contents (a `project` is a 400).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CountTokensRequest {
+    pub request: CountTokensInner,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CountTokensInner {
+    /// `models/<id>`.
+    pub model: String,
+    pub contents: Vec<crate::gemini::Content>,
+}
+
+/// Client metadata sent with setup calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientMetadata {
+    pub ide_type: String,
+    pub platform: String,
+    pub plugin_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duet_project: Option<String>,
+}
+
+impl Default for ClientMetadata {
+    fn default() -> Self {
+        ClientMetadata {
+            ide_type: "ANTIGRAVITY".into(),
+            platform: "PLATFORM_UNSPECIFIED".into(),
+            plugin_type: "GEMINI".into(),
+            duet_project: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadCodeAssistRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudaicompanion_project: Option<String>,
+    pub metadata: ClientMetadata,
+}
+
+/// `cloudaicompanionProject` comes as a string or as `{ "id": ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProjectRef {
+    Id(String),
+    Object {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+}
+
+impl ProjectRef {
+    pub fn id(&self) -> &str {
+        match self {
+            ProjectRef::Id(id) | ProjectRef::Object { id, .. } => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tier {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_defined_cloudaicompanion_project: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IneligibleTier {
+    #[serde(default)]
+    pub reason_code: String,
+    #[serde(default)]
+    pub reason_message: String,
+    #[serde(default)]
+    pub tier_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadCodeAssistResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudaicompanion_project: Option<ProjectRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_tier: Option<Tier>,
+    #[serde(default)]
+    pub allowed_tiers: Vec<Tier>,
+    #[serde(default)]
+    pub ineligible_tiers: Vec<IneligibleTier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_tier: Option<Tier>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnboardUserRequest {
+    pub tier_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudaicompanion_project: Option<String>,
+    pub metadata: ClientMetadata,
+}
+
+/// A long-running operation (`onboardUser`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub done: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<OnboardUserResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnboardUserResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudaicompanion_project: Option<ProjectRef>,
+}
+
+/// `:fetchAvailableModels` answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailableModels {
+    #[serde(default)]
+    pub models: std::collections::BTreeMap<String, ModelInfo>,
+    #[serde(default)]
+    pub deprecated_model_ids: std::collections::BTreeMap<String, DeprecatedModel>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supports_thinking: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supports_images: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_info: Option<QuotaInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_fraction: Option<f64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeprecatedModel {
+    #[serde(default)]
+    pub new_model_id: String,
+}
+
+/// Google's error body: `{"error": {"code", "message", "status", "details"}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoogleErrorBody {
+    pub error: GoogleError,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GoogleError {
+    #[serde(default)]
+    pub code: u16,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Value>,
+}
+
+impl GoogleError {
+    /// The `reason` of the first `ErrorInfo` detail, e.g. `RATE_LIMIT_EXCEEDED`.
+    pub fn reason(&self) -> Option<&str> {
+        self.details
+            .iter()
+            .filter(|d| {
+                d.get("@type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+            })
+            .find_map(|d| d.get("reason").and_then(Value::as_str))
+    }
+
+    /// A metadata value of the first `ErrorInfo` detail (e.g. `quotaResetDelay`).
+    pub fn error_info_metadata(&self, key: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .filter(|d| {
+                d.get("@type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+            })
+            .find_map(|d| d.get("metadata")?.get(key)?.as_str())
+    }
+
+    /// `RetryInfo.retryDelay`, e.g. `"0.539477544s"`.
+    pub fn retry_delay(&self) -> Option<&str> {
+        self.details
+            .iter()
+            .filter(|d| {
+                d.get("@type")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"))
+            })
+            .find_map(|d| d.get("retryDelay").and_then(Value::as_str))
+    }
+}
