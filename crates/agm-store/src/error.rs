@@ -1,0 +1,123 @@
+//! [`StoreError`]: everything the store can fail with, each message saying what to do.
+//! No message ever contains a secret.
+
+use std::io;
+use std::path::PathBuf;
+
+use rusqlite::ErrorCode;
+
+use crate::seal::{KeyFileError, UnsealError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    #[error(
+        "the database stayed locked by another agm process for more than 5 s; try again, or stop the other process"
+    )]
+    Busy,
+    #[error(
+        "cannot upgrade the database schema to {migration}: {source} (restore agm.db from a backup, or report this as a bug)"
+    )]
+    Migration {
+        migration: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} has schema version {found}, but this agm knows versions up to {known} only: it was written by a newer agm; upgrade agm"
+    )]
+    DatabaseTooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("cannot decrypt the stored {what}: {cause} ({remedy})")]
+    Unseal {
+        /// What the value is, e.g. "refresh token for account alice@example.com".
+        what: String,
+        cause: UnsealError,
+        remedy: &'static str,
+    },
+    #[error("cannot encrypt the {what}: the value is too large")]
+    Seal { what: String },
+    #[error(
+        "the key file {path} can be read by other users (mode {mode:03o}); run `chmod 600 {path}` and start again",
+        path = path.display()
+    )]
+    KeyFilePermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "the key file {} does not hold a key (expected 32 bytes in base64); restore it from a backup, or move it away to start with a new key (stored tokens then cannot be read)",
+        path.display()
+    )]
+    KeyFileInvalid { path: PathBuf },
+    #[error("no {what} {id:?} ({hint})")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        hint: &'static str,
+    },
+    #[error("{email} is in more than one pool (ids {ids}); name the account by its id")]
+    AmbiguousAccount { email: String, ids: String },
+    #[error("invalid {what}: {problem}")]
+    InvalidInput { what: &'static str, problem: String },
+    #[error(
+        "the database holds a value this agm does not understand in {column}: {value:?} (was it written by a newer agm? upgrade agm)"
+    )]
+    InvalidValue { column: &'static str, value: String },
+    #[error("the store's background task failed ({0}); this is a bug, please report it")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub(crate) fn account_not_found(id: &str) -> StoreError {
+        StoreError::NotFound {
+            what: "account",
+            id: id.to_owned(),
+            hint: "`agm accounts list` shows the ids and e-mails",
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl From<KeyFileError> for StoreError {
+    fn from(e: KeyFileError) -> StoreError {
+        match e {
+            KeyFileError::Io {
+                action,
+                path,
+                source,
+            } => StoreError::Io {
+                action,
+                path,
+                source,
+            },
+            KeyFileError::Permissions { path, mode } => {
+                StoreError::KeyFilePermissions { path, mode }
+            }
+            KeyFileError::Invalid { path } => StoreError::KeyFileInvalid { path },
+        }
+    }
+}
+
+/// A name (pool, state, audit kind, API) that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?} (expected one of: {expected})")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: String,
+}

@@ -1,0 +1,29 @@
+//! agm's persistence: accounts with sealed tokens, settings, client keys, the audit log
+//! and the request log, behind one [`Store`].
+//!
+//! SQLite (`agm.db` in the data dir, WAL mode) is the embedded backend; PostgreSQL joins
+//! it for cluster mode. Secrets are sealed with AES-256-GCM (see [`seal`]) before they
+//! reach any backend; client keys are kept only as SHA-256 hashes. Timestamps are kept
+//! to the millisecond.
+
+mod account;
+mod audit;
+mod client_key;
+mod error;
+mod names;
+mod request_log;
+mod rows;
+pub mod seal;
+mod secret;
+mod sqlite;
+mod store;
+mod timestamp;
+
+pub use account::{Account, AccountState, NewAccount, Pool, TokenUpdate};
+pub use audit::{AuditEvent, AuditKind, AuditRecord};
+pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
+pub use error::{StoreError, UnknownName};
+pub use request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
+pub use seal::{KeySource, Sealer, UnsealError};
+pub use secret::Secret;
+pub use store::{DB_FILE, KEY_FILE, Store};

@@ -1,0 +1,294 @@
+//! Account queries.
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::unused_id;
+use crate::account::{AccountState, Pool};
+use crate::error::StoreError;
+use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
+use crate::timestamp::{from_millis, from_millis_opt, to_millis};
+
+const COLUMNS: &str = "id, email, pool, refresh_token, access_token, access_expires_at, \
+     project_id, tier, state, state_reason, state_url, created_at, updated_at";
+
+/// A row as SQLite returns it, before the names and times are checked.
+struct RawAccount {
+    id: String,
+    email: String,
+    pool: String,
+    refresh_token: String,
+    access_token: Option<String>,
+    access_expires_at: Option<i64>,
+    project_id: Option<String>,
+    tier: Option<String>,
+    state: String,
+    state_reason: Option<String>,
+    state_url: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawAccount {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawAccount> {
+        Ok(RawAccount {
+            id: row.get(0)?,
+            email: row.get(1)?,
+            pool: row.get(2)?,
+            refresh_token: row.get(3)?,
+            access_token: row.get(4)?,
+            access_expires_at: row.get(5)?,
+            project_id: row.get(6)?,
+            tier: row.get(7)?,
+            state: row.get(8)?,
+            state_reason: row.get(9)?,
+            state_url: row.get(10)?,
+            created_at: row.get(11)?,
+            updated_at: row.get(12)?,
+        })
+    }
+
+    fn check(self) -> Result<AccountRow, StoreError> {
+        let pool = self
+            .pool
+            .parse::<Pool>()
+            .map_err(|_| StoreError::InvalidValue {
+                column: "accounts.pool",
+                value: self.pool.clone(),
+            })?;
+        let reason = self.state_reason.unwrap_or_default();
+        let state = match self.state.as_str() {
+            "active" => AccountState::Active,
+            "disabled" => AccountState::Disabled { reason },
+            "blocked" => AccountState::Blocked {
+                reason,
+                url: self.state_url,
+            },
+            _ => {
+                return Err(StoreError::InvalidValue {
+                    column: "accounts.state",
+                    value: self.state,
+                });
+            }
+        };
+        Ok(AccountRow {
+            id: self.id,
+            email: self.email,
+            pool,
+            refresh_token: self.refresh_token,
+            access_token: self.access_token,
+            access_expires_at: from_millis_opt(
+                self.access_expires_at,
+                "accounts.access_expires_at",
+            )?,
+            project_id: self.project_id,
+            tier: self.tier,
+            state,
+            created_at: from_millis(self.created_at, "accounts.created_at")?,
+            updated_at: from_millis(self.updated_at, "accounts.updated_at")?,
+        })
+    }
+}
+
+/// The state as its three columns.
+fn state_columns(state: &AccountState) -> (&'static str, Option<&str>, Option<&str>) {
+    match state {
+        AccountState::Active => ("active", None, None),
+        AccountState::Disabled { reason } => ("disabled", Some(reason), None),
+        AccountState::Blocked { reason, url } => ("blocked", Some(reason), url.as_deref()),
+    }
+}
+
+fn query(
+    conn: &Connection,
+    filter: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<AccountRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts {filter} ORDER BY created_at, id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let raw = stmt
+        .query_map(params, RawAccount::from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raw.into_iter().map(RawAccount::check).collect()
+}
+
+fn by_id(conn: &Connection, id: &str) -> Result<Option<AccountRow>, StoreError> {
+    Ok(query(conn, "WHERE id = ?1", [id])?.into_iter().next())
+}
+
+pub(super) fn upsert(
+    conn: &mut Connection,
+    account: &SealedNewAccount,
+    now: i64,
+) -> Result<AccountRow, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT id FROM accounts WHERE pool = ?1 AND email = ?2",
+            params![account.pool.as_str(), account.email],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let expires = account.access_expires_at.map(to_millis);
+    let id = match existing {
+        Some(id) => {
+            tx.execute(
+                "UPDATE accounts SET refresh_token = ?2, access_token = ?3, access_expires_at = ?4, \
+                 project_id = COALESCE(?5, project_id), tier = COALESCE(?6, tier), updated_at = ?7 \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    account.refresh_token,
+                    account.access_token,
+                    expires,
+                    account.project_id,
+                    account.tier,
+                    now
+                ],
+            )?;
+            id
+        }
+        None => {
+            let id = unused_id(&tx, "accounts")?;
+            tx.execute(
+                "INSERT INTO accounts (id, email, pool, refresh_token, access_token, access_expires_at, \
+                 project_id, tier, state, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', ?9, ?9)",
+                params![
+                    id,
+                    account.email,
+                    account.pool.as_str(),
+                    account.refresh_token,
+                    account.access_token,
+                    expires,
+                    account.project_id,
+                    account.tier,
+                    now
+                ],
+            )?;
+            id
+        }
+    };
+    let row = by_id(&tx, &id)?.ok_or_else(|| StoreError::account_not_found(&id))?;
+    tx.commit()?;
+    Ok(row)
+}
+
+pub(super) fn list(conn: &Connection) -> Result<Vec<AccountRow>, StoreError> {
+    query(conn, "", [])
+}
+
+/// By id, else by e-mail (which must then name one account only).
+pub(super) fn get(conn: &Connection, id_or_email: &str) -> Result<Option<AccountRow>, StoreError> {
+    if let Some(row) = by_id(conn, id_or_email)? {
+        return Ok(Some(row));
+    }
+    let mut rows = query(conn, "WHERE email = ?1", [id_or_email])?;
+    match rows.len() {
+        0 | 1 => Ok(rows.pop()),
+        _ => Err(ambiguous(id_or_email, rows.iter().map(|r| r.id.as_str()))),
+    }
+}
+
+/// The id of the account named by id or e-mail.
+pub(super) fn resolve_id(
+    conn: &Connection,
+    id_or_email: &str,
+) -> Result<Option<String>, StoreError> {
+    let by_id = conn
+        .query_row(
+            "SELECT id FROM accounts WHERE id = ?1",
+            [id_or_email],
+            |row| row.get::<_, String>(0),
+        )
+        .optional()?;
+    if by_id.is_some() {
+        return Ok(by_id);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM accounts WHERE email = ?1 ORDER BY created_at, id")?;
+    let mut ids = stmt
+        .query_map([id_or_email], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    match ids.len() {
+        0 | 1 => Ok(ids.pop()),
+        _ => Err(ambiguous(id_or_email, ids.iter().map(String::as_str))),
+    }
+}
+
+fn ambiguous<'a>(email: &str, ids: impl Iterator<Item = &'a str>) -> StoreError {
+    StoreError::AmbiguousAccount {
+        email: email.to_owned(),
+        ids: ids.collect::<Vec<_>>().join(", "),
+    }
+}
+
+pub(super) fn identity(conn: &Connection, id: &str) -> Result<Option<(Pool, String)>, StoreError> {
+    let found: Option<(String, String)> = conn
+        .query_row(
+            "SELECT pool, email FROM accounts WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    found
+        .map(|(pool, email)| {
+            let pool = pool.parse::<Pool>().map_err(|_| StoreError::InvalidValue {
+                column: "accounts.pool",
+                value: pool,
+            })?;
+            Ok((pool, email))
+        })
+        .transpose()
+}
+
+pub(super) fn remove(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM accounts WHERE id = ?1", [id])? > 0)
+}
+
+pub(super) fn set_state(
+    conn: &Connection,
+    id: &str,
+    state: &AccountState,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let (name, reason, url) = state_columns(state);
+    let changed = conn.execute(
+        "UPDATE accounts SET state = ?2, state_reason = ?3, state_url = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, name, reason, url, now],
+    )?;
+    Ok(changed > 0)
+}
+
+pub(super) fn update_tokens(
+    conn: &Connection,
+    id: &str,
+    tokens: &SealedTokenUpdate,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE accounts SET access_token = ?2, access_expires_at = ?3, \
+         refresh_token = COALESCE(?4, refresh_token), updated_at = ?5 WHERE id = ?1",
+        params![
+            id,
+            tokens.access_token,
+            to_millis(tokens.access_expires_at),
+            tokens.refresh_token,
+            now
+        ],
+    )?;
+    Ok(changed > 0)
+}
+
+pub(super) fn set_project(
+    conn: &Connection,
+    id: &str,
+    project_id: Option<&str>,
+    tier: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE accounts SET project_id = ?2, tier = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, project_id, tier, now],
+    )?;
+    Ok(changed > 0)
+}

@@ -1,0 +1,128 @@
+//! Client key queries. Only hashes are stored.
+
+use rusqlite::{Connection, Row, TransactionBehavior, params};
+
+use super::unused_id;
+use crate::client_key::{ClientKey, hashes_match};
+use crate::error::StoreError;
+use crate::timestamp::{from_millis, from_millis_opt};
+
+/// How stale `last_used_at` may get: verifying a key writes at most once per this.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+
+struct RawKey {
+    id: String,
+    name: String,
+    prefix: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl RawKey {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawKey> {
+        Ok(RawKey {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            prefix: row.get(2)?,
+            created_at: row.get(3)?,
+            last_used_at: row.get(4)?,
+            revoked_at: row.get(5)?,
+        })
+    }
+
+    fn check(self) -> Result<ClientKey, StoreError> {
+        Ok(ClientKey {
+            id: self.id,
+            name: self.name,
+            prefix: self.prefix,
+            created_at: from_millis(self.created_at, "client_keys.created_at")?,
+            last_used_at: from_millis_opt(self.last_used_at, "client_keys.last_used_at")?,
+            revoked_at: from_millis_opt(self.revoked_at, "client_keys.revoked_at")?,
+        })
+    }
+}
+
+pub(super) fn create(
+    conn: &mut Connection,
+    name: &str,
+    prefix: &str,
+    secret_sha256: &str,
+    now: i64,
+) -> Result<ClientKey, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let id = unused_id(&tx, "client_keys")?;
+    tx.execute(
+        "INSERT INTO client_keys (id, name, prefix, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, name, prefix, secret_sha256, now],
+    )?;
+    tx.commit()?;
+    RawKey {
+        id,
+        name: name.to_owned(),
+        prefix: prefix.to_owned(),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+    }
+    .check()
+}
+
+pub(super) fn list(conn: &Connection) -> Result<Vec<ClientKey>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM client_keys ORDER BY created_at, id"
+    ))?;
+    let raw = stmt
+        .query_map([], RawKey::from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raw.into_iter().map(RawKey::check).collect()
+}
+
+pub(super) fn revoke(conn: &Connection, id: &str, now: i64) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE client_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(changed > 0)
+}
+
+/// The active key whose hash is `secret_sha256`. Candidates are narrowed by prefix, then
+/// every candidate's hash is compared in constant time.
+pub(super) fn verify(
+    conn: &Connection,
+    prefix: &str,
+    secret_sha256: &str,
+    now: i64,
+) -> Result<Option<ClientKey>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, secret_sha256 FROM client_keys WHERE prefix = ?1 AND revoked_at IS NULL"
+    ))?;
+    let candidates = stmt
+        .query_map([prefix], |row| {
+            Ok((RawKey::from_row(row)?, row.get::<_, String>(6)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut found = None;
+    for (key, hash) in candidates {
+        // No early exit: every candidate costs the same.
+        if hashes_match(&hash, secret_sha256) {
+            found = Some(key);
+        }
+    }
+    let Some(mut key) = found else {
+        return Ok(None);
+    };
+    if key
+        .last_used_at
+        .is_none_or(|last| now - last >= LAST_USED_RESOLUTION_MS)
+    {
+        conn.execute(
+            "UPDATE client_keys SET last_used_at = ?2 WHERE id = ?1",
+            params![key.id, now],
+        )?;
+        key.last_used_at = Some(now);
+    }
+    key.check().map(Some)
+}

@@ -1,0 +1,468 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Accounts, settings, client keys and logs through the public API.
+
+use agm_store::{
+    AccountState, ApiKind, AuditEvent, AuditKind, KeySource, NewAccount, Pool, RequestLogEntry,
+    Secret, Store, StoreError, TokenUpdate,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+fn alice(refresh: &str) -> NewAccount {
+    NewAccount {
+        email: "alice@example.com".into(),
+        pool: Pool::Antigravity,
+        refresh_token: Secret::new(refresh),
+        access_token: Some(Secret::new("ya29.alice-access")),
+        access_expires_at: Some(datetime!(2030-01-01 00:00 UTC)),
+        project_id: Some("proj-alice".into()),
+        tier: Some("free-tier".into()),
+    }
+}
+
+#[tokio::test]
+async fn in_memory_store_has_no_files() {
+    let store = Store::open_in_memory().await.unwrap();
+    assert_eq!(store.db_path(), None);
+    assert_eq!(store.key_source(), KeySource::Memory);
+    assert!(store.list_accounts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn upsert_inserts_then_updates_by_pool_and_email() {
+    let store = Store::open_in_memory().await.unwrap();
+    let first = store.upsert_account(alice("1//refresh-one")).await.unwrap();
+    assert_eq!(first.id.len(), 8);
+    assert!(first.id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(first.email, "alice@example.com");
+    assert_eq!(first.refresh_token.expose(), "1//refresh-one");
+    assert_eq!(
+        first.access_token.as_ref().unwrap().expose(),
+        "ya29.alice-access"
+    );
+    assert_eq!(first.project_id.as_deref(), Some("proj-alice"));
+    assert_eq!(first.state, AccountState::Active);
+
+    // Same account again, e-mail in another case, no project this time.
+    let second = store
+        .upsert_account(NewAccount {
+            email: " Alice@Example.com".into(),
+            refresh_token: Secret::new("1//refresh-two"),
+            access_token: None,
+            access_expires_at: None,
+            project_id: None,
+            tier: None,
+            ..alice("")
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at >= first.updated_at);
+    assert_eq!(second.refresh_token.expose(), "1//refresh-two");
+    assert_eq!(
+        second.access_token, None,
+        "an access token belongs to its refresh token"
+    );
+    assert_eq!(second.project_id.as_deref(), Some("proj-alice"), "kept");
+    assert_eq!(second.tier.as_deref(), Some("free-tier"), "kept");
+
+    let all = store.list_accounts().await.unwrap();
+    assert_eq!(all, vec![second.clone()]);
+    assert_eq!(
+        store.get_account(&first.id).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        store.get_account("ALICE@example.com").await.unwrap(),
+        Some(second)
+    );
+    assert_eq!(store.get_account("nobody@example.com").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn one_email_in_two_pools_is_two_accounts() {
+    let store = Store::open_in_memory().await.unwrap();
+    let ag = store.upsert_account(alice("1//ag")).await.unwrap();
+    let ca = store
+        .upsert_account(NewAccount {
+            pool: Pool::CodeAssist,
+            ..alice("1//ca")
+        })
+        .await
+        .unwrap();
+    assert_ne!(ag.id, ca.id);
+    assert_eq!(store.list_accounts().await.unwrap().len(), 2);
+
+    let err = store.get_account("alice@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::AmbiguousAccount { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&ag.id) && message.contains(&ca.id),
+        "{message}"
+    );
+    assert!(!message.contains("1//"), "{message}");
+
+    let found = store.get_account(&ca.id).await.unwrap().unwrap();
+    assert_eq!(found.pool, Pool::CodeAssist);
+    assert_eq!(found.refresh_token.expose(), "1//ca");
+}
+
+#[tokio::test]
+async fn state_tokens_and_project_updates() {
+    let store = Store::open_in_memory().await.unwrap();
+    let account = store.upsert_account(alice("1//old")).await.unwrap();
+
+    let blocked = AccountState::Blocked {
+        reason: "Google asks to verify the account".into(),
+        url: Some("https://accounts.google.com/signin/continue".into()),
+    };
+    // By e-mail, as `agm accounts disable alice@example.com` would.
+    store
+        .set_account_state("alice@example.com", blocked.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_account(&account.id).await.unwrap().unwrap().state,
+        blocked
+    );
+
+    let expires = datetime!(2031-05-06 07:08:09.123 UTC);
+    store
+        .update_tokens(
+            &account.id,
+            TokenUpdate {
+                access_token: Secret::new("ya29.new"),
+                access_expires_at: expires,
+                refresh_token: None,
+            },
+        )
+        .await
+        .unwrap();
+    let updated = store.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!(updated.access_token.unwrap().expose(), "ya29.new");
+    assert_eq!(updated.access_expires_at, Some(expires));
+    assert_eq!(updated.refresh_token.expose(), "1//old", "not rotated");
+
+    store
+        .update_tokens(
+            &account.id,
+            TokenUpdate {
+                access_token: Secret::new("ya29.newer"),
+                access_expires_at: expires,
+                refresh_token: Some(Secret::new("1//rotated")),
+            },
+        )
+        .await
+        .unwrap();
+    let rotated = store.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!(rotated.refresh_token.expose(), "1//rotated");
+
+    store
+        .set_project(&account.id, Some("proj-2"), Some("standard-tier"))
+        .await
+        .unwrap();
+    let moved = store.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!(moved.project_id.as_deref(), Some("proj-2"));
+    assert_eq!(moved.tier.as_deref(), Some("standard-tier"));
+    store.set_project(&account.id, None, None).await.unwrap();
+    let cleared = store.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!((cleared.project_id, cleared.tier), (None, None));
+
+    store
+        .set_account_state(&account.id, AccountState::Active)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_account(&account.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+            .is_active()
+    );
+}
+
+#[tokio::test]
+async fn unknown_accounts_are_not_found() {
+    let store = Store::open_in_memory().await.unwrap();
+    let err = store
+        .set_account_state("deadbeef", AccountState::Active)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                what: "account",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("agm accounts list"), "{err}");
+    let tokens = TokenUpdate {
+        access_token: Secret::new("ya29.x"),
+        access_expires_at: OffsetDateTime::now_utc(),
+        refresh_token: None,
+    };
+    assert!(matches!(
+        store.update_tokens("deadbeef", tokens).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_project("deadbeef", Some("p"), None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!store.remove_account("deadbeef").await.unwrap());
+}
+
+#[tokio::test]
+async fn remove_account() {
+    let store = Store::open_in_memory().await.unwrap();
+    let account = store.upsert_account(alice("1//x")).await.unwrap();
+    assert!(store.remove_account(&account.id).await.unwrap());
+    assert!(!store.remove_account(&account.id).await.unwrap());
+    assert!(store.list_accounts().await.unwrap().is_empty());
+
+    store.upsert_account(alice("1//y")).await.unwrap();
+    assert!(store.remove_account("Alice@Example.com").await.unwrap());
+    assert!(store.list_accounts().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn empty_email_is_refused() {
+    let store = Store::open_in_memory().await.unwrap();
+    let err = store
+        .upsert_account(NewAccount {
+            email: "  ".into(),
+            ..alice("1//x")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn debug_of_an_account_shows_no_token() {
+    let store = Store::open_in_memory().await.unwrap();
+    let account = store
+        .upsert_account(alice("1//debug-refresh"))
+        .await
+        .unwrap();
+    let debug = format!("{account:?} {:?}", alice("1//debug-refresh"));
+    assert!(!debug.contains("1//debug-refresh"), "{debug}");
+    assert!(!debug.contains("ya29.alice-access"), "{debug}");
+    assert!(debug.contains("[redacted]"), "{debug}");
+    assert!(debug.contains("alice@example.com"), "{debug}");
+}
+
+#[tokio::test]
+async fn concurrent_writers_share_one_store() {
+    let store = Store::open_in_memory().await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .upsert_account(NewAccount {
+                        email: format!("user{i}@example.com"),
+                        ..alice(&format!("1//token-{i}"))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let accounts = store.list_accounts().await.unwrap();
+    assert_eq!(accounts.len(), 20);
+    let mut ids: Vec<_> = accounts.iter().map(|a| a.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+}
+
+#[tokio::test]
+async fn settings_are_json_by_key() {
+    let store = Store::open_in_memory().await.unwrap();
+    assert_eq!(store.get_setting("safe_mode").await.unwrap(), None);
+    let on = serde_json::json!({"active": true, "reason": "5 project-ID failures"});
+    store.set_setting("safe_mode", &on).await.unwrap();
+    assert_eq!(store.get_setting("safe_mode").await.unwrap(), Some(on));
+    store
+        .set_setting("safe_mode", &serde_json::json!({"active": false}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_setting("safe_mode").await.unwrap(),
+        Some(serde_json::json!({"active": false}))
+    );
+    assert!(
+        store
+            .set_setting("", &serde_json::Value::Null)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn client_keys_create_verify_revoke() {
+    let store = Store::open_in_memory().await.unwrap();
+    let (key, secret) = store.create_client_key("laptop").await.unwrap();
+    assert!(secret.starts_with("agm-") && secret.len() == 44, "{secret}");
+    assert_eq!(key.name, "laptop");
+    assert_eq!(key.prefix, secret[..10]);
+    assert_eq!((key.last_used_at, key.revoked_at), (None, None));
+    let (other, other_secret) = store.create_client_key("ci").await.unwrap();
+    assert_ne!(other.id, key.id);
+    assert_ne!(other_secret, secret);
+
+    let verified = store.verify_client_key(&secret).await.unwrap().unwrap();
+    assert_eq!(verified.id, key.id);
+    assert!(verified.last_used_at.is_some());
+    let listed = store.list_client_keys().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let find = |keys: &[agm_store::ClientKey], id: &str| {
+        keys.iter().find(|k| k.id == id).cloned().unwrap()
+    };
+    assert_eq!(find(&listed, &key.id).last_used_at, verified.last_used_at);
+    assert_eq!(find(&listed, &other.id).last_used_at, None);
+
+    // Wrong secrets, including one with the right prefix.
+    assert_eq!(store.verify_client_key("agm-nope").await.unwrap(), None);
+    let mut near = secret.clone();
+    near.pop();
+    near.push(if secret.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(store.verify_client_key(&near).await.unwrap(), None);
+    assert_eq!(store.verify_client_key("").await.unwrap(), None);
+
+    assert!(store.revoke_client_key(&key.id).await.unwrap());
+    assert!(
+        !store.revoke_client_key(&key.id).await.unwrap(),
+        "already revoked"
+    );
+    assert!(!store.revoke_client_key("00000000").await.unwrap());
+    assert_eq!(store.verify_client_key(&secret).await.unwrap(), None);
+    assert_eq!(
+        store
+            .verify_client_key(&other_secret)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        other.id
+    );
+    let listed = store.list_client_keys().await.unwrap();
+    assert!(!find(&listed, &key.id).is_active());
+    assert!(find(&listed, &key.id).revoked_at.is_some());
+    assert!(find(&listed, &other.id).is_active());
+}
+
+fn event(at: OffsetDateTime, kind: AuditKind, subject: &str) -> AuditEvent {
+    AuditEvent {
+        at,
+        kind,
+        subject: subject.into(),
+        detail: format!("{subject} happened"),
+    }
+}
+
+#[tokio::test]
+async fn audit_log_is_listed_newest_first_from_since() {
+    let store = Store::open_in_memory().await.unwrap();
+    let t1 = datetime!(2025-06-01 10:00 UTC);
+    let t2 = datetime!(2025-06-01 11:00 UTC);
+    let t3 = datetime!(2025-06-01 12:00 UTC);
+    // Appended out of order: the time decides, then the order of appending.
+    store
+        .append_audit(event(t2, AuditKind::Breaker, "b"))
+        .await
+        .unwrap();
+    store
+        .append_audit(event(t1, AuditKind::SafeMode, "a"))
+        .await
+        .unwrap();
+    store
+        .append_audit(event(t3, AuditKind::Key, "c"))
+        .await
+        .unwrap();
+    store
+        .append_audit(event(t3, AuditKind::Alert, "d"))
+        .await
+        .unwrap();
+
+    let all = store.list_audit(None, 100).await.unwrap();
+    let subjects: Vec<_> = all.iter().map(|r| r.event.subject.as_str()).collect();
+    assert_eq!(subjects, ["d", "c", "b", "a"]);
+    assert_eq!(all[3].event, event(t1, AuditKind::SafeMode, "a"));
+
+    let since: Vec<_> = store
+        .list_audit(Some(t2), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.subject)
+        .collect();
+    assert_eq!(since, ["d", "c", "b"], "since is inclusive");
+
+    let newest = store.list_audit(None, 1).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].event.subject, "d");
+    assert!(store.list_audit(None, 0).await.unwrap().is_empty());
+}
+
+fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
+    RequestLogEntry {
+        at,
+        api: ApiKind::OpenAiResponses,
+        client_model: model.into(),
+        upstream_model: "gemini-2.5-pro".into(),
+        account_id: Some("0a1b2c3d".into()),
+        status: 200,
+        latency_ms: 1234,
+        input_tokens: 1000,
+        output_tokens: 50,
+        error_class: None,
+    }
+}
+
+#[tokio::test]
+async fn request_log_append_list_and_prune() {
+    let store = Store::open_in_memory().await.unwrap();
+    let day = |d: u8| datetime!(2025-06-01 00:00 UTC).replace_day(d).unwrap();
+    for d in 1..=4 {
+        store
+            .append_request_log(request(day(d), &format!("m{d}")))
+            .await
+            .unwrap();
+    }
+    let failed = RequestLogEntry {
+        api: ApiKind::Anthropic,
+        account_id: None,
+        status: 429,
+        error_class: Some("rate-limited".into()),
+        ..request(day(4), "m5")
+    };
+    store.append_request_log(failed.clone()).await.unwrap();
+
+    let newest = store.list_request_log(None, 1).await.unwrap();
+    assert_eq!(newest[0].entry, failed);
+
+    assert_eq!(store.prune_request_log(day(3)).await.unwrap(), 2);
+    assert_eq!(store.prune_request_log(day(3)).await.unwrap(), 0);
+    let left: Vec<_> = store
+        .list_request_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.client_model)
+        .collect();
+    assert_eq!(left, ["m5", "m4", "m3"]);
+    assert_eq!(
+        store.list_request_log(None, 100).await.unwrap()[2].entry,
+        request(day(3), "m3")
+    );
+}
