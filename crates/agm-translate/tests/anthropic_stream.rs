@@ -1,0 +1,267 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The stream transcoder: event order, edge cases, and chunking independence.
+
+use agm_translate::anthropic::{ResponseContext, StreamTranscoder, assemble, from_gemini};
+use agm_translate::sse::SseParser;
+use agm_translate::thinking::SeenSignature;
+use agm_translate::tools::ToolNameMap;
+use agm_translate::upstream::{UpstreamChunk, parse_chunk};
+use agm_wire::anthropic::{ContentBlock, Delta, ErrorKind, StopReason, StreamEvent};
+use agm_wire::gemini::GenerateContentResponse;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn ctx(thinking: bool) -> ResponseContext {
+    let mut tool_names = ToolNameMap::new();
+    tool_names.to_upstream("mcp__a.b__c");
+    ResponseContext {
+        model: "claude-sonnet-4-5".into(),
+        tool_names,
+        thinking,
+        id_seed: "seed".into(),
+    }
+}
+
+fn chunk(value: serde_json::Value) -> GenerateContentResponse {
+    serde_json::from_value(value).unwrap()
+}
+
+fn parts(parts: serde_json::Value) -> GenerateContentResponse {
+    chunk(json!({"candidates": [{"content": {"role": "model", "parts": parts}}]}))
+}
+
+fn finish(reason: &str) -> GenerateContentResponse {
+    chunk(json!({"candidates": [{"finishReason": reason}],
+                 "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5}}))
+}
+
+fn types(events: &[StreamEvent]) -> Vec<&'static str> {
+    events.iter().map(StreamEvent::event_type).collect()
+}
+
+fn stop_reason(events: &[StreamEvent]) -> Option<StopReason> {
+    events.iter().find_map(|e| match e {
+        StreamEvent::MessageDelta { delta, .. } => delta.stop_reason,
+        _ => None,
+    })
+}
+
+#[test]
+fn nothing_is_sent_before_content_and_an_empty_stream_says_so() {
+    let mut t = StreamTranscoder::new(ctx(true));
+    assert!(
+        t.push(&chunk(json!({"usageMetadata": {"promptTokenCount": 3}})))
+            .is_empty()
+    );
+    assert!(t.push(&parts(json!([{"text": ""}]))).is_empty());
+    assert!(t.push(&finish("STOP")).is_empty());
+    assert!(t.is_empty_answer());
+    // The caller may still choose to answer; the answer is then well-formed.
+    let events = t.finish();
+    assert_eq!(
+        types(&events),
+        ["message_start", "message_delta", "message_stop"]
+    );
+    assert!(t.finish().is_empty());
+}
+
+#[test]
+fn kinds_alternate_into_separate_blocks() {
+    let mut t = StreamTranscoder::new(ctx(true));
+    let mut events = t.push(&parts(json!([
+        {"text": "a", "thought": true},
+        {"text": "b"},
+        {"text": "c", "thought": true},
+        {"functionCall": {"name": "mcp__a_b__c_2a7c1ce0", "args": {"x": 1}}}
+    ])));
+    events.extend(t.push(&finish("STOP")));
+    events.extend(t.finish());
+    assert_eq!(
+        types(&events),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let message = assemble(&events);
+    assert_eq!(message.content.len(), 4);
+    assert_eq!(message.stop_reason, Some(StopReason::ToolUse));
+    let ContentBlock::ToolUse { name, input, .. } = &message.content[3] else {
+        panic!("tool_use expected");
+    };
+    // Unknown upstream names come back unchanged; mapped ones are restored.
+    assert_eq!(name, "mcp__a_b__c_2a7c1ce0");
+    assert_eq!(input, &json!({"x": 1}));
+}
+
+#[test]
+fn mapped_tool_names_are_restored() {
+    let context = ctx(false);
+    let upstream = context
+        .tool_names
+        .upstream_name("mcp__a.b__c")
+        .unwrap()
+        .to_owned();
+    let message = from_gemini(
+        &parts(json!([{"functionCall": {"name": upstream, "args": null}}])),
+        &context,
+    );
+    let ContentBlock::ToolUse { name, input, id } = &message.content[0] else {
+        panic!("tool_use expected");
+    };
+    assert_eq!(name, "mcp__a.b__c");
+    assert_eq!(input, &json!({}));
+    assert!(id.starts_with("toolu_"));
+}
+
+#[test]
+fn a_signature_on_the_function_call_closes_the_thinking_block() {
+    let mut t = StreamTranscoder::new(ctx(true));
+    let events = t.push(&parts(json!([
+        {"text": "think", "thought": true},
+        {"functionCall": {"name": "Bash", "args": {}, "id": "toolu_x"}, "thoughtSignature": "U0lH"}
+    ])));
+    assert_eq!(
+        events[3],
+        StreamEvent::ContentBlockDelta {
+            index: 0,
+            delta: Delta::SignatureDelta {
+                signature: "U0lH".into()
+            }
+        }
+    );
+    assert_eq!(events[4], StreamEvent::ContentBlockStop { index: 0 });
+    assert_eq!(
+        t.signatures(),
+        [SeenSignature {
+            signature: "U0lH".into(),
+            tool_use_id: Some("toolu_x".into())
+        }]
+    );
+}
+
+#[test]
+fn thoughts_are_hidden_when_thinking_is_off() {
+    let message = from_gemini(
+        &parts(
+            json!([{"text": "secret", "thought": true, "thoughtSignature": "U0lH"}, {"text": "hi"}]),
+        ),
+        &ctx(false),
+    );
+    assert_eq!(message.content, vec![ContentBlock::text("hi")]);
+}
+
+#[test]
+fn stop_reasons_and_notes() {
+    let mut t = StreamTranscoder::new(ctx(true));
+    t.push(&parts(json!([{"text": "partial"}])));
+    t.push(&finish("MAX_TOKENS"));
+    assert_eq!(stop_reason(&t.finish()), Some(StopReason::MaxTokens));
+
+    let mut t = StreamTranscoder::new(ctx(true));
+    let mut events = t.push(&parts(json!([{"text": "I will"}])));
+    events.extend(t.push(&finish("SAFETY")));
+    events.extend(t.finish());
+    assert_eq!(stop_reason(&events), Some(StopReason::EndTurn));
+    let message = assemble(&events);
+    assert_eq!(
+        message.content,
+        vec![ContentBlock::text(
+            "I will\n\n[agm: Google stopped the answer: its safety filter (SAFETY).]"
+        )]
+    );
+    assert_eq!(message.usage.input_tokens, 10);
+    assert_eq!(message.usage.output_tokens, 5);
+
+    let mut t = StreamTranscoder::new(ctx(true));
+    t.push(&chunk(
+        json!({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}),
+    ));
+    assert!(!t.is_empty_answer());
+    let message = assemble(&t.finish());
+    assert_eq!(message.content.len(), 1);
+}
+
+#[test]
+fn fail_sends_only_an_error_event() {
+    let mut t = StreamTranscoder::new(ctx(true));
+    let started = t.push(&parts(json!([{"text": "hel"}])));
+    assert_eq!(
+        types(&started),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta"
+        ]
+    );
+    let events = t.fail_with(ErrorKind::OverloadedError, "upstream went away");
+    assert_eq!(
+        serde_json::to_value(&events).unwrap(),
+        json!([{"type": "error", "error": {"type": "overloaded_error", "message": "upstream went away"}}])
+    );
+    assert!(t.finish().is_empty());
+    assert!(t.push(&parts(json!([{"text": "lo"}]))).is_empty());
+    let mut t = StreamTranscoder::new(ctx(true));
+    assert_eq!(
+        serde_json::to_value(t.fail("boom")).unwrap(),
+        json!([{"type": "error", "error": {"type": "api_error", "message": "boom"}}])
+    );
+}
+
+fn events_for(chunks: &[&[u8]]) -> Vec<StreamEvent> {
+    let mut parser = SseParser::new();
+    let mut t = StreamTranscoder::new(ctx(true));
+    let mut out = Vec::new();
+    let mut feed = |events: Vec<agm_translate::sse::SseEvent>, out: &mut Vec<StreamEvent>| {
+        for e in events {
+            if let UpstreamChunk::Response(r) = parse_chunk(&e.data).unwrap() {
+                out.extend(t.push(&r));
+            }
+        }
+    };
+    for c in chunks {
+        let events = parser.push(c);
+        feed(events, &mut out);
+    }
+    let events = parser.finish();
+    feed(events, &mut out);
+    out.extend(t.finish());
+    out
+}
+
+proptest! {
+    #[test]
+    fn any_chunking_of_the_upstream_bytes_gives_the_same_events(
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40)
+    ) {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/anthropic/gemini_stream.sse"),
+        )
+        .unwrap();
+        let whole = events_for(&[&bytes]);
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut last = 0;
+        for c in cuts {
+            chunks.push(&bytes[last..c]);
+            last = c;
+        }
+        chunks.push(&bytes[last..]);
+        prop_assert_eq!(events_for(&chunks), whole);
+    }
+}
