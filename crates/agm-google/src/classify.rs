@@ -1,0 +1,338 @@
+//! Google's errors, classified once (PROTOCOL.md §3) so that callers match on an enum
+//! instead of re-parsing strings.
+
+use std::time::Duration;
+
+use agm_wire::cloudcode::{GoogleError, GoogleErrorBody};
+
+use crate::duration::parse_go_duration;
+
+/// A failed call to Google.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Connection refused, reset, DNS, TLS, or a timeout: nothing usable came back.
+    #[error("cannot reach {endpoint}: {message}")]
+    Network { endpoint: String, message: String },
+    /// Google answered with an error status.
+    #[error("{endpoint} answered {status}: {}", .error.message)]
+    Status {
+        endpoint: String,
+        status: u16,
+        error: GoogleError,
+        retry_after: Option<Duration>,
+    },
+    /// OAuth refused the refresh token (`invalid_grant`): it is dead until re-auth.
+    #[error("the refresh token was refused ({description}); sign in again")]
+    InvalidGrant { description: String },
+    /// Google answered 200 with something we cannot read.
+    #[error("{endpoint} sent an unreadable answer: {message}")]
+    Decode { endpoint: String, message: String },
+}
+
+/// What an upstream failure means for routing and for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A short per-minute limit: wait briefly or switch account.
+    RateLimited { delay: Option<Duration> },
+    /// The account's quota for this model is gone until the reset.
+    QuotaExhausted { delay: Option<Duration> },
+    /// Google is out of capacity; not the account's fault.
+    CapacityExhausted { delay: Option<Duration> },
+    /// 5xx from Google.
+    ServerError,
+    /// 401: token expired or revoked.
+    Unauthorized,
+    /// The user must verify the account at `url`.
+    ValidationRequired { url: Option<String> },
+    /// Project or licence problem (SUBSCRIPTION_REQUIRED, IAM_PERMISSION_DENIED, …).
+    ProjectProblem,
+    /// Disabled for a Terms of Service violation.
+    Banned,
+    /// 404: model or endpoint not there.
+    NotFound,
+    /// A thought signature was refused.
+    SignatureInvalid,
+    /// The prompt does not fit the model's context.
+    PromptTooLong,
+    /// Another 400: the request itself is wrong.
+    InvalidArgument,
+    /// Other 4xx.
+    Other,
+    /// No answer at all.
+    Network,
+    /// The refresh token is dead.
+    InvalidGrant,
+    /// An unreadable 200.
+    Decode,
+}
+
+/// Delays above this mean the quota is gone, not a per-minute limit.
+const QUOTA_DELAY: Duration = Duration::from_secs(5 * 60);
+
+impl UpstreamError {
+    /// Builds the error for a non-success answer, reading Google's body when it is one.
+    pub fn from_status(
+        endpoint: &str,
+        status: u16,
+        body: &[u8],
+        retry_after: Option<Duration>,
+    ) -> UpstreamError {
+        let error = serde_json::from_slice::<GoogleErrorBody>(body)
+            .map(|b| b.error)
+            .unwrap_or_else(|_| GoogleError {
+                code: status,
+                message: String::from_utf8_lossy(body).chars().take(500).collect(),
+                status: String::new(),
+                details: Vec::new(),
+            });
+        UpstreamError::Status {
+            endpoint: endpoint.to_owned(),
+            status,
+            error,
+            retry_after,
+        }
+    }
+
+    /// The HTTP status, for `Status` errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Google's message, or ours.
+    pub fn message(&self) -> String {
+        match self {
+            UpstreamError::Status { error, .. } => error.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The delay Google asked for: `RetryInfo.retryDelay`, then
+    /// `quotaResetDelay`, `quotaResetTimeStamp` (relative to `now_unix`), "reset after X"
+    /// in the message, then `Retry-After`. First found wins.
+    pub fn delay(&self, now_unix: i64) -> Option<Duration> {
+        let UpstreamError::Status {
+            error, retry_after, ..
+        } = self
+        else {
+            return None;
+        };
+        error
+            .retry_delay()
+            .and_then(parse_go_duration)
+            .or_else(|| {
+                error
+                    .error_info_metadata("quotaResetDelay")
+                    .and_then(parse_go_duration)
+            })
+            .or_else(|| {
+                let stamp = error.error_info_metadata("quotaResetTimeStamp")?;
+                let at = time::OffsetDateTime::parse(
+                    stamp,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .ok()?;
+                let secs = at.unix_timestamp() - now_unix;
+                Some(Duration::from_secs(u64::try_from(secs.max(0)).unwrap_or(0)))
+            })
+            .or_else(|| {
+                let lower = error.message.to_ascii_lowercase();
+                let at = lower.find("reset after ")? + "reset after ".len();
+                let word = error.message[at..]
+                    .split(|c: char| c.is_whitespace() || c == ',')
+                    .next()?
+                    .trim_end_matches('.');
+                parse_go_duration(word)
+            })
+            .or(*retry_after)
+    }
+
+    /// What this failure means (see PROTOCOL.md §3).
+    pub fn class(&self, now_unix: i64) -> ErrorClass {
+        let (status, error) = match self {
+            UpstreamError::Network { .. } => return ErrorClass::Network,
+            UpstreamError::InvalidGrant { .. } => return ErrorClass::InvalidGrant,
+            UpstreamError::Decode { .. } => return ErrorClass::Decode,
+            UpstreamError::Status { status, error, .. } => (*status, error),
+        };
+        let reason = error.reason().unwrap_or_default();
+        let message = error.message.to_ascii_lowercase();
+        let delay = self.delay(now_unix);
+        match status {
+            429 | 503 | 529
+                if reason == "MODEL_CAPACITY_EXHAUSTED"
+                    || (message.contains("capacity") && !message.contains("your capacity")) =>
+            {
+                ErrorClass::CapacityExhausted { delay }
+            }
+            429 => {
+                let per_day = message.contains("perday") || message.contains("per day");
+                if reason == "QUOTA_EXHAUSTED" || per_day || delay.is_some_and(|d| d > QUOTA_DELAY)
+                {
+                    ErrorClass::QuotaExhausted { delay }
+                } else {
+                    ErrorClass::RateLimited { delay }
+                }
+            }
+            401 => ErrorClass::Unauthorized,
+            403 if reason == "VALIDATION_REQUIRED" || message.contains("verify your account") => {
+                ErrorClass::ValidationRequired {
+                    url: error
+                        .error_info_metadata("validationUrl")
+                        .map(str::to_owned),
+                }
+            }
+            403 if message.contains("terms of service") => ErrorClass::Banned,
+            403 => ErrorClass::ProjectProblem,
+            404 => ErrorClass::NotFound,
+            400 if message.contains("signature") => ErrorClass::SignatureInvalid,
+            400 if message.contains("prompt is too long")
+                || message.contains("exceeds the maximum number of tokens") =>
+            {
+                ErrorClass::PromptTooLong
+            }
+            400 => ErrorClass::InvalidArgument,
+            500..=599 => ErrorClass::ServerError,
+            _ => ErrorClass::Other,
+        }
+    }
+
+    /// Whether the next Code Assist endpoint should be tried: network errors, 404, 408,
+    /// 429 from that host, and 5xx (PROTOCOL.md §2).
+    pub fn tries_next_endpoint(&self) -> bool {
+        match self {
+            UpstreamError::Network { .. } => true,
+            UpstreamError::Status { status, .. } => {
+                matches!(status, 404 | 408 | 429) || *status >= 500
+            }
+            UpstreamError::InvalidGrant { .. } | UpstreamError::Decode { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE_LIMIT: &str = r#"{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+      "message": "You have exhausted your capacity on this model. Your quota will reset after 1h16m0s.",
+      "details": [
+       {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+        "domain": "cloudcode-pa.googleapis.com",
+        "metadata": {"model": "gemini-3-flash", "quotaResetDelay": "539.477544ms",
+                     "quotaResetTimeStamp": "2025-10-20T19:14:08Z"}},
+       {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.539477544s"}]}}"#;
+
+    #[test]
+    fn retry_info_wins() {
+        let e = UpstreamError::from_status(
+            "h",
+            429,
+            RATE_LIMIT.as_bytes(),
+            Some(Duration::from_secs(9)),
+        );
+        assert_eq!(e.delay(0), Some(Duration::from_secs_f64(0.539477544)));
+        assert_eq!(
+            e.class(0),
+            ErrorClass::RateLimited {
+                delay: Some(Duration::from_secs_f64(0.539477544))
+            }
+        );
+    }
+
+    #[test]
+    fn message_delay_then_retry_after() {
+        let body = r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"Quota will reset after 1h16m0.667s."}}"#;
+        let e = UpstreamError::from_status("h", 429, body.as_bytes(), None);
+        assert_eq!(e.delay(0), Some(Duration::from_secs_f64(4560.667)));
+        assert!(matches!(e.class(0), ErrorClass::QuotaExhausted { .. }));
+        let bare = UpstreamError::from_status("h", 429, b"{}", Some(Duration::from_secs(3)));
+        assert_eq!(bare.delay(0), Some(Duration::from_secs(3)));
+        assert!(matches!(bare.class(0), ErrorClass::RateLimited { .. }));
+    }
+
+    #[test]
+    fn reset_timestamp_relative_to_now() {
+        let body = r#"{"error":{"code":429,"message":"x","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"QUOTA_EXHAUSTED","metadata":{"quotaResetTimeStamp":"1970-01-01T00:01:40Z"}}]}}"#;
+        let e = UpstreamError::from_status("h", 429, body.as_bytes(), None);
+        assert_eq!(e.delay(40), Some(Duration::from_secs(60)));
+        assert!(matches!(e.class(40), ErrorClass::QuotaExhausted { .. }));
+    }
+
+    #[test]
+    fn classes() {
+        let class = |status: u16, body: &str| {
+            UpstreamError::from_status("h", status, body.as_bytes(), None).class(0)
+        };
+        assert_eq!(class(401, "{}"), ErrorClass::Unauthorized);
+        assert_eq!(class(500, "oops"), ErrorClass::ServerError);
+        assert_eq!(class(404, "{}"), ErrorClass::NotFound);
+        assert_eq!(
+            class(
+                503,
+                r#"{"error":{"code":503,"message":"No capacity available for model","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"MODEL_CAPACITY_EXHAUSTED"}]}}"#
+            ),
+            ErrorClass::CapacityExhausted { delay: None }
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"Please verify your account","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VALIDATION_REQUIRED","metadata":{"validationUrl":"https://v"}}]}}"#
+            ),
+            ErrorClass::ValidationRequired {
+                url: Some("https://v".into())
+            }
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"This service has been disabled for violation of Terms of Service."}}"#
+            ),
+            ErrorClass::Banned
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"Permission denied on resource project p"}}"#
+            ),
+            ErrorClass::ProjectProblem
+        );
+        assert_eq!(
+            class(
+                400,
+                r#"{"error":{"code":400,"message":"Invalid `signature` in `thinking` block"}}"#
+            ),
+            ErrorClass::SignatureInvalid
+        );
+        assert_eq!(
+            class(
+                400,
+                r#"{"error":{"code":400,"message":"Prompt is too long"}}"#
+            ),
+            ErrorClass::PromptTooLong
+        );
+        assert_eq!(
+            class(
+                400,
+                r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\""}}"#
+            ),
+            ErrorClass::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn endpoint_fallback_rule() {
+        let status = |s: u16| UpstreamError::from_status("h", s, b"{}", None).tries_next_endpoint();
+        assert!(status(404) && status(408) && status(429) && status(500) && status(503));
+        assert!(!status(400) && !status(401) && !status(403));
+        assert!(
+            UpstreamError::Network {
+                endpoint: "h".into(),
+                message: "refused".into()
+            }
+            .tries_next_endpoint()
+        );
+    }
+}

@@ -1,0 +1,477 @@
+//! The HTTP client for Google's OAuth and Cloud Code Assist endpoints.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agm_translate::sse::SseParser;
+use agm_wire::cloudcode::{
+    ClientMetadata, CloudCodeRequest, CloudCodeResponse, CountTokensInner, CountTokensRequest,
+    LoadCodeAssistRequest, LoadCodeAssistResponse,
+};
+use agm_wire::gemini::{Content, CountTokensResponse};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::classify::UpstreamError;
+
+/// Where Google is and how agm introduces itself. Every address is configurable so
+/// that tests point them at the simulated Google on loopback.
+#[derive(Debug, Clone)]
+pub struct GoogleConfig {
+    pub code_assist_endpoints: Vec<String>,
+    pub oauth_token_url: String,
+    pub userinfo_url: String,
+    pub gemini_api_base: String,
+    pub oauth_client_id: String,
+    pub oauth_client_secret: String,
+    /// `User-Agent` of generation calls: `antigravity/<version> <os>/<arch>`.
+    pub user_agent: String,
+    /// `User-Agent` of setup calls (loadCodeAssist, onboardUser, quota).
+    pub setup_user_agent: String,
+    pub connect_timeout: Duration,
+    /// Bound on setup calls (the project-id timeout).
+    pub setup_timeout: Duration,
+}
+
+impl GoogleConfig {
+    /// The generation `User-Agent` for an Antigravity `version` on this machine.
+    pub fn antigravity_user_agent(version: &str) -> String {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        format!("antigravity/{version} {}/{arch}", std::env::consts::OS)
+    }
+}
+
+/// A fresh access token.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: String,
+    pub expires_in: Duration,
+    /// Google sometimes rotates the refresh token; keep the new one.
+    pub refresh_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInfo {
+    pub email: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Upstream stream chunks, each one `data:` line of Google's SSE answer.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<CloudCodeResponse, UpstreamError>> + Send>>;
+
+/// One shared client (a connection pool per host); cheap to clone.
+#[derive(Clone)]
+pub struct GoogleClient {
+    http: reqwest::Client,
+    config: Arc<GoogleConfig>,
+}
+
+#[derive(Deserialize)]
+struct RawTokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl GoogleClient {
+    /// Fails only when the TLS backend cannot start.
+    pub fn new(config: GoogleConfig) -> Result<GoogleClient, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(GoogleClient {
+            http,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn config(&self) -> &GoogleConfig {
+        &self.config
+    }
+
+    /// Trades a refresh token for an access token. `invalid_grant` is its own error:
+    /// the account needs a new sign-in.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenGrant, UpstreamError> {
+        let url = &self.config.oauth_token_url;
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", self.config.oauth_client_id.as_str()),
+            ("client_secret", self.config.oauth_client_secret.as_str()),
+        ];
+        let response = self
+            .http
+            .post(url)
+            .header(USER_AGENT, &self.config.setup_user_agent)
+            .form(&form)
+            .timeout(self.config.setup_timeout)
+            .send()
+            .await
+            .map_err(|e| network(url, &e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| network(url, &e))?;
+        if !status.is_success() {
+            if let Ok(err) = serde_json::from_slice::<OAuthError>(&body) {
+                if err.error == "invalid_grant" {
+                    return Err(UpstreamError::InvalidGrant {
+                        description: err.error_description.unwrap_or(err.error),
+                    });
+                }
+                let message = match err.error_description {
+                    Some(d) => format!("{}: {d}", err.error),
+                    None => err.error,
+                };
+                return Err(UpstreamError::Status {
+                    endpoint: url.clone(),
+                    status: status.as_u16(),
+                    error: agm_wire::cloudcode::GoogleError {
+                        code: status.as_u16(),
+                        message,
+                        status: String::new(),
+                        details: Vec::new(),
+                    },
+                    retry_after: None,
+                });
+            }
+            return Err(UpstreamError::from_status(
+                url,
+                status.as_u16(),
+                &body,
+                None,
+            ));
+        }
+        let raw: RawTokenResponse = decode(url, &body)?;
+        Ok(TokenGrant {
+            access_token: raw.access_token,
+            expires_in: Duration::from_secs(raw.expires_in.unwrap_or(3599)),
+            refresh_token: raw.refresh_token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    /// The signed-in user's e-mail.
+    pub async fn user_info(&self, access_token: &str) -> Result<UserInfo, UpstreamError> {
+        let url = &self.config.userinfo_url;
+        let request = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header(USER_AGENT, &self.config.setup_user_agent)
+            .timeout(self.config.setup_timeout);
+        let body = send(url, request).await?;
+        decode(url, &body)
+    }
+
+    /// `loadCodeAssist`: the account's project and tier. Tries the endpoints in order.
+    pub async fn load_code_assist(
+        &self,
+        access_token: &str,
+        duet_project: Option<&str>,
+    ) -> Result<LoadCodeAssistResponse, UpstreamError> {
+        let body = LoadCodeAssistRequest {
+            cloudaicompanion_project: duet_project.map(str::to_owned),
+            metadata: ClientMetadata {
+                duet_project: duet_project.map(str::to_owned),
+                ..ClientMetadata::default()
+            },
+        };
+        self.with_endpoints(|base| {
+            let url = format!("{base}/v1internal:loadCodeAssist");
+            let request = self
+                .http
+                .post(&url)
+                .bearer_auth(access_token)
+                .header(USER_AGENT, &self.config.setup_user_agent)
+                .json(&body)
+                .timeout(self.config.setup_timeout);
+            async move {
+                let bytes = send(&url, request).await?;
+                decode(&url, &bytes)
+            }
+        })
+        .await
+    }
+
+    /// `generateContent`, with endpoint fallback. An empty 200 comes back as an answer
+    /// with no candidates.
+    pub async fn generate(
+        &self,
+        access_token: &str,
+        body: &CloudCodeRequest,
+    ) -> Result<CloudCodeResponse, UpstreamError> {
+        self.with_endpoints(|base| {
+            let url = format!("{base}/v1internal:generateContent");
+            let request = self.generation_request(&url, access_token, body);
+            async move {
+                let bytes = send(&url, request).await?;
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    // Google sometimes answers 200 with nothing: an empty answer, which
+                    // the caller retries rather than passing on.
+                    return Ok(CloudCodeResponse::default());
+                }
+                decode(&url, &bytes)
+            }
+        })
+        .await
+    }
+
+    /// `streamGenerateContent?alt=sse`, with endpoint fallback until one answers 200.
+    /// The returned stream yields one item per upstream `data:` line; empty lines are
+    /// skipped, a broken connection ends it with an error item.
+    pub async fn stream(
+        &self,
+        access_token: &str,
+        body: &CloudCodeRequest,
+    ) -> Result<ChunkStream, UpstreamError> {
+        self.with_endpoints(|base| {
+            let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
+            let request = self.generation_request(&url, access_token, body);
+            async move {
+                let response = request.send().await.map_err(|e| network(&url, &e))?;
+                let status = response.status();
+                if !status.is_success() {
+                    let retry_after = retry_after(response.headers());
+                    let body = response.bytes().await.unwrap_or_default();
+                    return Err(UpstreamError::from_status(
+                        &url,
+                        status.as_u16(),
+                        &body,
+                        retry_after,
+                    ));
+                }
+                Ok(sse_chunks(url, response.bytes_stream()))
+            }
+        })
+        .await
+    }
+
+    /// `countTokens`: an honest count from Google.
+    pub async fn count_tokens(
+        &self,
+        access_token: &str,
+        model: &str,
+        contents: Vec<Content>,
+    ) -> Result<u64, UpstreamError> {
+        let body = CountTokensRequest {
+            request: CountTokensInner {
+                model: format!("models/{model}"),
+                contents,
+            },
+        };
+        let answer: CountTokensResponse = self
+            .with_endpoints(|base| {
+                let url = format!("{base}/v1internal:countTokens");
+                let request = self
+                    .http
+                    .post(&url)
+                    .bearer_auth(access_token)
+                    .header(USER_AGENT, &self.config.user_agent)
+                    .json(&body);
+                async move {
+                    let bytes = send(&url, request).await?;
+                    decode(&url, &bytes)
+                }
+            })
+            .await?;
+        Ok(answer.total_tokens)
+    }
+
+    fn generation_request(
+        &self,
+        url: &str,
+        access_token: &str,
+        body: &CloudCodeRequest,
+    ) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, format!("Bearer {access_token}"))
+            .header(CONTENT_TYPE, "application/json")
+            .header(USER_AGENT, &self.config.user_agent)
+            .json(body);
+        if !body.project.is_empty() {
+            request = request.header("x-goog-user-project", &body.project);
+        }
+        if body.model.starts_with("claude") && body.model.contains("thinking") {
+            request = request.header("anthropic-beta", "interleaved-thinking-2025-05-14");
+        }
+        request
+    }
+
+    /// Runs `call` against each Code Assist endpoint in order, moving on only when the
+    /// failure is one the next endpoint may not share (PROTOCOL.md §2).
+    async fn with_endpoints<T, F, Fut>(&self, mut call: F) -> Result<T, UpstreamError>
+    where
+        F: FnMut(&str) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut last = None;
+        for base in &self.config.code_assist_endpoints {
+            match call(base.trim_end_matches('/')).await {
+                Ok(value) => return Ok(value),
+                Err(err) if err.tries_next_endpoint() => {
+                    tracing::debug!(endpoint = %base, error = %err, "trying the next endpoint");
+                    last = Some(err);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| UpstreamError::Network {
+            endpoint: "google.code_assist_endpoints".into(),
+            message: "no endpoint configured".into(),
+        }))
+    }
+}
+
+async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Bytes, UpstreamError> {
+    let response = request.send().await.map_err(|e| network(url, &e))?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = response.bytes().await.map_err(|e| network(url, &e))?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(UpstreamError::from_status(
+            url,
+            status.as_u16(),
+            &body,
+            retry_after,
+        ))
+    }
+}
+
+fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, UpstreamError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(UpstreamError::Decode {
+            endpoint: url.to_owned(),
+            message: "empty body".into(),
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| UpstreamError::Decode {
+        endpoint: url.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn network(url: &str, err: &reqwest::Error) -> UpstreamError {
+    let message = if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        // reqwest's Display names the URL; ours already does.
+        err.to_string()
+    };
+    UpstreamError::Network {
+        endpoint: url.to_owned(),
+        message,
+    }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+struct SseState<S> {
+    url: String,
+    body: S,
+    parser: SseParser,
+    ready: VecDeque<Result<CloudCodeResponse, UpstreamError>>,
+    done: bool,
+}
+
+fn sse_chunks<S>(url: String, body: S) -> ChunkStream
+where
+    S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
+{
+    let state = SseState {
+        url,
+        body,
+        parser: SseParser::default(),
+        ready: VecDeque::new(),
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            loop {
+                if let Some(item) = state.ready.pop_front() {
+                    return Some((item, state));
+                }
+                if state.done {
+                    return None;
+                }
+                match state.body.next().await {
+                    Some(Ok(bytes)) => {
+                        let events = state.parser.push(&bytes);
+                        queue(&mut state.ready, &state.url, events);
+                    }
+                    Some(Err(e)) => {
+                        state.done = true;
+                        state.ready.push_back(Err(UpstreamError::Network {
+                            endpoint: state.url.clone(),
+                            message: format!("the stream broke: {}", error_chain(&e)),
+                        }));
+                    }
+                    None => {
+                        state.done = true;
+                        let events = state.parser.finish();
+                        queue(&mut state.ready, &state.url, events);
+                    }
+                }
+            }
+        },
+    ))
+}
+
+fn queue(
+    ready: &mut VecDeque<Result<CloudCodeResponse, UpstreamError>>,
+    url: &str,
+    events: Vec<agm_translate::sse::SseEvent>,
+) {
+    for event in events {
+        let data = event.data.trim();
+        if data.is_empty() || data == "[DONE]" {
+            continue;
+        }
+        ready.push_back(
+            serde_json::from_str(data).map_err(|e| UpstreamError::Decode {
+                endpoint: url.to_owned(),
+                message: e.to_string(),
+            }),
+        );
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
