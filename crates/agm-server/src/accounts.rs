@@ -1,0 +1,306 @@
+//! The accounts a request can use, with their access tokens and projects kept warm.
+//!
+//! This is the walking skeleton's pool: round-robin over active accounts, one token
+//! refresh in flight per account (concurrent requests wait for it), the project found
+//! with `loadCodeAssist` and cached. Cooldowns, stickiness and the circuit breaker come
+//! with the reliability stack.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use agm_google::{GoogleClient, UpstreamError};
+use agm_store::{Account, AccountState, Store, TokenUpdate};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, RwLock};
+
+/// Refresh this long before the access token expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How stale the in-memory account list may get before it is read again from the store
+/// (accounts added or disabled from the CLI show up within this).
+const RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+/// An account ready for one upstream call.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub account_id: String,
+    pub email: String,
+    pub access_token: String,
+    pub project: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error(
+        "no Google account is set up: add one with `agm accounts add` (or try agm without one: `agm demo`)"
+    )]
+    NoAccounts,
+    #[error("no account can serve requests: {0}")]
+    NoneUsable(String),
+    #[error("the account store failed: {0}")]
+    Store(#[from] agm_store::StoreError),
+}
+
+struct CachedToken {
+    access_token: String,
+    expires_at: OffsetDateTime,
+}
+
+struct CachedProject {
+    id: String,
+    found_at: Instant,
+}
+
+struct AccountSlot {
+    id: String,
+    email: String,
+    token: Mutex<Option<CachedToken>>,
+    project: Mutex<Option<CachedProject>>,
+}
+
+struct Snapshot {
+    loaded_at: Instant,
+    /// Active accounts only, in store order.
+    slots: Vec<Arc<AccountSlot>>,
+}
+
+pub struct AccountPool {
+    store: Store,
+    google: GoogleClient,
+    project_ttl: Duration,
+    snapshot: RwLock<Option<Snapshot>>,
+    next: AtomicUsize,
+}
+
+impl AccountPool {
+    pub fn new(store: Store, google: GoogleClient, project_ttl: Duration) -> AccountPool {
+        AccountPool {
+            store,
+            google,
+            project_ttl,
+            snapshot: RwLock::new(None),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many accounts are active right now (for `/readyz`).
+    pub async fn active_count(&self) -> Result<usize, PoolError> {
+        Ok(self.slots().await?.len())
+    }
+
+    /// The next usable account, token fresh and project known. Accounts that fail here
+    /// (dead refresh token, no project) are skipped; their reason is kept for the error.
+    pub async fn acquire(&self) -> Result<Lease, PoolError> {
+        let slots = self.slots().await?;
+        if slots.is_empty() {
+            let all = self.store.list_accounts().await?;
+            if all.is_empty() {
+                return Err(PoolError::NoAccounts);
+            }
+            let reasons: Vec<String> = all.iter().map(describe_unusable).collect();
+            return Err(PoolError::NoneUsable(reasons.join("; ")));
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut reasons = Vec::new();
+        for i in 0..slots.len() {
+            let slot = &slots[(start + i) % slots.len()];
+            match self.prepare(slot).await {
+                Ok(lease) => return Ok(lease),
+                Err(reason) => {
+                    tracing::warn!(account = %slot.email, %reason, "account skipped");
+                    reasons.push(format!("{}: {reason}", slot.email));
+                }
+            }
+        }
+        Err(PoolError::NoneUsable(reasons.join("; ")))
+    }
+
+    /// Forgets the cached access token (after an upstream 401) so the next lease refreshes.
+    pub async fn invalidate_token(&self, account_id: &str) {
+        if let Some(slot) = self.find(account_id).await {
+            *slot.token.lock().await = None;
+        }
+    }
+
+    async fn find(&self, account_id: &str) -> Option<Arc<AccountSlot>> {
+        let guard = self.snapshot.read().await;
+        guard
+            .as_ref()?
+            .slots
+            .iter()
+            .find(|s| s.id == account_id)
+            .cloned()
+    }
+
+    async fn slots(&self) -> Result<Vec<Arc<AccountSlot>>, PoolError> {
+        {
+            let guard = self.snapshot.read().await;
+            if let Some(s) = guard
+                .as_ref()
+                .filter(|s| s.loaded_at.elapsed() < RELOAD_EVERY)
+            {
+                return Ok(s.slots.clone());
+            }
+        }
+        let mut guard = self.snapshot.write().await;
+        if let Some(s) = guard
+            .as_ref()
+            .filter(|s| s.loaded_at.elapsed() < RELOAD_EVERY)
+        {
+            return Ok(s.slots.clone());
+        }
+        let accounts = self.store.list_accounts().await?;
+        let old: HashMap<String, Arc<AccountSlot>> = guard
+            .take()
+            .map(|s| {
+                s.slots
+                    .into_iter()
+                    .map(|slot| (slot.id.clone(), slot))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let slots: Vec<Arc<AccountSlot>> = accounts
+            .into_iter()
+            .filter(|a| matches!(a.state, AccountState::Active))
+            .map(|a| match old.get(&a.id) {
+                Some(slot) => Arc::clone(slot),
+                None => Arc::new(AccountSlot {
+                    token: Mutex::new(a.access_token.as_ref().zip(a.access_expires_at).map(
+                        |(token, expires_at)| CachedToken {
+                            access_token: token.expose().to_owned(),
+                            expires_at,
+                        },
+                    )),
+                    project: Mutex::new(a.project_id.clone().map(|id| CachedProject {
+                        id,
+                        found_at: Instant::now(),
+                    })),
+                    id: a.id,
+                    email: a.email,
+                }),
+            })
+            .collect();
+        *guard = Some(Snapshot {
+            loaded_at: Instant::now(),
+            slots: slots.clone(),
+        });
+        Ok(slots)
+    }
+
+    async fn prepare(&self, slot: &AccountSlot) -> Result<Lease, String> {
+        let access_token = self.access_token(slot).await?;
+        let project = self.project(slot, &access_token).await?;
+        Ok(Lease {
+            account_id: slot.id.clone(),
+            email: slot.email.clone(),
+            access_token,
+            project,
+        })
+    }
+
+    /// A valid access token, refreshed first when it is close to expiry. The slot's
+    /// mutex makes this single-flight: concurrent callers wait for one refresh.
+    async fn access_token(&self, slot: &AccountSlot) -> Result<String, String> {
+        let mut token = slot.token.lock().await;
+        let now = OffsetDateTime::now_utc();
+        if let Some(t) = token
+            .as_ref()
+            .filter(|t| t.expires_at - REFRESH_MARGIN > now)
+        {
+            return Ok(t.access_token.clone());
+        }
+        let account = self
+            .store
+            .get_account(&slot.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the account was removed".to_owned())?;
+        match self.google.refresh(account.refresh_token.expose()).await {
+            Ok(grant) => {
+                let expires_at = now + grant.expires_in;
+                let update = TokenUpdate {
+                    access_token: grant.access_token.clone().into(),
+                    access_expires_at: expires_at,
+                    refresh_token: grant.refresh_token.map(Into::into),
+                };
+                if let Err(e) = self.store.update_tokens(&slot.id, update).await {
+                    tracing::warn!(account = %slot.email, error = %e, "could not save the refreshed token");
+                }
+                // A new token may change what loadCodeAssist answers.
+                *slot.project.lock().await = None;
+                *token = Some(CachedToken {
+                    access_token: grant.access_token.clone(),
+                    expires_at,
+                });
+                Ok(grant.access_token)
+            }
+            Err(UpstreamError::InvalidGrant { description }) => {
+                let reason = format!(
+                    "Google refused the refresh token ({description}); sign in again with `agm accounts add`"
+                );
+                if let Err(e) = self
+                    .store
+                    .set_account_state(
+                        &slot.id,
+                        AccountState::Disabled {
+                            reason: reason.clone(),
+                        },
+                    )
+                    .await
+                {
+                    tracing::warn!(account = %slot.email, error = %e, "could not disable the account");
+                }
+                self.snapshot.write().await.take();
+                Err(reason)
+            }
+            Err(e) => Err(format!("token refresh failed: {e}")),
+        }
+    }
+
+    async fn project(&self, slot: &AccountSlot, access_token: &str) -> Result<String, String> {
+        let mut project = slot.project.lock().await;
+        if let Some(p) = project
+            .as_ref()
+            .filter(|p| p.found_at.elapsed() < self.project_ttl)
+        {
+            return Ok(p.id.clone());
+        }
+        let answer = self
+            .google
+            .load_code_assist(access_token, None)
+            .await
+            .map_err(|e| format!("project discovery failed: {e}"))?;
+        let tier = answer.current_tier.as_ref().map(|t| t.id.clone());
+        let Some(id) = answer
+            .cloudaicompanion_project
+            .as_ref()
+            .map(|p| p.id().to_owned())
+        else {
+            return Err("Google reports no Cloud Code project for this account".to_owned());
+        };
+        if let Err(e) = self
+            .store
+            .set_project(&slot.id, Some(&id), tier.as_deref())
+            .await
+        {
+            tracing::warn!(account = %slot.email, error = %e, "could not save the project id");
+        }
+        *project = Some(CachedProject {
+            id: id.clone(),
+            found_at: Instant::now(),
+        });
+        Ok(id)
+    }
+}
+
+fn describe_unusable(account: &Account) -> String {
+    match &account.state {
+        AccountState::Active => format!("{}: active", account.email),
+        AccountState::Disabled { reason } => format!("{} is disabled: {reason}", account.email),
+        AccountState::Blocked { reason, url } => match url {
+            Some(url) => format!("{} is blocked: {reason} (open {url})", account.email),
+            None => format!("{} is blocked: {reason}", account.email),
+        },
+    }
+}

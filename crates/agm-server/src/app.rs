@@ -1,0 +1,357 @@
+//! The axum application: shared state, routes, client-key auth, and serving with a
+//! graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agm_google::{GoogleClient, GoogleConfig};
+use agm_store::Store;
+use agm_translate::models::ModelMap;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::accounts::AccountPool;
+use crate::config::Config;
+use crate::error::{ApiError, ApiKind, ErrorKind};
+
+/// Everything a request handler needs; one per server, shared by reference.
+pub struct AppState {
+    pub config: Config,
+    pub google: GoogleClient,
+    pub store: Store,
+    pub accounts: AccountPool,
+    pub models: ModelMap,
+    /// SHA-256 of each configured client key (`server.api_keys`).
+    config_key_hashes: Vec<[u8; 32]>,
+    /// Whether the store holds live client keys, and when that was read: keys made
+    /// with `agm keys` reach a running server within [`KEYS_RELOAD_EVERY`].
+    store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
+    pub started: Instant,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// How long the "does the store hold client keys" answer is reused.
+const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(2);
+
+impl AppState {
+    pub fn new(config: Config, store: Store) -> Result<AppState, reqwest::Error> {
+        let google = GoogleClient::new(google_config(&config))?;
+        let accounts = AccountPool::new(store.clone(), google.clone(), config.project_id.cache_ttl);
+        let models = ModelMap::new(&config.models.map);
+        let config_key_hashes = config.server.api_keys.iter().map(|k| sha256(k)).collect();
+        Ok(AppState {
+            google,
+            accounts,
+            models,
+            config_key_hashes,
+            store_has_keys: std::sync::Mutex::new(None),
+            store,
+            config,
+            started: Instant::now(),
+        })
+    }
+
+    /// Whether client keys are required: some are configured or created with `agm keys`.
+    async fn keys_required(&self) -> Result<bool, ApiError> {
+        if !self.config_key_hashes.is_empty() {
+            return Ok(true);
+        }
+        let cached = *self
+            .store_has_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, has_keys)) = cached.filter(|(at, _)| at.elapsed() < KEYS_RELOAD_EVERY) {
+            return Ok(has_keys);
+        }
+        let keys = self.store.list_client_keys().await.map_err(|e| {
+            ApiError::new(
+                ApiKind::Agm,
+                ErrorKind::Internal,
+                format!("the key store failed: {e}"),
+            )
+        })?;
+        let has_keys = keys.iter().any(|k| k.revoked_at.is_none());
+        *self
+            .store_has_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), has_keys));
+        Ok(has_keys)
+    }
+
+    async fn key_is_valid(&self, presented: &str) -> bool {
+        let hash = sha256(presented);
+        if self
+            .config_key_hashes
+            .iter()
+            .any(|h| constant_time_eq(h, &hash))
+        {
+            return true;
+        }
+        matches!(self.store.verify_client_key(presented).await, Ok(Some(_)))
+    }
+}
+
+/// The Google client settings from the config.
+pub fn google_config(config: &Config) -> GoogleConfig {
+    let g = &config.google;
+    GoogleConfig {
+        code_assist_endpoints: g.code_assist_endpoints.clone(),
+        oauth_token_url: g.oauth_token_url.clone(),
+        userinfo_url: g.userinfo_url.clone(),
+        gemini_api_base: g.gemini_api_base.clone(),
+        oauth_client_id: g.oauth_client_id.clone(),
+        oauth_client_secret: g.oauth_client_secret.clone(),
+        user_agent: GoogleConfig::antigravity_user_agent(&g.antigravity_version),
+        setup_user_agent: g.setup_user_agent.clone(),
+        connect_timeout: g.connect_timeout,
+        setup_timeout: config.project_id.timeout,
+    }
+}
+
+fn sha256(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// All routes. Client API routes sit behind the client-key check.
+pub fn router(state: SharedState) -> Router {
+    let max_body = usize::try_from(state.config.server.max_body.as_u64()).unwrap_or(usize::MAX);
+    let client_api = Router::new()
+        .route("/v1/messages", post(crate::anthropic::messages))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_client_key,
+        ))
+        .layer(DefaultBodyLimit::max(max_body));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(client_api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// Ready when the store answers and at least one account is active.
+async fn readyz(State(state): State<SharedState>) -> Response {
+    match state.accounts.active_count().await {
+        Ok(n) if n > 0 => {
+            axum::Json(json!({"status": "ready", "active_accounts": n})).into_response()
+        }
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({
+                "status": "not_ready",
+                "reason": "no active Google account: add one with `agm accounts add`",
+            })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "reason": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn not_found(request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let api = api_of_path(&path);
+    ApiError::new(
+        api,
+        ErrorKind::NotFound,
+        format!(
+            "no route for {} {path}; agm serves /v1/messages, /healthz and /readyz",
+            request.method()
+        ),
+    )
+    .into_response()
+}
+
+/// Which client API a path belongs to, for the shape of its errors.
+pub fn api_of_path(path: &str) -> ApiKind {
+    if path.starts_with("/v1/messages") {
+        ApiKind::Anthropic
+    } else if path.starts_with("/v1/chat") || path.starts_with("/v1/responses") {
+        ApiKind::OpenAi
+    } else if path.starts_with("/v1beta") {
+        ApiKind::Google
+    } else {
+        ApiKind::Agm
+    }
+}
+
+/// The key a client presented: `x-api-key`, `Authorization: Bearer`, `x-goog-api-key`
+/// or `?key=`.
+fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    header("x-api-key")
+        .or_else(|| {
+            header("authorization").and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+        })
+        .or_else(|| header("x-goog-api-key"))
+        .or_else(|| query?.split('&').find_map(|pair| pair.strip_prefix("key=")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+async fn require_client_key(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let api = api_of_path(request.uri().path());
+    match state.keys_required().await {
+        Ok(false) => return next.run(request).await,
+        Ok(true) => {}
+        Err(e) => return ApiError { api, ..e }.into_response(),
+    }
+    let Some(key) = presented_key(request.headers(), request.uri().query()) else {
+        return ApiError::new(
+            api,
+            ErrorKind::Authentication,
+            "this gateway needs a client API key: send it as x-api-key or Authorization: Bearer (create one with `agm keys create`)",
+        )
+        .into_response();
+    };
+    if state.key_is_valid(key).await {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            api,
+            ErrorKind::Authentication,
+            "invalid client API key: check the key, or create one with `agm keys create`",
+        )
+        .into_response()
+    }
+}
+
+/// Why the server refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {bind} without client API keys: anyone on the network could use your accounts. Add `api_keys` under [server] (or `agm keys create`), or bind 127.0.0.1"
+    )]
+    OpenBind { bind: std::net::IpAddr },
+    #[error(
+        "cannot listen on {addr}: {source} (is another agm already running? pick another port with --port)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] agm_store::StoreError),
+}
+
+/// Binds the configured address (checking the non-loopback rule) without serving yet,
+/// so that callers can print the real address when the port was 0.
+pub async fn bind(state: &AppState) -> Result<TcpListener, ServeError> {
+    let bind = state.config.server.bind;
+    if !bind.is_loopback() {
+        let store_keys = state.store.list_client_keys().await?;
+        if state.config_key_hashes.is_empty() && store_keys.iter().all(|k| k.revoked_at.is_some()) {
+            return Err(ServeError::OpenBind { bind });
+        }
+    }
+    let addr = SocketAddr::new(bind, state.config.server.port);
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// How long open streams get to finish after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves, then stops accepting, lets open requests finish
+/// for up to [`DRAIN_TIMEOUT`], and returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let app = router(state);
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining open requests");
+        let _ = stopped_tx.send(());
+    });
+    let drain_deadline = async move {
+        if stopped_rx.await.is_ok() {
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = graceful => result.map_err(ServeError::Io),
+        () = drain_deadline => {
+            tracing::warn!("open requests did not finish within {DRAIN_TIMEOUT:?}; closing them");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn keys_from_every_place() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h, Some("a=1&key=k1")), Some("k1"));
+        h.insert("x-goog-api-key", HeaderValue::from_static("k2"));
+        assert_eq!(presented_key(&h, Some("key=k1")), Some("k2"));
+        h.insert("authorization", HeaderValue::from_static("Bearer k3"));
+        assert_eq!(presented_key(&h, None), Some("k3"));
+        h.insert("x-api-key", HeaderValue::from_static("k4"));
+        assert_eq!(presented_key(&h, None), Some("k4"));
+        assert_eq!(presented_key(&HeaderMap::new(), None), None);
+    }
+}

@@ -1,0 +1,679 @@
+//! The configuration: one TOML file, `AGM_<SECTION>__<KEY>` environment overrides, and
+//! the two well-known variables `ENABLE_ANTIGRAVITY_AUTH` and `GEMINI_API_KEY`.
+//!
+//! Defaults live in the `Default` impls below and nowhere else; [`DEFAULT_CONFIG_TOML`]
+//! is the commented file `agm config init` writes, and a test keeps the two equal.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration `agm config init` writes.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub google: GoogleSection,
+    pub routing: RoutingSection,
+    pub safe_mode: SafeModeSection,
+    pub circuit_breaker: CircuitBreakerSection,
+    pub project_id: ProjectIdSection,
+    pub storage: StorageSection,
+    pub models: ModelsSection,
+    pub logging: LoggingSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub api_keys: Vec<String>,
+    pub admin_password: String,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub max_body: ByteSize,
+    pub language: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8045,
+            api_keys: Vec::new(),
+            admin_password: String::new(),
+            request_timeout: Duration::from_secs(600),
+            max_body: ByteSize::mib(50),
+            language: "en".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoogleSection {
+    pub code_assist_endpoints: Vec<String>,
+    pub oauth_auth_url: String,
+    pub oauth_token_url: String,
+    pub userinfo_url: String,
+    pub gemini_api_base: String,
+    /// The Antigravity IDE's public installed-app OAuth client.
+    pub oauth_client_id: String,
+    pub oauth_client_secret: String,
+    /// The Antigravity version sent in `User-Agent: antigravity/<version> <os>/<arch>`.
+    /// Google refuses versions it no longer supports; raise it when that happens.
+    pub antigravity_version: String,
+    /// `User-Agent` for setup calls (loadCodeAssist, onboardUser, quota).
+    pub setup_user_agent: String,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for GoogleSection {
+    fn default() -> Self {
+        GoogleSection {
+            code_assist_endpoints: vec![
+                "https://daily-cloudcode-pa.sandbox.googleapis.com".into(),
+                "https://daily-cloudcode-pa.googleapis.com".into(),
+                "https://cloudcode-pa.googleapis.com".into(),
+            ],
+            oauth_auth_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            oauth_token_url: "https://oauth2.googleapis.com/token".into(),
+            userinfo_url: "https://www.googleapis.com/oauth2/v2/userinfo".into(),
+            gemini_api_base: "https://generativelanguage.googleapis.com".into(),
+            oauth_client_id:
+                "1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com".into(),
+            oauth_client_secret: "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".into(),
+            antigravity_version: "1.15.8".into(),
+            setup_user_agent: "google-api-nodejs-client/9.15.1".into(),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl GoogleSection {
+    /// Points every Google address at one base URL (the simulated Google of `agm demo`
+    /// and the tests).
+    pub fn all_at(&mut self, base_url: &str) {
+        let base = base_url.trim_end_matches('/');
+        self.code_assist_endpoints = vec![base.to_owned()];
+        self.oauth_auth_url = format!("{base}/o/oauth2/v2/auth");
+        self.oauth_token_url = format!("{base}/token");
+        self.userinfo_url = format!("{base}/oauth2/v2/userinfo");
+        self.gemini_api_base = base.to_owned();
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSection {
+    pub enable_antigravity: bool,
+    pub scheduling: String,
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        RoutingSection {
+            enable_antigravity: true,
+            scheduling: "cache-first".into(),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafeModeSection {
+    pub auto_activate_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub retry_interval: Duration,
+    pub gemini_api_keys: Vec<String>,
+}
+
+impl Default for SafeModeSection {
+    fn default() -> Self {
+        SafeModeSection {
+            auto_activate_threshold: 5,
+            retry_interval: Duration::from_secs(3600),
+            gemini_api_keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreakerSection {
+    pub failure_threshold: u32,
+    #[serde(with = "humantime_serde")]
+    pub reset_timeout: Duration,
+    pub half_open_max_attempts: u32,
+}
+
+impl Default for CircuitBreakerSection {
+    fn default() -> Self {
+        CircuitBreakerSection {
+            failure_threshold: 3,
+            reset_timeout: Duration::from_secs(30),
+            half_open_max_attempts: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectIdSection {
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for ProjectIdSection {
+    fn default() -> Self {
+        ProjectIdSection {
+            cache_ttl: Duration::from_secs(3600),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub data_dir: String,
+    pub backend: String,
+    pub postgres_url: String,
+    pub redis_url: String,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: String::new(),
+            backend: "sqlite".into(),
+            postgres_url: String::new(),
+            redis_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsSection {
+    /// Client model name (exact, or with `*` wildcards) → upstream model id. Merged over
+    /// the built-in table; an exact name beats a pattern, a longer pattern a shorter one.
+    pub map: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSection {
+    /// A `tracing` filter, e.g. `info` or `agm_server=debug,info`. `RUST_LOG` wins.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        LoggingSection {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A configuration problem, said so that the user can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("config {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Where the config came from, with the config itself.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    pub path: PathBuf,
+    /// False when the file did not exist and all defaults (plus env) apply.
+    pub file_exists: bool,
+}
+
+/// The environment the config reads, passed in so tests don't touch the process's.
+pub type Env = BTreeMap<String, String>;
+
+/// The process environment, as a map.
+pub fn process_env() -> Env {
+    std::env::vars().collect()
+}
+
+/// The config file path: `--config`, else `$AGM_CONFIG`, else
+/// `$XDG_CONFIG_HOME/agm/config.toml`, else `~/.config/agm/config.toml`.
+pub fn config_path(explicit: Option<&Path>, env: &Env) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = env.get("AGM_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    xdg_dir(env, "XDG_CONFIG_HOME", ".config")
+        .join("agm")
+        .join("config.toml")
+}
+
+fn xdg_dir(env: &Env, var: &str, fallback: &str) -> PathBuf {
+    match env.get(var).filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let home = env
+                .get("HOME")
+                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(fallback)
+        }
+    }
+}
+
+impl Config {
+    /// Reads the config file (a missing one means all defaults), applies the environment,
+    /// and validates the result.
+    pub fn load(explicit: Option<&Path>, env: &Env) -> Result<LoadedConfig, ConfigError> {
+        let path = config_path(explicit, env);
+        let (text, file_exists) = match std::fs::read_to_string(&path) {
+            Ok(text) => (text, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                (String::new(), false)
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let config = Config::from_toml_and_env(&text, &path, env)?;
+        Ok(LoadedConfig {
+            config,
+            path,
+            file_exists,
+        })
+    }
+
+    /// Parses `text` (the file at `path`, named in errors), then applies `env`.
+    pub fn from_toml_and_env(text: &str, path: &Path, env: &Env) -> Result<Config, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| parse_err(one_line(&e)))?;
+        // Check the file alone first so that its errors name the file, not a variable.
+        Config::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| parse_err(one_line(&e)))?;
+
+        for (var, value) in env {
+            let Some((section, key)) = env_override_key(var) else {
+                continue;
+            };
+            let section_table = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section_table) = section_table else {
+                continue;
+            };
+            section_table.insert(key, env_value(value));
+            Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+                ConfigError::Env {
+                    var: var.clone(),
+                    message: one_line(&e),
+                }
+            })?;
+        }
+
+        let mut config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| parse_err(one_line(&e)))?;
+        if let Some(flag) = env.get("ENABLE_ANTIGRAVITY_AUTH") {
+            config.routing.enable_antigravity =
+                parse_bool(flag).ok_or_else(|| ConfigError::Env {
+                    var: "ENABLE_ANTIGRAVITY_AUTH".into(),
+                    message: format!("`{flag}` is not true or false"),
+                })?;
+        }
+        if let Some(key) = env.get("GEMINI_API_KEY").filter(|k| !k.trim().is_empty()) {
+            let key = key.trim().to_owned();
+            if !config.safe_mode.gemini_api_keys.contains(&key) {
+                config.safe_mode.gemini_api_keys.push(key);
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: value sets, URLs, non-empty lists.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn one_of(key: &'static str, value: &str, allowed: &[&str]) -> Result<(), ConfigError> {
+            if allowed.contains(&value) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    message: format!("`{value}` is not one of {}", allowed.join(", ")),
+                })
+            }
+        }
+        fn url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+            if value.starts_with("http://") || value.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    message: format!("`{value}` is not an http(s) URL"),
+                })
+            }
+        }
+        one_of(
+            "server.language",
+            &self.server.language,
+            &["en", "zh-CN", "zh-TW", "vi"],
+        )?;
+        one_of(
+            "routing.scheduling",
+            &self.routing.scheduling,
+            &["cache-first", "balance", "performance-first", "round-robin"],
+        )?;
+        one_of(
+            "storage.backend",
+            &self.storage.backend,
+            &["sqlite", "postgres"],
+        )?;
+        one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        if self.google.code_assist_endpoints.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "google.code_assist_endpoints",
+                message: "needs at least one endpoint".into(),
+            });
+        }
+        for endpoint in &self.google.code_assist_endpoints {
+            url("google.code_assist_endpoints", endpoint)?;
+        }
+        url("google.oauth_auth_url", &self.google.oauth_auth_url)?;
+        url("google.oauth_token_url", &self.google.oauth_token_url)?;
+        url("google.userinfo_url", &self.google.userinfo_url)?;
+        url("google.gemini_api_base", &self.google.gemini_api_base)?;
+        if self.server.max_body.as_u64() < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "server.max_body",
+                message: "must be at least 1KiB".into(),
+            });
+        }
+        if self.storage.backend == "postgres" && self.storage.postgres_url.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "storage.postgres_url",
+                message: "is required when storage.backend = \"postgres\"".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The data dir: `$AGM_DATA_DIR`, else `[storage] data_dir`, else
+    /// `$XDG_DATA_HOME/agm`, else `~/.local/share/agm`.
+    pub fn data_dir(&self, env: &Env) -> PathBuf {
+        if let Some(dir) = env.get("AGM_DATA_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        if !self.storage.data_dir.is_empty() {
+            return PathBuf::from(&self.storage.data_dir);
+        }
+        xdg_dir(env, "XDG_DATA_HOME", ".local/share").join("agm")
+    }
+
+    /// The effective config as TOML with every secret masked (`agm config show`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        let mask = |v: &mut Vec<String>| {
+            for key in v.iter_mut() {
+                *key = mask_secret(key);
+            }
+        };
+        mask(&mut shown.server.api_keys);
+        mask(&mut shown.safe_mode.gemini_api_keys);
+        if !shown.server.admin_password.is_empty() {
+            shown.server.admin_password = "********".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// `sk-abcdef123456` → `sk-a…3456`: enough to tell keys apart, not to use one.
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 8 {
+        return "********".into();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// `AGM_SERVER__PORT` → (`server`, `port`). Variables without `__` (such as
+/// `AGM_CONFIG`) are not overrides.
+fn env_override_key(var: &str) -> Option<(String, String)> {
+    let rest = var.strip_prefix("AGM_")?;
+    let (section, key) = rest.split_once("__")?;
+    if section.is_empty() || key.is_empty() {
+        return None;
+    }
+    Some((section.to_ascii_lowercase(), key.to_ascii_lowercase()))
+}
+
+/// An env value is read as a TOML value when it is one (`9000`, `true`, `["a","b"]`),
+/// else as a plain string (`0.0.0.0`, `30s`).
+fn env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match toml::from_str::<toml::Table>(&probe) {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn default_file_matches_defaults() {
+        let parsed =
+            Config::from_toml_and_env(DEFAULT_CONFIG_TOML, Path::new("d.toml"), &Env::new())
+                .unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = Config::from_toml_and_env("", Path::new("c.toml"), &Env::new()).unwrap();
+        assert_eq!(c.server.port, 8045);
+        assert_eq!(c.server.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.server.max_body, ByteSize::mib(50));
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err =
+            Config::from_toml_and_env("[server]\nprot = 1\n", Path::new("/x/c.toml"), &Env::new())
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("/x/c.toml"), "{err}");
+        assert!(err.contains("prot"), "{err}");
+        assert!(
+            err.contains("port"),
+            "the fix (expected keys) is named: {err}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_beat_the_file() {
+        let c = Config::from_toml_and_env(
+            "[server]\nport = 1\n",
+            Path::new("c.toml"),
+            &env(&[
+                ("AGM_SERVER__PORT", "9000"),
+                ("AGM_SERVER__BIND", "0.0.0.0"),
+                ("AGM_PROJECT_ID__CACHE_TTL", "5m"),
+                (
+                    "AGM_GOOGLE__CODE_ASSIST_ENDPOINTS",
+                    "[\"http://127.0.0.1:1\"]",
+                ),
+                ("AGM_CONFIG", "/ignored"),
+                ("ENABLE_ANTIGRAVITY_AUTH", "false"),
+                ("GEMINI_API_KEY", "AIzaTestKey1234"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9000);
+        assert_eq!(c.server.bind.to_string(), "0.0.0.0");
+        assert_eq!(c.project_id.cache_ttl, Duration::from_secs(300));
+        assert_eq!(c.google.code_assist_endpoints, vec!["http://127.0.0.1:1"]);
+        assert!(!c.routing.enable_antigravity);
+        assert_eq!(c.safe_mode.gemini_api_keys, vec!["AIzaTestKey1234"]);
+    }
+
+    #[test]
+    fn bad_env_override_names_the_variable() {
+        let err =
+            Config::from_toml_and_env("", Path::new("c.toml"), &env(&[("AGM_SERVER__PROT", "1")]))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("environment variable AGM_SERVER__PROT"),
+            "{err}"
+        );
+        let err = Config::from_toml_and_env(
+            "",
+            Path::new("c.toml"),
+            &env(&[("AGM_SERVER__PORT", "lots")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("AGM_SERVER__PORT"), "{err}");
+    }
+
+    #[test]
+    fn durations_and_sizes_parse_humanly() {
+        let c = Config::from_toml_and_env(
+            "[server]\nrequest_timeout = \"2m\"\nmax_body = \"1MiB\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap();
+        assert_eq!(c.server.request_timeout, Duration::from_secs(120));
+        assert_eq!(c.server.max_body, ByteSize::mib(1));
+        let err = Config::from_toml_and_env(
+            "[server]\nrequest_timeout = \"soon\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("request_timeout"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let err = Config::from_toml_and_env(
+            "[routing]\nscheduling = \"random\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("routing.scheduling") && err.contains("cache-first"),
+            "{err}"
+        );
+        let err = Config::from_toml_and_env(
+            "[google]\ncode_assist_endpoints = []\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("google.code_assist_endpoints"), "{err}");
+    }
+
+    #[test]
+    fn paths_follow_the_contract() {
+        let e = env(&[("HOME", "/home/u")]);
+        assert_eq!(
+            config_path(None, &e),
+            PathBuf::from("/home/u/.config/agm/config.toml")
+        );
+        assert_eq!(
+            Config::default().data_dir(&e),
+            PathBuf::from("/home/u/.local/share/agm")
+        );
+        let e = env(&[
+            ("HOME", "/home/u"),
+            ("XDG_CONFIG_HOME", "/xc"),
+            ("XDG_DATA_HOME", "/xd"),
+        ]);
+        assert_eq!(config_path(None, &e), PathBuf::from("/xc/agm/config.toml"));
+        assert_eq!(Config::default().data_dir(&e), PathBuf::from("/xd/agm"));
+        let e = env(&[("AGM_CONFIG", "/a.toml"), ("AGM_DATA_DIR", "/data")]);
+        assert_eq!(config_path(None, &e), PathBuf::from("/a.toml"));
+        assert_eq!(
+            config_path(Some(Path::new("/b.toml")), &e),
+            PathBuf::from("/b.toml")
+        );
+        assert_eq!(Config::default().data_dir(&e), PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn show_masks_secrets() {
+        let mut c = Config::default();
+        c.server.api_keys = vec!["agm-supersecretvalue".into()];
+        c.safe_mode.gemini_api_keys = vec!["AIzaSyVerySecretKey".into()];
+        c.server.admin_password = "hunter2".into();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(!shown.contains("VerySecret"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("agm-…alue"), "{shown}");
+    }
+}

@@ -1,0 +1,294 @@
+//! Every failure a client can see, and how it is written in each client API's own
+//! error shape (CONTRACT.md §HTTP).
+
+use std::time::Duration;
+
+use agm_google::{ErrorClass, UpstreamError};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The API a client spoke, which decides the shape of its errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKind {
+    Anthropic,
+    OpenAi,
+    Google,
+    /// Routes of agm's own (health, admin, unknown paths).
+    Agm,
+}
+
+/// What went wrong, in the user's words; rendered by [`ApiError::into_response`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the request is wrong.
+    InvalidRequest,
+    /// 401: missing or unknown client key.
+    Authentication,
+    /// 404: unknown model or route.
+    NotFound,
+    /// 413: body over `server.max_body`.
+    PayloadTooLarge,
+    /// 429: every account is rate-limited.
+    RateLimited,
+    /// 529 for Anthropic, 503 elsewhere: Google is out of capacity.
+    Overloaded,
+    /// 503: nothing can serve this request (no account, account needs the user).
+    Unavailable,
+    /// 502: Google failed or sent something unusable.
+    UpstreamFailed,
+    /// 504: the request took longer than `server.request_timeout`.
+    Timeout,
+    /// 500: a bug in agm.
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub api: ApiKind,
+    pub kind: ErrorKind,
+    pub message: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(api: ApiKind, kind: ErrorKind, message: impl Into<String>) -> ApiError {
+        ApiError {
+            api,
+            kind,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn invalid(api: ApiKind, message: impl Into<String>) -> ApiError {
+        ApiError::new(api, ErrorKind::InvalidRequest, message)
+    }
+
+    /// Translates an upstream failure into what the client should read and do.
+    pub fn from_upstream(
+        api: ApiKind,
+        err: &UpstreamError,
+        model: &str,
+        account: &str,
+    ) -> ApiError {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let google = err.message();
+        let (kind, message, retry_after) = match err.class(now) {
+            ErrorClass::RateLimited { delay } => (
+                ErrorKind::RateLimited,
+                format!(
+                    "{model} is rate-limited on account {account}; retry after the delay. Google said: {google}"
+                ),
+                delay,
+            ),
+            ErrorClass::QuotaExhausted { delay } => (
+                ErrorKind::RateLimited,
+                format!(
+                    "the quota for {model} is used up on account {account} until it resets. Google said: {google}"
+                ),
+                delay,
+            ),
+            ErrorClass::CapacityExhausted { delay } => (
+                ErrorKind::Overloaded,
+                format!(
+                    "Google has no capacity for {model} right now; retry shortly. Google said: {google}"
+                ),
+                delay,
+            ),
+            ErrorClass::ServerError | ErrorClass::Other => (
+                ErrorKind::UpstreamFailed,
+                format!(
+                    "Google's Cloud Code API failed ({}): {google}",
+                    err.status().unwrap_or(0)
+                ),
+                None,
+            ),
+            ErrorClass::Network => (
+                ErrorKind::UpstreamFailed,
+                format!("cannot reach Google's Cloud Code API: {err}"),
+                None,
+            ),
+            ErrorClass::Decode => (
+                ErrorKind::UpstreamFailed,
+                format!("Google's Cloud Code API sent an answer agm cannot read: {err}"),
+                None,
+            ),
+            ErrorClass::Unauthorized | ErrorClass::InvalidGrant => (
+                ErrorKind::Unavailable,
+                format!(
+                    "account {account} is signed out ({google}); sign in again with `agm accounts add`"
+                ),
+                None,
+            ),
+            ErrorClass::ValidationRequired { url } => (
+                ErrorKind::Unavailable,
+                format!(
+                    "account {account} needs verification: open {}",
+                    url.as_deref()
+                        .unwrap_or("the link Google sent to the account")
+                ),
+                None,
+            ),
+            ErrorClass::ProjectProblem => (
+                ErrorKind::Unavailable,
+                format!("account {account} cannot use its Cloud Code project: {google}"),
+                None,
+            ),
+            ErrorClass::Banned => (
+                ErrorKind::Unavailable,
+                format!("account {account} was disabled by Google: {google}"),
+                None,
+            ),
+            ErrorClass::NotFound => (
+                ErrorKind::NotFound,
+                format!("model {model} is not available upstream: {google}"),
+                None,
+            ),
+            ErrorClass::PromptTooLong => (
+                ErrorKind::InvalidRequest,
+                format!("prompt is too long for {model}: {google}"),
+                None,
+            ),
+            ErrorClass::SignatureInvalid | ErrorClass::InvalidArgument => (
+                ErrorKind::InvalidRequest,
+                format!("Google rejected the request for {model}: {google}"),
+                None,
+            ),
+        };
+        ApiError {
+            api,
+            kind,
+            message,
+            retry_after,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Overloaded if self.api == ApiKind::Anthropic => {
+                StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
+            ErrorKind::Overloaded | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Anthropic's `error.type` for this error.
+    pub fn anthropic_type(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::PayloadTooLarge => "request_too_large",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Overloaded | ErrorKind::Unavailable => "overloaded_error",
+            ErrorKind::UpstreamFailed | ErrorKind::Timeout | ErrorKind::Internal => "api_error",
+        }
+    }
+
+    fn google_status(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
+            ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::NotFound => "NOT_FOUND",
+            ErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
+            ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::UpstreamFailed => {
+                "UNAVAILABLE"
+            }
+            ErrorKind::Timeout => "DEADLINE_EXCEEDED",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+
+    fn openai_type(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge | ErrorKind::NotFound => {
+                "invalid_request_error"
+            }
+            ErrorKind::Authentication => "authentication_error",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
+            _ => "api_error",
+        }
+    }
+
+    /// The body in the client API's own shape.
+    pub fn body(&self) -> serde_json::Value {
+        match self.api {
+            ApiKind::Anthropic => json!({
+                "type": "error",
+                "error": {"type": self.anthropic_type(), "message": self.message},
+            }),
+            ApiKind::OpenAi => json!({
+                "error": {"message": self.message, "type": self.openai_type(), "param": null, "code": null},
+            }),
+            ApiKind::Google | ApiKind::Agm => json!({
+                "error": {"code": self.status().as_u16(), "message": self.message, "status": self.google_status()},
+            }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let Some(delay) = self.retry_after {
+            let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anthropic_shape_and_status() {
+        let e = ApiError::invalid(ApiKind::Anthropic, "messages: missing");
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            e.body(),
+            json!({"type":"error","error":{"type":"invalid_request_error","message":"messages: missing"}})
+        );
+        let o = ApiError::new(ApiKind::Anthropic, ErrorKind::Overloaded, "busy");
+        assert_eq!(o.status().as_u16(), 529);
+        assert_eq!(o.body()["error"]["type"], "overloaded_error");
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let body = r#"{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"2.5s"}]}}"#;
+        let up = UpstreamError::from_status("h", 429, body.as_bytes(), None);
+        let e = ApiError::from_upstream(ApiKind::Anthropic, &up, "gemini-3-flash", "a@b.c");
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            e.message.contains("a@b.c") && e.message.contains("slow down"),
+            "{}",
+            e.message
+        );
+        let response = e.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn other_shapes() {
+        let e = ApiError::new(ApiKind::OpenAi, ErrorKind::Authentication, "bad key");
+        assert_eq!(e.body()["error"]["type"], "authentication_error");
+        let g = ApiError::new(ApiKind::Google, ErrorKind::NotFound, "no such model");
+        assert_eq!(
+            g.body(),
+            json!({"error":{"code":404,"message":"no such model","status":"NOT_FOUND"}})
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The agm server: configuration, the axum app with its client routes, the account
+//! pool and the upstream caller. See docs/ARCHITECTURE.md.
+
+mod anthropic;
+mod body;
+mod upstream;
+
+pub mod accounts;
+pub mod app;
+pub mod config;
+pub mod error;

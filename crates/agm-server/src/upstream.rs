@@ -1,0 +1,180 @@
+//! Calling Google for a client request: pick an account, send, and on an account-level
+//! failure try again with the next account (at most three tries). After a 401 the
+//! account's cached token is dropped, so its next lease refreshes it.
+//!
+//! This is the walking skeleton's router; cooldowns, stickiness, the circuit breaker and
+//! safe mode replace the simple round-robin here.
+
+use agm_google::{ChunkStream, ErrorClass, UpstreamError};
+use agm_wire::cloudcode::{CloudCodeRequest, CloudCodeResponse};
+use agm_wire::gemini::GenerateContentRequest;
+use futures_util::StreamExt;
+
+use crate::accounts::{Lease, PoolError};
+use crate::app::AppState;
+use crate::error::{ApiError, ApiKind, ErrorKind};
+
+/// At most this many accounts are tried for one request.
+const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
+/// An upstream answer with no content is asked for again this many times.
+const EMPTY_ANSWER_RETRIES: usize = 1;
+
+/// A request bound for one upstream model.
+pub struct UpstreamCall<'a> {
+    pub api: ApiKind,
+    pub model: &'a str,
+    pub request: GenerateContentRequest,
+}
+
+/// A stream that has produced its first chunk: the client can be sent a 200.
+pub struct OpenStream {
+    /// The chunks up to and including the first one with content (or a finish reason).
+    pub first: Vec<CloudCodeResponse>,
+    pub rest: ChunkStream,
+    pub account: String,
+}
+
+impl UpstreamCall<'_> {
+    fn envelope(&self, lease: &Lease) -> CloudCodeRequest {
+        CloudCodeRequest {
+            project: lease.project.clone(),
+            model: self.model.to_owned(),
+            request_id: Some(format!("agent-{}", uuid::Uuid::new_v4())),
+            user_agent: Some("antigravity".into()),
+            request_type: Some("agent".into()),
+            request: self.request.clone(),
+        }
+    }
+
+    /// `generateContent`; an empty answer is retried, never returned.
+    pub async fn generate(&self, state: &AppState) -> Result<CloudCodeResponse, ApiError> {
+        self.with_accounts(state, |lease| async move {
+            let body = self.envelope(&lease);
+            let mut empty = 0;
+            loop {
+                let answer = state.google.generate(&lease.access_token, &body).await?;
+                if has_content(&answer) {
+                    return Ok(answer);
+                }
+                empty += 1;
+                if empty > EMPTY_ANSWER_RETRIES {
+                    return Err(empty_answer(&lease));
+                }
+                tracing::debug!(account = %lease.email, "empty upstream answer; asking again");
+            }
+        })
+        .await
+    }
+
+    /// `streamGenerateContent`, returned once the first chunk has arrived, so that a
+    /// failure before it still rotates accounts or becomes a proper error status.
+    pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
+        self.with_accounts(state, |lease| async move {
+            let body = self.envelope(&lease);
+            let mut empty = 0;
+            loop {
+                let mut stream = state.google.stream(&lease.access_token, &body).await?;
+                let mut first = Vec::new();
+                loop {
+                    match stream.next().await {
+                        Some(Ok(chunk)) => {
+                            let has_content = has_content(&chunk);
+                            first.push(chunk);
+                            if has_content {
+                                return Ok(OpenStream {
+                                    first,
+                                    rest: stream,
+                                    account: lease.email.clone(),
+                                });
+                            }
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => break,
+                    }
+                }
+                empty += 1;
+                if empty > EMPTY_ANSWER_RETRIES {
+                    return Err(empty_answer(&lease));
+                }
+                tracing::debug!(account = %lease.email, "empty upstream stream; asking again");
+            }
+        })
+        .await
+    }
+
+    async fn with_accounts<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
+    where
+        F: Fn(Lease) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let mut last: Option<(UpstreamError, String)> = None;
+        let mut tried = 0;
+        while tried < MAX_ACCOUNTS_PER_REQUEST {
+            let lease = match state.accounts.acquire().await {
+                Ok(lease) => lease,
+                // Every account failed already: report Google's last answer.
+                Err(_) if last.is_some() => break,
+                Err(e) => return Err(pool_error(self.api, &e)),
+            };
+            let account = lease.email.clone();
+            let account_id = lease.account_id.clone();
+            match call(lease).await {
+                Ok(value) => return Ok(value),
+                Err(err) => {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    let class = err.class(now);
+                    tracing::warn!(%account, model = self.model, error = %err, "upstream call failed");
+                    match class {
+                        ErrorClass::Unauthorized => {
+                            // Refreshed on its next lease; meanwhile try another account.
+                            state.accounts.invalidate_token(&account_id).await;
+                            tried += 1;
+                        }
+                        ErrorClass::RateLimited { .. }
+                        | ErrorClass::QuotaExhausted { .. }
+                        | ErrorClass::ProjectProblem
+                        | ErrorClass::ValidationRequired { .. }
+                        | ErrorClass::Banned => tried += 1,
+                        _ => {
+                            return Err(ApiError::from_upstream(
+                                self.api, &err, self.model, &account,
+                            ));
+                        }
+                    }
+                    last = Some((err, account));
+                }
+            }
+        }
+        match last {
+            Some((err, account)) => Err(ApiError::from_upstream(
+                self.api, &err, self.model, &account,
+            )),
+            None => Err(ApiError::new(
+                self.api,
+                ErrorKind::Unavailable,
+                "no account could be tried",
+            )),
+        }
+    }
+}
+
+/// Whether a chunk carries anything for the client: parts or a finish reason. Chunks
+/// with usage only don't count, and a stream with nothing else is an empty answer.
+fn has_content(chunk: &CloudCodeResponse) -> bool {
+    !chunk.response.parts().is_empty() || chunk.response.finish_reason().is_some()
+}
+
+fn empty_answer(lease: &Lease) -> UpstreamError {
+    UpstreamError::Decode {
+        endpoint: format!("Cloud Code (account {})", lease.email),
+        message: "Google answered with no content, twice".into(),
+    }
+}
+
+fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
+    let kind = match err {
+        PoolError::Store(_) => ErrorKind::Internal,
+        PoolError::NoAccounts | PoolError::NoneUsable(_) => ErrorKind::Unavailable,
+    };
+    ApiError::new(api, kind, err.to_string())
+}

@@ -1,0 +1,607 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The axum app in-process against the simulated Google: `POST /v1/messages`, streamed
+//! and not, with the faults Google really produces.
+
+use std::sync::Arc;
+
+use agm_server::app::{AppState, SharedState, bind, serve};
+use agm_server::config::Config;
+use agm_sim::{Fault, RunningSim, Sim, SimConfig, SimMethod};
+use agm_store::{AccountState, NewAccount, Store};
+use serde_json::{Value, json};
+
+struct Harness {
+    sim: RunningSim,
+    url: String,
+    state: SharedState,
+    http: reqwest::Client,
+}
+
+async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
+    start_sim_with(SimConfig::default(), configure).await
+}
+
+async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut Config)) -> Harness {
+    let sim = Sim::demo_with(sim_config).start().await.unwrap();
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.server.port = 0;
+    configure(&mut config);
+    let store = Store::open_in_memory().await.unwrap();
+    for account in sim.accounts() {
+        store
+            .upsert_account(NewAccount::antigravity(
+                account.email.clone(),
+                account.refresh_token.clone(),
+            ))
+            .await
+            .unwrap();
+    }
+    let state = Arc::new(AppState::new(config, store).unwrap());
+    let listener = bind(&state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state.clone(), std::future::pending()));
+    Harness {
+        sim,
+        url,
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+fn hello(stream: bool) -> Value {
+    json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "stream": stream,
+        "system": "You are terse.",
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "top_k": 20,
+        "stop_sequences": ["NEVER-SEEN"],
+        "messages": [{"role": "user", "content": "Hello agm"}],
+    })
+}
+
+const REPLY: &str = "Simulated claude-sonnet-4-5 reply to: Hello agm";
+
+impl Harness {
+    async fn post(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/messages", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// (event name, data) pairs of an SSE body.
+fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (event, serde_json::from_str(&data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn non_streaming_round_trip() {
+    let h = start().await;
+    let response = h.post(&hello(false)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "message");
+    assert_eq!(body["role"], "assistant");
+    assert_eq!(body["model"], "claude-sonnet-4-5");
+    assert_eq!(body["content"][0]["type"], "text");
+    assert_eq!(body["content"][0]["text"], REPLY);
+    assert_eq!(body["stop_reason"], "end_turn");
+    assert!(body["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    // What Google saw: the envelope, the project, the headers.
+    let sent = h.sim.requests();
+    let generate = sent
+        .iter()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    let project = generate.body["project"].as_str().unwrap();
+    assert!(project.starts_with("demo-project-"), "{project}");
+    assert_eq!(generate.header("x-goog-user-project"), Some(project));
+    assert!(
+        generate
+            .header("user-agent")
+            .unwrap()
+            .starts_with("antigravity/")
+    );
+    assert_eq!(generate.body["model"], "claude-sonnet-4-5");
+    assert_eq!(generate.body["requestType"], "agent");
+    assert!(
+        generate.body["requestId"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent-")
+    );
+    assert_eq!(
+        generate.body["request"]["systemInstruction"]["parts"][0]["text"],
+        "You are terse."
+    );
+    assert_eq!(
+        generate.body["request"]["generationConfig"]["maxOutputTokens"],
+        256
+    );
+}
+
+#[tokio::test]
+async fn streaming_event_sequence() {
+    let h = start().await;
+    let response = h.post(&hello(true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let events = sse_events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        &names[..4],
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta"
+        ]
+    );
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    for (name, data) in &events {
+        assert_eq!(
+            data["type"],
+            name.as_str(),
+            "the event name matches its data"
+        );
+    }
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, REPLY);
+    assert!(
+        names
+            .iter()
+            .filter(|n| **n == "content_block_delta")
+            .count()
+            >= 2
+    );
+    let (_, delta) = &events[events.len() - 2];
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(events[0].1["message"]["model"], "claude-sonnet-4-5");
+}
+
+#[tokio::test]
+async fn max_tokens_stop_reason() {
+    let h = start().await;
+    let mut body = hello(false);
+    body["max_tokens"] = json!(2);
+    let answer: Value = h.post(&body).await.json().await.unwrap();
+    assert_eq!(answer["stop_reason"], "max_tokens");
+}
+
+#[tokio::test]
+async fn rate_limited_account_rotates_to_the_next() {
+    let h = start().await;
+    h.sim
+        .script(Fault::rate_limited(SimMethod::GenerateContent, "30s").times(1));
+    let response = h.post(&hello(false)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], REPLY);
+    let accounts: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == SimMethod::GenerateContent)
+        .map(|r| r.account.unwrap())
+        .collect();
+    assert_eq!(accounts.len(), 2);
+    assert_ne!(
+        accounts[0], accounts[1],
+        "the second try used the other account"
+    );
+}
+
+#[tokio::test]
+async fn every_account_limited_is_a_429_with_retry_after() {
+    let h = start().await;
+    h.sim
+        .script(Fault::rate_limited(SimMethod::GenerateContent, "42s").always());
+    let response = h.post(&hello(false)).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "42");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("claude-sonnet-4-5")
+    );
+}
+
+#[tokio::test]
+async fn failure_before_the_first_chunk_is_a_proper_status() {
+    let h = start().await;
+    h.sim.script(
+        Fault::status(
+            SimMethod::StreamGenerateContent,
+            500,
+            "INTERNAL",
+            "backend exploded",
+        )
+        .always(),
+    );
+    let response = h.post(&hello(true)).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "api_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backend exploded")
+    );
+}
+
+#[tokio::test]
+async fn broken_stream_ends_with_an_error_event() {
+    let h = start().await;
+    h.sim.script(Fault::break_stream_after(
+        SimMethod::StreamGenerateContent,
+        1,
+    ));
+    let response = h.post(&hello(true)).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&response.text().await.unwrap());
+    let (last_name, last) = events.last().unwrap();
+    assert_eq!(last_name, "error");
+    assert_eq!(last["error"]["type"], "api_error");
+    assert!(
+        events.iter().all(|(e, _)| e != "message_stop"),
+        "no fake success"
+    );
+}
+
+#[tokio::test]
+async fn empty_upstream_answer_is_retried() {
+    let h = start().await;
+    h.sim
+        .script(Fault::empty_body(SimMethod::StreamGenerateContent).times(1));
+    let response = h.post(&hello(true)).await;
+    let events = sse_events(&response.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, REPLY);
+    assert_eq!(h.sim.count(SimMethod::StreamGenerateContent), 2);
+
+    h.sim
+        .script(Fault::empty_body(SimMethod::GenerateContent).times(1));
+    let body: Value = h.post(&hello(false)).await.json().await.unwrap();
+    assert_eq!(body["content"][0]["text"], REPLY);
+}
+
+#[tokio::test]
+async fn token_refresh_is_single_flight_and_project_cached() {
+    let h = start().await;
+    let body = hello(false);
+    let posts = (0..20).map(|_| h.post(&body));
+    for response in futures_util::future::join_all(posts).await {
+        assert_eq!(response.status(), 200);
+    }
+    // Two accounts: one refresh and one discovery each, however many requests.
+    assert_eq!(h.sim.count(SimMethod::Token), 2);
+    assert_eq!(h.sim.count(SimMethod::LoadCodeAssist), 2);
+    let stored = h.state.store.list_accounts().await.unwrap();
+    assert!(stored.iter().all(|a| {
+        a.project_id
+            .as_deref()
+            .is_some_and(|p| p.starts_with("demo-project-"))
+    }));
+}
+
+#[tokio::test]
+async fn upstream_401_refreshes_and_retries() {
+    let h = start().await;
+    for _ in 0..2 {
+        assert_eq!(h.post(&hello(false)).await.status(), 200);
+    }
+    assert_eq!(h.sim.count(SimMethod::Token), 2);
+    h.sim.expire_access_tokens();
+    for _ in 0..2 {
+        let response = h.post(&hello(false)).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    assert_eq!(
+        h.sim.count(SimMethod::Token),
+        4,
+        "each account refreshed after its 401"
+    );
+}
+
+#[tokio::test]
+async fn dead_refresh_token_disables_that_account_only() {
+    let h = start().await;
+    h.sim.revoke_refresh_token("alice@demo.agm");
+    for _ in 0..2 {
+        let body: Value = h.post(&hello(false)).await.json().await.unwrap();
+        assert_eq!(body["content"][0]["text"], REPLY);
+    }
+    let alice = h
+        .state
+        .store
+        .get_account("alice@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    match alice.state {
+        AccountState::Disabled { reason } => assert!(reason.contains("sign in again"), "{reason}"),
+        other => panic!("alice should be disabled, is {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_accounts_is_a_503_that_says_what_to_do() {
+    let h = start().await;
+    for a in h.state.store.list_accounts().await.unwrap() {
+        h.state.store.remove_account(&a.id).await.unwrap();
+    }
+    // The pool rereads the store every 2 s; a fresh server sees it at once.
+    let state = Arc::new(AppState::new(h.state.config.clone(), h.state.store.clone()).unwrap());
+    let listener = bind(&state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    let response = h
+        .http
+        .post(format!("{url}/v1/messages"))
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "overloaded_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("agm accounts add")
+    );
+    let ready = h.http.get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
+
+#[tokio::test]
+async fn bad_requests_name_the_field() {
+    let h = start().await;
+    let cases = [
+        (
+            json!({"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}),
+            "model",
+        ),
+        (
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 10}),
+            "messages",
+        ),
+        (
+            json!({"model": "claude-sonnet-4-5", "max_tokens": "ten", "messages": []}),
+            "max_tokens",
+        ),
+        (
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": []}),
+            "messages",
+        ),
+        (
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": 5}]}),
+            "messages[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = h.post(&body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let err: Value = response.json().await.unwrap();
+        assert_eq!(err["type"], "error");
+        assert_eq!(err["error"]["type"], "invalid_request_error");
+        let message = err["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{message} should name {field}");
+    }
+    let response = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let err: Value = response.json().await.unwrap();
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(
+        h.sim.count(SimMethod::GenerateContent),
+        0,
+        "nothing bad reached Google"
+    );
+}
+
+#[tokio::test]
+async fn oversized_body_is_a_413() {
+    let h = start_with(|c| c.server.max_body = bytesize::ByteSize::kib(4)).await;
+    let mut body = hello(false);
+    body["messages"][0]["content"] = json!("x".repeat(10_000));
+    let response = h.post(&body).await;
+    assert_eq!(response.status(), 413);
+    let err: Value = response.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "request_too_large");
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_json_404() {
+    let h = start().await;
+    let response = h.http.get(format!("{}/nope", h.url)).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let err: Value = response.json().await.unwrap();
+    assert_eq!(err["error"]["status"], "NOT_FOUND");
+    assert!(err["error"]["message"].as_str().unwrap().contains("/nope"));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let h = start().await;
+    let health: Value = h
+        .http
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let ready: Value = h
+        .http
+        .get(format!("{}/readyz", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["active_accounts"], 2);
+}
+
+#[tokio::test]
+async fn client_keys_are_enforced_when_set() {
+    let h = start_with(|c| c.server.api_keys = vec!["agm-test-key-123456".into()]).await;
+    let response = h.post(&hello(false)).await;
+    assert_eq!(response.status(), 401);
+    let err: Value = response.json().await.unwrap();
+    assert_eq!(err["error"]["type"], "authentication_error");
+    let wrong = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", "agm-wrong")
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .bearer_auth("agm-test-key-123456")
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    // Health checks stay open.
+    assert_eq!(
+        h.http
+            .get(format!("{}/healthz", h.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn keys_created_in_the_store_are_enforced() {
+    let h = start().await;
+    let (_, secret) = h.state.store.create_client_key("laptop").await.unwrap();
+    assert_eq!(h.post(&hello(false)).await.status(), 401);
+    let ok = h
+        .http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", &secret)
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn open_bind_without_keys_is_refused() {
+    let sim = Sim::demo().start().await.unwrap();
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.server.bind = "0.0.0.0".parse().unwrap();
+    config.server.port = 0;
+    let store = Store::open_in_memory().await.unwrap();
+    let state = AppState::new(config, store).unwrap();
+    let err = bind(&state).await.unwrap_err().to_string();
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+    assert!(err.contains("api_keys"), "{err}");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_a_stream_finish() {
+    let slow = SimConfig {
+        stream_chunk_delay: std::time::Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    // A second server on the same state, whose shutdown the test controls.
+    let h = start_sim_with(slow, |_| {}).await;
+    let listener = bind(&h.state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, h.state.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let response = h
+        .http
+        .post(format!("{url}/v1/messages"))
+        .json(&hello(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    stop_tx.send(()).unwrap();
+    let events = sse_events(&response.text().await.unwrap());
+    assert_eq!(
+        events.last().unwrap().0,
+        "message_stop",
+        "the open stream finished"
+    );
+    server.await.unwrap().unwrap();
+    assert!(
+        reqwest::get(format!("{url}/healthz")).await.is_err(),
+        "no longer listening"
+    );
+}

@@ -1,0 +1,64 @@
+//! `agm`: the command line. Clap structs and dispatch only; each command lives in
+//! `commands/`.
+
+mod commands;
+mod logging;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A gateway that lets coding agents use Antigravity and Gemini models through a pool
+/// of Google accounts and API keys.
+#[derive(Debug, Parser)]
+#[command(name = "agm", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Config file [default: $AGM_CONFIG, else ~/.config/agm/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway until Ctrl-C or SIGTERM, then drain open streams and exit
+    Serve(commands::serve::ServeArgs),
+    /// Run the gateway with a simulated Google and two demo accounts: no Google account needed
+    Demo(commands::demo::DemoArgs),
+    /// Write, show or locate the config file
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            output::error(&format!("cannot start the async runtime: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = cli.config.as_deref();
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(config, args).await,
+            Command::Demo(args) => commands::demo::run(config, args).await,
+            Command::Config(cmd) => commands::config::run(config, cmd),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}

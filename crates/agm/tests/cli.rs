@@ -1,0 +1,228 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The `agm` binary as a user runs it: exit codes, messages, files.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn agm(home: &Path, args: &[&str]) -> Output {
+    command(home, args).output().unwrap()
+}
+
+fn command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agm"));
+    cmd.args(args)
+        .env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn");
+    cmd
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn version_and_help() {
+    let home = tempfile::tempdir().unwrap();
+    let v = agm(home.path(), &["--version"]);
+    assert!(v.status.success());
+    assert_eq!(
+        stdout(&v).trim(),
+        format!("agm {}", env!("CARGO_PKG_VERSION"))
+    );
+    let help = agm(home.path(), &["--help"]);
+    for word in ["serve", "demo", "config", "--config"] {
+        assert!(stdout(&help).contains(word), "{word} in --help");
+    }
+    let usage = agm(home.path(), &["serve", "--port", "lots"]);
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[test]
+fn config_path_follows_the_contract() {
+    let home = tempfile::tempdir().unwrap();
+    let p = agm(home.path(), &["config", "path"]);
+    assert_eq!(
+        stdout(&p).trim(),
+        home.path()
+            .join(".config/agm/config.toml")
+            .display()
+            .to_string()
+    );
+    let explicit = agm(home.path(), &["--config", "/tmp/x.toml", "config", "path"]);
+    assert_eq!(stdout(&explicit).trim(), "/tmp/x.toml");
+    let by_env = command(home.path(), &["config", "path"])
+        .env("AGM_CONFIG", "/etc/agm.toml")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&by_env).trim(), "/etc/agm.toml");
+}
+
+#[test]
+fn config_init_writes_once_and_show_reads_it() {
+    let home = tempfile::tempdir().unwrap();
+    let init = agm(home.path(), &["config", "init"]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let path = home.path().join(".config/agm/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("[server]") && text.contains("port = 8045"));
+
+    let again = agm(home.path(), &["config", "init"]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = stderr(&again);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.contains("--force"), "{err}");
+
+    std::fs::write(
+        &path,
+        "[server]\nport = 9100\napi_keys = [\"agm-very-secret-key\"]\n",
+    )
+    .unwrap();
+    let show = command(home.path(), &["config", "show"])
+        .env("AGM_SERVER__BIND", "127.0.0.2")
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", stderr(&show));
+    let out = stdout(&show);
+    assert!(out.contains("port = 9100"), "{out}");
+    assert!(
+        out.contains("bind = \"127.0.0.2\""),
+        "env overrides the file: {out}"
+    );
+    assert!(!out.contains("very-secret"), "secrets are masked: {out}");
+}
+
+#[test]
+fn bad_config_is_one_clear_line() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("bad.toml");
+    std::fs::write(&path, "[server]\nprot = 1\n").unwrap();
+    let out = agm(home.path(), &["--config", path.to_str().unwrap(), "serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("bad.toml") && err.contains("prot"), "{err}");
+
+    let missing = agm(home.path(), &["--config", "/nonexistent/agm.toml", "serve"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("/nonexistent/agm.toml"));
+}
+
+#[test]
+fn open_bind_without_keys_refuses_to_start() {
+    let home = tempfile::tempdir().unwrap();
+    let out = agm(home.path(), &["serve", "--bind", "0.0.0.0", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("refusing to listen on 0.0.0.0"), "{err}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = reqwest::blocking::Client::new();
+    while Instant::now() < deadline {
+        if client
+            .get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("agm did not come up at {url}");
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn serve_creates_the_data_dir_and_stops_on_sigterm() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let port = free_port();
+    let mut child = command(home.path(), &["serve", "--port", &port.to_string()])
+        .env("AGM_DATA_DIR", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&url);
+    let ready = reqwest::blocking::get(format!("{url}/readyz")).unwrap();
+    assert_eq!(ready.status(), 503, "no accounts yet");
+    assert!(ready.text().unwrap().contains("agm accounts add"));
+    assert!(data.join("agm.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the data dir is private");
+    }
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+}
+
+#[test]
+fn demo_answers_a_streamed_curl_like_request() {
+    let home = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = command(home.path(), &["demo", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&url);
+    let body = serde_json::json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "Hello"}],
+    });
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{url}/v1/messages"))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().unwrap();
+    assert!(text.starts_with("event: message_start\n"), "{text}");
+    assert!(text.contains("reply to: Hello"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("data: {\"type\":\"message_stop\"}"),
+        "{text}"
+    );
+    sigterm(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let printed = stdout(&output);
+    assert!(
+        printed.contains(&format!("agm demo is running on {url}")),
+        "{printed}"
+    );
+    assert!(printed.contains("ANTHROPIC_BASE_URL="), "{printed}");
+    assert!(
+        !home.path().join(".local/share/agm").exists(),
+        "demo leaves the data dir alone"
+    );
+}
