@@ -2,6 +2,11 @@
 //! no async runtime, no clock.
 //!
 //! - [`anthropic`]: Anthropic Messages ⇄ Gemini (request, response, stream).
+//! - [`common`]: the pieces the converters share (parts, media, tool calls, usage,
+//!   finish reasons, the upstream state of a stream).
+//! - [`openai_chat`]: OpenAI Chat Completions ⇄ Gemini (request, response, stream).
+//! - [`openai_responses`]: OpenAI Responses (Codex CLI) ⇄ Gemini (request, response,
+//!   stream).
 //! - [`sse`]: incremental server-sent-event parsing and framing.
 //! - [`upstream`]: reading Google's answers and stream chunks (either envelope).
 //! - [`schema`]: JSON Schema → Gemini's schema subset.
@@ -11,8 +16,12 @@
 //! - [`models`]: client model name → upstream model id.
 
 pub mod anthropic;
+pub mod common;
 pub mod error;
+pub mod gemini_api;
 pub mod models;
+pub mod openai_chat;
+pub mod openai_responses;
 pub mod schema;
 pub mod session;
 pub mod sse;

@@ -71,6 +71,16 @@ impl ModelMap {
             .map_or(client_model, |(_, target)| target.as_str())
     }
 
+    /// The model names worth listing to clients: every exact name in the table and every
+    /// upstream id it produces, sorted and deduplicated.
+    pub fn listed(&self) -> Vec<&str> {
+        let mut out = self.targets();
+        out.extend(self.exact.keys().map(String::as_str));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Every upstream id the table can produce, sorted and deduplicated.
     pub fn targets(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self

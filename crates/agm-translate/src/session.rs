@@ -27,6 +27,16 @@ pub fn session_id(req: &MessagesRequest) -> String {
     hashed_id("first_user_message", &first_user_text)
 }
 
+/// The session id of an OpenAI request (Chat Completions or Responses): derived from
+/// the client's conversation key (`prompt_cache_key`; Codex sends its conversation id)
+/// when it sent one, else from the text of the first user message.
+pub fn openai_session_id(conversation_key: Option<&str>, first_user_text: &str) -> String {
+    match conversation_key.filter(|k| !k.is_empty()) {
+        Some(key) => hashed_id("conversation_key", key),
+        None => hashed_id("first_user_message", first_user_text),
+    }
+}
+
 /// A session id from any conversation key (for the other client APIs).
 pub fn hashed_id(kind: &str, key: &str) -> String {
     let mut hasher = Sha256::new();

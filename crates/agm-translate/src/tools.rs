@@ -7,8 +7,8 @@
 //! sanitised, truncated prefix and a hash suffix), so the same name gets the same
 //! stand-in in every request of a conversation.
 //!
-//! Gemini may also omit `functionCall.id`; [`ToolIdMinter`] makes `toolu_…` ids that
-//! are unique per answer and reproducible from a seed.
+//! Gemini may also omit `functionCall.id`; [`ToolIdMinter`] makes `toolu_…` (Anthropic)
+//! and `call_…` (OpenAI) ids that are unique per answer and reproducible from a seed.
 
 use std::collections::HashMap;
 
@@ -155,9 +155,27 @@ impl ToolIdMinter {
         format!("toolu_{}", self.derive("tool", self.count))
     }
 
+    /// The next OpenAI tool-call id: `call_` and 24 hex digits.
+    pub fn next_call_id(&mut self) -> String {
+        self.next_id("call")
+    }
+
+    /// The next id with the given prefix: `<prefix>_` and 24 hex digits (OpenAI's
+    /// item ids: `msg`, `fc`, `rs`).
+    pub fn next_id(&mut self, prefix: &str) -> String {
+        self.count += 1;
+        format!("{prefix}_{}", self.derive(prefix, self.count))
+    }
+
     /// A message id for the answer: `msg_` and the upstream `responseId` when it is
     /// usable, else 24 hex digits from the seed.
     pub fn message_id(&self, response_id: Option<&str>) -> String {
+        self.answer_id("msg_", response_id)
+    }
+
+    /// An id for the whole answer: `prefix` and the upstream `responseId` when it is
+    /// usable, else 24 hex digits from the seed (`chatcmpl-`, `resp_`).
+    pub fn answer_id(&self, prefix: &str, response_id: Option<&str>) -> String {
         match response_id {
             Some(id)
                 if !id.is_empty()
@@ -165,9 +183,12 @@ impl ToolIdMinter {
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
             {
-                format!("msg_{id}")
+                format!("{prefix}{id}")
             }
-            _ => format!("msg_{}", self.derive("msg", 0)),
+            _ => {
+                let kind = prefix.trim_end_matches(['_', '-']);
+                format!("{prefix}{}", self.derive(kind, 0))
+            }
         }
     }
 
@@ -243,6 +264,11 @@ mod tests {
         assert_eq!(first, b.next_tool_id());
         assert_ne!(first, ToolIdMinter::new("req-2").next_tool_id());
         assert_eq!(a.message_id(Some("abc-1")), "msg_abc-1");
+        assert_eq!(a.answer_id("chatcmpl-", Some("r1")), "chatcmpl-r1");
+        assert!(a.answer_id("resp_", None).starts_with("resp_"));
+        let call = a.next_call_id();
+        assert!(call.starts_with("call_") && call.len() == 29, "{call}");
+        assert_ne!(a.next_id("fc"), a.next_id("fc"));
         assert!(a.message_id(Some("a b")).starts_with("msg_"));
     }
 

@@ -5,6 +5,7 @@
 //! - [`cloudcode`]: Google's Cloud Code Assist ("v1internal") envelope, discovery and
 //!   quota messages, and Google's error shape.
 //! - [`anthropic`]: the Anthropic Messages API as Claude Code and the SDKs speak it.
+//! - [`openai`]: OpenAI Chat Completions and the Responses API (Codex CLI).
 //!
 //! Types are tolerant readers: unknown fields sent by a client or by Google are ignored
 //! on input, and `None` fields are omitted on output.
@@ -12,3 +13,4 @@
 pub mod anthropic;
 pub mod cloudcode;
 pub mod gemini;
+pub mod openai;

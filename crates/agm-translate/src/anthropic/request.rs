@@ -1,69 +1,32 @@
 //! Anthropic `MessagesRequest` → Gemini `GenerateContentRequest`.
 
-use std::collections::HashMap;
-
 use agm_wire::anthropic::{
     ContentBlock, CountTokensRequest, MessageContent, MessagesRequest, Role, Source, System,
     Thinking, ToolChoice, ToolDef, ToolResultContent,
 };
 use agm_wire::cloudcode;
 use agm_wire::gemini::{
-    Blob, Content, FileData, FunctionCall, FunctionCallingConfig, FunctionDeclaration,
-    FunctionResponse, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig, Tool,
-    ToolConfig,
+    Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig,
+    Tool, ToolConfig,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
+use crate::common::media::{file_uri_part, inline_part};
+use crate::common::request::{
+    CallNames, CallingMode, call_args, function_call_part, function_declaration, function_tools,
+    push_turn, stop_sequences, system_instruction as common_system_instruction, tool_config,
+    tool_result_parts as common_tool_result_parts,
+};
 use crate::error::TranslateError;
-use crate::schema::clean_parameters;
 use crate::session::session_id;
-use crate::thinking::{ModelFamily, SKIP_SIGNATURE_VALIDATOR, SignatureStore, upstream_signature};
+use crate::thinking::{
+    ModelFamily, Replay, SignaturePolicy, clamp_budget, claude_thinking_sampling,
+    last_tool_turn_has_signed_thinking, leave_room_for_answer, needs_function_call_signatures,
+    sign_first_function_calls,
+};
 use crate::tools::ToolNameMap;
 
-/// Gemini takes at most this many stop sequences; extra ones are dropped.
-pub const MAX_STOP_SEQUENCES: usize = 5;
-
-/// The largest thinking budget sent to a Gemini model.
-const GEMINI_MAX_THINKING_BUDGET: u32 = 32_768;
-/// The largest thinking budget of Gemini Flash models.
-const GEMINI_FLASH_MAX_THINKING_BUDGET: u32 = 24_576;
-/// Anthropic's smallest thinking budget.
-const CLAUDE_MIN_THINKING_BUDGET: u32 = 1_024;
-
-/// Choices the caller makes per request.
-#[derive(Clone, Copy, Default)]
-pub struct RequestOptions<'a> {
-    /// Send every thinking block of the history as plain text, with no signature (the
-    /// retry after an upstream signature error).
-    pub thinking_as_text: bool,
-    /// The signature cache. Without one, signatures the client sends back are
-    /// trusted; with one, only those it knows were made by the upstream model's
-    /// family are replayed.
-    pub signatures: Option<&'a dyn SignatureStore>,
-}
-
-impl std::fmt::Debug for RequestOptions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestOptions")
-            .field("thinking_as_text", &self.thinking_as_text)
-            .field("signatures", &self.signatures.is_some())
-            .finish()
-    }
-}
-
-/// A translated request and what the answer's translation needs to know.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Translated {
-    /// The Gemini request, `sessionId` set, ready for the Cloud Code envelope.
-    pub request: GenerateContentRequest,
-    /// The tool names changed for the upstream, to be reversed in the answer.
-    pub tool_names: ToolNameMap,
-    /// The conversation's session id (also in `request.session_id`).
-    pub session_id: String,
-    /// Whether thinking is on for this request (thoughts go to the client as
-    /// `thinking` blocks only then).
-    pub thinking: bool,
-}
+pub use crate::common::request::{MAX_STOP_SEQUENCES, RequestOptions, Translated};
 
 /// Translates an Anthropic Messages request for `upstream_model`.
 ///
@@ -87,18 +50,29 @@ pub fn to_gemini(
     let family = ModelFamily::of(upstream_model);
     let mut tool_names = ToolNameMap::new();
 
-    let (tools, declared) = translate_tools(&req.tools, &mut tool_names)?;
+    let (declarations, search) = translate_tools(&req.tools, &mut tool_names)?;
     let tool_config = match &req.tool_choice {
-        Some(choice) if !tools.is_empty() => {
-            Some(translate_tool_choice(choice, &declared, &mut tool_names)?)
-        }
+        Some(choice) if search || !declarations.is_empty() => Some(translate_tool_choice(
+            choice,
+            &declarations,
+            &mut tool_names,
+        )?),
         _ => None,
     };
+    let mut tools = function_tools(declarations);
+    if search {
+        tools.push(Tool {
+            google_search: Some(json!({})),
+            ..Tool::default()
+        });
+    }
 
     let history = History {
-        family,
-        options,
-        session_id: &session_id,
+        policy: SignaturePolicy {
+            family,
+            options,
+            session_id: &session_id,
+        },
     };
     let mut contents = history.contents(req, &mut tool_names)?;
 
@@ -138,6 +112,7 @@ pub fn to_gemini(
         tool_names,
         session_id,
         thinking,
+        notes: Vec::new(),
     })
 }
 
@@ -198,14 +173,13 @@ pub fn count_tokens_to_gemini(
     })
 }
 
-/// Function declarations (one `Tool`, plus `googleSearch` for Anthropic's web search
-/// tool) and the upstream names declared.
+/// Function declarations, and whether Anthropic's web search tool (which becomes
+/// `googleSearch`) was among the tools.
 fn translate_tools(
     defs: &[ToolDef],
     names: &mut ToolNameMap,
-) -> Result<(Vec<Tool>, Vec<String>), TranslateError> {
+) -> Result<(Vec<FunctionDeclaration>, bool), TranslateError> {
     let mut declarations = Vec::new();
-    let mut declared = Vec::new();
     let mut search = false;
     for (i, def) in defs.iter().enumerate() {
         match def.kind.as_deref() {
@@ -227,66 +201,28 @@ fn translate_tools(
                 "must not be empty",
             ));
         }
-        let name = names.to_upstream(&def.name);
-        let parameters = clean_parameters(def.input_schema.as_ref().unwrap_or(&Value::Null));
-        declared.push(name.clone());
-        declarations.push(FunctionDeclaration {
-            name,
-            description: def.description.clone().unwrap_or_default(),
-            parameters: Some(parameters),
-        });
+        declarations.push(function_declaration(
+            names,
+            &def.name,
+            def.description.as_deref(),
+            def.input_schema.as_ref(),
+        ));
     }
-    let mut tools = Vec::new();
-    if !declarations.is_empty() {
-        tools.push(Tool {
-            function_declarations: declarations,
-            ..Tool::default()
-        });
-    }
-    if search {
-        tools.push(Tool {
-            google_search: Some(json!({})),
-            ..Tool::default()
-        });
-    }
-    Ok((tools, declared))
+    Ok((declarations, search))
 }
 
 fn translate_tool_choice(
     choice: &ToolChoice,
-    declared: &[String],
+    declared: &[FunctionDeclaration],
     names: &mut ToolNameMap,
 ) -> Result<ToolConfig, TranslateError> {
-    let config = match choice {
-        ToolChoice::Auto { .. } => FunctionCallingConfig {
-            mode: "AUTO".into(),
-            allowed_function_names: Vec::new(),
-        },
-        ToolChoice::Any { .. } => FunctionCallingConfig {
-            mode: "ANY".into(),
-            allowed_function_names: Vec::new(),
-        },
-        ToolChoice::Tool { name, .. } => {
-            let upstream = names.to_upstream(name);
-            if !declared.contains(&upstream) {
-                return Err(TranslateError::invalid(
-                    "tool_choice.name",
-                    format!("no tool named \"{name}\" in tools"),
-                ));
-            }
-            FunctionCallingConfig {
-                mode: "ANY".into(),
-                allowed_function_names: vec![upstream],
-            }
-        }
-        ToolChoice::None => FunctionCallingConfig {
-            mode: "NONE".into(),
-            allowed_function_names: Vec::new(),
-        },
+    let (mode, only) = match choice {
+        ToolChoice::Auto { .. } => (CallingMode::Auto, None),
+        ToolChoice::Any { .. } => (CallingMode::Any, None),
+        ToolChoice::Tool { name, .. } => (CallingMode::Any, Some(name.as_str())),
+        ToolChoice::None => (CallingMode::None, None),
     };
-    Ok(ToolConfig {
-        function_calling_config: Some(config),
-    })
+    tool_config(mode, only, names, declared, "tool_choice.name")
 }
 
 fn system_instruction(system: Option<&System>) -> Option<Content> {
@@ -294,11 +230,7 @@ fn system_instruction(system: Option<&System>) -> Option<Content> {
         System::Text(text) => vec![Part::text(text.clone())],
         System::Blocks(blocks) => blocks.iter().map(|b| Part::text(b.text.clone())).collect(),
     };
-    let parts: Vec<Part> = parts
-        .into_iter()
-        .filter(|p| p.text.as_deref().is_some_and(|t| !t.is_empty()))
-        .collect();
-    (!parts.is_empty()).then(|| Content::new("user", parts))
+    common_system_instruction(parts)
 }
 
 fn generation_config(
@@ -312,40 +244,23 @@ fn generation_config(
         top_p: req.top_p,
         top_k: req.top_k,
         max_output_tokens: Some(req.max_tokens),
-        stop_sequences: req
-            .stop_sequences
-            .iter()
-            .filter(|s| !s.is_empty())
-            .take(MAX_STOP_SEQUENCES)
-            .cloned()
-            .collect(),
+        stop_sequences: stop_sequences(req.stop_sequences.iter().map(String::as_str)),
         ..GenerationConfig::default()
     };
     if !thinking {
         return config;
     }
     if family == ModelFamily::Claude {
-        // Anthropic takes only the default sampling with thinking on.
-        config.temperature = config.temperature.filter(|t| (*t - 1.0).abs() < 1e-9);
-        config.top_k = None;
-        config.top_p = config.top_p.filter(|p| *p >= 0.95);
+        claude_thinking_sampling(&mut config);
     }
     let budget = match req.thinking {
-        Some(Thinking::Enabled { budget_tokens }) => Some(match family {
-            ModelFamily::Gemini if upstream_model.contains("flash") => {
-                budget_tokens.min(GEMINI_FLASH_MAX_THINKING_BUDGET)
-            }
-            ModelFamily::Gemini => budget_tokens.min(GEMINI_MAX_THINKING_BUDGET),
-            ModelFamily::Claude => budget_tokens.max(CLAUDE_MIN_THINKING_BUDGET),
-            ModelFamily::Other => budget_tokens,
-        }),
+        Some(Thinking::Enabled { budget_tokens }) => {
+            Some(clamp_budget(family, upstream_model, budget_tokens))
+        }
         _ => None,
     };
-    if let Some(budget) = budget
-        && req.max_tokens <= budget
-    {
-        // max_tokens counts the thinking too: leave room for the answer.
-        config.max_output_tokens = Some(budget.saturating_add(req.max_tokens.max(1024)));
+    if let Some(budget) = budget {
+        leave_room_for_answer(&mut config, budget);
     }
     config.thinking_config = Some(ThinkingConfig {
         include_thoughts: Some(true),
@@ -353,64 +268,6 @@ fn generation_config(
         thinking_level: None,
     });
     config
-}
-
-/// False when the request continues a tool loop (it ends with function responses)
-/// whose model turn does not start with a signed thought.
-fn last_tool_turn_has_signed_thinking(contents: &[Content]) -> bool {
-    let [.., last_model, last] = contents else {
-        return true;
-    };
-    let continues_tool_loop = last.role.as_deref() == Some("user")
-        && last.parts.iter().any(|p| p.function_response.is_some());
-    if !continues_tool_loop || last_model.role.as_deref() != Some("model") {
-        return true;
-    }
-    if !last_model.parts.iter().any(|p| p.function_call.is_some()) {
-        return true;
-    }
-    last_model
-        .parts
-        .first()
-        .is_some_and(|p| p.is_thought() && p.thought_signature.is_some())
-}
-
-/// True for Gemini 3 and later, which refuse a history whose function calls lack
-/// their thought signature.
-fn needs_function_call_signatures(upstream_model: &str) -> bool {
-    let model = upstream_model
-        .strip_prefix("models/")
-        .unwrap_or(upstream_model);
-    let Some(version) = model.strip_prefix("gemini-") else {
-        return false;
-    };
-    let major: String = version.chars().take_while(char::is_ascii_digit).collect();
-    major.parse::<u32>().is_ok_and(|v| v >= 3)
-}
-
-/// Gemini 3 wants a signature on the first function call of every model turn; give
-/// the documented stand-in to those that have none.
-fn sign_first_function_calls(contents: &mut [Content]) {
-    for content in contents
-        .iter_mut()
-        .filter(|c| c.role.as_deref() == Some("model"))
-    {
-        if let Some(call) = content.parts.iter_mut().find(|p| p.function_call.is_some())
-            && call.thought_signature.is_none()
-        {
-            call.thought_signature = Some(SKIP_SIGNATURE_VALIDATOR.to_owned());
-        }
-    }
-}
-
-/// What becomes of a thinking block of the history.
-enum Replay {
-    /// A `thought: true` part with its signature.
-    Thought(String),
-    /// A plain text part.
-    Text,
-    /// Left out; a signature still good for the next function call (Gemini).
-    Drop(Option<String>),
 }
 
 /// Blocks that are results of Anthropic's own server tools: nothing upstream can
@@ -429,9 +286,7 @@ const SERVER_TOOL_BLOCKS: [&str; 10] = [
 ];
 
 struct History<'a> {
-    family: ModelFamily,
-    options: &'a RequestOptions<'a>,
-    session_id: &'a str,
+    policy: SignaturePolicy<'a>,
 }
 
 impl History<'_> {
@@ -441,7 +296,7 @@ impl History<'_> {
         names: &mut ToolNameMap,
     ) -> Result<Vec<Content>, TranslateError> {
         // tool_use id → the client's tool name, for the tool_result after it.
-        let mut calls: HashMap<String, String> = HashMap::new();
+        let mut calls = CallNames::default();
         let mut contents: Vec<Content> = Vec::new();
         let last = req.messages.len() - 1;
         for (i, message) in req.messages.iter().enumerate() {
@@ -490,24 +345,17 @@ impl History<'_> {
                                 "tool_use blocks belong in assistant messages",
                             ));
                         }
-                        calls.insert(id.clone(), name.clone());
-                        let args = match input {
-                            Value::Object(_) => input.clone(),
-                            Value::Null => Value::Object(Map::new()),
-                            other => json!({ "value": other }),
-                        };
+                        calls.record(id, name);
                         let signature = self
+                            .policy
                             .cached_tool_signature(id)
                             .or_else(|| pending_signature.take());
-                        parts.push(Part {
-                            function_call: Some(FunctionCall {
-                                id: Some(id.clone()),
-                                name: names.to_upstream(name),
-                                args,
-                            }),
-                            thought_signature: signature,
-                            ..Part::default()
-                        });
+                        parts.push(function_call_part(
+                            Some(id),
+                            names.to_upstream(name),
+                            call_args(input),
+                            signature,
+                        ));
                     }
                     ContentBlock::ToolResult {
                         tool_use_id,
@@ -520,10 +368,9 @@ impl History<'_> {
                                 "tool_result blocks belong in user messages",
                             ));
                         }
-                        let name = calls.get(tool_use_id).cloned();
                         tool_result_parts(
                             tool_use_id,
-                            name.map(|n| names.to_upstream(&n)),
+                            calls.upstream_name(tool_use_id, names),
                             content.as_ref(),
                             is_error.unwrap_or(false),
                             &field(),
@@ -538,7 +385,7 @@ impl History<'_> {
                             dropped_by_policy = true;
                             continue;
                         }
-                        match self.replay(signature) {
+                        match self.policy.replay(signature) {
                             Replay::Thought(signature) => parts.push(Part {
                                 text: Some(thinking.clone()),
                                 thought: Some(true),
@@ -589,12 +436,7 @@ impl History<'_> {
                     "must not be empty (empty text blocks are dropped)",
                 ));
             }
-            match contents.last_mut() {
-                Some(previous) if previous.role.as_deref() == Some(role) => {
-                    previous.parts.append(&mut parts);
-                }
-                _ => contents.push(Content::new(role, parts)),
-            }
+            push_turn(&mut contents, role, parts);
         }
         if contents.is_empty() {
             return Err(TranslateError::invalid(
@@ -603,37 +445,6 @@ impl History<'_> {
             ));
         }
         Ok(contents)
-    }
-
-    fn replay(&self, signature: &str) -> Replay {
-        if self.options.thinking_as_text || signature.is_empty() {
-            return match self.family {
-                ModelFamily::Gemini | ModelFamily::Other if signature.is_empty() => {
-                    Replay::Drop(None)
-                }
-                _ => Replay::Text,
-            };
-        }
-        let trusted = match self.options.signatures {
-            None => true,
-            Some(store) => store.family_of(self.session_id, signature) == Some(self.family),
-        };
-        match (self.family, trusted) {
-            (ModelFamily::Claude, true) => Replay::Thought(upstream_signature(signature)),
-            (ModelFamily::Claude, false) => Replay::Text,
-            (ModelFamily::Gemini, true) => Replay::Drop(Some(upstream_signature(signature))),
-            (ModelFamily::Gemini | ModelFamily::Other, _) => Replay::Drop(None),
-        }
-    }
-
-    fn cached_tool_signature(&self, tool_use_id: &str) -> Option<String> {
-        if self.family != ModelFamily::Gemini || self.options.thinking_as_text {
-            return None;
-        }
-        self.options
-            .signatures?
-            .for_tool_use(self.session_id, tool_use_id)
-            .map(|s| upstream_signature(&s))
     }
 }
 
@@ -655,20 +466,8 @@ fn media_part(
     field: &str,
 ) -> Result<Part, TranslateError> {
     match source {
-        Source::Base64 { media_type, data } => Ok(Part {
-            inline_data: Some(Blob {
-                mime_type: media_type.clone(),
-                data: data.clone(),
-            }),
-            ..Part::default()
-        }),
-        Source::Url { url } => Ok(Part {
-            file_data: Some(FileData {
-                mime_type: Some(mime_from_url(url).unwrap_or(default_mime).to_owned()),
-                file_uri: url.clone(),
-            }),
-            ..Part::default()
-        }),
+        Source::Base64 { media_type, data } => Ok(inline_part(media_type, data)),
+        Source::Url { url } => Ok(file_uri_part(url, default_mime)),
         Source::Text { data, .. } if allow_text => Ok(Part::text(data.clone())),
         Source::File { .. } => Err(TranslateError::unsupported(
             field,
@@ -803,26 +602,7 @@ fn tool_result_parts(
             }
         }
     }
-    match upstream_name {
-        Some(name) => {
-            let key = if is_error { "error" } else { "output" };
-            parts.push(Part {
-                function_response: Some(FunctionResponse {
-                    id: Some(tool_use_id.to_owned()),
-                    name,
-                    response: json!({ key: text }),
-                }),
-                ..Part::default()
-            });
-        }
-        None => {
-            let label = if is_error { "Error from" } else { "Result of" };
-            parts.push(Part::text(format!(
-                "[{label} tool call {tool_use_id}]\n{text}"
-            )));
-        }
-    }
-    parts.append(&mut media);
+    common_tool_result_parts(tool_use_id, upstream_name, &text, is_error, media, parts);
     Ok(())
 }
 
@@ -855,36 +635,11 @@ fn search_result_text(value: &Value) -> String {
     out
 }
 
-/// The MIME type suggested by a URL's file extension.
-fn mime_from_url(url: &str) -> Option<&'static str> {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let (_, ext) = name.rsplit_once('.')?;
-    Some(match ext.to_ascii_lowercase().as_str() {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "heic" => "image/heic",
-        "heif" => "image/heif",
-        "pdf" => "application/pdf",
-        "txt" => "text/plain",
-        "md" => "text/markdown",
-        "html" | "htm" => "text/html",
-        "csv" => "text/csv",
-        "json" => "application/json",
-        "mp3" => "audio/mpeg",
-        "wav" => "audio/wav",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "webm" => "video/webm",
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::thinking::{SKIP_SIGNATURE_VALIDATOR, SignatureStore};
+    use agm_wire::gemini::{FileData, FunctionResponse};
     use pretty_assertions::assert_eq;
 
     fn request(messages: Value) -> MessagesRequest {

@@ -23,13 +23,13 @@ use agm_wire::anthropic::{
     ContentBlock, Delta, ErrorDetail, ErrorKind, MessageDelta, MessageDeltaUsage, MessagesResponse,
     StopReason, StreamEvent, Usage,
 };
-use agm_wire::gemini::{GenerateContentResponse, Part, UsageMetadata};
+use agm_wire::gemini::{GenerateContentResponse, Part};
 use serde_json::{Map, Value};
 
 use crate::anthropic::response::ResponseContext;
+use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
-use crate::tools::ToolIdMinter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BlockKind {
@@ -49,18 +49,11 @@ struct OpenBlock {
 #[derive(Debug)]
 pub struct StreamTranscoder {
     ctx: ResponseContext,
-    /// Made at the first use, from the seed and the upstream `responseId`.
-    ids: Option<ToolIdMinter>,
+    upstream: UpstreamState,
     started: bool,
     done: bool,
     open: Option<OpenBlock>,
     next_index: usize,
-    saw_content: bool,
-    saw_tool_use: bool,
-    finish_reason: Option<String>,
-    blocked: Option<String>,
-    usage: Option<UsageMetadata>,
-    response_id: Option<String>,
     signatures: Vec<SeenSignature>,
 }
 
@@ -68,18 +61,12 @@ impl StreamTranscoder {
     /// A transcoder for one answer.
     pub fn new(ctx: ResponseContext) -> StreamTranscoder {
         StreamTranscoder {
-            ids: None,
+            upstream: UpstreamState::new(&ctx.id_seed),
             ctx,
             started: false,
             done: false,
             open: None,
             next_index: 0,
-            saw_content: false,
-            saw_tool_use: false,
-            finish_reason: None,
-            blocked: None,
-            usage: None,
-            response_id: None,
             signatures: Vec::new(),
         }
     }
@@ -90,23 +77,7 @@ impl StreamTranscoder {
         if self.done {
             return out;
         }
-        if let Some(usage) = chunk.usage_metadata {
-            self.usage = Some(usage);
-        }
-        if self.response_id.is_none() {
-            self.response_id.clone_from(&chunk.response_id);
-        }
-        if let Some(reason) = chunk.finish_reason().filter(|r| !r.is_empty()) {
-            self.finish_reason = Some(reason.to_owned());
-        }
-        if let Some(reason) = chunk
-            .prompt_feedback
-            .as_ref()
-            .and_then(|f| f.get("blockReason"))
-            .and_then(Value::as_str)
-        {
-            self.blocked = Some(reason.to_owned());
-        }
+        self.upstream.observe(chunk);
         for part in chunk.parts() {
             self.part(part, &mut out);
         }
@@ -118,12 +89,7 @@ impl StreamTranscoder {
     /// the upstream stream ends, before [`StreamTranscoder::finish`], to retry instead
     /// of sending an empty answer.
     pub fn is_empty_answer(&self) -> bool {
-        !self.saw_content
-            && self.blocked.is_none()
-            && self
-                .finish_reason
-                .as_deref()
-                .is_none_or(|r| r == "STOP" || r == "FINISH_REASON_UNSPECIFIED")
+        self.upstream.is_empty_answer()
     }
 
     /// Ends the answer: closes the open block, then `message_delta` (stop reason and
@@ -134,16 +100,14 @@ impl StreamTranscoder {
             return out;
         }
         self.start(&mut out);
-        if let Some(note) = self.stop_note() {
+        if let Some(note) = self.upstream.stop_note(self.is_open(BlockKind::Text)) {
             self.text(&note, &mut out);
         }
         self.close(&mut out);
-        let stop_reason = match self.finish_reason.as_deref() {
-            Some("MAX_TOKENS") => StopReason::MaxTokens,
-            None | Some("STOP" | "FINISH_REASON_UNSPECIFIED") if self.saw_tool_use => {
-                StopReason::ToolUse
-            }
-            _ => StopReason::EndTurn,
+        let stop_reason = match self.upstream.finish() {
+            Finish::Length => StopReason::MaxTokens,
+            Finish::ToolCalls => StopReason::ToolUse,
+            Finish::Stop | Finish::ContentFilter => StopReason::EndTurn,
         };
         let usage = self.usage();
         out.push(StreamEvent::MessageDelta {
@@ -191,17 +155,12 @@ impl StreamTranscoder {
 
     /// The usage so far, in Anthropic's terms.
     pub fn usage(&self) -> Usage {
-        usage(self.usage.as_ref())
-    }
-
-    fn minter(&mut self) -> &mut ToolIdMinter {
-        let (seed, response_id) = (&self.ctx.id_seed, &self.response_id);
-        self.ids.get_or_insert_with(|| {
-            ToolIdMinter::new(format!(
-                "{seed}\u{0}{}",
-                response_id.as_deref().unwrap_or_default()
-            ))
-        })
+        usage(
+            self.upstream
+                .usage
+                .is_some()
+                .then(|| self.upstream.tokens()),
+        )
     }
 
     fn part(&mut self, part: &Part, out: &mut Vec<StreamEvent>) {
@@ -217,15 +176,8 @@ impl StreamTranscoder {
             }
             self.close(out);
             self.start(out);
-            let id = call
-                .id
-                .clone()
-                .filter(|id| is_usable_id(id))
-                .unwrap_or_else(|| self.minter().next_tool_id());
-            let args = match &call.args {
-                Value::Null => Value::Object(Map::new()),
-                args => args.clone(),
-            };
+            let id = self.upstream.call_id(call.id.as_deref(), false);
+            let args = client_args(&call.args);
             let index = self.next_index;
             self.next_index += 1;
             out.push(StreamEvent::ContentBlockStart {
@@ -243,8 +195,8 @@ impl StreamTranscoder {
                 },
             });
             out.push(StreamEvent::ContentBlockStop { index });
-            self.saw_content = true;
-            self.saw_tool_use = true;
+            self.upstream.saw_content = true;
+            self.upstream.saw_tool_call = true;
             if let Some(signature) = signature {
                 self.signatures.push(SeenSignature {
                     signature,
@@ -281,7 +233,7 @@ impl StreamTranscoder {
                 if signature.is_some() {
                     open.signature = signature;
                 }
-                self.saw_content = true;
+                self.upstream.saw_content = true;
             }
             return;
         }
@@ -309,7 +261,7 @@ impl StreamTranscoder {
                 },
             });
         }
-        self.saw_content = true;
+        self.upstream.saw_content = true;
     }
 
     fn is_open(&self, kind: BlockKind) -> bool {
@@ -356,8 +308,8 @@ impl StreamTranscoder {
             return;
         }
         self.started = true;
-        let response_id = self.response_id.clone();
-        let id = self.minter().message_id(response_id.as_deref());
+        let response_id = self.upstream.response_id.clone();
+        let id = self.upstream.minter().message_id(response_id.as_deref());
         let mut message = MessagesResponse::new(id, self.ctx.model.clone());
         message.usage = Usage {
             output_tokens: 0,
@@ -365,59 +317,20 @@ impl StreamTranscoder {
         };
         out.push(StreamEvent::MessageStart { message });
     }
-
-    /// A line telling the client why Google cut the answer short, when it did.
-    fn stop_note(&self) -> Option<String> {
-        if let Some(reason) = &self.blocked {
-            return Some(format!(
-                "[agm: Google blocked the prompt ({reason}); nothing was generated.]"
-            ));
-        }
-        let reason = self.finish_reason.as_deref()?;
-        let why = match reason {
-            "STOP" | "MAX_TOKENS" | "FINISH_REASON_UNSPECIFIED" => return None,
-            "SAFETY" | "IMAGE_SAFETY" => "its safety filter",
-            "RECITATION" => "its recitation (copyright) filter",
-            "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" => "its content filter",
-            "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" => "an invalid tool call",
-            _ => "an unexpected reason",
-        };
-        let sep = if self.is_open(BlockKind::Text) {
-            "\n\n"
-        } else {
-            ""
-        };
-        Some(format!(
-            "{sep}[agm: Google stopped the answer: {why} ({reason}).]"
-        ))
-    }
 }
 
 /// Gemini usage → Anthropic usage: input excludes the cached prompt, output includes
 /// the thoughts.
-pub(crate) fn usage(meta: Option<&UsageMetadata>) -> Usage {
-    let Some(meta) = meta else {
+fn usage(tokens: Option<TokenCounts>) -> Usage {
+    let Some(tokens) = tokens else {
         return Usage::default();
     };
     Usage {
-        input_tokens: meta
-            .prompt_token_count
-            .saturating_sub(meta.cached_content_token_count),
-        output_tokens: meta
-            .candidates_token_count
-            .saturating_add(meta.thoughts_token_count),
+        input_tokens: tokens.uncached_prompt(),
+        output_tokens: tokens.output(),
         cache_creation_input_tokens: Some(0),
-        cache_read_input_tokens: Some(meta.cached_content_token_count),
+        cache_read_input_tokens: Some(tokens.cached),
     }
-}
-
-/// Anthropic accepts tool-use ids made of `[A-Za-z0-9_-]`.
-fn is_usable_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// One event as an SSE frame: `event: <type>\ndata: <json>\n\n`.

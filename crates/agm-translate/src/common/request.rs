@@ -1,0 +1,298 @@
+//! Building a Gemini request: what every client API's translation shares.
+
+use std::collections::HashMap;
+
+use agm_wire::gemini::{
+    Content, FunctionCall, FunctionCallingConfig, FunctionDeclaration, FunctionResponse,
+    GenerateContentRequest, Part, Tool, ToolConfig,
+};
+use serde_json::{Map, Value, json};
+
+use crate::error::TranslateError;
+use crate::schema::clean_parameters;
+use crate::thinking::SignatureStore;
+use crate::tools::ToolNameMap;
+
+/// Gemini takes at most this many stop sequences; extra ones are dropped.
+pub const MAX_STOP_SEQUENCES: usize = 5;
+
+/// Choices the caller makes per request.
+#[derive(Clone, Copy, Default)]
+pub struct RequestOptions<'a> {
+    /// Send every thinking block of the history as plain text, with no signature (the
+    /// retry after an upstream signature error).
+    pub thinking_as_text: bool,
+    /// The signature cache. Without one, signatures the client sends back are
+    /// trusted; with one, only those it knows were made by the upstream model's
+    /// family are replayed.
+    pub signatures: Option<&'a dyn SignatureStore>,
+}
+
+impl std::fmt::Debug for RequestOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestOptions")
+            .field("thinking_as_text", &self.thinking_as_text)
+            .field("signatures", &self.signatures.is_some())
+            .finish()
+    }
+}
+
+/// A translated request and what the answer's translation needs to know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    /// The Gemini request, `sessionId` set, ready for the Cloud Code envelope.
+    pub request: GenerateContentRequest,
+    /// The tool names changed for the upstream, to be reversed in the answer.
+    pub tool_names: ToolNameMap,
+    /// The conversation's session id (also in `request.session_id`).
+    pub session_id: String,
+    /// Whether thinking is on for this request (thoughts go to the client only then).
+    pub thinking: bool,
+    /// Parts of the request that were left out on purpose (tools Google's models
+    /// cannot run, history items with no upstream equivalent), one sentence each, for
+    /// the server's log.
+    pub notes: Vec<String>,
+}
+
+/// Appends `parts` as a turn of `role`, merged into the previous turn when it has the
+/// same role (Gemini wants roles to alternate).
+pub(crate) fn push_turn(contents: &mut Vec<Content>, role: &str, mut parts: Vec<Part>) {
+    if parts.is_empty() {
+        return;
+    }
+    match contents.last_mut() {
+        Some(previous) if previous.role.as_deref() == Some(role) => {
+            previous.parts.append(&mut parts);
+        }
+        _ => contents.push(Content::new(role, parts)),
+    }
+}
+
+/// The `systemInstruction` made of `parts` (empty texts dropped), if any are left.
+pub(crate) fn system_instruction(parts: Vec<Part>) -> Option<Content> {
+    let parts: Vec<Part> = parts
+        .into_iter()
+        .filter(|p| p.text.as_deref().is_none_or(|t| !t.is_empty()))
+        .collect();
+    (!parts.is_empty()).then(|| Content::new("user", parts))
+}
+
+/// A function declaration: the name made safe for Gemini (and registered in
+/// `names`), the schema cleaned.
+pub(crate) fn function_declaration(
+    names: &mut ToolNameMap,
+    name: &str,
+    description: Option<&str>,
+    schema: Option<&Value>,
+) -> FunctionDeclaration {
+    FunctionDeclaration {
+        name: names.to_upstream(name),
+        description: description.unwrap_or_default().to_owned(),
+        parameters: Some(clean_parameters(schema.unwrap_or(&Value::Null))),
+    }
+}
+
+/// The `tools` of a request with these declarations (none when there are none).
+pub(crate) fn function_tools(declarations: Vec<FunctionDeclaration>) -> Vec<Tool> {
+    if declarations.is_empty() {
+        return Vec::new();
+    }
+    vec![Tool {
+        function_declarations: declarations,
+        ..Tool::default()
+    }]
+}
+
+/// How the model must use the tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallingMode {
+    /// The model chooses (`auto`).
+    Auto,
+    /// The model must call a tool (`required`, `any`).
+    Any,
+    /// The model must not call tools (`none`).
+    None,
+}
+
+/// `toolConfig` for a mode, optionally restricted to one function. A named function
+/// must be one of the declared ones: `field` names the client's field otherwise.
+pub(crate) fn tool_config(
+    mode: CallingMode,
+    only: Option<&str>,
+    names: &mut ToolNameMap,
+    declared: &[FunctionDeclaration],
+    field: &str,
+) -> Result<ToolConfig, TranslateError> {
+    let mut allowed = Vec::new();
+    if let Some(name) = only {
+        let upstream = names.to_upstream(name);
+        if !declared.iter().any(|d| d.name == upstream) {
+            return Err(TranslateError::invalid(
+                field,
+                format!("no tool named \"{name}\" in tools"),
+            ));
+        }
+        allowed.push(upstream);
+    }
+    let mode = match mode {
+        CallingMode::Auto => "AUTO",
+        CallingMode::Any => "ANY",
+        CallingMode::None => "NONE",
+    };
+    Ok(ToolConfig {
+        function_calling_config: Some(FunctionCallingConfig {
+            mode: mode.to_owned(),
+            allowed_function_names: allowed,
+        }),
+    })
+}
+
+/// A call's arguments as Gemini `args`: a JSON object; other JSON values are wrapped
+/// as `{"value": ...}`, and nothing at all is `{}`.
+pub(crate) fn call_args(input: &Value) -> Value {
+    match input {
+        Value::Object(_) => input.clone(),
+        Value::Null => Value::Object(Map::new()),
+        other => json!({ "value": other }),
+    }
+}
+
+/// Parses the JSON text of a call's `arguments` (OpenAI sends a string); an empty
+/// string is `{}`. Invalid JSON is an error naming `field`.
+pub(crate) fn parse_arguments(arguments: &str, field: &str) -> Result<Value, TranslateError> {
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_json::from_str::<Value>(arguments)
+        .map(|value| call_args(&value))
+        .map_err(|e| TranslateError::invalid(field, format!("is not valid JSON ({e})")))
+}
+
+/// A `functionCall` part.
+pub(crate) fn function_call_part(
+    id: Option<&str>,
+    upstream_name: String,
+    args: Value,
+    signature: Option<String>,
+) -> Part {
+    Part {
+        function_call: Some(FunctionCall {
+            id: id.filter(|id| !id.is_empty()).map(str::to_owned),
+            name: upstream_name,
+            args,
+        }),
+        thought_signature: signature,
+        ..Part::default()
+    }
+}
+
+/// A tool's result as parts: a `functionResponse` (`{"output": text}`, or
+/// `{"error": text}` for a failure) followed by its media, or, when no call with the
+/// id came before it (`upstream_name` is `None`), a text part that says whose result
+/// it is.
+pub(crate) fn tool_result_parts(
+    call_id: &str,
+    upstream_name: Option<String>,
+    text: &str,
+    is_error: bool,
+    mut media: Vec<Part>,
+    parts: &mut Vec<Part>,
+) {
+    match upstream_name {
+        Some(name) => {
+            let key = if is_error { "error" } else { "output" };
+            parts.push(Part {
+                function_response: Some(FunctionResponse {
+                    id: (!call_id.is_empty()).then(|| call_id.to_owned()),
+                    name,
+                    response: json!({ key: text }),
+                }),
+                ..Part::default()
+            });
+        }
+        None => {
+            let label = if is_error { "Error from" } else { "Result of" };
+            parts.push(Part::text(format!("[{label} tool call {call_id}]\n{text}")));
+        }
+    }
+    parts.append(&mut media);
+}
+
+/// The client's calls of a conversation: call id → the client's tool name, so that a
+/// result finds the name of its call.
+#[derive(Debug, Default)]
+pub(crate) struct CallNames(HashMap<String, String>);
+
+impl CallNames {
+    pub fn record(&mut self, call_id: &str, name: &str) {
+        if !call_id.is_empty() {
+            self.0.insert(call_id.to_owned(), name.to_owned());
+        }
+    }
+
+    /// The upstream name of the call `call_id`, when one came before.
+    pub fn upstream_name(&self, call_id: &str, names: &mut ToolNameMap) -> Option<String> {
+        self.0.get(call_id).map(|name| names.to_upstream(name))
+    }
+}
+
+/// The stop sequences Gemini gets: empty ones dropped, at most
+/// [`MAX_STOP_SEQUENCES`].
+pub(crate) fn stop_sequences<'a>(stops: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    stops
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .take(MAX_STOP_SEQUENCES)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Joins texts with `\n`, skipping empty ones.
+pub(crate) fn join_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for text in texts.into_iter().filter(|t| !t.is_empty()) {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_of_the_same_role_merge() {
+        let mut contents = Vec::new();
+        push_turn(&mut contents, "user", vec![Part::text("a")]);
+        push_turn(&mut contents, "user", vec![Part::text("b")]);
+        push_turn(&mut contents, "model", Vec::new());
+        push_turn(&mut contents, "model", vec![Part::text("c")]);
+        assert_eq!(
+            contents,
+            vec![
+                Content::new("user", vec![Part::text("a"), Part::text("b")]),
+                Content::new("model", vec![Part::text("c")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn arguments_are_parsed_and_bad_json_is_named() {
+        assert_eq!(parse_arguments("", "f").unwrap(), json!({}));
+        assert_eq!(parse_arguments(r#"{"a":1}"#, "f").unwrap(), json!({"a": 1}));
+        assert_eq!(parse_arguments("[1]", "f").unwrap(), json!({"value": [1]}));
+        let err =
+            parse_arguments("{oops", "messages.1.tool_calls.0.function.arguments").unwrap_err();
+        assert_eq!(err.field(), "messages.1.tool_calls.0.function.arguments");
+        assert!(err.to_string().contains("is not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn stop_sequences_are_capped() {
+        let stops = ["", "a", "b", "c", "d", "e", "f"];
+        assert_eq!(stop_sequences(stops), ["a", "b", "c", "d", "e"]);
+    }
+}

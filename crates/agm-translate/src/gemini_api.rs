@@ -1,0 +1,164 @@
+//! The Gemini API (as the google-genai SDKs speak it) passed through the Cloud Code
+//! envelope with as little change as possible: the request already is a Gemini
+//! request, so only what Cloud Code or the upstream model needs is touched.
+
+use agm_wire::gemini::{GenerateContentRequest, Part};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::schema::clean_parameters;
+use crate::thinking::signature_bytes;
+
+/// `gemini-2.5-flash:generateContent` → (`gemini-2.5-flash`, `generateContent`). The
+/// model may carry a `models/` or `tunedModels/` prefix, which is dropped.
+pub fn split_model_action(path: &str) -> Option<(&str, &str)> {
+    let (model, action) = path.rsplit_once(':')?;
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if model.is_empty() || action.is_empty() || model.contains('/') {
+        return None;
+    }
+    Some((model, action))
+}
+
+/// Prepares a client's Gemini request for the upstream:
+/// - thought signatures re-encoded in standard base64 (google-genai re-sends them
+///   URL-safe, which the upstream rejects);
+/// - function parameter schemas through the schema cleaner (clients write full JSON
+///   Schema here too);
+/// - `sessionId` set so that Cloud Code keeps its prompt cache per conversation.
+pub fn prepare_request(request: &mut GenerateContentRequest, session_id: &str) {
+    let parts = request
+        .contents
+        .iter_mut()
+        .flat_map(|c| c.parts.iter_mut())
+        .chain(
+            request
+                .system_instruction
+                .iter_mut()
+                .flat_map(|c| c.parts.iter_mut()),
+        );
+    for part in parts {
+        normalize_signature(part);
+    }
+    for declaration in request
+        .tools
+        .iter_mut()
+        .flat_map(|t| t.function_declarations.iter_mut())
+    {
+        if let Some(schema) = declaration.parameters.as_ref() {
+            declaration.parameters = Some(clean_parameters(schema));
+        }
+    }
+    if request.session_id.is_none() {
+        request.session_id = Some(session_id.to_owned());
+    }
+}
+
+fn normalize_signature(part: &mut Part) {
+    let Some(signature) = part.thought_signature.as_deref() else {
+        return;
+    };
+    if let Some(bytes) = signature_bytes(signature) {
+        part.thought_signature = Some(STANDARD.encode(bytes));
+    }
+}
+
+/// A stable id for a Gemini API conversation: a hash of its first user text.
+pub fn session_id(request: &GenerateContentRequest) -> String {
+    let first_text = request
+        .contents
+        .iter()
+        .find(|c| c.role.as_deref() != Some("model"))
+        .and_then(|c| c.parts.iter().find_map(|p| p.text.as_deref()))
+        .unwrap_or_default();
+    crate::session::hashed_id("first_user_message", first_text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agm_wire::gemini::{Content, FunctionDeclaration, Tool};
+    use serde_json::json;
+
+    #[test]
+    fn splits_paths() {
+        assert_eq!(
+            split_model_action("gemini-2.5-flash:generateContent"),
+            Some(("gemini-2.5-flash", "generateContent"))
+        );
+        assert_eq!(
+            split_model_action("models/gemini-3-pro:streamGenerateContent"),
+            Some(("gemini-3-pro", "streamGenerateContent"))
+        );
+        assert_eq!(split_model_action("gemini-2.5-flash"), None);
+        assert_eq!(split_model_action(":generateContent"), None);
+        assert_eq!(split_model_action("a/b:generateContent"), None);
+    }
+
+    #[test]
+    fn signatures_become_standard_base64() {
+        let bytes = [0xfb_u8, 0xff, 0xfe, 0x01];
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert!(url_safe.contains(['-', '_']));
+        let mut request = GenerateContentRequest {
+            contents: vec![Content::new(
+                "model",
+                vec![Part {
+                    text: Some("t".into()),
+                    thought_signature: Some(url_safe),
+                    ..Part::default()
+                }],
+            )],
+            ..GenerateContentRequest::default()
+        };
+        prepare_request(&mut request, "s1");
+        assert_eq!(
+            request.contents[0].parts[0].thought_signature.as_deref(),
+            Some(STANDARD.encode(bytes).as_str())
+        );
+        assert_eq!(request.session_id.as_deref(), Some("s1"));
+    }
+
+    #[test]
+    fn schemas_are_cleaned() {
+        let mut request = GenerateContentRequest {
+            contents: vec![Content::new("user", vec![Part::text("hi")])],
+            tools: vec![Tool {
+                function_declarations: vec![FunctionDeclaration {
+                    name: "f".into(),
+                    description: String::new(),
+                    parameters: Some(json!({
+                        "type": "object",
+                        "additionalProperties": false,
+                        "$schema": "http://json-schema.org/draft-07/schema#",
+                        "properties": {"a": {"type": "string"}}
+                    })),
+                }],
+                ..Tool::default()
+            }],
+            ..GenerateContentRequest::default()
+        };
+        prepare_request(&mut request, "s");
+        let cleaned = request.tools[0].function_declarations[0]
+            .parameters
+            .as_ref()
+            .unwrap();
+        assert!(cleaned.get("additionalProperties").is_none());
+        assert!(cleaned.get("$schema").is_none());
+        assert_eq!(cleaned["properties"]["a"]["type"], "string");
+    }
+
+    #[test]
+    fn session_is_stable_per_conversation() {
+        let req = |first: &str, second: &str| GenerateContentRequest {
+            contents: vec![
+                Content::new("user", vec![Part::text(first)]),
+                Content::new("model", vec![Part::text("answer")]),
+                Content::new("user", vec![Part::text(second)]),
+            ],
+            ..GenerateContentRequest::default()
+        };
+        assert_eq!(session_id(&req("a", "b")), session_id(&req("a", "c")));
+        assert_ne!(session_id(&req("a", "b")), session_id(&req("x", "b")));
+    }
+}

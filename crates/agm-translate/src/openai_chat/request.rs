@@ -1,0 +1,1019 @@
+//! OpenAI `ChatCompletionRequest` → Gemini `GenerateContentRequest`.
+
+use agm_wire::gemini::{
+    Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ToolConfig,
+};
+use agm_wire::openai::chat::{
+    ChatCompletionRequest, ChatContent, ChatMessage, ChatRole, ContentPart, ResponseFormat,
+    ToolCall, ToolChoice,
+};
+use serde_json::Value;
+
+use crate::common::media::{file_data_part, inline_part, url_part};
+use crate::common::request::{
+    CallNames, CallingMode, function_call_part, function_declaration, function_tools, join_texts,
+    parse_arguments, push_turn, stop_sequences, system_instruction, tool_config, tool_result_parts,
+};
+use crate::common::{RequestOptions, Translated};
+use crate::error::TranslateError;
+use crate::schema::clean_schema;
+use crate::session::openai_session_id;
+use crate::thinking::{
+    Effort, ModelFamily, SignaturePolicy, claude_thinking_sampling,
+    last_tool_turn_has_signed_thinking, leave_room_for_answer, needs_function_call_signatures,
+    sign_first_function_calls,
+};
+use crate::tools::ToolNameMap;
+
+/// Translates a Chat Completions request for `upstream_model`.
+///
+/// Errors name the offending field (`messages.2.tool_calls.0.function.arguments: is
+/// not valid JSON (…)`) and map to OpenAI's `invalid_request_error`.
+pub fn to_gemini(
+    req: &ChatCompletionRequest,
+    upstream_model: &str,
+    options: &RequestOptions<'_>,
+) -> Result<Translated, TranslateError> {
+    if req.messages.is_empty() {
+        return Err(TranslateError::invalid(
+            "messages",
+            "at least one message is required",
+        ));
+    }
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(TranslateError::invalid(
+            "n",
+            "n > 1 is not supported: agm generates one choice per request",
+        ));
+    }
+    let session_id = session_id(req);
+    let family = ModelFamily::of(upstream_model);
+    let mut tool_names = ToolNameMap::new();
+    let mut notes = Vec::new();
+
+    let declarations = declarations(req, &mut tool_names, &mut notes)?;
+    let tool_config = if declarations.is_empty() {
+        None
+    } else {
+        tool_choice(req, &declarations, &mut tool_names, &mut notes)?
+    };
+    let forced = tool_config
+        .as_ref()
+        .and_then(|c| c.function_calling_config.as_ref())
+        .is_some_and(|c| c.mode == "ANY");
+
+    let policy = SignaturePolicy {
+        family,
+        options,
+        session_id: &session_id,
+    };
+    let (system, mut contents) = history(&req.messages, &policy, &mut tool_names)?;
+
+    let effort = match req.reasoning_effort.as_deref() {
+        None => None,
+        Some(text) => Some(Effort::parse(text).ok_or_else(|| {
+            TranslateError::invalid(
+                "reasoning_effort",
+                format!("must be {}, not \"{text}\"", Effort::ACCEPTED),
+            )
+        })?),
+    };
+    let mut thinking_config = effort.and_then(|e| e.thinking_config(family, upstream_model));
+    if family == ModelFamily::Claude
+        && thinking_config.is_some()
+        && (forced || !last_tool_turn_has_signed_thinking(&contents))
+    {
+        // Anthropic refuses thinking with a forced tool choice, and in a tool loop
+        // whose turn has no signed thinking (Chat Completions cannot carry it back).
+        thinking_config = None;
+    }
+    let thinking = thinking_config
+        .as_ref()
+        .is_some_and(|(c, _)| c.include_thoughts == Some(true));
+    if needs_function_call_signatures(upstream_model) {
+        sign_first_function_calls(&mut contents);
+    }
+
+    let mut generation_config = generation_config(req, family)?;
+    if let Some((config, budget)) = thinking_config {
+        if family == ModelFamily::Claude {
+            claude_thinking_sampling(&mut generation_config);
+        }
+        if let Some(budget) = budget {
+            leave_room_for_answer(&mut generation_config, budget);
+        }
+        generation_config.thinking_config = Some(config);
+    }
+
+    Ok(Translated {
+        request: GenerateContentRequest {
+            contents,
+            system_instruction: system_instruction(system),
+            tools: function_tools(declarations),
+            tool_config,
+            generation_config: Some(generation_config),
+            safety_settings: Vec::new(),
+            session_id: Some(session_id.clone()),
+        },
+        tool_names,
+        session_id,
+        thinking,
+        notes,
+    })
+}
+
+/// The conversation's session id: from `prompt_cache_key`, else the first user
+/// message.
+fn session_id(req: &ChatCompletionRequest) -> String {
+    let first_user_text = req
+        .messages
+        .iter()
+        .find(|m| m.role == ChatRole::User)
+        .and_then(|m| m.content.as_ref())
+        .map(|content| match content {
+            ChatContent::Text(text) => text.clone(),
+            ChatContent::Parts(parts) => {
+                let texts = parts.iter().filter_map(|p| match p {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                });
+                join_texts(texts)
+            }
+        })
+        .unwrap_or_default();
+    openai_session_id(req.prompt_cache_key.as_deref(), &first_user_text)
+}
+
+/// The function declarations of `tools` and of the legacy `functions`.
+fn declarations(
+    req: &ChatCompletionRequest,
+    names: &mut ToolNameMap,
+    notes: &mut Vec<String>,
+) -> Result<Vec<FunctionDeclaration>, TranslateError> {
+    let mut declarations = Vec::new();
+    for (i, tool) in req.tools.iter().enumerate() {
+        if tool.kind != "function" {
+            notes.push(format!(
+                "tools.{i}: \"{}\" tools cannot run on Google's models and were left out",
+                tool.kind
+            ));
+            continue;
+        }
+        let Some(function) = &tool.function else {
+            return Err(TranslateError::invalid(
+                format!("tools.{i}.function"),
+                "required for function tools",
+            ));
+        };
+        if function.name.is_empty() {
+            return Err(TranslateError::invalid(
+                format!("tools.{i}.function.name"),
+                "must not be empty",
+            ));
+        }
+        declarations.push(function_declaration(
+            names,
+            &function.name,
+            function.description.as_deref(),
+            function.parameters.as_ref(),
+        ));
+    }
+    for (i, function) in req.functions.iter().enumerate() {
+        if function.name.is_empty() {
+            return Err(TranslateError::invalid(
+                format!("functions.{i}.name"),
+                "must not be empty",
+            ));
+        }
+        declarations.push(function_declaration(
+            names,
+            &function.name,
+            function.description.as_deref(),
+            function.parameters.as_ref(),
+        ));
+    }
+    Ok(declarations)
+}
+
+/// `tool_choice` (or the legacy `function_call`) as `toolConfig`.
+fn tool_choice(
+    req: &ChatCompletionRequest,
+    declared: &[FunctionDeclaration],
+    names: &mut ToolNameMap,
+    notes: &mut Vec<String>,
+) -> Result<Option<ToolConfig>, TranslateError> {
+    let mode = |text: &str, field: &str| match text {
+        "auto" => Ok(CallingMode::Auto),
+        "none" => Ok(CallingMode::None),
+        "required" => Ok(CallingMode::Any),
+        other => Err(TranslateError::invalid(
+            field,
+            format!("must be \"none\", \"auto\", \"required\" or name a function, not \"{other}\""),
+        )),
+    };
+    match (&req.tool_choice, &req.function_call) {
+        (Some(ToolChoice::Mode(text)), _) => {
+            let mode = mode(text, "tool_choice")?;
+            tool_config(mode, None, names, declared, "tool_choice").map(Some)
+        }
+        (Some(ToolChoice::Named(named)), _) => tool_config(
+            CallingMode::Any,
+            Some(&named.function.name),
+            names,
+            declared,
+            "tool_choice.function.name",
+        )
+        .map(Some),
+        (Some(ToolChoice::Other(value)), _) => {
+            let kind = value.get("type").and_then(Value::as_str).unwrap_or("?");
+            notes.push(format!(
+                "tool_choice: \"{kind}\" is not supported; the model chooses its tools"
+            ));
+            Ok(None)
+        }
+        (None, Some(Value::String(text))) => {
+            let mode = mode(text, "function_call")?;
+            tool_config(mode, None, names, declared, "function_call").map(Some)
+        }
+        (None, Some(value)) => {
+            let Some(name) = value.get("name").and_then(Value::as_str) else {
+                return Err(TranslateError::invalid(
+                    "function_call",
+                    "must be \"none\", \"auto\" or {\"name\": ...}",
+                ));
+            };
+            tool_config(
+                CallingMode::Any,
+                Some(name),
+                names,
+                declared,
+                "function_call.name",
+            )
+            .map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The system parts and the contents of the conversation.
+fn history(
+    messages: &[ChatMessage],
+    policy: &SignaturePolicy<'_>,
+    names: &mut ToolNameMap,
+) -> Result<(Vec<Part>, Vec<Content>), TranslateError> {
+    let mut system = Vec::new();
+    let mut contents: Vec<Content> = Vec::new();
+    let mut calls = CallNames::default();
+    for (i, message) in messages.iter().enumerate() {
+        let field = format!("messages.{i}");
+        match message.role {
+            ChatRole::System | ChatRole::Developer => {
+                let text = text_content(message.content.as_ref(), &field)?;
+                if !text.is_empty() {
+                    system.push(Part::text(text));
+                }
+            }
+            ChatRole::User => {
+                let mut parts = Vec::new();
+                if let Some(content) = &message.content {
+                    content_parts(content, &format!("{field}.content"), &mut parts)?;
+                }
+                if parts.is_empty() {
+                    return Err(TranslateError::invalid(
+                        format!("{field}.content"),
+                        "must not be empty",
+                    ));
+                }
+                push_turn(&mut contents, "user", parts);
+            }
+            ChatRole::Assistant => {
+                let parts = assistant_parts(message, &field, policy, names, &mut calls)?;
+                // An empty assistant message (no text, no calls) carries nothing.
+                push_turn(&mut contents, "model", parts);
+            }
+            ChatRole::Tool => {
+                let Some(call_id) = message.tool_call_id.as_deref().filter(|id| !id.is_empty())
+                else {
+                    return Err(TranslateError::invalid(
+                        format!("{field}.tool_call_id"),
+                        "required in tool messages",
+                    ));
+                };
+                let text = text_content(message.content.as_ref(), &field)?;
+                let mut parts = Vec::new();
+                tool_result_parts(
+                    call_id,
+                    calls.upstream_name(call_id, names),
+                    &text,
+                    false,
+                    Vec::new(),
+                    &mut parts,
+                );
+                push_turn(&mut contents, "user", parts);
+            }
+            ChatRole::Function => {
+                let Some(name) = message.name.as_deref().filter(|n| !n.is_empty()) else {
+                    return Err(TranslateError::invalid(
+                        format!("{field}.name"),
+                        "required in function messages",
+                    ));
+                };
+                let text = text_content(message.content.as_ref(), &field)?;
+                let mut parts = Vec::new();
+                tool_result_parts(
+                    "",
+                    Some(names.to_upstream(name)),
+                    &text,
+                    false,
+                    Vec::new(),
+                    &mut parts,
+                );
+                push_turn(&mut contents, "user", parts);
+            }
+            ChatRole::Unknown => {
+                return Err(TranslateError::invalid(
+                    format!("{field}.role"),
+                    "must be \"system\", \"developer\", \"user\", \"assistant\" or \"tool\"",
+                ));
+            }
+        }
+    }
+    if contents.is_empty() {
+        return Err(TranslateError::invalid(
+            "messages",
+            "no user or assistant message has content that can be sent",
+        ));
+    }
+    Ok((system, contents))
+}
+
+/// An assistant message's text and calls as model parts.
+fn assistant_parts(
+    message: &ChatMessage,
+    field: &str,
+    policy: &SignaturePolicy<'_>,
+    names: &mut ToolNameMap,
+    calls: &mut CallNames,
+) -> Result<Vec<Part>, TranslateError> {
+    let mut parts = Vec::new();
+    match &message.content {
+        Some(ChatContent::Text(text)) if !text.is_empty() => parts.push(Part::text(text.clone())),
+        None | Some(ChatContent::Text(_)) => {}
+        Some(ChatContent::Parts(content)) => {
+            for (k, part) in content.iter().enumerate() {
+                match part {
+                    ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
+                        if !text.is_empty() {
+                            parts.push(Part::text(text.clone()));
+                        }
+                    }
+                    other => {
+                        return Err(TranslateError::invalid(
+                            format!("{field}.content.{k}"),
+                            format!(
+                                "assistant messages take text and refusal parts, not \"{}\"",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(refusal) = message.refusal.as_deref().filter(|r| !r.is_empty())
+        && parts.is_empty()
+    {
+        parts.push(Part::text(refusal));
+    }
+    for (j, call) in message.tool_calls.iter().enumerate() {
+        let call_field = format!("{field}.tool_calls.{j}");
+        if call.function.name.is_empty() {
+            return Err(TranslateError::invalid(
+                format!("{call_field}.function.name"),
+                "must not be empty",
+            ));
+        }
+        let args = parse_arguments(
+            &call.function.arguments,
+            &format!("{call_field}.function.arguments"),
+        )?;
+        calls.record(&call.id, &call.function.name);
+        let signature = policy.call_signature(&call.id, sent_signature(call));
+        parts.push(function_call_part(
+            Some(&call.id),
+            names.to_upstream(&call.function.name),
+            args,
+            signature,
+        ));
+    }
+    if let Some(call) = &message.function_call {
+        let args = parse_arguments(&call.arguments, &format!("{field}.function_call.arguments"))?;
+        parts.push(function_call_part(
+            None,
+            names.to_upstream(&call.name),
+            args,
+            None,
+        ));
+    }
+    Ok(parts)
+}
+
+/// The thought signature a client sent back on a tool call, in Google's
+/// OpenAI-compatible place (`extra_content.google.thought_signature`).
+fn sent_signature(call: &ToolCall) -> Option<&str> {
+    call.extra_content
+        .as_ref()?
+        .get("google")?
+        .get("thought_signature")?
+        .as_str()
+}
+
+/// The text of a system, tool or function message: a string, or text parts joined.
+fn text_content(content: Option<&ChatContent>, field: &str) -> Result<String, TranslateError> {
+    match content {
+        None => Ok(String::new()),
+        Some(ChatContent::Text(text)) => Ok(text.clone()),
+        Some(ChatContent::Parts(parts)) => {
+            let mut texts = Vec::new();
+            for (k, part) in parts.iter().enumerate() {
+                match part {
+                    ContentPart::Text { text } => texts.push(text.as_str()),
+                    other => {
+                        return Err(TranslateError::invalid(
+                            format!("{field}.content.{k}"),
+                            format!(
+                                "only text parts are allowed here, not \"{}\"",
+                                other.type_name()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(join_texts(texts))
+        }
+    }
+}
+
+/// The known part types, to tell a malformed known part from an unknown one.
+const KNOWN_PARTS: [&str; 5] = ["text", "image_url", "input_audio", "file", "refusal"];
+
+/// A user message's content as parts.
+fn content_parts(
+    content: &ChatContent,
+    field: &str,
+    parts: &mut Vec<Part>,
+) -> Result<(), TranslateError> {
+    let content = match content {
+        ChatContent::Text(text) => {
+            if !text.is_empty() {
+                parts.push(Part::text(text.clone()));
+            }
+            return Ok(());
+        }
+        ChatContent::Parts(content) => content,
+    };
+    for (k, part) in content.iter().enumerate() {
+        let field = format!("{field}.{k}");
+        match part {
+            ContentPart::Text { text } | ContentPart::Refusal { refusal: text } => {
+                if !text.is_empty() {
+                    parts.push(Part::text(text.clone()));
+                }
+            }
+            ContentPart::ImageUrl { image_url } => parts.push(url_part(
+                &image_url.url,
+                "image/jpeg",
+                &format!("{field}.image_url.url"),
+            )?),
+            ContentPart::InputAudio { input_audio } => {
+                let data = input_audio.get("data").and_then(Value::as_str);
+                let Some(data) = data.filter(|d| !d.is_empty()) else {
+                    return Err(TranslateError::invalid(
+                        format!("{field}.input_audio.data"),
+                        "required (base64 audio)",
+                    ));
+                };
+                let mime = match input_audio.get("format").and_then(Value::as_str) {
+                    Some("mp3") => "audio/mp3".to_owned(),
+                    Some(format) if !format.is_empty() => format!("audio/{format}"),
+                    _ => "audio/wav".to_owned(),
+                };
+                parts.push(inline_part(&mime, data));
+            }
+            ContentPart::File { file } => {
+                let filename = file.get("filename").and_then(Value::as_str);
+                match file.get("file_data").and_then(Value::as_str) {
+                    Some(data) if !data.is_empty() => parts.push(file_data_part(
+                        data,
+                        filename,
+                        "application/pdf",
+                        &format!("{field}.file.file_data"),
+                    )?),
+                    _ if file.get("file_id").is_some() => {
+                        return Err(TranslateError::unsupported(
+                            format!("{field}.file.file_id"),
+                            "files uploaded to OpenAI are not available upstream; send file_data",
+                        ));
+                    }
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            format!("{field}.file.file_data"),
+                            "required (a data URL or base64)",
+                        ));
+                    }
+                }
+            }
+            ContentPart::Other(_) => {
+                let kind = part.type_name();
+                let message = if KNOWN_PARTS.contains(&kind) {
+                    format!("malformed \"{kind}\" part (missing or mistyped fields)")
+                } else {
+                    format!("unknown part type \"{kind}\"")
+                };
+                return Err(TranslateError::invalid(field, message));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sampling, limits, stop sequences and the response format.
+fn generation_config(
+    req: &ChatCompletionRequest,
+    family: ModelFamily,
+) -> Result<GenerationConfig, TranslateError> {
+    let (max_field, max) = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(max), _) => ("max_completion_tokens", Some(max)),
+        (None, max) => ("max_tokens", max),
+    };
+    if max == Some(0) {
+        return Err(TranslateError::invalid(max_field, "must be at least 1"));
+    }
+    let stops = req.stop.as_ref().map(|s| s.sequences()).unwrap_or_default();
+    let mut config = GenerationConfig {
+        temperature: req.temperature,
+        top_p: req.top_p,
+        max_output_tokens: max,
+        stop_sequences: stop_sequences(stops),
+        ..GenerationConfig::default()
+    };
+    if family != ModelFamily::Claude {
+        // Anthropic's models have no seed or penalties.
+        config.seed = req.seed;
+        config.presence_penalty = req.presence_penalty;
+        config.frequency_penalty = req.frequency_penalty;
+    }
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            config.response_mime_type = Some("application/json".to_owned());
+        }
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            config.response_mime_type = Some("application/json".to_owned());
+            config.response_schema = json_schema.schema.as_ref().map(clean_schema);
+        }
+        Some(ResponseFormat::Other(value)) => {
+            let kind = value.get("type").and_then(Value::as_str).unwrap_or("?");
+            return Err(TranslateError::invalid(
+                "response_format.type",
+                format!("must be \"text\", \"json_object\" or \"json_schema\", not \"{kind}\""),
+            ));
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::thinking::{SKIP_SIGNATURE_VALIDATOR, SignatureStore};
+    use agm_wire::gemini::{FunctionResponse, ThinkingConfig};
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn request(body: Value) -> ChatCompletionRequest {
+        let mut body = body;
+        if body.get("model").is_none() {
+            body["model"] = json!("gpt-4o");
+        }
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn translate(req: &ChatCompletionRequest, model: &str) -> Result<Translated, TranslateError> {
+        to_gemini(req, model, &RequestOptions::default())
+    }
+
+    fn error(body: Value) -> String {
+        translate(&request(body), "gemini-3-flash")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            error(json!({"messages": []})),
+            "messages: at least one message is required"
+        );
+        assert_eq!(
+            error(json!({"n": 2, "messages": [{"role": "user", "content": "hi"}]})),
+            "n: n > 1 is not supported: agm generates one choice per request"
+        );
+        assert_eq!(
+            error(
+                json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]}]})
+            ),
+            "messages.1.tool_calls.0.function.arguments: is not valid JSON (key must be a string at line 1 column 2)"
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "tool", "content": "x"}]})),
+            "messages.0.tool_call_id: required in tool messages"
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "robot", "content": "x"}]})),
+            "messages.0.role: must be \"system\", \"developer\", \"user\", \"assistant\" or \"tool\""
+        );
+        assert_eq!(
+            error(
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]})
+            ),
+            "messages.0.content.0.image_url.url: must be an http(s) URL or a base64 data URL"
+        );
+        assert_eq!(
+            error(
+                json!({"messages": [{"role": "user", "content": [{"type": "video", "video": {}}]}]})
+            ),
+            "messages.0.content.0: unknown part type \"video\""
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})),
+            "messages.0.content.0: malformed \"image_url\" part (missing or mistyped fields)"
+        );
+        assert_eq!(
+            error(
+                json!({"reasoning_effort": "max", "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "reasoning_effort: must be none, minimal, low, medium, high or xhigh, not \"max\""
+        );
+        assert_eq!(
+            error(
+                json!({"max_tokens": 9, "max_completion_tokens": 0, "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "max_completion_tokens: must be at least 1"
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "system", "content": "only a system prompt"}]})),
+            "messages: no user or assistant message has content that can be sent"
+        );
+        assert_eq!(
+            error(
+                json!({"tools": [{"type": "function", "function": {"name": "f"}}],
+                         "tool_choice": {"type": "function", "function": {"name": "g"}},
+                         "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "tool_choice.function.name: no tool named \"g\" in tools"
+        );
+        assert_eq!(
+            error(
+                json!({"response_format": {"type": "xml"}, "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "response_format.type: must be \"text\", \"json_object\" or \"json_schema\", not \"xml\""
+        );
+        let unsupported = translate(
+            &request(json!({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]})),
+            "gemini-3-flash",
+        )
+        .unwrap_err();
+        assert!(matches!(unsupported, TranslateError::Unsupported { .. }));
+        assert_eq!(unsupported.field(), "messages.0.content.0.file.file_id");
+    }
+
+    #[test]
+    fn system_messages_join_and_turns_merge() {
+        let out = translate(
+            &request(json!({"messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "developer", "content": [{"type": "text", "text": "use tools"}]},
+                {"role": "user", "content": "a"},
+                {"role": "user", "content": [{"type": "text", "text": "b"}]},
+                {"role": "assistant", "content": ""},
+                {"role": "system", "content": "late"},
+                {"role": "assistant", "content": "c"}
+            ]})),
+            "gemini-3-flash",
+        )
+        .unwrap();
+        assert_eq!(
+            out.request.system_instruction,
+            Some(Content::new(
+                "user",
+                vec![
+                    Part::text("be brief"),
+                    Part::text("use tools"),
+                    Part::text("late")
+                ]
+            ))
+        );
+        assert_eq!(
+            out.request.contents,
+            vec![
+                Content::new("user", vec![Part::text("a"), Part::text("b")]),
+                Content::new("model", vec![Part::text("c")]),
+            ]
+        );
+        assert!(!out.thinking);
+    }
+
+    #[test]
+    fn parallel_tool_calls_and_their_results() {
+        let req = request(json!({
+            "tools": [
+                {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+                {"type": "function", "function": {"name": "my.tool", "parameters": {"type": "object"}}},
+                {"type": "custom", "custom": {"name": "grammar"}}
+            ],
+            "tool_choice": "required",
+            "messages": [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                    {"id": "call_b", "type": "function", "function": {"name": "my.tool", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+                {"role": "tool", "tool_call_id": "call_b", "content": [{"type": "text", "text": "done"}]},
+                {"role": "tool", "tool_call_id": "call_zzz", "content": "orphan"}
+            ]
+        }));
+        let out = translate(&req, "gemini-2.5-pro").unwrap();
+        let safe = out.tool_names.upstream_name("my.tool").unwrap().to_owned();
+        assert_ne!(safe, "my.tool");
+        assert_eq!(
+            out.notes,
+            ["tools.2: \"custom\" tools cannot run on Google's models and were left out"]
+        );
+        let declared: Vec<&str> = out.request.tools[0]
+            .function_declarations
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(declared, ["get_weather", safe.as_str()]);
+        let config = out
+            .request
+            .tool_config
+            .unwrap()
+            .function_calling_config
+            .unwrap();
+        assert_eq!(config.mode, "ANY");
+        let model = &out.request.contents[1].parts;
+        let calls: Vec<(&str, &Value)> = model
+            .iter()
+            .map(|p| {
+                let call = p.function_call.as_ref().unwrap();
+                (call.name.as_str(), &call.args)
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                ("get_weather", &json!({"city": "Paris"})),
+                (safe.as_str(), &json!({}))
+            ]
+        );
+        assert_eq!(model[0].thought_signature, None, "Gemini 2.5 takes none");
+        let user = &out.request.contents[2].parts;
+        assert_eq!(user.len(), 3, "the three tool messages are one turn");
+        assert_eq!(
+            user[1].function_response,
+            Some(FunctionResponse {
+                id: Some("call_b".into()),
+                name: safe,
+                response: json!({"output": "done"}),
+            })
+        );
+        assert_eq!(
+            user[2].text.as_deref(),
+            Some("[Result of tool call call_zzz]\norphan")
+        );
+    }
+
+    struct Store;
+    impl SignatureStore for Store {
+        fn family_of(&self, _session: &str, signature: &str) -> Option<ModelFamily> {
+            (signature == "Z2VtaW5p").then_some(ModelFamily::Gemini)
+        }
+        fn for_tool_use(&self, _session: &str, id: &str) -> Option<String> {
+            (id == "call_cached").then(|| "Y2FjaGVk".to_owned())
+        }
+    }
+
+    #[test]
+    fn gemini_3_function_calls_get_their_signatures_back() {
+        let req = request(json!({"messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "call_sent", "type": "function", "function": {"name": "f", "arguments": "{}"},
+                 "extra_content": {"google": {"thought_signature": "Z2VtaW5p"}}}]},
+            {"role": "tool", "tool_call_id": "call_sent", "content": "1"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "call_cached", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_cached", "content": "2"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "call_lost", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_lost", "content": "3"}
+        ]}));
+        let store = Store;
+        let options = RequestOptions {
+            thinking_as_text: false,
+            signatures: Some(&store),
+        };
+        let out = to_gemini(&req, "gemini-3-pro-high", &options).unwrap();
+        let signatures: Vec<Option<&str>> = out
+            .request
+            .contents
+            .iter()
+            .filter(|c| c.role.as_deref() == Some("model"))
+            .map(|c| c.parts[0].thought_signature.as_deref())
+            .collect();
+        assert_eq!(
+            signatures,
+            [
+                Some("Z2VtaW5p"),
+                Some("Y2FjaGVk"),
+                Some(SKIP_SIGNATURE_VALIDATOR)
+            ]
+        );
+    }
+
+    #[test]
+    fn generation_settings() {
+        let req = request(json!({
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 50,
+            "max_completion_tokens": 100,
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "seed": 7,
+            "presence_penalty": 0.5,
+            "stop": ["a", "", "b", "c", "d", "e", "f"],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": true, "schema": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"n": {"type": ["integer", "null"]}}, "required": ["n"]}}}
+        }));
+        let config = translate(&req, "gemini-2.5-flash")
+            .unwrap()
+            .request
+            .generation_config
+            .unwrap();
+        assert_eq!(config.max_output_tokens, Some(100));
+        assert_eq!(config.stop_sequences, ["a", "b", "c", "d", "e"]);
+        assert_eq!((config.seed, config.presence_penalty), (Some(7), Some(0.5)));
+        assert_eq!(
+            config.response_mime_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            config.response_schema,
+            Some(
+                json!({"type": "object", "properties": {"n": {"type": "integer", "nullable": true}}, "required": ["n"]})
+            )
+        );
+        assert_eq!(config.thinking_config, None);
+
+        let json_object = request(json!({"messages": [{"role": "user", "content": "hi"}],
+                                         "response_format": {"type": "json_object"}, "stop": "END"}));
+        let config = translate(&json_object, "claude-sonnet-4-5")
+            .unwrap()
+            .request
+            .generation_config
+            .unwrap();
+        assert_eq!(
+            config.response_mime_type.as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(config.response_schema, None);
+        assert_eq!(config.stop_sequences, ["END"]);
+    }
+
+    #[test]
+    fn reasoning_effort_per_family() {
+        let mut req = request(
+            json!({"messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "medium"}),
+        );
+        let out = translate(&req, "gemini-3-pro-high").unwrap();
+        assert!(out.thinking);
+        assert_eq!(
+            out.request.generation_config.unwrap().thinking_config,
+            Some(ThinkingConfig {
+                include_thoughts: Some(true),
+                thinking_budget: None,
+                thinking_level: Some("high".into())
+            })
+        );
+        req.reasoning_effort = Some("high".into());
+        req.max_completion_tokens = Some(1000);
+        req.temperature = Some(0.2);
+        let out = translate(&req, "claude-opus-4-5-thinking").unwrap();
+        assert!(out.thinking);
+        let config = out.request.generation_config.unwrap();
+        assert_eq!(
+            config.thinking_config.unwrap().thinking_budget,
+            Some(24_576)
+        );
+        assert_eq!(config.max_output_tokens, Some(24_576 + 1024));
+        assert_eq!(
+            config.temperature, None,
+            "Claude thinks at the default temperature"
+        );
+        req.reasoning_effort = Some("none".into());
+        let out = translate(&req, "gemini-2.5-flash").unwrap();
+        assert!(!out.thinking);
+        assert_eq!(out.request.generation_config.unwrap().thinking_config, None);
+
+        // Claude in an open tool loop: Chat Completions cannot send the signed
+        // thinking back, so thinking is off for this turn.
+        let looped = request(json!({"reasoning_effort": "low", "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"}
+        ]}));
+        let out = translate(&looped, "claude-sonnet-4-5-thinking").unwrap();
+        assert!(!out.thinking);
+        assert_eq!(out.request.generation_config.unwrap().thinking_config, None);
+    }
+
+    #[test]
+    fn images_audio_and_files() {
+        let req = request(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO", "detail": "high"}},
+            {"type": "image_url", "image_url": {"url": "https://e.com/cat.jpg"}},
+            {"type": "input_audio", "input_audio": {"data": "SUQz", "format": "mp3"}},
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBE", "filename": "a.pdf"}}
+        ]}]}));
+        let out = translate(&req, "gemini-3-flash").unwrap();
+        let parts = &out.request.contents[0].parts;
+        assert_eq!(parts.len(), 5);
+        let mimes: Vec<String> = parts[1..]
+            .iter()
+            .map(|p| match (&p.inline_data, &p.file_data) {
+                (Some(blob), _) => blob.mime_type.clone(),
+                (_, Some(file)) => file.mime_type.clone().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(
+            mimes,
+            ["image/png", "image/jpeg", "audio/mp3", "application/pdf"]
+        );
+    }
+
+    #[test]
+    fn legacy_functions() {
+        let req = request(json!({
+            "functions": [{"name": "f", "parameters": {"type": "object"}}],
+            "function_call": {"name": "f"},
+            "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{\"x\":1}"}},
+                {"role": "function", "name": "f", "content": "42"}
+            ]
+        }));
+        let out = translate(&req, "gemini-2.5-flash").unwrap();
+        let config = out
+            .request
+            .tool_config
+            .unwrap()
+            .function_calling_config
+            .unwrap();
+        assert_eq!(
+            (config.mode.as_str(), config.allowed_function_names),
+            ("ANY", vec!["f".to_owned()])
+        );
+        assert_eq!(
+            out.request.contents[2].parts[0].function_response,
+            Some(FunctionResponse {
+                id: None,
+                name: "f".into(),
+                response: json!({"output": "42"})
+            })
+        );
+    }
+
+    #[test]
+    fn the_session_follows_the_conversation() {
+        let first = request(
+            json!({"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "fix the bug"}]}),
+        );
+        let later = request(json!({"messages": [
+            {"role": "user", "content": [{"type": "text", "text": "fix the bug"}]},
+            {"role": "assistant", "content": "done"},
+            {"role": "user", "content": "thanks"}]}));
+        let a = translate(&first, "gemini-3-flash").unwrap().session_id;
+        assert_eq!(a, translate(&later, "gemini-3-flash").unwrap().session_id);
+        let keyed = request(
+            json!({"prompt_cache_key": "k1", "messages": [{"role": "user", "content": "fix the bug"}]}),
+        );
+        assert_ne!(a, translate(&keyed, "gemini-3-flash").unwrap().session_id);
+    }
+}
