@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use agm_translate::sse::SseParser;
 use agm_wire::cloudcode::{
-    ClientMetadata, CloudCodeRequest, CloudCodeResponse, CountTokensInner, CountTokensRequest,
-    LoadCodeAssistRequest, LoadCodeAssistResponse,
+    AvailableModels, ClientMetadata, CloudCodeRequest, CloudCodeResponse, CountTokensInner,
+    CountTokensRequest, LoadCodeAssistRequest, LoadCodeAssistResponse, OnboardUserRequest,
+    Operation, QuotaRequest, QuotaSummary,
 };
 use agm_wire::gemini::{Content, CountTokensResponse};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::classify::UpstreamError;
 
@@ -24,6 +25,8 @@ use crate::classify::UpstreamError;
 #[derive(Debug, Clone)]
 pub struct GoogleConfig {
     pub code_assist_endpoints: Vec<String>,
+    /// Google's consent page, where a sign-in starts (`oauth::authorize_url`).
+    pub oauth_auth_url: String,
     pub oauth_token_url: String,
     pub userinfo_url: String,
     pub gemini_api_base: String,
@@ -114,18 +117,28 @@ impl GoogleClient {
     /// Trades a refresh token for an access token. `invalid_grant` is its own error:
     /// the account needs a new sign-in.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenGrant, UpstreamError> {
-        let url = &self.config.oauth_token_url;
         let form = [
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token),
             ("client_id", self.config.oauth_client_id.as_str()),
             ("client_secret", self.config.oauth_client_secret.as_str()),
         ];
+        self.token_call(&form).await
+    }
+
+    /// `POST` to the token URL with `form`. Google's OAuth errors come back as
+    /// `InvalidGrant` (for `invalid_grant`) or as a `Status` carrying the error and its
+    /// description.
+    pub(crate) async fn token_call(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<TokenGrant, UpstreamError> {
+        let url = &self.config.oauth_token_url;
         let response = self
             .http
             .post(url)
             .header(USER_AGENT, &self.config.setup_user_agent)
-            .form(&form)
+            .form(form)
             .timeout(self.config.setup_timeout)
             .send()
             .await
@@ -204,6 +217,117 @@ impl GoogleClient {
                 .bearer_auth(access_token)
                 .header(USER_AGENT, &self.config.setup_user_agent)
                 .json(&body)
+                .timeout(self.config.setup_timeout);
+            async move {
+                let bytes = send(&url, request).await?;
+                decode(&url, &bytes)
+            }
+        })
+        .await
+    }
+
+    /// `onboardUser`: asks Google to give the account a project on `tier_id`. The free
+    /// and legacy tiers take no `project`; the standard tier takes the user's own.
+    /// Answers a long-running operation, often not `done` yet (see
+    /// [`GoogleClient::get_operation`]).
+    pub async fn onboard_user(
+        &self,
+        access_token: &str,
+        tier_id: &str,
+        project: Option<&str>,
+    ) -> Result<Operation, UpstreamError> {
+        let body = OnboardUserRequest {
+            tier_id: tier_id.to_owned(),
+            cloudaicompanion_project: project.map(str::to_owned),
+            metadata: ClientMetadata {
+                duet_project: project.map(str::to_owned),
+                ..ClientMetadata::default()
+            },
+        };
+        self.setup_post(access_token, "onboardUser", &body).await
+    }
+
+    /// Reads a long-running operation by its `name` (`operations/<id>`):
+    /// `GET {base}/v1internal/{name}`.
+    pub async fn get_operation(
+        &self,
+        access_token: &str,
+        name: &str,
+    ) -> Result<Operation, UpstreamError> {
+        let name = name.trim_start_matches('/');
+        self.with_endpoints(|base| {
+            let url = format!("{base}/v1internal/{name}");
+            let request = self
+                .http
+                .get(&url)
+                .bearer_auth(access_token)
+                .header(USER_AGENT, &self.config.setup_user_agent)
+                .timeout(self.config.setup_timeout);
+            async move {
+                let bytes = send(&url, request).await?;
+                decode(&url, &bytes)
+            }
+        })
+        .await
+    }
+
+    /// `fetchAvailableModels`: the models the account may use in `project`, each with
+    /// its quota (remaining fraction, reset time), and the deprecated model ids.
+    pub async fn fetch_available_models(
+        &self,
+        access_token: &str,
+        project: &str,
+    ) -> Result<AvailableModels, UpstreamError> {
+        let body = QuotaRequest {
+            project: Some(project.to_owned()),
+        };
+        self.setup_post(access_token, "fetchAvailableModels", &body)
+            .await
+    }
+
+    /// `retrieveUserQuotaSummary`: the account's quota windows (5-hour, weekly).
+    /// Not every account or endpoint answers it: a 403, 404 or 501 is `Ok(None)`.
+    pub async fn retrieve_user_quota_summary(
+        &self,
+        access_token: &str,
+        project: &str,
+    ) -> Result<Option<QuotaSummary>, UpstreamError> {
+        let body = QuotaRequest {
+            project: Some(project.to_owned()),
+        };
+        match self
+            .setup_post(access_token, "retrieveUserQuotaSummary", &body)
+            .await
+        {
+            Ok(summary) => Ok(Some(summary)),
+            Err(err) if matches!(err.status(), Some(403 | 404 | 501)) => {
+                tracing::debug!(error = %err, "no quota summary for this account");
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A setup `POST {base}/v1internal:{method}` (setup `User-Agent`, setup timeout),
+    /// with endpoint fallback.
+    async fn setup_post<B, T>(
+        &self,
+        access_token: &str,
+        method: &str,
+        body: &B,
+    ) -> Result<T, UpstreamError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        self.with_endpoints(|base| {
+            let url = format!("{base}/v1internal:{method}");
+            let request = self
+                .http
+                .post(&url)
+                .bearer_auth(access_token)
+                .header(USER_AGENT, &self.config.setup_user_agent)
+                .json(body)
                 .timeout(self.config.setup_timeout);
             async move {
                 let bytes = send(&url, request).await?;

@@ -4,8 +4,21 @@
 
 mod classify;
 mod client;
+mod discovery;
 mod duration;
+pub mod oauth;
+mod project_cache;
+mod quota;
+mod stats;
 
 pub use classify::{ErrorClass, UpstreamError};
 pub use client::{ChunkStream, GoogleClient, GoogleConfig, TokenGrant, UserInfo};
+pub use discovery::{
+    DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,
+};
 pub use duration::parse_go_duration;
+pub use project_cache::ProjectCache;
+pub use quota::{ModelQuota, QuotaSnapshot, QuotaWindow};
+pub use stats::{
+    AttemptOutcome, DiscoveryAttempt, DiscoveryStats, DiscoverySummary, SetupCall, error_class_name,
+};

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 fn config(endpoints: Vec<String>, base: &str) -> GoogleConfig {
     GoogleConfig {
         code_assist_endpoints: endpoints,
+        oauth_auth_url: format!("{base}/o/oauth2/v2/auth"),
         oauth_token_url: format!("{base}/token"),
         userinfo_url: format!("{base}/oauth2/v2/userinfo"),
         gemini_api_base: base.to_owned(),

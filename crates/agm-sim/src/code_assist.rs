@@ -64,6 +64,21 @@ pub(crate) fn load_code_assist(ctx: &Ctx) -> Outcome {
     let Some(account) = ctx.sim.account(email) else {
         return Err(GoogleError::unauthenticated().into());
     };
+    if let Some(url) = ctx.sim.validation_url(email) {
+        // Google's answer for an account its user must verify: no project, no current
+        // tier, and the reason with the URL among the ineligible tiers.
+        return Ok(Answer::ok(json!({
+            "allowedTiers": [],
+            "ineligibleTiers": [{
+                "reasonCode": "VALIDATION_REQUIRED",
+                "reasonMessage": "Verify your account to continue.",
+                "tierId": account.tier,
+                "tierName": tier_name(&account.tier),
+                "validationUrl": url,
+            }],
+            "gcpManaged": false,
+        })));
+    }
     let user_project = account.tier == "standard-tier";
     let tier = json!({
         "id": account.tier,
@@ -95,6 +110,9 @@ pub(crate) fn onboard_user(ctx: &Ctx) -> Outcome {
     let Some(account) = ctx.sim.account(email) else {
         return Err(GoogleError::unauthenticated().into());
     };
+    if let Some(url) = ctx.sim.validation_url(email) {
+        return Err(GoogleError::validation_required(&url).into());
+    }
     let Some(tier_id) = string_field(body, "tierId") else {
         return Err(GoogleError::invalid_argument(
             "* OnboardUserRequest.tier_id: tierId is required\n",
@@ -129,6 +147,9 @@ pub(crate) fn onboard_user(ctx: &Ctx) -> Outcome {
         }),
     };
     let id = ctx.sim.start_onboarding(email, project);
+    if ctx.sim.onboarding_is_immediate() {
+        return operation_answer(ctx.sim.poll_operation(&id, email), &id);
+    }
     Ok(Answer::ok(
         json!({ "name": format!("operations/{id}"), "done": false }),
     ))
@@ -137,8 +158,13 @@ pub(crate) fn onboard_user(ctx: &Ctx) -> Outcome {
 /// `GET /v1internal/operations/<id>`.
 pub(crate) fn get_operation(ctx: &Ctx, id: &str) -> Outcome {
     let email = ctx.require_account()?;
+    operation_answer(ctx.sim.poll_operation(id, email), id)
+}
+
+/// An operation in Google's shape, done with the onboarding answer or still pending.
+fn operation_answer(poll: OperationPoll, id: &str) -> Outcome {
     let name = format!("operations/{id}");
-    match ctx.sim.poll_operation(id, email) {
+    match poll {
         OperationPoll::NotFound => {
             Err(GoogleError::not_found("Requested entity was not found.").into())
         }

@@ -81,6 +81,22 @@ impl GoogleError {
         GoogleError::new(404, "NOT_FOUND", message)
     }
 
+    /// The 403 of an account its user must verify at `url`.
+    pub fn validation_required(url: &str) -> Self {
+        let mut error = GoogleError::new(
+            403,
+            "PERMISSION_DENIED",
+            format!("Verify your account to continue. Visit {url}"),
+        );
+        error.details.push(json!({
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "VALIDATION_REQUIRED",
+            "domain": "cloudcode-pa.googleapis.com",
+            "metadata": { "validationUrl": url },
+        }));
+        error
+    }
+
     pub fn project_denied(project: &str) -> Self {
         let mut error = GoogleError::new(
             403,

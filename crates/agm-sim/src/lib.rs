@@ -12,6 +12,11 @@
 //! | `POST /v1internal:generateContent`, `:streamGenerateContent[?alt=sse]`, `:countTokens` | generation, validated like Google |
 //! | `/v1beta/models...` and `/v1/models...` | the official Gemini API, keyed by `x-goog-api-key` or `?key=` |
 //!
+//! An account's setup answers are set per test: [`Sim::set_project`] (`None`: it needs
+//! onboarding), [`Sim::set_onboarding_polls`] (how many operation polls onboarding
+//! takes), [`Sim::require_validation`] (`VALIDATION_REQUIRED` with a URL) and
+//! [`Sim::set_quota`] (a model's remaining fraction).
+//!
 //! Requests are checked with the sim's own code over `serde_json::Value`, the way
 //! Google reads them (unknown field names, Gemini's schema subset, roles, tool names,
 //! function-call pairing, limits), and refused in Google's error shapes, so that a

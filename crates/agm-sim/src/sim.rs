@@ -15,6 +15,9 @@ use crate::fault::{Fault, FaultAction};
 /// The `remainingFraction` an account reports for a model nobody set.
 const DEFAULT_REMAINING_FRACTION: f64 = 0.8;
 
+/// Operation polls until an onboarding is done, unless a test sets another number.
+const DEFAULT_ONBOARDING_POLLS: u32 = 1;
+
 /// The simulated Google. Cheap to clone: clones share one state.
 ///
 /// Build one with [`Sim::new`] or [`Sim::demo`], add accounts and API keys, then
@@ -45,12 +48,17 @@ struct State {
     capture_limit: Option<usize>,
     models: Vec<SimModel>,
     gemini_api_models: Vec<SimModel>,
+    /// Polls of an onboarding operation until it is done (0: `onboardUser` answers
+    /// done at once).
+    onboarding_polls: u32,
 }
 
 struct AccountEntry {
     account: SimAccount,
     revoked: bool,
     quota: HashMap<String, f64>,
+    /// Set when the account must be verified by its user at this URL.
+    validation_url: Option<String>,
 }
 
 struct IssuedToken {
@@ -95,6 +103,7 @@ impl Sim {
         let state = State {
             models: SimModel::code_assist_defaults(),
             gemini_api_models: SimModel::gemini_api_defaults(),
+            onboarding_polls: DEFAULT_ONBOARDING_POLLS,
             ..State::default()
         };
         Sim {
@@ -188,6 +197,7 @@ impl Sim {
                 account,
                 revoked: false,
                 quota: HashMap::new(),
+                validation_url: None,
             });
         }
     }
@@ -230,6 +240,27 @@ impl Sim {
         {
             entry.account.project = project.map(str::to_owned);
         }
+    }
+
+    /// Makes the account need verification by its user at `validation_url` (`None`:
+    /// verified again). `loadCodeAssist` then answers 200 with no project and no
+    /// current tier, listing an ineligible tier with reason `VALIDATION_REQUIRED` and
+    /// the URL, and `onboardUser` answers 403 `VALIDATION_REQUIRED`, as Google does.
+    pub fn require_validation(&self, email: &str, validation_url: Option<&str>) {
+        if let Some(entry) = self
+            .state()
+            .accounts
+            .iter_mut()
+            .find(|e| e.account.email == email)
+        {
+            entry.validation_url = validation_url.map(str::to_owned);
+        }
+    }
+
+    /// How many `GET` polls an onboarding operation takes until it answers `done`
+    /// (default 1; 0: `onboardUser` answers `done` with the project at once).
+    pub fn set_onboarding_polls(&self, polls: u32) {
+        self.state().onboarding_polls = polls;
     }
 
     /// Adds a valid key for the official Gemini API paths.
@@ -487,11 +518,24 @@ impl Sim {
         id
     }
 
-    /// One poll of an onboarding operation: done from the first poll on, at which
-    /// point the account gets the project.
+    pub(crate) fn validation_url(&self, email: &str) -> Option<String> {
+        self.state()
+            .accounts
+            .iter()
+            .find(|e| e.account.email == email)
+            .and_then(|e| e.validation_url.clone())
+    }
+
+    /// Whether a new onboarding operation is done at once (no polls configured).
+    pub(crate) fn onboarding_is_immediate(&self) -> bool {
+        self.state().onboarding_polls == 0
+    }
+
+    /// One poll of an onboarding operation: done from the configured poll on
+    /// ([`Sim::set_onboarding_polls`]), at which point the account gets the project.
     pub(crate) fn poll_operation(&self, id: &str, email: &str) -> OperationPoll {
-        const POLLS_UNTIL_DONE: u32 = 1;
         let mut state = self.state();
+        let polls_until_done = state.onboarding_polls;
         let Some(operation) = state.operations.get_mut(id) else {
             return OperationPoll::NotFound;
         };
@@ -499,7 +543,7 @@ impl Sim {
             return OperationPoll::NotFound;
         }
         operation.polls += 1;
-        if operation.polls < POLLS_UNTIL_DONE {
+        if operation.polls < polls_until_done {
             return OperationPoll::Pending;
         }
         let project = operation.project.clone();

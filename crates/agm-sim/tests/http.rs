@@ -411,6 +411,88 @@ async fn onboarding_gives_a_project() {
 }
 
 #[tokio::test]
+async fn onboarding_takes_the_configured_number_of_polls() {
+    let f = Fixture::start().await;
+    f.sim.set_project("bob@demo.agm", None);
+    f.sim.set_onboarding_polls(3);
+    let token = f.sim.issue_access_token("bob@demo.agm").unwrap();
+    let (status, operation) = f
+        .post(
+            "/v1internal:onboardUser",
+            &token,
+            &json!({"tierId": "free-tier", "metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{operation}");
+    let name = operation["name"].as_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, poll) = f.get(&format!("/v1internal/{name}"), &token).await;
+        assert_eq!(status, StatusCode::OK);
+        answers.push(poll["done"].as_bool().unwrap());
+    }
+    assert_eq!(answers, [false, false, true]);
+    assert!(f.sim.account("bob@demo.agm").unwrap().project.is_some());
+
+    // With no polls configured, onboardUser answers done, project included.
+    f.sim.set_project("bob@demo.agm", None);
+    f.sim.set_onboarding_polls(0);
+    let (_, operation) = f
+        .post(
+            "/v1internal:onboardUser",
+            &token,
+            &json!({"tierId": "free-tier", "metadata": {}}),
+        )
+        .await;
+    assert_eq!(operation["done"], true, "{operation}");
+    let project = operation["response"]["cloudaicompanionProject"]["id"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        f.sim.account("bob@demo.agm").unwrap().project.as_deref(),
+        Some(project)
+    );
+}
+
+#[tokio::test]
+async fn validation_required_is_an_ineligible_tier_and_a_403() {
+    let f = Fixture::start().await;
+    let url = "https://accounts.google.com/signin/continue?verify=alice";
+    f.sim.require_validation("alice@demo.agm", Some(url));
+    let token = f.alice();
+    let (status, answer) = f
+        .post("/v1internal:loadCodeAssist", &token, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer.get("cloudaicompanionProject").is_none(), "{answer}");
+    assert!(answer.get("currentTier").is_none(), "{answer}");
+    let ineligible = &answer["ineligibleTiers"][0];
+    assert_eq!(ineligible["reasonCode"], "VALIDATION_REQUIRED");
+    assert_eq!(ineligible["validationUrl"], url);
+    assert_eq!(ineligible["tierId"], "g1-pro-tier");
+
+    let (status, body) = f
+        .post(
+            "/v1internal:onboardUser",
+            &token,
+            &json!({"tierId": "g1-pro-tier", "metadata": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["details"][0]["reason"], "VALIDATION_REQUIRED");
+    assert_eq!(
+        body["error"]["details"][0]["metadata"]["validationUrl"],
+        url
+    );
+
+    f.sim.require_validation("alice@demo.agm", None);
+    let (_, answer) = f
+        .post("/v1internal:loadCodeAssist", &token, &json!({}))
+        .await;
+    assert_eq!(answer["cloudaicompanionProject"], "demo-project-alice");
+}
+
+#[tokio::test]
 async fn quota_calls_report_models_and_settable_fractions() {
     let f = Fixture::start().await;
     f.sim.set_quota("alice@demo.agm", "gemini-3-pro-high", 0.25);

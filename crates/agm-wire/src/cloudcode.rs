@@ -209,6 +209,49 @@ pub struct DeprecatedModel {
     pub new_model_id: String,
 }
 
+/// The body of `:fetchAvailableModels` and `:retrieveUserQuotaSummary`:
+/// `{"project": <id>}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QuotaRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
+/// `:retrieveUserQuotaSummary` answer: groups of quota buckets (a 5-hour and a
+/// weekly window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaSummary {
+    #[serde(default)]
+    pub groups: Vec<QuotaGroup>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[serde(default)]
+    pub buckets: Vec<QuotaBucket>,
+}
+
+/// One quota window. Like every proto3 JSON answer, a `remainingFraction` of 0 is
+/// left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaBucket {
+    #[serde(default)]
+    pub bucket_id: String,
+    /// E.g. `5h`, `weekly`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_fraction: Option<f64>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_time: Option<String>,
+}
+
 /// Google's error body: `{"error": {"code", "message", "status", "details"}}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GoogleErrorBody {
@@ -262,5 +305,31 @@ impl GoogleError {
                     .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"))
             })
             .find_map(|d| d.get("retryDelay").and_then(Value::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quota_summary_reads_googles_shape() {
+        let answer = r#"{"groups":[{"groupId":"default","buckets":[
+            {"bucketId":"five-hour","window":"5h","remainingFraction":0.25,"resetTime":"2026-01-01T05:00:00Z"},
+            {"bucketId":"weekly","window":"weekly","resetTime":"2026-01-08T00:00:00Z"}]}]}"#;
+        let summary: QuotaSummary = serde_json::from_str(answer).unwrap();
+        let buckets = &summary.groups[0].buckets;
+        assert_eq!(summary.groups[0].group_id.as_deref(), Some("default"));
+        assert_eq!(buckets[0].bucket_id, "five-hour");
+        assert_eq!(buckets[0].remaining_fraction, Some(0.25));
+        assert_eq!(buckets[1].window.as_deref(), Some("weekly"));
+        assert_eq!(buckets[1].remaining_fraction, None);
+        assert_eq!(
+            serde_json::to_value(QuotaRequest {
+                project: Some("p".into())
+            })
+            .unwrap(),
+            serde_json::json!({"project": "p"})
+        );
     }
 }
