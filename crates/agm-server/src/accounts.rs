@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use agm_google::{GoogleClient, UpstreamError};
+use agm_google::{
+    DiscoveryError, DiscoveryRequest, DiscoveryStats, GoogleClient, ProjectCache, ProjectDiscovery,
+    UpstreamError,
+};
 use agm_store::{Account, AccountState, Store, TokenUpdate};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};
@@ -47,16 +50,12 @@ struct CachedToken {
     expires_at: OffsetDateTime,
 }
 
-struct CachedProject {
-    id: String,
-    found_at: Instant,
-}
-
 struct AccountSlot {
     id: String,
     email: String,
     token: Mutex<Option<CachedToken>>,
-    project: Mutex<Option<CachedProject>>,
+    /// Held while this account's project is being discovered: one discovery at a time.
+    discovering: Mutex<()>,
 }
 
 struct Snapshot {
@@ -68,7 +67,10 @@ struct Snapshot {
 pub struct AccountPool {
     store: Store,
     google: GoogleClient,
-    project_ttl: Duration,
+    projects: std::sync::Mutex<ProjectCache>,
+    discovery: ProjectDiscovery,
+    /// Every project-discovery attempt, for `/readyz`, metrics and the validation gate.
+    pub discovery_stats: DiscoveryStats,
     snapshot: RwLock<Option<Snapshot>>,
     next: AtomicUsize,
 }
@@ -78,7 +80,9 @@ impl AccountPool {
         AccountPool {
             store,
             google,
-            project_ttl,
+            projects: std::sync::Mutex::new(ProjectCache::new(project_ttl)),
+            discovery: ProjectDiscovery::default(),
+            discovery_stats: DiscoveryStats::default(),
             snapshot: RwLock::new(None),
             next: AtomicUsize::new(0),
         }
@@ -165,20 +169,22 @@ impl AccountPool {
             .filter(|a| matches!(a.state, AccountState::Active))
             .map(|a| match old.get(&a.id) {
                 Some(slot) => Arc::clone(slot),
-                None => Arc::new(AccountSlot {
-                    token: Mutex::new(a.access_token.as_ref().zip(a.access_expires_at).map(
-                        |(token, expires_at)| CachedToken {
-                            access_token: token.expose().to_owned(),
-                            expires_at,
-                        },
-                    )),
-                    project: Mutex::new(a.project_id.clone().map(|id| CachedProject {
-                        id,
-                        found_at: Instant::now(),
-                    })),
-                    id: a.id,
-                    email: a.email,
-                }),
+                None => {
+                    if let Some(project) = &a.project_id {
+                        self.project_cache().put(&a.id, project, Instant::now());
+                    }
+                    Arc::new(AccountSlot {
+                        token: Mutex::new(a.access_token.as_ref().zip(a.access_expires_at).map(
+                            |(token, expires_at)| CachedToken {
+                                access_token: token.expose().to_owned(),
+                                expires_at,
+                            },
+                        )),
+                        discovering: Mutex::new(()),
+                        id: a.id,
+                        email: a.email,
+                    })
+                }
             })
             .collect();
         *guard = Some(Snapshot {
@@ -228,7 +234,7 @@ impl AccountPool {
                     tracing::warn!(account = %slot.email, error = %e, "could not save the refreshed token");
                 }
                 // A new token may change what loadCodeAssist answers.
-                *slot.project.lock().await = None;
+                self.invalidate_project(&slot.id);
                 *token = Some(CachedToken {
                     access_token: grant.access_token.clone(),
                     expires_at,
@@ -258,39 +264,81 @@ impl AccountPool {
         }
     }
 
+    fn project_cache(&self) -> std::sync::MutexGuard<'_, ProjectCache> {
+        self.projects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets an account's project (after a 403 about it), so the next lease runs
+    /// discovery again.
+    pub fn invalidate_project(&self, account_id: &str) {
+        self.project_cache().invalidate(account_id);
+    }
+
+    /// The account's project: cached (TTL from `[project_id] cache_ttl`), else found by
+    /// discovery (loadCodeAssist, onboarding when needed), one discovery per account at
+    /// a time. An account that needs its user (verification, a project to configure) is
+    /// blocked with the reason and the link.
     async fn project(&self, slot: &AccountSlot, access_token: &str) -> Result<String, String> {
-        let mut project = slot.project.lock().await;
-        if let Some(p) = project
-            .as_ref()
-            .filter(|p| p.found_at.elapsed() < self.project_ttl)
-        {
-            return Ok(p.id.clone());
+        if let Some(id) = self.project_cache().get(&slot.id, Instant::now()) {
+            return Ok(id);
         }
-        let answer = self
-            .google
-            .load_code_assist(access_token, None)
-            .await
-            .map_err(|e| format!("project discovery failed: {e}"))?;
-        let tier = answer.current_tier.as_ref().map(|t| t.id.clone());
-        let Some(id) = answer
-            .cloudaicompanion_project
-            .as_ref()
-            .map(|p| p.id().to_owned())
-        else {
-            return Err("Google reports no Cloud Code project for this account".to_owned());
+        let _one_at_a_time = slot.discovering.lock().await;
+        if let Some(id) = self.project_cache().get(&slot.id, Instant::now()) {
+            return Ok(id);
+        }
+        let request = DiscoveryRequest {
+            account: &slot.email,
+            access_token,
+            duet_project: None,
         };
-        if let Err(e) = self
-            .store
-            .set_project(&slot.id, Some(&id), tier.as_deref())
+        match self
+            .discovery
+            .discover(
+                &self.google,
+                request,
+                &self.discovery_stats,
+                tokio::time::sleep,
+            )
             .await
         {
-            tracing::warn!(account = %slot.email, error = %e, "could not save the project id");
+            Ok(found) => {
+                if let Err(e) = self
+                    .store
+                    .set_project(&slot.id, Some(&found.project_id), found.tier_id.as_deref())
+                    .await
+                {
+                    tracing::warn!(account = %slot.email, error = %e, "could not save the project id");
+                }
+                self.project_cache()
+                    .put(&slot.id, &found.project_id, Instant::now());
+                Ok(found.project_id)
+            }
+            Err(e) if e.needs_the_user() => {
+                let url = match &e {
+                    DiscoveryError::ValidationRequired { url, .. } => url.clone(),
+                    _ => None,
+                };
+                let reason = e.to_string();
+                if let Err(err) = self
+                    .store
+                    .set_account_state(
+                        &slot.id,
+                        AccountState::Blocked {
+                            reason: reason.clone(),
+                            url,
+                        },
+                    )
+                    .await
+                {
+                    tracing::warn!(account = %slot.email, error = %err, "could not block the account");
+                }
+                self.snapshot.write().await.take();
+                Err(reason)
+            }
+            Err(e) => Err(format!("project discovery failed: {e}")),
         }
-        *project = Some(CachedProject {
-            id: id.clone(),
-            found_at: Instant::now(),
-        });
-        Ok(id)
     }
 }
 

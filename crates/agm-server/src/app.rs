@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agm_google::{GoogleClient, GoogleConfig};
+use agm_pool::signatures::SignatureCache;
 use agm_store::Store;
 use agm_translate::models::ModelMap;
 use axum::Router;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub accounts: AccountPool,
     pub models: ModelMap,
+    /// Thinking signatures the upstream handed out, per conversation.
+    pub signatures: SignatureCache,
     /// SHA-256 of each configured client key (`server.api_keys`).
     config_key_hashes: Vec<[u8; 32]>,
     /// Whether the store holds live client keys, and when that was read: keys made
@@ -38,6 +41,10 @@ pub struct AppState {
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// How long a thinking signature is remembered, and how many at most.
+const SIGNATURE_TTL: Duration = Duration::from_secs(3 * 3600);
+const SIGNATURE_CAPACITY: usize = 100_000;
 
 /// How long the "does the store hold client keys" answer is reused.
 const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(2);
@@ -52,6 +59,7 @@ impl AppState {
             google,
             accounts,
             models,
+            signatures: SignatureCache::new(SIGNATURE_TTL, SIGNATURE_CAPACITY),
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             store,
@@ -105,6 +113,7 @@ pub fn google_config(config: &Config) -> GoogleConfig {
     let g = &config.google;
     GoogleConfig {
         code_assist_endpoints: g.code_assist_endpoints.clone(),
+        oauth_auth_url: g.oauth_auth_url.clone(),
         oauth_token_url: g.oauth_token_url.clone(),
         userinfo_url: g.userinfo_url.clone(),
         gemini_api_base: g.gemini_api_base.clone(),
@@ -130,6 +139,25 @@ pub fn router(state: SharedState) -> Router {
     let max_body = usize::try_from(state.config.server.max_body.as_u64()).unwrap_or(usize::MAX);
     let client_api = Router::new()
         .route("/v1/messages", post(crate::anthropic::messages))
+        .route(
+            "/v1/messages/count_tokens",
+            post(crate::anthropic::count_tokens),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(crate::openai::chat_completions),
+        )
+        .route("/v1/responses", post(crate::openai::responses))
+        .route("/v1/models", get(crate::models::list))
+        .route(
+            "/v1/models/{*rest}",
+            get(crate::models::get_one).post(crate::gemini::model_action),
+        )
+        .route("/v1beta/models", get(crate::models::gemini_list))
+        .route(
+            "/v1beta/models/{*rest}",
+            get(crate::models::gemini_get).post(crate::gemini::model_action),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_client_key,
@@ -138,8 +166,10 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::telemetry::render))
         .merge(client_api)
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::telemetry::track))
         .with_state(state)
 }
 
@@ -176,7 +206,7 @@ async fn not_found(request: Request) -> Response {
         api,
         ErrorKind::NotFound,
         format!(
-            "no route for {} {path}; agm serves /v1/messages, /healthz and /readyz",
+            "no route for {} {path}; agm serves /v1/messages, /v1/chat/completions, /v1/responses, /v1/models, /v1beta/models/<model>:generateContent, /healthz and /readyz",
             request.method()
         ),
     )
@@ -185,12 +215,18 @@ async fn not_found(request: Request) -> Response {
 
 /// Which client API a path belongs to, for the shape of its errors.
 pub fn api_of_path(path: &str) -> ApiKind {
-    if path.starts_with("/v1/messages") {
-        ApiKind::Anthropic
-    } else if path.starts_with("/v1/chat") || path.starts_with("/v1/responses") {
-        ApiKind::OpenAi
-    } else if path.starts_with("/v1beta") {
+    let gemini_method = [":generateContent", ":streamGenerateContent", ":countTokens"]
+        .iter()
+        .any(|m| path.ends_with(m));
+    if path.starts_with("/v1beta") || gemini_method {
         ApiKind::Google
+    } else if path.starts_with("/v1/messages") {
+        ApiKind::Anthropic
+    } else if path.starts_with("/v1/chat")
+        || path.starts_with("/v1/responses")
+        || path.starts_with("/v1/models")
+    {
+        ApiKind::OpenAi
     } else {
         ApiKind::Agm
     }

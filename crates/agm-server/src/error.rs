@@ -49,6 +49,9 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     pub retry_after: Option<Duration>,
+    /// What Google's failure was, when this error is one (for callers that retry
+    /// differently, e.g. after a refused thinking signature).
+    pub cause: Option<ErrorClass>,
 }
 
 impl ApiError {
@@ -58,6 +61,7 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -74,7 +78,8 @@ impl ApiError {
     ) -> ApiError {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let google = err.message();
-        let (kind, message, retry_after) = match err.class(now) {
+        let class = err.class(now);
+        let (kind, message, retry_after) = match class.clone() {
             ErrorClass::RateLimited { delay } => (
                 ErrorKind::RateLimited,
                 format!(
@@ -161,6 +166,7 @@ impl ApiError {
             kind,
             message,
             retry_after,
+            cause: Some(class),
         }
     }
 

@@ -3,9 +3,16 @@
 
 mod anthropic;
 mod body;
+mod conversation;
+mod gemini;
+mod models;
+mod openai;
+mod telemetry;
 mod upstream;
 
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod doctor;
 pub mod error;
+pub mod validate;

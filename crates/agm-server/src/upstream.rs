@@ -102,6 +102,21 @@ impl UpstreamCall<'_> {
         .await
     }
 
+    /// `countTokens` on the upstream model, for the request's contents.
+    pub async fn count_tokens(&self, state: &AppState) -> Result<u64, ApiError> {
+        self.with_accounts(state, |lease| async move {
+            state
+                .google
+                .count_tokens(
+                    &lease.access_token,
+                    self.model,
+                    self.request.contents.clone(),
+                )
+                .await
+        })
+        .await
+    }
+
     async fn with_accounts<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
     where
         F: Fn(Lease) -> Fut,
@@ -130,11 +145,25 @@ impl UpstreamCall<'_> {
                             state.accounts.invalidate_token(&account_id).await;
                             tried += 1;
                         }
+                        ErrorClass::ProjectProblem => {
+                            // Discovery runs again for this account on its next lease.
+                            state.accounts.invalidate_project(&account_id);
+                            tried += 1;
+                        }
                         ErrorClass::RateLimited { .. }
                         | ErrorClass::QuotaExhausted { .. }
-                        | ErrorClass::ProjectProblem
                         | ErrorClass::ValidationRequired { .. }
                         | ErrorClass::Banned => tried += 1,
+                        ErrorClass::NotFound => {
+                            let mut error =
+                                ApiError::from_upstream(self.api, &err, self.model, &account);
+                            error.message = format!(
+                                "{}; models agm knows: {}",
+                                error.message,
+                                state.models.listed().join(", ")
+                            );
+                            return Err(error);
+                        }
                         _ => {
                             return Err(ApiError::from_upstream(
                                 self.api, &err, self.model, &account,

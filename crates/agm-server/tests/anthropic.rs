@@ -2,56 +2,16 @@
 //! The axum app in-process against the simulated Google: `POST /v1/messages`, streamed
 //! and not, with the faults Google really produces.
 
+mod common;
+
 use std::sync::Arc;
 
-use agm_server::app::{AppState, SharedState, bind, serve};
+use agm_server::app::{AppState, bind, serve};
 use agm_server::config::Config;
-use agm_sim::{Fault, RunningSim, Sim, SimConfig, SimMethod};
-use agm_store::{AccountState, NewAccount, Store};
+use agm_sim::{Fault, Sim, SimConfig, SimMethod};
+use agm_store::{AccountState, Store};
+use common::{sse_events, start, start_sim_with, start_with};
 use serde_json::{Value, json};
-
-struct Harness {
-    sim: RunningSim,
-    url: String,
-    state: SharedState,
-    http: reqwest::Client,
-}
-
-async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
-    start_sim_with(SimConfig::default(), configure).await
-}
-
-async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut Config)) -> Harness {
-    let sim = Sim::demo_with(sim_config).start().await.unwrap();
-    let mut config = Config::default();
-    config.google.all_at(&sim.base_url());
-    config.server.port = 0;
-    configure(&mut config);
-    let store = Store::open_in_memory().await.unwrap();
-    for account in sim.accounts() {
-        store
-            .upsert_account(NewAccount::antigravity(
-                account.email.clone(),
-                account.refresh_token.clone(),
-            ))
-            .await
-            .unwrap();
-    }
-    let state = Arc::new(AppState::new(config, store).unwrap());
-    let listener = bind(&state).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state.clone(), std::future::pending()));
-    Harness {
-        sim,
-        url,
-        state,
-        http: reqwest::Client::new(),
-    }
-}
-
-async fn start() -> Harness {
-    start_with(|_| {}).await
-}
 
 fn hello(stream: bool) -> Value {
     json!({
@@ -68,36 +28,6 @@ fn hello(stream: bool) -> Value {
 }
 
 const REPLY: &str = "Simulated claude-sonnet-4-5 reply to: Hello agm";
-
-impl Harness {
-    async fn post(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/v1/messages", self.url))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-/// (event name, data) pairs of an SSE body.
-fn sse_events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let mut event = String::new();
-            let mut data = String::new();
-            for line in frame.lines() {
-                if let Some(e) = line.strip_prefix("event: ") {
-                    event = e.to_owned();
-                } else if let Some(d) = line.strip_prefix("data: ") {
-                    data.push_str(d);
-                }
-            }
-            (event, serde_json::from_str(&data).unwrap())
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn non_streaming_round_trip() {
@@ -604,4 +534,36 @@ async fn graceful_shutdown_lets_a_stream_finish() {
         reqwest::get(format!("{url}/healthz")).await.is_err(),
         "no longer listening"
     );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_in_prometheus_format() {
+    let h = start().await;
+    assert_eq!(h.post(&hello(false)).await.status(), 200);
+    let bad = json!({"model": "claude-sonnet-4-5", "max_tokens": 1, "messages": []});
+    assert_eq!(h.post(&bad).await.status(), 400);
+    let response = h
+        .http
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    for needle in [
+        "agm_requests_total{api=\"anthropic\",route=\"/v1/messages\",status=\"200\"}",
+        "agm_requests_total{api=\"anthropic\",route=\"/v1/messages\",status=\"400\"}",
+        "agm_request_first_byte_seconds_bucket{api=\"anthropic\",route=\"/v1/messages\",le=\"0.005\"}",
+        "agm_active_accounts 2",
+        "agm_project_discovery_success_ratio 1",
+        "agm_signature_cache_hit_ratio",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
 }

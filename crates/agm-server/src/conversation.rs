@@ -1,0 +1,261 @@
+//! One request path for every chat-style client API (Anthropic Messages, OpenAI Chat
+//! Completions, OpenAI Responses): parse, translate with the signature cache, call the
+//! upstream (retrying once with thinking as text after a refused signature), and answer
+//! whole or as a stream. Each API plugs in its converter through [`Conversation`].
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agm_google::{ChunkStream, ErrorClass};
+use agm_translate::TranslateError;
+use agm_translate::common::{RequestOptions, Translated};
+use agm_translate::thinking::{ModelFamily, SeenSignature};
+use agm_wire::cloudcode::CloudCodeResponse;
+use agm_wire::gemini::GenerateContentResponse;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::app::SharedState;
+use crate::body::parse_json;
+use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::upstream::{OpenStream, UpstreamCall};
+
+/// A quiet stream gets a keep-alive this often, so proxies and clients don't time it out.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+/// A client API with a converter pair: what the shared path needs to know of it.
+pub trait Conversation: 'static {
+    const API: ApiKind;
+    type Request: DeserializeOwned + Send + Sync;
+    type Context: Send;
+    type Transcoder: Send + 'static;
+    type Answer: Serialize;
+
+    fn model(request: &Self::Request) -> &str;
+    fn is_stream(request: &Self::Request) -> bool;
+    /// Checks serde cannot make (non-empty lists and the like), naming the field.
+    fn check(request: &Self::Request) -> Result<(), String>;
+    fn translate(
+        request: &Self::Request,
+        upstream_model: &str,
+        options: &RequestOptions<'_>,
+    ) -> Result<Translated, TranslateError>;
+    fn context(
+        request: &Self::Request,
+        translated: &Translated,
+        seed: String,
+        unix_now: u64,
+    ) -> Self::Context;
+    /// A whole upstream answer as the client's answer, with the signatures it carried.
+    fn convert(
+        response: &GenerateContentResponse,
+        context: &Self::Context,
+    ) -> (Self::Answer, Vec<SeenSignature>);
+    fn transcoder(context: Self::Context) -> Self::Transcoder;
+    /// SSE frames for one upstream chunk.
+    fn push(transcoder: &mut Self::Transcoder, chunk: &GenerateContentResponse) -> Vec<String>;
+    /// SSE frames that end a complete stream.
+    fn finish(transcoder: &mut Self::Transcoder) -> Vec<String>;
+    /// SSE frames that end a broken stream with the API's error event.
+    fn fail(transcoder: &mut Self::Transcoder, message: &str) -> Vec<String>;
+    fn signatures(transcoder: &Self::Transcoder) -> &[SeenSignature];
+    /// What a quiet stream sends to stay open.
+    fn keepalive() -> String;
+}
+
+enum Answer {
+    Whole(CloudCodeResponse),
+    Stream(Box<OpenStream>),
+}
+
+/// Serves one request of API `C`.
+pub async fn serve<C: Conversation>(
+    state: &SharedState,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle::<C>(state, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn handle<C: Conversation>(
+    state: &SharedState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let api = C::API;
+    let request: C::Request = parse_json(api, body)?;
+    if C::model(&request).trim().is_empty() {
+        return Err(ApiError::invalid(
+            api,
+            "model: must name a model, e.g. claude-sonnet-4-5",
+        ));
+    }
+    C::check(&request).map_err(|message| ApiError::invalid(api, message))?;
+    let upstream_model = state.models.resolve(C::model(&request)).to_owned();
+    let deadline = Instant::now() + state.config.server.request_timeout;
+    let attempt = |thinking_as_text: bool| {
+        let request = &request;
+        let upstream_model = &upstream_model;
+        async move {
+            // The cache view is not Send: use it before the first await.
+            let translated = {
+                let view = state.signatures.at(std::time::Instant::now());
+                let options = RequestOptions {
+                    thinking_as_text,
+                    signatures: Some(&view),
+                };
+                C::translate(request, upstream_model, &options)
+                    .map_err(|e| ApiError::invalid(api, e.to_string()))?
+            };
+            for note in &translated.notes {
+                tracing::debug!(model = %upstream_model, "{note}");
+            }
+            let seed = uuid::Uuid::new_v4().simple().to_string();
+            let unix_now =
+                u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+            let context = C::context(request, &translated, seed, unix_now);
+            let session_id = translated.session_id.clone();
+            let call = UpstreamCall {
+                api,
+                model: upstream_model,
+                request: translated.request,
+            };
+            let answer = if C::is_stream(request) {
+                Answer::Stream(Box::new(call.open_stream(state).await?))
+            } else {
+                Answer::Whole(call.generate(state).await?)
+            };
+            Ok::<_, ApiError>((answer, context, session_id))
+        }
+    };
+    let timed_out = || {
+        ApiError::new(
+            api,
+            ErrorKind::Timeout,
+            format!(
+                "the request took longer than server.request_timeout ({})",
+                humantime::format_duration(state.config.server.request_timeout)
+            ),
+        )
+    };
+    // A refused thinking signature gets one more try with thinking sent as text.
+    let first_try = tokio::time::timeout_at(deadline, attempt(false))
+        .await
+        .map_err(|_| timed_out())?;
+    let (answer, context, session_id) = match first_try {
+        Err(e) if matches!(e.cause, Some(ErrorClass::SignatureInvalid)) => {
+            tracing::warn!(model = %upstream_model, "thinking signature refused; retrying with thinking as text");
+            tokio::time::timeout_at(deadline, attempt(true))
+                .await
+                .map_err(|_| timed_out())??
+        }
+        other => other?,
+    };
+    let family = ModelFamily::of(&upstream_model);
+
+    let open = match answer {
+        Answer::Whole(answer) => {
+            let (answer, signatures) = C::convert(&answer.response, &context);
+            state
+                .signatures
+                .remember(&session_id, family, &signatures, std::time::Instant::now());
+            return Ok(axum::Json(answer).into_response());
+        }
+        Answer::Stream(open) => *open,
+    };
+    let OpenStream {
+        first,
+        rest,
+        account,
+    } = open;
+    tracing::debug!(%account, model = %upstream_model, "stream open");
+    let mut transcoder = C::transcoder(context);
+    let pending: VecDeque<Bytes> = first
+        .iter()
+        .flat_map(|chunk| C::push(&mut transcoder, &chunk.response))
+        .map(Bytes::from)
+        .collect();
+    let body = ClientStream::<C> {
+        upstream: rest,
+        transcoder,
+        pending,
+        finished: false,
+        deadline,
+        state: Arc::clone(state),
+        session_id,
+        family,
+    };
+    let mut response = Response::new(Body::from_stream(body.into_stream()));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// The client's side of a stream: upstream chunks in, SSE frames out, with keep-alives
+/// on quiet stretches. Dropping it (the client went away) drops the upstream call.
+struct ClientStream<C: Conversation> {
+    upstream: ChunkStream,
+    transcoder: C::Transcoder,
+    pending: VecDeque<Bytes>,
+    finished: bool,
+    deadline: Instant,
+    state: SharedState,
+    session_id: String,
+    family: ModelFamily,
+}
+
+impl<C: Conversation> ClientStream<C> {
+    fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            loop {
+                if let Some(frame) = s.pending.pop_front() {
+                    return Some((Ok(frame), s));
+                }
+                if s.finished {
+                    return None;
+                }
+                let frames = tokio::select! {
+                    item = s.upstream.next() => match item {
+                        Some(Ok(chunk)) => C::push(&mut s.transcoder, &chunk.response),
+                        Some(Err(err)) => {
+                            tracing::warn!(error = %err, "upstream stream broke");
+                            s.finished = true;
+                            C::fail(&mut s.transcoder, &format!("the upstream stream broke: {}", err.message()))
+                        }
+                        None => {
+                            s.finished = true;
+                            s.state.signatures.remember(
+                                &s.session_id,
+                                s.family,
+                                C::signatures(&s.transcoder),
+                                std::time::Instant::now(),
+                            );
+                            C::finish(&mut s.transcoder)
+                        }
+                    },
+                    () = sleep(KEEPALIVE_EVERY) => vec![C::keepalive()],
+                    () = sleep_until(s.deadline) => {
+                        s.finished = true;
+                        C::fail(&mut s.transcoder, "the request took longer than server.request_timeout")
+                    }
+                };
+                s.pending.extend(frames.into_iter().map(Bytes::from));
+            }
+        })
+    }
+}

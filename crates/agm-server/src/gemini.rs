@@ -1,0 +1,203 @@
+//! The Gemini API as the google-genai SDKs use it: `POST /v1beta/models/{model}:generateContent`,
+//! `:streamGenerateContent` (`alt=sse` or the JSON-array form) and `:countTokens`, also
+//! under `/v1/`. The request goes through the Cloud Code envelope with minimal change.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+
+use agm_translate::gemini_api::{prepare_request, session_id, split_model_action};
+use agm_wire::gemini::{Content, GenerateContentRequest, GenerateContentResponse};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::app::SharedState;
+use crate::body::parse_json;
+use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::upstream::{OpenStream, UpstreamCall};
+
+const API: ApiKind = ApiKind::Google;
+
+/// `POST /v1beta/models/{model}:{action}`.
+pub async fn model_action(
+    State(state): State<SharedState>,
+    Path(path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match handle(&state, &path, &query, body).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `countTokens` takes `{contents}` or `{generateContentRequest: {...}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CountTokensBody {
+    #[serde(default)]
+    contents: Vec<Content>,
+    #[serde(default)]
+    generate_content_request: Option<GenerateContentRequest>,
+}
+
+async fn handle(
+    state: &SharedState,
+    path: &str,
+    query: &HashMap<String, String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let Some((model, action)) = split_model_action(path) else {
+        return Err(ApiError::new(
+            API,
+            ErrorKind::NotFound,
+            format!(
+                "no Gemini method at models/{path}: expected models/<model>:generateContent, :streamGenerateContent or :countTokens"
+            ),
+        ));
+    };
+    let upstream_model = state.models.resolve(model).to_owned();
+    let deadline = Instant::now() + state.config.server.request_timeout;
+    match action {
+        "countTokens" => {
+            let body: CountTokensBody = parse_json(API, body)?;
+            let contents = match body.generate_content_request {
+                Some(request) => request.contents,
+                None => body.contents,
+            };
+            if contents.is_empty() {
+                return Err(ApiError::invalid(
+                    API,
+                    "contents: at least one content is required",
+                ));
+            }
+            let call = UpstreamCall {
+                api: API,
+                model: &upstream_model,
+                request: GenerateContentRequest {
+                    contents,
+                    ..GenerateContentRequest::default()
+                },
+            };
+            let total = within(state, deadline, call.count_tokens(state)).await?;
+            Ok(axum::Json(json!({"totalTokens": total})).into_response())
+        }
+        "generateContent" | "streamGenerateContent" => {
+            let mut request: GenerateContentRequest = parse_json(API, body)?;
+            if request.contents.is_empty() {
+                return Err(ApiError::invalid(
+                    API,
+                    "contents: at least one content is required",
+                ));
+            }
+            let session = session_id(&request);
+            prepare_request(&mut request, &session);
+            let call = UpstreamCall {
+                api: API,
+                model: &upstream_model,
+                request,
+            };
+            if action == "generateContent" {
+                let answer = within(state, deadline, call.generate(state)).await?;
+                return Ok(axum::Json(answer.response).into_response());
+            }
+            let open = within(state, deadline, call.open_stream(state)).await?;
+            if query.get("alt").map(String::as_str) == Some("sse") {
+                Ok(sse_response(open))
+            } else {
+                json_array_response(open, deadline).await
+            }
+        }
+        other => Err(ApiError::new(
+            API,
+            ErrorKind::NotFound,
+            format!(
+                "the Gemini method {other} is not served; agm serves generateContent, streamGenerateContent and countTokens"
+            ),
+        )),
+    }
+}
+
+async fn within<T>(
+    state: &SharedState,
+    deadline: Instant,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout_at(deadline, work).await.map_err(|_| {
+        ApiError::new(
+            API,
+            ErrorKind::Timeout,
+            format!(
+                "the request took longer than server.request_timeout ({})",
+                humantime::format_duration(state.config.server.request_timeout)
+            ),
+        )
+    })?
+}
+
+fn sse_frame(chunk: &GenerateContentResponse) -> Bytes {
+    let json = serde_json::to_string(chunk).unwrap_or_else(|_| "{}".into());
+    Bytes::from(format!("data: {json}\r\n\r\n"))
+}
+
+/// Upstream chunks as Gemini SSE, unwrapped from the Cloud Code envelope. A broken
+/// upstream ends the stream with an error object, as Google's own API does.
+fn sse_response(open: OpenStream) -> Response {
+    let OpenStream { first, rest, .. } = open;
+    let head = futures_util::stream::iter(
+        first
+            .into_iter()
+            .map(|c| Ok::<_, Infallible>(sse_frame(&c.response)))
+            .collect::<Vec<_>>(),
+    );
+    let tail = rest.map(|item| {
+        Ok::<_, Infallible>(match item {
+            Ok(chunk) => sse_frame(&chunk.response),
+            Err(err) => {
+                let error = json!({"error": {"code": 502, "message": format!("the upstream stream broke: {}", err.message()), "status": "UNAVAILABLE"}});
+                Bytes::from(format!("data: {error}\r\n\r\n"))
+            }
+        })
+    });
+    let mut response = Response::new(Body::from_stream(head.chain(tail)));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `streamGenerateContent` without `alt=sse`: Google answers one JSON array of chunks.
+async fn json_array_response(open: OpenStream, deadline: Instant) -> Result<Response, ApiError> {
+    let OpenStream {
+        first,
+        mut rest,
+        account,
+    } = open;
+    let mut chunks: Vec<GenerateContentResponse> = first.into_iter().map(|c| c.response).collect();
+    loop {
+        match tokio::time::timeout_at(deadline, rest.next()).await {
+            Ok(Some(Ok(chunk))) => chunks.push(chunk.response),
+            Ok(Some(Err(err))) => {
+                return Err(ApiError::from_upstream(API, &err, "the model", &account));
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return Err(ApiError::new(
+                    API,
+                    ErrorKind::Timeout,
+                    "the request took longer than server.request_timeout",
+                ));
+            }
+        }
+    }
+    Ok(axum::Json(chunks).into_response())
+}

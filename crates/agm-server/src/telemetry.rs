@@ -1,0 +1,104 @@
+//! Prometheus metrics (`GET /metrics`): requests by API and status, request latency to
+//! the first byte, and gauges read at scrape time (active accounts, project discovery,
+//! the thinking-signature cache).
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::app::{SharedState, api_of_path};
+use crate::error::ApiKind;
+
+/// Latency buckets in seconds: fine below 10 ms, where a gateway's own time lives.
+const BUCKETS: &[f64] = &[
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+];
+
+static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide recorder, installed on first use. `None` when another recorder
+/// was installed first (metrics are then not rendered).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    PROMETHEUS
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets(BUCKETS).ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn api_label(api: ApiKind) -> &'static str {
+    match api {
+        ApiKind::Anthropic => "anthropic",
+        ApiKind::OpenAi => "openai",
+        ApiKind::Google => "gemini",
+        ApiKind::Agm => "agm",
+    }
+}
+
+/// Counts every client request and times it to its response headers (for a stream:
+/// the first byte, after the first upstream chunk arrived).
+pub async fn track(request: Request, next: Next) -> Response {
+    let _ = prometheus();
+    let api = api_label(api_of_path(request.uri().path()));
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("agm_requests_total", "api" => api, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("agm_request_first_byte_seconds", "api" => api, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`.
+pub async fn render(State(state): State<SharedState>) -> Response {
+    let Some(handle) = prometheus() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "metrics are not available: another metrics recorder is installed\n",
+        )
+            .into_response();
+    };
+    if let Ok(active) = state.accounts.active_count().await {
+        metrics::gauge!("agm_active_accounts").set(active as f64);
+    }
+    let discovery = state.accounts.discovery_stats.summary();
+    metrics::gauge!("agm_project_discovery_attempts").set(discovery.attempts as f64);
+    metrics::gauge!("agm_project_discovery_success_ratio").set(discovery.success_rate);
+    for (quantile, value) in [
+        ("0.5", discovery.p50),
+        ("0.95", discovery.p95),
+        ("0.99", discovery.p99),
+    ] {
+        if let Some(v) = value {
+            metrics::gauge!("agm_project_discovery_latency_seconds", "quantile" => quantile)
+                .set(v.as_secs_f64());
+        }
+    }
+    let signatures = state.signatures.stats();
+    metrics::gauge!("agm_signature_cache_entries").set(signatures.entries as f64);
+    metrics::gauge!("agm_signature_cache_hits").set(signatures.hits as f64);
+    metrics::gauge!("agm_signature_cache_misses").set(signatures.misses as f64);
+    metrics::gauge!("agm_signature_cache_hit_ratio").set(signatures.hit_rate());
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}

@@ -1,0 +1,117 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Accounts as the server uses them: project discovery with onboarding, accounts that
+//! need their user, and re-discovery after a project 403.
+
+mod common;
+
+use agm_sim::{Fault, SimMethod};
+use agm_store::AccountState;
+use common::start;
+use serde_json::{Value, json};
+
+fn hello() -> Value {
+    json!({
+        "model": "gemini-3-flash",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    })
+}
+
+#[tokio::test]
+async fn an_account_without_a_project_is_onboarded() {
+    let h = start().await;
+    h.sim.set_project("bob@demo.agm", None);
+    h.sim.set_onboarding_polls(2);
+    for _ in 0..2 {
+        assert_eq!(h.post(&hello()).await.status(), 200);
+    }
+    assert_eq!(h.sim.count(SimMethod::OnboardUser), 1);
+    assert_eq!(h.sim.count(SimMethod::GetOperation), 2);
+    let bob = h
+        .state
+        .store
+        .get_account("bob@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    let project = bob.project_id.expect("the onboarded project is saved");
+    assert_eq!(
+        h.sim.account("bob@demo.agm").unwrap().project.as_deref(),
+        Some(project.as_str())
+    );
+    let stats = h.state.accounts.discovery_stats.summary();
+    assert!(
+        stats.attempts >= 2 && stats.success_rate > 0.99,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_needing_verification_is_blocked_with_the_link() {
+    let h = start().await;
+    h.sim.require_validation(
+        "alice@demo.agm",
+        Some("https://accounts.google.com/verify/alice"),
+    );
+    for _ in 0..3 {
+        let body: Value = h.post(&hello()).await.json().await.unwrap();
+        assert_eq!(body["type"], "message", "bob answers: {body}");
+    }
+    let alice = h
+        .state
+        .store
+        .get_account("alice@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    match alice.state {
+        AccountState::Blocked { url, reason } => {
+            assert_eq!(
+                url.as_deref(),
+                Some("https://accounts.google.com/verify/alice"),
+                "{reason}"
+            );
+        }
+        other => panic!("alice should be blocked, is {other:?}"),
+    }
+    assert_eq!(
+        h.sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == SimMethod::LoadCodeAssist
+                && r.account.as_deref() == Some("alice@demo.agm"))
+            .count(),
+        1,
+        "no retry loop on an account that needs its user"
+    );
+}
+
+#[tokio::test]
+async fn a_project_403_rediscovers_the_project() {
+    let h = start().await;
+    assert_eq!(h.post(&hello()).await.status(), 200);
+    assert_eq!(h.post(&hello()).await.status(), 200);
+    let discoveries = h.sim.count(SimMethod::LoadCodeAssist);
+    assert_eq!(discoveries, 2);
+    h.sim.script(
+        Fault::status(
+            SimMethod::GenerateContent,
+            403,
+            "PERMISSION_DENIED",
+            "Permission denied on resource project x",
+        )
+        .times(1),
+    );
+    assert_eq!(
+        h.post(&hello()).await.status(),
+        200,
+        "the other account served it"
+    );
+    assert_eq!(h.post(&hello()).await.status(), 200);
+    assert_eq!(h.post(&hello()).await.status(), 200);
+    assert_eq!(
+        h.sim.count(SimMethod::LoadCodeAssist),
+        discoveries + 1,
+        "one re-discovery"
+    );
+}

@@ -1,0 +1,87 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+//! The shared harness: the axum app on loopback against the simulated Google.
+
+use std::sync::Arc;
+
+use agm_server::app::{AppState, SharedState, bind, serve};
+use agm_server::config::Config;
+use agm_sim::{RunningSim, Sim, SimConfig};
+use agm_store::{NewAccount, Store};
+use serde_json::Value;
+
+pub struct Harness {
+    pub sim: RunningSim,
+    pub url: String,
+    pub state: SharedState,
+    pub http: reqwest::Client,
+}
+
+pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
+    start_sim_with(SimConfig::default(), configure).await
+}
+
+pub async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut Config)) -> Harness {
+    let sim = Sim::demo_with(sim_config).start().await.unwrap();
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.server.port = 0;
+    configure(&mut config);
+    let store = Store::open_in_memory().await.unwrap();
+    for account in sim.accounts() {
+        store
+            .upsert_account(NewAccount::antigravity(
+                account.email.clone(),
+                account.refresh_token.clone(),
+            ))
+            .await
+            .unwrap();
+    }
+    let state = Arc::new(AppState::new(config, store).unwrap());
+    let listener = bind(&state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state.clone(), std::future::pending()));
+    Harness {
+        sim,
+        url,
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+impl Harness {
+    pub async fn post(&self, body: &Value) -> reqwest::Response {
+        self.post_to("/v1/messages", body).await
+    }
+
+    pub async fn post_to(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// (event name, data) pairs of an SSE body.
+pub fn sse_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_owned();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (event, serde_json::from_str(&data).unwrap())
+        })
+        .collect()
+}

@@ -1,0 +1,86 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `agm doctor`'s checks against the simulated Google and a temporary data dir.
+
+use std::path::PathBuf;
+
+use agm_server::config::{Config, LoadedConfig};
+use agm_server::doctor::{Status, run_checks};
+use agm_sim::Sim;
+use agm_store::{AccountState, NewAccount, Store};
+
+fn find<'a>(
+    checks: &'a [agm_server::doctor::Check],
+    name: &str,
+) -> Vec<&'a agm_server::doctor::Check> {
+    checks.iter().filter(|c| c.name == name).collect()
+}
+
+#[tokio::test]
+async fn every_line_says_what_it_found() {
+    let sim = Sim::demo().start().await.unwrap();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.google.code_assist_endpoints.push(dead.clone());
+    config.server.port = 0;
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let loaded = LoadedConfig {
+        config,
+        path: PathBuf::from("/nowhere/config.toml"),
+        file_exists: false,
+    };
+
+    let checks = run_checks(&loaded, &data).await;
+    assert!(
+        find(&checks, "config")[0]
+            .detail
+            .contains("agm config init")
+    );
+    let accounts = find(&checks, "accounts")[0];
+    assert_eq!(accounts.status, Status::Warn);
+    assert!(accounts.detail.contains("agm accounts add"));
+    let endpoints = find(&checks, "code assist");
+    assert_eq!(endpoints[0].status, Status::Ok, "{:?}", endpoints[0]);
+    assert_eq!(endpoints[1].status, Status::Fail);
+    assert!(endpoints[1].detail.contains(&dead));
+    assert!(find(&checks, "secrets")[0].detail.contains("secret.key"));
+    assert_eq!(find(&checks, "port")[0].status, Status::Ok);
+
+    let store = Store::open_sqlite(&data).await.unwrap();
+    let bob = store
+        .upsert_account(NewAccount::antigravity("bob@demo.agm", "demo-refresh-bob"))
+        .await
+        .unwrap();
+    store
+        .upsert_account(NewAccount::antigravity(
+            "alice@demo.agm",
+            "demo-refresh-alice",
+        ))
+        .await
+        .unwrap();
+    store
+        .set_account_state(
+            &bob.id,
+            AccountState::Blocked {
+                reason: "verify".into(),
+                url: Some("https://v/bob".into()),
+            },
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let checks = run_checks(&loaded, &data).await;
+    let accounts = find(&checks, "accounts")[0];
+    assert_eq!(accounts.status, Status::Warn);
+    assert!(
+        accounts.detail.starts_with("1 of 2 active"),
+        "{}",
+        accounts.detail
+    );
+    assert!(accounts.detail.contains("https://v/bob"));
+    assert_eq!(find(&checks, "data dir")[0].status, Status::Ok);
+}

@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Thinking and signatures through the server: signatures restored and trusted only
+//! for the family that made them, and the one retry after a refused signature.
+
+mod common;
+
+use agm_sim::{Fault, SimMethod};
+use common::start;
+use serde_json::{Value, json};
+
+const MODEL: &str = "claude-sonnet-4-5-thinking";
+
+fn first_turn() -> Value {
+    json!({
+        "model": MODEL,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": [{"role": "user", "content": "Think about agm"}],
+    })
+}
+
+fn second_turn(assistant_content: Value) -> Value {
+    json!({
+        "model": MODEL,
+        "max_tokens": 4096,
+        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "messages": [
+            {"role": "user", "content": "Think about agm"},
+            {"role": "assistant", "content": assistant_content},
+            {"role": "user", "content": "And now?"},
+        ],
+    })
+}
+
+fn last_generate(h: &common::Harness) -> Value {
+    h.sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap()
+        .body
+}
+
+#[tokio::test]
+async fn signatures_round_trip_for_the_same_family() {
+    let h = start().await;
+    let first: Value = h.post(&first_turn()).await.json().await.unwrap();
+    let blocks = first["content"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "thinking", "{first}");
+    let signature = blocks[0]["signature"].as_str().unwrap().to_owned();
+    assert!(!signature.is_empty());
+    assert_eq!(blocks[1]["type"], "text");
+
+    let response = h.post(&second_turn(first["content"].clone())).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = last_generate(&h);
+    let model_turn = &sent["request"]["contents"][1];
+    assert_eq!(model_turn["role"], "model");
+    assert_eq!(model_turn["parts"][0]["thought"], true);
+    assert_eq!(model_turn["parts"][0]["thoughtSignature"], signature);
+    let stats = h.state.signatures.stats();
+    assert!(stats.hits >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn unknown_signatures_go_up_as_text() {
+    let h = start().await;
+    let forged = json!([
+        {"type": "thinking", "thinking": "I made this up", "signature": "Zm9yZ2VkLXNpZ25hdHVyZQ=="},
+        {"type": "text", "text": "an answer"},
+    ]);
+    let response = h.post(&second_turn(forged)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = last_generate(&h);
+    let parts = sent["request"]["contents"][1]["parts"].as_array().unwrap();
+    assert!(
+        parts.iter().all(|p| p.get("thoughtSignature").is_none()),
+        "{parts:?}"
+    );
+    assert!(parts.iter().any(|p| {
+        p["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("I made this up"))
+    }));
+}
+
+#[tokio::test]
+async fn a_refused_signature_is_retried_once_as_text() {
+    let h = start().await;
+    let first: Value = h.post(&first_turn()).await.json().await.unwrap();
+    h.sim.script(
+        Fault::status(
+            SimMethod::GenerateContent,
+            400,
+            "INVALID_ARGUMENT",
+            "messages.1.content.0: Invalid `signature` in `thinking` block",
+        )
+        .times(1),
+    );
+    let before = h.sim.count(SimMethod::GenerateContent);
+    let response = h.post(&second_turn(first["content"].clone())).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(
+        h.sim.count(SimMethod::GenerateContent),
+        before + 2,
+        "exactly one retry"
+    );
+    let sent = last_generate(&h);
+    let parts = sent["request"]["contents"][1]["parts"].as_array().unwrap();
+    assert!(
+        parts.iter().all(|p| p.get("thoughtSignature").is_none()),
+        "{parts:?}"
+    );
+}
+
+#[tokio::test]
+async fn streamed_signatures_are_remembered_too() {
+    let h = start().await;
+    let mut body = first_turn();
+    body["stream"] = json!(true);
+    let text = h.post(&body).await.text().await.unwrap();
+    let events = common::sse_events(&text);
+    let signature = events
+        .iter()
+        .find(|(_, d)| d["delta"]["type"] == "signature_delta")
+        .map(|(_, d)| d["delta"]["signature"].as_str().unwrap().to_owned())
+        .expect("a signature_delta event");
+    let thinking: String = events
+        .iter()
+        .filter(|(_, d)| d["delta"]["type"] == "thinking_delta")
+        .map(|(_, d)| d["delta"]["thinking"].as_str().unwrap())
+        .collect();
+    let content = json!([
+        {"type": "thinking", "thinking": thinking, "signature": signature},
+        {"type": "text", "text": "whatever"},
+    ]);
+    assert_eq!(h.post(&second_turn(content)).await.status(), 200);
+    let sent = last_generate(&h);
+    assert_eq!(
+        sent["request"]["contents"][1]["parts"][0]["thoughtSignature"],
+        signature
+    );
+}
