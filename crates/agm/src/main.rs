@@ -29,6 +29,12 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Run the gateway with a simulated Google and two demo accounts: no Google account needed
     Demo(commands::demo::DemoArgs),
+    /// Add, import, export, list, enable, disable or remove Google accounts
+    #[command(subcommand)]
+    Accounts(commands::accounts::AccountsCommand),
+    /// Create, list or revoke the client API keys clients send to the gateway
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
     /// Write, show or locate the config file
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => commands::serve::run(config, args).await,
             Command::Demo(args) => commands::demo::run(config, args).await,
+            Command::Accounts(cmd) => commands::accounts::run(config, cmd).await,
+            Command::Keys(cmd) => commands::keys::run(config, cmd).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
         }
     });

@@ -1,3 +1,81 @@
+//! One module per command, plus what several commands share: loading the config and
+//! opening the store in the data dir.
+
+pub mod account_files;
+pub mod accounts;
 pub mod config;
 pub mod demo;
+pub mod keys;
 pub mod serve;
+pub mod sign_in;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use agm_server::config::{Config, Env, LoadedConfig, LoggingSection, process_env};
+use agm_store::Store;
+use anyhow::{Context, bail};
+
+use crate::logging;
+
+/// The effective config and the store it names: what the account and key commands
+/// work on. No server needs to run; a running one picks the changes up by itself.
+pub struct Workspace {
+    pub config: Config,
+    pub store: Store,
+}
+
+impl Workspace {
+    /// Loads the config (file, then environment), starts logging (warnings only, unless
+    /// `RUST_LOG` says otherwise: a command's output is its own), and opens the store in
+    /// the data dir, creating it if needed.
+    pub async fn open(explicit: Option<&Path>) -> anyhow::Result<Workspace> {
+        let (loaded, env) = load_config(explicit)?;
+        logging::init(&LoggingSection {
+            level: "warn".to_owned(),
+            ..loaded.config.logging.clone()
+        });
+        let (_, store) = open_store(&loaded.config, &env).await?;
+        Ok(Workspace {
+            config: loaded.config,
+            store,
+        })
+    }
+
+    /// A Google client for the configured addresses.
+    pub fn google(&self) -> anyhow::Result<agm_google::GoogleClient> {
+        agm_google::GoogleClient::new(agm_server::app::google_config(&self.config))
+            .context("cannot start the HTTP client")
+    }
+}
+
+/// The config from `--config` / `$AGM_CONFIG` / the default path, with the process
+/// environment's overrides, and that environment.
+pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<(LoadedConfig, Env)> {
+    let env = process_env();
+    let loaded = Config::load(explicit, &env)?;
+    Ok((loaded, env))
+}
+
+/// Opens the store the config names (SQLite in the data dir); returns the data dir too.
+pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, Store)> {
+    if config.storage.backend != "sqlite" {
+        bail!(
+            "storage.backend = \"{}\" is not available in this version; use \"sqlite\" (the default)",
+            config.storage.backend
+        );
+    }
+    let data_dir = config.data_dir(env);
+    let store = Store::open_sqlite(&data_dir)
+        .await
+        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+    Ok((data_dir, store))
+}
+
+/// A timestamp as the JSON output and the export show it: RFC 3339 in UTC, e.g.
+/// `2026-01-02T03:04:05.678Z`.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}

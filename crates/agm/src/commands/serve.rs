@@ -5,11 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agm_server::app::{AppState, bind, serve, shutdown_signal};
-use agm_server::config::{Config, process_env};
-use agm_store::Store;
-use anyhow::{Context, bail};
 use clap::Args;
 
+use crate::commands::{load_config, open_store};
 use crate::logging;
 
 #[derive(Debug, Args)]
@@ -23,8 +21,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
-    let env = process_env();
-    let loaded = Config::load(explicit, &env)?;
+    let (loaded, env) = load_config(explicit)?;
     let mut config = loaded.config;
     if let Some(bind) = args.bind {
         config.server.bind = bind;
@@ -33,16 +30,7 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
         config.server.port = port;
     }
     logging::init(&config.logging);
-    if config.storage.backend != "sqlite" {
-        bail!(
-            "storage.backend = \"{}\" is not available in this version; use \"sqlite\" (the default)",
-            config.storage.backend
-        );
-    }
-    let data_dir = config.data_dir(&env);
-    let store = Store::open_sqlite(&data_dir)
-        .await
-        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+    let (data_dir, store) = open_store(&config, &env).await?;
     let state = Arc::new(AppState::new(config, store)?);
     let listener = bind(&state).await?;
     let addr = listener.local_addr()?;

@@ -1,0 +1,403 @@
+//! `agm accounts add|import|export|list|remove|enable|disable`.
+//!
+//! Every command works on the store in the data dir, with or without a running server
+//! (which picks changes up within seconds). Adding and importing check each account
+//! with Google before anything is saved.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use agm_store::{Account, AccountState, Pool, Store};
+use anyhow::{Context, anyhow, bail};
+use clap::{ArgGroup, Args, Subcommand};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::commands::account_files::{self, ExportFile};
+use crate::commands::sign_in::{SignInOptions, cancel_signal, sign_in};
+use crate::commands::verify::{self, Saved};
+use crate::commands::{Workspace, rfc3339};
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Sign in with Google (in a browser, or by pasting the answer with --no-browser) and add the account
+    Add(AddArgs),
+    /// Add accounts from a refresh token or a JSON file, each checked with Google first
+    Import(ImportArgs),
+    /// Print every account with its refresh token, in the JSON `import --file` reads
+    Export {
+        /// Write to this file (mode 0600) instead of stdout
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// List the accounts: id, e-mail, pool, tier, project and state (never a token)
+    List {
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account and its tokens
+    Remove {
+        #[arg(value_name = "ID_OR_EMAIL")]
+        account: String,
+    },
+    /// Let the gateway use an account again (sign in again first if Google refused its token)
+    Enable {
+        #[arg(value_name = "ID_OR_EMAIL")]
+        account: String,
+    },
+    /// Stop the gateway from using an account, keeping it
+    Disable {
+        #[arg(value_name = "ID_OR_EMAIL")]
+        account: String,
+        /// Why, shown by `agm accounts list`
+        #[arg(long, value_name = "TEXT", default_value = "disabled by the user")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Print the sign-in address and read the pasted answer instead of opening a browser (SSH, headless machines)
+    #[arg(long)]
+    no_browser: bool,
+    /// How long to wait for the sign-in
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Port of the redirect address http://localhost:PORT/oauth-callback (0 picks a free one)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    port: u16,
+    /// Sign in as this account: suggested on Google's page; another account is refused
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["refresh_token", "file"])))]
+pub struct ImportArgs {
+    /// A Google refresh token; `-` reads it from stdin (keeps it out of the shell history)
+    #[arg(long, value_name = "TOKEN")]
+    refresh_token: Option<String>,
+    /// Refuse the token unless it belongs to this e-mail
+    #[arg(long, value_name = "EMAIL", conflicts_with = "file")]
+    email: Option<String>,
+    /// A JSON file: an agm export, a gemini-cli oauth_creds.json, or an Antigravity Manager account file (one or a list)
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+}
+
+pub async fn run(explicit: Option<&Path>, command: AccountsCommand) -> anyhow::Result<()> {
+    let workspace = Workspace::open(explicit).await?;
+    match command {
+        AccountsCommand::Add(args) => add(&workspace, args).await,
+        AccountsCommand::Import(args) => match (args.refresh_token, args.file) {
+            (Some(token), _) => import_token(&workspace, &token, args.email.as_deref()).await,
+            (None, Some(file)) => import_file(&workspace, &file).await,
+            (None, None) => bail!("give --refresh-token TOKEN or --file PATH"),
+        },
+        AccountsCommand::Export { file } => export(&workspace.store, file.as_deref()).await,
+        AccountsCommand::List { json } => list(&workspace.store, json).await,
+        AccountsCommand::Remove { account } => {
+            let name = display_name(&workspace.store, &account).await;
+            if !workspace.store.remove_account(&account).await? {
+                bail!("no account {account:?} (`agm accounts list` shows the ids and e-mails)");
+            }
+            output::line(&format!("removed {name}"));
+            Ok(())
+        }
+        AccountsCommand::Enable { account } => {
+            set_state(&workspace.store, &account, AccountState::Active, "enabled").await
+        }
+        AccountsCommand::Disable { account, reason } => {
+            let state = AccountState::Disabled { reason };
+            set_state(&workspace.store, &account, state, "disabled").await
+        }
+    }
+}
+
+async fn add(workspace: &Workspace, args: AddArgs) -> anyhow::Result<()> {
+    // Ctrl-C is heard from before the sign-in address is printed until the checks with
+    // Google are done; saving itself is not interrupted.
+    let cancel = cancel_signal();
+    let google = workspace.google()?;
+    let options = SignInOptions {
+        open_browser: !args.no_browser,
+        timeout: args.timeout,
+        port: args.port,
+        login_hint: args.email.clone(),
+    };
+    let check = async {
+        let signed_in = sign_in(&google, &options).await?;
+        verify::from_grant(
+            &google,
+            signed_in.grant,
+            &signed_in.refresh_token,
+            args.email.as_deref(),
+        )
+        .await
+        .map_err(|reason| anyhow!("not added: {reason}"))
+    };
+    let verified = tokio::select! {
+        verified = check => verified?,
+        () = cancel => {
+            output::note("");
+            bail!("sign-in cancelled; nothing was saved");
+        }
+    };
+    let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
+    output::line(&summary(
+        if saved.created { "added" } else { "updated" },
+        &saved,
+    ));
+    Ok(())
+}
+
+async fn import_token(
+    workspace: &Workspace,
+    token: &str,
+    email: Option<&str>,
+) -> anyhow::Result<()> {
+    let token = if token == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the refresh token from stdin")?;
+        line.trim().to_owned()
+    } else {
+        token.trim().to_owned()
+    };
+    let google = workspace.google()?;
+    let verified = verify::from_refresh_token(&google, &token, email)
+        .await
+        .map_err(|reason| anyhow!("not imported: {reason}; nothing was saved"))?;
+    let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
+    output::line(&summary(verb(&saved), &saved));
+    Ok(())
+}
+
+async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = account_files::parse(&text)
+        .map_err(|reason| anyhow!("cannot import {}: {reason}", path.display()))?;
+    let total = file.entries.len();
+    output::progress(&format!(
+        "{}: {}, {total} account{}; checking each with Google",
+        path.display(),
+        file.format.describe(),
+        if total == 1 { "" } else { "s" }
+    ));
+    let google = workspace.google()?;
+    let mut refused = 0;
+    for (index, entry) in file.entries.into_iter().enumerate() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(bad) => {
+                refused += 1;
+                output::line(&format!("refused {}: {}", bad.label, bad.reason));
+                continue;
+            }
+        };
+        let label = entry.label(index);
+        if entry.pool == Pool::GeminiApi {
+            refused += 1;
+            output::line(&format!(
+                "refused {label}: gemini-api keys are not imported as accounts; list them under [safe_mode] gemini_api_keys"
+            ));
+            continue;
+        }
+        match verify::from_refresh_token(&google, &entry.refresh_token, entry.email.as_deref())
+            .await
+        {
+            Ok(verified) => {
+                let saved =
+                    verify::save(&workspace.store, verified, entry.pool, entry.state).await?;
+                output::line(&summary(verb(&saved), &saved));
+            }
+            Err(reason) => {
+                refused += 1;
+                output::line(&format!("refused {label}: {reason}"));
+            }
+        }
+    }
+    if refused > 0 {
+        let rest = if refused == total {
+            "nothing was saved"
+        } else {
+            "the others were saved"
+        };
+        bail!("{refused} of {total} accounts refused (see above); {rest}");
+    }
+    Ok(())
+}
+
+fn verb(saved: &Saved) -> &'static str {
+    if saved.created { "imported" } else { "updated" }
+}
+
+/// `added alice@example.com (project p, tier t)`, plus what the user should know.
+fn summary(verb: &str, saved: &Saved) -> String {
+    let account = &saved.account;
+    let mut facts = Vec::new();
+    if let Some(project) = &account.project_id {
+        facts.push(format!("project {project}"));
+    }
+    if let Some(tier) = &account.tier {
+        facts.push(format!("tier {tier}"));
+    }
+    let mut line = format!("{verb} {}", account.email);
+    if !facts.is_empty() {
+        line.push_str(&format!(" ({})", facts.join(", ")));
+    }
+    if account.project_id.is_none() {
+        line.push_str(
+            "; no Cloud Code project yet: the gateway finds or onboards one when the account is first used",
+        );
+    }
+    match &account.state {
+        AccountState::Active => {}
+        AccountState::Disabled { reason } => line.push_str(&format!(
+            "; disabled ({reason}): `agm accounts enable {}` turns it on",
+            account.email
+        )),
+        AccountState::Blocked { reason, url } => {
+            line.push_str(&format!("; blocked: {reason}"));
+            if let Some(url) = url {
+                line.push_str(&format!(": open {url}"));
+            }
+        }
+    }
+    line
+}
+
+async fn export(store: &Store, file: Option<&Path>) -> anyhow::Result<()> {
+    let accounts = store.list_accounts().await?;
+    let export = ExportFile::new(&accounts, OffsetDateTime::now_utc());
+    output::warn(
+        "the export holds every account's refresh token: anyone who has it can use those accounts; keep it private and delete it when done",
+    );
+    match file {
+        None => output::json(&export),
+        Some(path) => {
+            let mut text = serde_json::to_string_pretty(&export)?;
+            text.push('\n');
+            write_private(path, &text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            output::line(&format!(
+                "exported {} account{} to {}",
+                accounts.len(),
+                if accounts.len() == 1 { "" } else { "s" },
+                path.display()
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Writes `text` to `path`, readable by its owner only (also when the file existed).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// An account as `list --json` shows it: no token.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: &'a str,
+    email: &'a str,
+    pool: Pool,
+    tier: Option<&'a str>,
+    project_id: Option<&'a str>,
+    #[serde(flatten)]
+    state: &'a AccountState,
+    created_at: String,
+    updated_at: String,
+}
+
+async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
+    let accounts = store.list_accounts().await?;
+    if json {
+        let listed: Vec<Listed<'_>> = accounts.iter().map(listed).collect();
+        return output::json(&listed);
+    }
+    if accounts.is_empty() {
+        output::line("no accounts yet: add one with `agm accounts add` or `agm accounts import`");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = accounts
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.clone(),
+                a.email.clone(),
+                a.pool.to_string(),
+                a.tier.clone().unwrap_or_default(),
+                a.project_id.clone().unwrap_or_default(),
+                state_text(&a.state),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "EMAIL", "POOL", "TIER", "PROJECT", "STATE"], &rows);
+    Ok(())
+}
+
+fn listed(a: &Account) -> Listed<'_> {
+    Listed {
+        id: &a.id,
+        email: &a.email,
+        pool: a.pool,
+        tier: a.tier.as_deref(),
+        project_id: a.project_id.as_deref(),
+        state: &a.state,
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+    }
+}
+
+/// `active`, `disabled: why`, `blocked: why (url)`.
+fn state_text(state: &AccountState) -> String {
+    match state {
+        AccountState::Active => "active".to_owned(),
+        AccountState::Disabled { reason } => format!("disabled: {reason}"),
+        AccountState::Blocked { reason, url: None } => format!("blocked: {reason}"),
+        AccountState::Blocked {
+            reason,
+            url: Some(url),
+        } => format!("blocked: {reason} ({url})"),
+    }
+}
+
+async fn set_state(
+    store: &Store,
+    account: &str,
+    state: AccountState,
+    done: &str,
+) -> anyhow::Result<()> {
+    store.set_account_state(account, state).await?;
+    let name = display_name(store, account).await;
+    output::line(&format!("{done} {name}"));
+    Ok(())
+}
+
+/// `alice@example.com (1a2b3c4d)` when the account can be read, else what the user typed.
+async fn display_name(store: &Store, account: &str) -> String {
+    match store.get_account(account).await {
+        Ok(Some(a)) => format!("{} ({})", a.email, a.id),
+        _ => account.to_owned(),
+    }
+}

@@ -1,0 +1,837 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! `agm accounts ...` and `agm keys ...` as a user runs them: the real binary, its own
+//! data dir, and every Google address pointed at the simulated Google.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use agm_sim::{RunningSim, Sim, SimAccount, SimMethod};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStderr, Command};
+
+/// One user: a home with its own data dir, and a simulated Google.
+struct User {
+    home: tempfile::TempDir,
+    data_dir: PathBuf,
+    sim: RunningSim,
+}
+
+impl User {
+    async fn new() -> User {
+        let sim = Sim::demo().start().await.unwrap();
+        // A third account with no Cloud Code project yet.
+        sim.add_account(SimAccount::new(
+            "carol@demo.agm",
+            "demo-refresh-carol",
+            None,
+            "free-tier",
+        ));
+        let home = tempfile::tempdir().unwrap();
+        let data_dir = home.path().join("data");
+        User {
+            home,
+            data_dir,
+            sim,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let base = self.sim.base_url();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agm"));
+        cmd.args(args)
+            .env_clear()
+            .env("HOME", self.home.path())
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("AGM_DATA_DIR", &self.data_dir)
+            .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
+            .env(
+                "AGM_GOOGLE__OAUTH_AUTH_URL",
+                format!("{base}/o/oauth2/v2/auth"),
+            )
+            .env("AGM_GOOGLE__OAUTH_TOKEN_URL", format!("{base}/token"))
+            .env(
+                "AGM_GOOGLE__USERINFO_URL",
+                format!("{base}/oauth2/v2/userinfo"),
+            )
+            .env("AGM_GOOGLE__GEMINI_API_BASE", &base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn agm(&self, args: &[&str]) -> Output {
+        self.command(args).output().await.unwrap()
+    }
+
+    async fn agm_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).await.unwrap();
+        drop(stdin);
+        child.wait_with_output().await.unwrap()
+    }
+
+    /// `agm accounts list --json`.
+    async fn accounts(&self) -> Vec<Value> {
+        let out = self.agm(&["accounts", "list", "--json"]).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<Value>(&stdout(&out))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn account(&self, email: &str) -> Value {
+        self.accounts()
+            .await
+            .into_iter()
+            .find(|a| a["email"] == email)
+            .unwrap_or_else(|| panic!("{email} is not listed"))
+    }
+
+    /// Every byte of every file in the data dir (the database, its WAL, the key file).
+    fn data_dir_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(&self.data_dir).unwrap() {
+            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        all
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed command: exit 1 and one line on stderr, which is returned.
+fn user_error(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "exit 1: {err} / {}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn query_of(url: &str) -> HashMap<String, String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Starts `agm accounts add --no-browser ...` and reads the consent URL it prints.
+async fn start_add(user: &User, extra: &[&str]) -> (Child, String, BufReader<ChildStderr>) {
+    let mut args = vec!["accounts", "add", "--no-browser", "--timeout", "60s"];
+    args.extend_from_slice(extra);
+    let (child, url, err, _) = start(user, &args).await;
+    (child, url, err)
+}
+
+/// Starts agm with `args` and reads stderr up to the consent URL; returns what it read.
+async fn start(user: &User, args: &[&str]) -> (Child, String, BufReader<ChildStderr>, String) {
+    let mut child = user.command(args).stdin(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let mut line = String::new();
+            assert!(
+                err.read_line(&mut line).await.unwrap() > 0,
+                "agm ended early: {seen}"
+            );
+            seen.push_str(&line);
+            if line.contains("/o/oauth2/v2/auth?") {
+                return line.trim().to_owned();
+            }
+        }
+    })
+    .await
+    .expect("agm printed the sign-in URL");
+    (child, url, err, seen)
+}
+
+/// Opens the consent URL like a browser (the sim approves at once) and returns the
+/// address Google redirects to.
+async fn approve(url: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn finish(mut child: Child, mut err: BufReader<ChildStderr>) -> (Output, String) {
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut rest)
+        .await
+        .unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("agm finished")
+        .unwrap();
+    (output, rest)
+}
+
+#[tokio::test]
+async fn add_signs_in_through_the_loopback_redirect() {
+    let user = User::new().await;
+    let (child, url, err) = start_add(&user, &["--email", "bob@demo.agm"]).await;
+
+    let q = query_of(&url);
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["prompt"], "consent");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["login_hint"], "bob@demo.agm");
+    assert!(q["scope"].split(' ').any(|s| s == "openid"), "{url}");
+    assert!(
+        q["scope"]
+            .split(' ')
+            .any(|s| s == "https://www.googleapis.com/auth/cclog")
+    );
+    let redirect_uri = &q["redirect_uri"];
+    assert!(
+        redirect_uri.starts_with("http://localhost:") && redirect_uri.ends_with("/oauth-callback"),
+        "{redirect_uri}"
+    );
+
+    // The browser follows Google's redirect to agm's loopback listener.
+    let location = approve(&url).await;
+    assert!(location.starts_with(redirect_uri.as_str()), "{location}");
+    let page = reqwest::get(&location).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Signed in"));
+
+    let (out, _) = finish(child, err).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "added bob@demo.agm (project demo-project-bob, tier free-tier)\n"
+    );
+
+    // PKCE: the verifier agm sent hashes to the challenge in the URL.
+    let exchange = user
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == SimMethod::Token)
+        .unwrap();
+    assert_eq!(exchange.body["grant_type"], "authorization_code");
+    assert_eq!(exchange.body["redirect_uri"], redirect_uri.as_str());
+    let verifier = exchange.body["code_verifier"].as_str().unwrap();
+    assert_eq!(agm_sim::pkce_challenge(verifier), q["code_challenge"]);
+
+    let bob = user.account("bob@demo.agm").await;
+    assert_eq!(bob["project_id"], "demo-project-bob");
+    assert_eq!(bob["tier"], "free-tier");
+    assert_eq!(bob["state"], "active");
+    assert!(
+        !contains(&user.data_dir_bytes(), "demo-refresh-bob"),
+        "sealed at rest"
+    );
+}
+
+#[tokio::test]
+async fn add_takes_the_pasted_redirect_address() {
+    let user = User::new().await;
+    let (mut child, url, err) = start_add(&user, &["--email", "carol@demo.agm"]).await;
+    let location = approve(&url).await;
+    let stdin = child.stdin.as_mut().unwrap();
+    // Something that is not an answer first: agm asks again.
+    stdin.write_all(b"hello there\n").await.unwrap();
+    stdin
+        .write_all(format!("{location}\n").as_bytes())
+        .await
+        .unwrap();
+    let (out, rest) = finish(child, err).await;
+    assert!(out.status.success(), "{rest}");
+    assert!(rest.contains("neither the address"), "{rest}");
+    let line = stdout(&out);
+    assert!(
+        line.starts_with("added carol@demo.agm (tier free-tier)"),
+        "{line}"
+    );
+    assert!(line.contains("no Cloud Code project yet"), "{line}");
+    assert_eq!(line.lines().count(), 1);
+    let carol = user.account("carol@demo.agm").await;
+    assert_eq!(carol["project_id"], Value::Null);
+}
+
+#[tokio::test]
+async fn add_takes_a_bare_code() {
+    let user = User::new().await;
+    let (mut child, url, err) = start_add(&user, &[]).await;
+    let code = query_of(&approve(&url).await)["code"].clone();
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin
+        .write_all(format!("  {code}\n").as_bytes())
+        .await
+        .unwrap();
+    let (out, rest) = finish(child, err).await;
+    assert!(out.status.success(), "{rest}");
+    assert_eq!(
+        stdout(&out),
+        "added alice@demo.agm (project demo-project-alice, tier g1-pro-tier)\n",
+        "no login hint: the sim signs in its first account"
+    );
+}
+
+#[tokio::test]
+async fn add_refuses_a_wrong_state_and_saves_nothing() {
+    let user = User::new().await;
+
+    // Pasted, with the state changed.
+    let (mut child, url, err) = start_add(&user, &[]).await;
+    let location = approve(&url).await;
+    let q = query_of(&location);
+    let forged = location.replace(&format!("state={}", q["state"]), "state=forged");
+    assert_ne!(forged, location);
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin
+        .write_all(format!("{forged}\n").as_bytes())
+        .await
+        .unwrap();
+    let (out, rest) = finish(child, err).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(rest.contains("state differs"), "{rest}");
+    assert!(rest.contains("nothing was saved"), "{rest}");
+
+    // Through the loopback listener.
+    let (child, url, err) = start_add(&user, &[]).await;
+    let location = approve(&url).await;
+    let q = query_of(&location);
+    let forged = location.replace(&format!("state={}", q["state"]), "state=forged");
+    let page = reqwest::get(&forged).await.unwrap();
+    assert_eq!(page.status(), 400);
+    let (out, rest) = finish(child, err).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(rest.contains("state differs"), "{rest}");
+
+    assert_eq!(user.sim.count(SimMethod::Token), 0, "no code was exchanged");
+    assert!(user.accounts().await.is_empty());
+}
+
+/// Without a desktop there is no browser to open: agm says so and takes the paste;
+/// Ctrl-C then stops it cleanly.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn add_without_a_browser_falls_back_and_ctrl_c_cancels() {
+    let user = User::new().await;
+    let (child, _url, err, seen) = start(&user, &["accounts", "add"]).await;
+    assert!(seen.contains("No browser could be opened"), "{seen}");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (out, rest) = finish(child, err).await;
+    assert_eq!(out.status.code(), Some(1), "{rest}");
+    assert!(
+        rest.contains("sign-in cancelled; nothing was saved"),
+        "{rest}"
+    );
+    assert!(user.accounts().await.is_empty());
+}
+
+#[tokio::test]
+async fn add_gives_up_after_the_timeout() {
+    let user = User::new().await;
+    let out = user
+        .agm(&["accounts", "add", "--no-browser", "--timeout", "1s"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(last.contains("no sign-in within 1s"), "{err}");
+    assert!(user.accounts().await.is_empty());
+
+    let usage = user.agm(&["accounts", "add", "--timeout", "soon"]).await;
+    assert_eq!(usage.status.code(), Some(2), "usage errors exit 2");
+}
+
+#[tokio::test]
+async fn import_a_refresh_token() {
+    let user = User::new().await;
+    let out = user
+        .agm(&[
+            "accounts",
+            "import",
+            "--refresh-token",
+            "demo-refresh-alice",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "imported alice@demo.agm (project demo-project-alice, tier g1-pro-tier)\n"
+    );
+    let alice = user.account("alice@demo.agm").await;
+    assert_eq!(alice["pool"], "antigravity");
+
+    // The same e-mail again updates the account in place.
+    let again = user
+        .agm(&[
+            "accounts",
+            "import",
+            "--refresh-token",
+            "demo-refresh-alice",
+            "--email",
+            "ALICE@demo.agm",
+        ])
+        .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).starts_with("updated alice@demo.agm"));
+    let accounts = user.accounts().await;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0]["id"], alice["id"], "same account, same id");
+
+    // From stdin.
+    let piped = user
+        .agm_with_stdin(
+            &["accounts", "import", "--refresh-token", "-"],
+            "demo-refresh-bob\n",
+        )
+        .await;
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stdout(&piped).starts_with("imported bob@demo.agm"));
+    assert_eq!(user.accounts().await.len(), 2);
+}
+
+#[tokio::test]
+async fn import_refuses_a_bad_token_or_another_account() {
+    let user = User::new().await;
+    let bad = user
+        .agm(&["accounts", "import", "--refresh-token", "1//0g-not-a-token"])
+        .await;
+    let err = user_error(&bad);
+    assert!(err.contains("not imported"), "{err}");
+    assert!(err.contains("Google refused the refresh token"), "{err}");
+    assert!(err.contains("expired or revoked"), "the reason: {err}");
+    assert!(err.contains("nothing was saved"), "{err}");
+    assert!(
+        !err.contains("1//0g-not-a-token"),
+        "no token in errors: {err}"
+    );
+
+    let other = user
+        .agm(&[
+            "accounts",
+            "import",
+            "--refresh-token",
+            "demo-refresh-alice",
+            "--email",
+            "bob@demo.agm",
+        ])
+        .await;
+    let err = user_error(&other);
+    assert!(
+        err.contains("belongs to alice@demo.agm, not bob@demo.agm"),
+        "{err}"
+    );
+    assert!(user.accounts().await.is_empty(), "nothing half-saved");
+
+    let usage = user.agm(&["accounts", "import"]).await;
+    assert_eq!(usage.status.code(), Some(2));
+    let usage = user
+        .agm(&["accounts", "import", "--file", "x.json", "--email", "a@b"])
+        .await;
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "--email goes with --refresh-token"
+    );
+    assert!(stderr(&usage).contains("--email"), "{}", stderr(&usage));
+}
+
+#[tokio::test]
+async fn import_a_gemini_cli_creds_file() {
+    let user = User::new().await;
+    let path = user.home.path().join("oauth_creds.json");
+    std::fs::write(
+        &path,
+        json!({
+            "access_token": "ya29.stale", "refresh_token": "demo-refresh-bob",
+            "scope": "https://www.googleapis.com/auth/cloud-platform openid",
+            "token_type": "Bearer", "id_token": "a.b.c", "expiry_date": 1_700_000_000_000_u64,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", path.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "imported bob@demo.agm (project demo-project-bob, tier free-tier)\n"
+    );
+}
+
+#[tokio::test]
+async fn import_antigravity_manager_files() {
+    let user = User::new().await;
+    let am = |email: &str, refresh: &str, disabled: bool| {
+        json!({
+            "id": format!("id-{email}"), "email": email, "name": null,
+            "token": {
+                "access_token": "ya29.old", "refresh_token": refresh, "expires_in": 3599,
+                "expiry_timestamp": 1_700_000_000, "token_type": "Bearer", "email": email,
+                "project_id": "stale-project", "is_gcp_tos": true,
+            },
+            "quota": null, "disabled": disabled,
+            "disabled_reason": if disabled { json!("turned off in AM") } else { Value::Null },
+            "created_at": 1_700_000_000, "last_used": 1_700_000_000,
+        })
+    };
+    // One account per file.
+    let single = user.home.path().join("alice.json");
+    std::fs::write(
+        &single,
+        am("alice@demo.agm", "demo-refresh-alice", false).to_string(),
+    )
+    .unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", single.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "imported alice@demo.agm (project demo-project-alice, tier g1-pro-tier)\n",
+        "the project comes from Google, not the file"
+    );
+
+    // A list: a disabled one, a dead token, one whose token is someone else's, and an update.
+    let list = user.home.path().join("accounts.json");
+    std::fs::write(
+        &list,
+        json!([
+            am("bob@demo.agm", "demo-refresh-bob", true),
+            am("dave@demo.agm", "dead-token", false),
+            am("erin@demo.agm", "demo-refresh-carol", false),
+            am("alice@demo.agm", "demo-refresh-alice", false),
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", list.to_str().unwrap()])
+        .await;
+    let err = user_error(&out);
+    assert!(err.contains("2 of 4 accounts refused"), "{err}");
+    let report = stdout(&out);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 4, "{report}");
+    assert!(lines[0].starts_with("imported bob@demo.agm"), "{report}");
+    assert!(lines[0].contains("disabled (turned off in AM)"), "{report}");
+    assert!(lines[1].starts_with("refused dave@demo.agm: Google refused the refresh token"));
+    assert!(
+        lines[2].starts_with("refused erin@demo.agm: the token belongs to carol@demo.agm"),
+        "{report}"
+    );
+    assert!(lines[3].starts_with("updated alice@demo.agm"), "{report}");
+
+    let emails: Vec<String> = user
+        .accounts()
+        .await
+        .iter()
+        .map(|a| a["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(emails, ["alice@demo.agm", "bob@demo.agm"]);
+    let bob = user.account("bob@demo.agm").await;
+    assert_eq!(bob["state"], "disabled");
+    assert_eq!(bob["reason"], "turned off in AM");
+}
+
+#[tokio::test]
+async fn export_then_import_elsewhere() {
+    let user = User::new().await;
+    for token in ["demo-refresh-alice", "demo-refresh-bob"] {
+        let out = user
+            .agm(&["accounts", "import", "--refresh-token", token])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = user
+        .agm(&[
+            "accounts",
+            "disable",
+            "bob@demo.agm",
+            "--reason",
+            "on holiday",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let path = user.home.path().join("export.json");
+    let out = user
+        .agm(&["accounts", "export", "--file", path.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refresh token"));
+    assert!(stdout(&out).contains("exported 2 accounts"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the export is private");
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(file["version"], 1);
+    assert_eq!(file["accounts"][0]["email"], "alice@demo.agm");
+    assert_eq!(file["accounts"][0]["refresh_token"], "demo-refresh-alice");
+    assert_eq!(file["accounts"][0]["project_id"], "demo-project-alice");
+    assert_eq!(file["accounts"][1]["state"], "disabled");
+    assert_eq!(file["accounts"][1]["reason"], "on holiday");
+
+    // To stdout: the same JSON.
+    let printed = user.agm(&["accounts", "export"]).await;
+    assert!(printed.status.success());
+    let printed: Value = serde_json::from_str(&stdout(&printed)).unwrap();
+    assert_eq!(printed["accounts"], file["accounts"]);
+
+    // Another machine.
+    let other = User::new().await;
+    let out = other
+        .agm(&["accounts", "import", "--file", path.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(
+        report.starts_with("imported alice@demo.agm (project demo-project-alice"),
+        "{report}"
+    );
+    assert!(report.contains("imported bob@demo.agm"), "{report}");
+    let bob = other.account("bob@demo.agm").await;
+    assert_eq!(bob["state"], "disabled");
+    assert_eq!(bob["reason"], "on holiday");
+    assert_eq!(other.account("alice@demo.agm").await["state"], "active");
+
+    // Importing it again only updates.
+    let again = other
+        .agm(&["accounts", "import", "--file", path.to_str().unwrap()])
+        .await;
+    assert!(again.status.success());
+    assert_eq!(
+        stdout(&again)
+            .lines()
+            .filter(|l| l.starts_with("updated "))
+            .count(),
+        2
+    );
+    assert_eq!(other.accounts().await.len(), 2);
+}
+
+#[tokio::test]
+async fn list_never_shows_a_token() {
+    let user = User::new().await;
+    let empty = user.agm(&["accounts", "list"]).await;
+    assert!(stdout(&empty).contains("no accounts yet"));
+    for token in ["demo-refresh-alice", "demo-refresh-carol"] {
+        let out = user
+            .agm(&["accounts", "import", "--refresh-token", token])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let table = user.agm(&["accounts", "list"]).await;
+    let json = user.agm(&["accounts", "list", "--json"]).await;
+    for out in [&table, &json] {
+        assert!(out.status.success(), "{}", stderr(out));
+        for text in [stdout(out), stderr(out)] {
+            assert!(!text.contains("demo-refresh"), "{text}");
+            assert!(!text.contains("ya29."), "{text}");
+        }
+    }
+    let text = stdout(&table);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for header in ["ID", "EMAIL", "POOL", "TIER", "PROJECT", "STATE"] {
+        assert!(lines[0].contains(header), "{text}");
+    }
+    assert!(lines[1].contains("alice@demo.agm") && lines[1].contains("demo-project-alice"));
+    assert!(lines[1].ends_with("active"), "{text}");
+    assert!(lines[2].contains("carol@demo.agm") && lines[2].contains("free-tier"));
+    let listed: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let keys: Vec<&String> = listed[0].as_object().unwrap().keys().collect();
+    for key in keys {
+        assert!(!key.contains("token"), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn enable_disable_and_remove_by_id_or_email() {
+    let user = User::new().await;
+    for token in ["demo-refresh-alice", "demo-refresh-bob"] {
+        assert!(
+            user.agm(&["accounts", "import", "--refresh-token", token])
+                .await
+                .status
+                .success()
+        );
+    }
+    let alice_id = user.account("alice@demo.agm").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = user
+        .agm(&[
+            "accounts",
+            "disable",
+            "Alice@Demo.agm",
+            "--reason",
+            "testing",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("disabled alice@demo.agm ({alice_id})\n")
+    );
+    let listed = user.agm(&["accounts", "list"]).await;
+    assert!(
+        stdout(&listed).contains("disabled: testing"),
+        "{}",
+        stdout(&listed)
+    );
+
+    let out = user.agm(&["accounts", "enable", &alice_id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("enabled alice@demo.agm ({alice_id})\n")
+    );
+    assert_eq!(user.account("alice@demo.agm").await["state"], "active");
+
+    let out = user.agm(&["accounts", "disable", &alice_id]).await;
+    assert!(out.status.success());
+    assert_eq!(
+        user.account("alice@demo.agm").await["reason"],
+        "disabled by the user"
+    );
+    let out = user.agm(&["accounts", "enable", "alice@demo.agm"]).await;
+    assert!(out.status.success());
+
+    let out = user.agm(&["accounts", "remove", &alice_id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("removed alice@demo.agm ({alice_id})\n")
+    );
+    let out = user.agm(&["accounts", "remove", "bob@demo.agm"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(user.accounts().await.is_empty());
+
+    for command in ["remove", "enable", "disable"] {
+        let out = user.agm(&["accounts", command, "nobody@demo.agm"]).await;
+        let err = user_error(&out);
+        assert!(err.contains("nobody@demo.agm"), "{err}");
+        assert!(err.contains("agm accounts list"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn keys_create_list_revoke() {
+    let user = User::new().await;
+    let empty = user.agm(&["keys", "list"]).await;
+    assert!(stdout(&empty).contains("no client keys"));
+
+    let out = user.agm(&["keys", "create", "--name", "laptop"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = stdout(&out).trim().to_owned();
+    assert!(secret.starts_with("agm-") && secret.len() == 44, "{secret}");
+    assert!(stderr(&out).contains("only time"), "{}", stderr(&out));
+
+    let out = user.agm(&["keys", "create", "--json"]).await;
+    assert!(out.status.success());
+    let second: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let second_secret = second["secret"].as_str().unwrap().to_owned();
+    assert!(second_secret.starts_with(second["prefix"].as_str().unwrap()));
+
+    let listed = user.agm(&["keys", "list", "--json"]).await;
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let laptop = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "laptop")
+        .unwrap()
+        .clone();
+    assert_eq!(laptop["prefix"], secret[..10]);
+    assert_eq!(laptop["last_used_at"], Value::Null);
+    assert_eq!(laptop["revoked_at"], Value::Null);
+    let id = laptop["id"].as_str().unwrap().to_owned();
+
+    let table = user.agm(&["keys", "list"]).await;
+    let text = stdout(&table);
+    for header in ["ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED"] {
+        assert!(text.contains(header), "{text}");
+    }
+    assert!(text.contains("laptop") && text.contains("never"), "{text}");
+    assert!(!text.contains(&secret) && !text.contains(&second_secret));
+
+    let out = user.agm(&["keys", "revoke", &id]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("revoked {id}\n"));
+    let listed = user.agm(&["keys", "list", "--json"]).await;
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let laptop = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    assert!(laptop["revoked_at"].is_string());
+
+    let again = user.agm(&["keys", "revoke", &id]).await;
+    let err = user_error(&again);
+    assert!(err.contains("agm keys list"), "{err}");
+
+    // The store keeps hashes, never the secrets.
+    let bytes = user.data_dir_bytes();
+    assert!(!bytes.is_empty());
+    assert!(
+        !contains(&bytes, &secret),
+        "the secret is not stored in clear"
+    );
+    assert!(!contains(&bytes, &second_secret));
+}
+
+#[tokio::test]
+async fn help_names_the_new_commands() {
+    let user = User::new().await;
+    let help = user.agm(&["--help"]).await;
+    for word in ["accounts", "keys"] {
+        assert!(stdout(&help).contains(word), "{word}");
+    }
+    let help = user.agm(&["accounts", "--help"]).await;
+    for word in [
+        "add", "import", "export", "list", "remove", "enable", "disable",
+    ] {
+        assert!(stdout(&help).contains(word), "{word}");
+    }
+    assert!(data_dir_untouched(&user.data_dir));
+}
+
+fn data_dir_untouched(dir: &Path) -> bool {
+    !dir.exists()
+}
