@@ -35,6 +35,11 @@ enum Command {
     /// Create, list or revoke the client API keys clients send to the gateway
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
+    /// Run the validation gate: project discovery over time, GO or NO-GO
+    #[command(subcommand)]
+    Validate(commands::validate::ValidateCommand),
+    /// Check the config, data dir, secrets, accounts, Google's reachability and the port
+    Doctor,
     /// Write, show or locate the config file
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
             Command::Demo(args) => commands::demo::run(config, args).await,
             Command::Accounts(cmd) => commands::accounts::run(config, cmd).await,
             Command::Keys(cmd) => commands::keys::run(config, cmd).await,
+            Command::Validate(cmd) => commands::validate::run(config, cmd).await,
+            Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
         }
     });

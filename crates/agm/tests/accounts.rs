@@ -835,3 +835,149 @@ async fn help_names_the_new_commands() {
 fn data_dir_untouched(dir: &Path) -> bool {
     !dir.exists()
 }
+
+async fn import_demo_accounts(user: &User) {
+    for token in ["demo-refresh-alice", "demo-refresh-bob"] {
+        let out = user
+            .agm(&["accounts", "import", "--refresh-token", token])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+#[tokio::test]
+async fn quota_is_fetched_stored_and_printed() {
+    let user = User::new().await;
+    import_demo_accounts(&user).await;
+    user.sim.set_quota("alice@demo.agm", "gemini-3-flash", 0.25);
+    let out = user.agm(&["accounts", "quota", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let alice = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "alice@demo.agm")
+        .unwrap();
+    let flash = alice["quota"]["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["model"] == "gemini-3-flash")
+        .unwrap();
+    assert_eq!(flash["remaining_fraction"], 0.25);
+    assert!(alice["quota"]["fetched_at"].as_str().is_some());
+
+    let table = user.agm(&["accounts", "quota", "alice@demo.agm"]).await;
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.starts_with("ACCOUNT"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("gemini-3-flash") && l.contains("25%")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bob@demo.agm"),
+        "one account asked for: {text}"
+    );
+
+    let missing = user.agm(&["accounts", "quota", "nobody@demo.agm"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn doctor_reports_each_check() {
+    let user = User::new().await;
+    import_demo_accounts(&user).await;
+    let out = user.agm(&["doctor"]).await;
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for name in [
+        "config",
+        "data dir",
+        "secrets",
+        "accounts",
+        "code assist",
+        "oauth",
+        "port",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ok") && l.contains(name)),
+            "{name} ok in:\n{text}"
+        );
+    }
+    assert!(text.contains("2 of 2 active"), "{text}");
+
+    let dead = user
+        .command(&["doctor"])
+        .env(
+            "AGM_GOOGLE__CODE_ASSIST_ENDPOINTS",
+            "[\"http://127.0.0.1:9\"]",
+        )
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(dead.status.code(), Some(1));
+    assert!(
+        stdout(&dead)
+            .lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("127.0.0.1:9"))
+    );
+    assert_eq!(stderr(&dead).lines().count(), 1, "{}", stderr(&dead));
+}
+
+#[tokio::test]
+async fn validation_gate_go_and_no_go() {
+    let user = User::new().await;
+    import_demo_accounts(&user).await;
+    let report = user.home.path().join("gate.html");
+    let out = user
+        .agm(&[
+            "validate",
+            "project-id",
+            "--accounts",
+            "2",
+            "--duration",
+            "300ms",
+            "--interval",
+            "50ms",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("GO: "), "{text}");
+    assert!(text.contains("latency p50"), "{text}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("<svg") && html.contains("alice@demo.agm"));
+
+    user.sim.script(
+        agm_sim::Fault::status(SimMethod::LoadCodeAssist, 404, "NOT_FOUND", "gone").always(),
+    );
+    let markdown = user.home.path().join("gate.md");
+    let out = user
+        .agm(&[
+            "validate",
+            "project-id",
+            "--duration",
+            "100ms",
+            "--interval",
+            "20ms",
+            "--report",
+            markdown.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("NO-GO"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only 2 active"),
+        "asked for 3: {}",
+        stderr(&out)
+    );
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.starts_with("# Project-ID validation gate: NO-GO"));
+    assert!(md.contains("| not_found |"), "{md}");
+}

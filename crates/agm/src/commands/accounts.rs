@@ -48,6 +48,15 @@ pub enum AccountsCommand {
         #[arg(value_name = "ID_OR_EMAIL")]
         account: String,
     },
+    /// Ask Google for each account's per-model quota left and reset times (and store it)
+    Quota {
+        /// One account; default: every active one
+        #[arg(value_name = "ID_OR_EMAIL")]
+        account: Option<String>,
+        /// Print JSON, for scripts
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop the gateway from using an account, keeping it
     Disable {
         #[arg(value_name = "ID_OR_EMAIL")]
@@ -106,6 +115,9 @@ pub async fn run(explicit: Option<&Path>, command: AccountsCommand) -> anyhow::R
             }
             output::line(&format!("removed {name}"));
             Ok(())
+        }
+        AccountsCommand::Quota { account, json } => {
+            super::quota::run(&workspace, account.as_deref(), json).await
         }
         AccountsCommand::Enable { account } => {
             set_state(&workspace.store, &account, AccountState::Active, "enabled").await

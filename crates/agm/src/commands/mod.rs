@@ -5,9 +5,12 @@ pub mod account_files;
 pub mod accounts;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod keys;
+pub mod quota;
 pub mod serve;
 pub mod sign_in;
+pub mod validate;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
