@@ -72,6 +72,24 @@ pub struct UserInfo {
 /// Upstream stream chunks, each one `data:` line of Google's SSE answer.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<CloudCodeResponse, UpstreamError>> + Send>>;
 
+/// How a generation call authenticates.
+#[derive(Debug, Clone, Copy)]
+pub struct CallAuth<'a> {
+    pub access_token: &'a str,
+    /// Send `X-Goog-User-Project` with the envelope's project (the default). Some
+    /// accounts get 403s because of it; those are called without it (PROTOCOL.md §2).
+    pub project_header: bool,
+}
+
+impl<'a> CallAuth<'a> {
+    pub fn bearer(access_token: &'a str) -> CallAuth<'a> {
+        CallAuth {
+            access_token,
+            project_header: true,
+        }
+    }
+}
+
 /// One shared client (a connection pool per host); cheap to clone.
 #[derive(Clone)]
 pub struct GoogleClient {
@@ -341,12 +359,12 @@ impl GoogleClient {
     /// with no candidates.
     pub async fn generate(
         &self,
-        access_token: &str,
+        auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<CloudCodeResponse, UpstreamError> {
         self.with_endpoints(|base| {
             let url = format!("{base}/v1internal:generateContent");
-            let request = self.generation_request(&url, access_token, body);
+            let request = self.generation_request(&url, auth, body);
             async move {
                 let bytes = send(&url, request).await?;
                 if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -365,12 +383,12 @@ impl GoogleClient {
     /// skipped, a broken connection ends it with an error item.
     pub async fn stream(
         &self,
-        access_token: &str,
+        auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<ChunkStream, UpstreamError> {
         self.with_endpoints(|base| {
             let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
-            let request = self.generation_request(&url, access_token, body);
+            let request = self.generation_request(&url, auth, body);
             async move {
                 let response = request.send().await.map_err(|e| network(&url, &e))?;
                 let status = response.status();
@@ -424,17 +442,17 @@ impl GoogleClient {
     fn generation_request(
         &self,
         url: &str,
-        access_token: &str,
+        auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .post(url)
-            .header(AUTHORIZATION, format!("Bearer {access_token}"))
+            .header(AUTHORIZATION, format!("Bearer {}", auth.access_token))
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, &self.config.user_agent)
             .json(body);
-        if !body.project.is_empty() {
+        if auth.project_header && !body.project.is_empty() {
             request = request.header("x-goog-user-project", &body.project);
         }
         if body.model.starts_with("claude") && body.model.contains("thinking") {

@@ -12,7 +12,7 @@ mod quota;
 mod stats;
 
 pub use classify::{ErrorClass, UpstreamError};
-pub use client::{ChunkStream, GoogleClient, GoogleConfig, TokenGrant, UserInfo};
+pub use client::{CallAuth, ChunkStream, GoogleClient, GoogleConfig, TokenGrant, UserInfo};
 pub use discovery::{
     DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,
 };

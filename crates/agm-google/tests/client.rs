@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agm_google::{ErrorClass, GoogleClient, GoogleConfig, UpstreamError};
+use agm_google::{CallAuth, ErrorClass, GoogleClient, GoogleConfig, UpstreamError};
 use agm_sim::{Fault, RunningSim, Sim, SimMethod};
 use agm_wire::cloudcode::CloudCodeRequest;
 use agm_wire::gemini::{Content, GenerateContentRequest, Part};
@@ -91,7 +91,10 @@ async fn generate_sends_the_envelope_and_headers() {
         .unwrap()
         .access_token;
     let answer = google
-        .generate(&token, &envelope("demo-project-bob", "hi there"))
+        .generate(
+            CallAuth::bearer(&token),
+            &envelope("demo-project-bob", "hi there"),
+        )
         .await
         .unwrap();
     let text: String = answer
@@ -124,7 +127,10 @@ async fn stream_yields_chunks_then_ends() {
         .unwrap()
         .access_token;
     let stream = google
-        .stream(&token, &envelope("demo-project-bob", "stream me"))
+        .stream(
+            CallAuth::bearer(&token),
+            &envelope("demo-project-bob", "stream me"),
+        )
         .await
         .unwrap();
     let chunks: Vec<_> = stream.collect().await;
@@ -152,7 +158,7 @@ async fn broken_stream_ends_with_an_error_item() {
         .unwrap()
         .access_token;
     let stream = google
-        .stream(&token, &envelope("demo-project-bob", "x"))
+        .stream(CallAuth::bearer(&token), &envelope("demo-project-bob", "x"))
         .await
         .unwrap();
     let chunks: Vec<_> = stream.collect().await;
@@ -185,7 +191,10 @@ async fn falls_back_to_the_next_endpoint() {
         .unwrap()
         .access_token;
     let answer = google
-        .generate(&token, &envelope("demo-project-bob", "fallback"))
+        .generate(
+            CallAuth::bearer(&token),
+            &envelope("demo-project-bob", "fallback"),
+        )
         .await
         .unwrap();
     assert!(!answer.response.parts().is_empty());
@@ -206,7 +215,10 @@ async fn client_errors_do_not_fall_back() {
         .access_token;
     // The wrong project: a 403 that the next endpoint would answer the same way.
     let err = google
-        .generate(&token, &envelope("someone-elses-project", "x"))
+        .generate(
+            CallAuth::bearer(&token),
+            &envelope("someone-elses-project", "x"),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(403));
@@ -224,7 +236,7 @@ async fn rate_limit_delay_is_read() {
         .unwrap()
         .access_token;
     let err = google
-        .generate(&token, &envelope("demo-project-bob", "x"))
+        .generate(CallAuth::bearer(&token), &envelope("demo-project-bob", "x"))
         .await
         .unwrap_err();
     assert_eq!(

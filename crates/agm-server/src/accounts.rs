@@ -31,6 +31,18 @@ pub struct Lease {
     pub email: String,
     pub access_token: String,
     pub project: String,
+    /// Whether to send `X-Goog-User-Project` (off for accounts it caused 403s for).
+    pub project_header: bool,
+}
+
+impl Lease {
+    /// How generation calls on this lease authenticate.
+    pub fn auth(&self) -> agm_google::CallAuth<'_> {
+        agm_google::CallAuth {
+            access_token: &self.access_token,
+            project_header: self.project_header,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +68,8 @@ struct AccountSlot {
     token: Mutex<Option<CachedToken>>,
     /// Held while this account's project is being discovered: one discovery at a time.
     discovering: Mutex<()>,
+    /// Set once `X-Goog-User-Project` caused a 403 for this account.
+    omit_project_header: std::sync::atomic::AtomicBool,
 }
 
 struct Snapshot {
@@ -181,6 +195,7 @@ impl AccountPool {
                             },
                         )),
                         discovering: Mutex::new(()),
+                        omit_project_header: std::sync::atomic::AtomicBool::new(false),
                         id: a.id,
                         email: a.email,
                     })
@@ -202,6 +217,7 @@ impl AccountPool {
             email: slot.email.clone(),
             access_token,
             project,
+            project_header: !slot.omit_project_header.load(Ordering::Relaxed),
         })
     }
 
@@ -268,6 +284,14 @@ impl AccountPool {
         self.projects
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stops sending `X-Goog-User-Project` for this account (it caused a 403).
+    pub async fn omit_project_header(&self, account_id: &str) {
+        if let Some(slot) = self.find(account_id).await {
+            slot.omit_project_header.store(true, Ordering::Relaxed);
+            tracing::warn!(account = %slot.email, "X-Goog-User-Project caused a 403; sending requests for this account without it");
+        }
     }
 
     /// Forgets an account's project (after a 403 about it), so the next lease runs

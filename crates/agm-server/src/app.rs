@@ -68,6 +68,16 @@ impl AppState {
         })
     }
 
+    /// Forwards upstream model ids Google reports as deprecated (from the stored quota
+    /// snapshots) to their replacements.
+    pub fn with_model_deprecations(
+        mut self,
+        deprecated: std::collections::BTreeMap<String, String>,
+    ) -> AppState {
+        self.models = self.models.with_deprecations(deprecated);
+        self
+    }
+
     /// Whether client keys are required: some are configured or created with `agm keys`.
     async fn keys_required(&self) -> Result<bool, ApiError> {
         if !self.config_key_hashes.is_empty() {

@@ -15,4 +15,5 @@ pub mod app;
 pub mod config;
 pub mod doctor;
 pub mod error;
+pub mod quota;
 pub mod validate;

@@ -52,7 +52,7 @@ impl UpstreamCall<'_> {
             let body = self.envelope(&lease);
             let mut empty = 0;
             loop {
-                let answer = state.google.generate(&lease.access_token, &body).await?;
+                let answer = state.google.generate(lease.auth(), &body).await?;
                 if has_content(&answer) {
                     return Ok(answer);
                 }
@@ -73,7 +73,7 @@ impl UpstreamCall<'_> {
             let body = self.envelope(&lease);
             let mut empty = 0;
             loop {
-                let mut stream = state.google.stream(&lease.access_token, &body).await?;
+                let mut stream = state.google.stream(lease.auth(), &body).await?;
                 let mut first = Vec::new();
                 loop {
                     match stream.next().await {
@@ -133,7 +133,21 @@ impl UpstreamCall<'_> {
             };
             let account = lease.email.clone();
             let account_id = lease.account_id.clone();
-            match call(lease).await {
+            let mut result = call(lease.clone()).await;
+            if let Err(err) = &result
+                && lease.project_header
+                && blames_project_header(err, &lease.project)
+            {
+                // PROTOCOL.md §2: some accounts get 403s because of the header; retry
+                // once without it and remember that for the account.
+                state.accounts.omit_project_header(&account_id).await;
+                let without = Lease {
+                    project_header: false,
+                    ..lease
+                };
+                result = call(without).await;
+            }
+            match result {
                 Ok(value) => return Ok(value),
                 Err(err) => {
                     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -191,6 +205,17 @@ impl UpstreamCall<'_> {
 /// with usage only don't count, and a stream with nothing else is an empty answer.
 fn has_content(chunk: &CloudCodeResponse) -> bool {
     !chunk.response.parts().is_empty() || chunk.response.finish_reason().is_some()
+}
+
+/// A 403 whose message names the `X-Goog-User-Project` header or the project itself.
+fn blames_project_header(err: &UpstreamError, project: &str) -> bool {
+    if err.status() != Some(403) {
+        return false;
+    }
+    let message = err.message().to_ascii_lowercase();
+    message.contains("x-goog-user-project")
+        || message.contains("user project")
+        || (!project.is_empty() && message.contains(&project.to_ascii_lowercase()))
 }
 
 fn empty_answer(lease: &Lease) -> UpstreamError {

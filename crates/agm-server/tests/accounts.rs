@@ -115,3 +115,54 @@ async fn a_project_403_rediscovers_the_project() {
         "one re-discovery"
     );
 }
+
+#[tokio::test]
+async fn a_403_blaming_the_user_project_header_drops_it_for_that_account() {
+    let h = start().await;
+    h.sim.script(
+        Fault::status(
+            SimMethod::GenerateContent,
+            403,
+            "PERMISSION_DENIED",
+            "Caller does not have permission to use project demo-project-bob; check X-Goog-User-Project",
+        )
+        .for_account("bob@demo.agm")
+        .times(1),
+    );
+    for _ in 0..4 {
+        assert_eq!(h.post(&hello()).await.status(), 200);
+    }
+    let bob: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == SimMethod::GenerateContent && r.account.as_deref() == Some("bob@demo.agm")
+        })
+        .collect();
+    assert!(bob.len() >= 3, "{}", bob.len());
+    assert!(
+        bob[0].header("x-goog-user-project").is_some(),
+        "sent at first"
+    );
+    assert!(
+        bob[1..]
+            .iter()
+            .all(|r| r.header("x-goog-user-project").is_none()),
+        "then never again"
+    );
+    let alice_sent_it = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == SimMethod::GenerateContent && r.account.as_deref() == Some("alice@demo.agm")
+        })
+        .all(|r| r.header("x-goog-user-project").is_some());
+    assert!(alice_sent_it, "other accounts keep the header");
+    assert_eq!(
+        h.sim.count(SimMethod::LoadCodeAssist),
+        2,
+        "the project was not thrown away"
+    );
+}

@@ -243,7 +243,7 @@ async fn empty_upstream_answer_is_retried() {
 async fn token_refresh_is_single_flight_and_project_cached() {
     let h = start().await;
     let body = hello(false);
-    let posts = (0..20).map(|_| h.post(&body));
+    let posts = (0..50).map(|_| h.post(&body));
     for response in futures_util::future::join_all(posts).await {
         assert_eq!(response.status(), 200);
     }
@@ -566,4 +566,36 @@ async fn metrics_count_requests_in_prometheus_format() {
     ] {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_huge_tool_result_is_cut_not_refused() {
+    let h = start().await;
+    let huge = "log line\n".repeat(300_000);
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "tools": [{"name": "read_log", "input_schema": {"type": "object", "properties": {}}}],
+        "messages": [
+            {"role": "user", "content": "read the log"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "read_log", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": huge}]},
+        ],
+    });
+    let response = h.post(&body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = h
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    let output =
+        sent.body["request"]["contents"][2]["parts"][0]["functionResponse"]["response"]["output"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    assert!(output.len() < 600 * 1024, "{}", output.len());
+    assert!(output.contains("bytes of this tool output were cut here"));
+    assert!(output.starts_with("log line") && output.ends_with("log line\n"));
 }

@@ -303,3 +303,57 @@ async fn one_model_list_for_every_sdk() {
             .any(|m| m["name"] == "models/gemini-3-flash")
     );
 }
+
+#[tokio::test]
+async fn deprecated_upstream_ids_are_forwarded() {
+    use std::sync::Arc;
+
+    use agm_server::app::{AppState, bind, serve};
+
+    let h = start().await;
+    let snapshot: agm_google::QuotaSnapshot = serde_json::from_value(json!({
+        "fetched_at": "2026-11-22T00:00:00Z",
+        "models": [],
+        "summary_answered": false,
+        "buckets": [],
+        "deprecated": {"claude-sonnet-4-5": "claude-sonnet-4-5-thinking"},
+    }))
+    .unwrap();
+    let account = h.state.store.list_accounts().await.unwrap().remove(0);
+    agm_server::quota::save(&h.state.store, &account.id, &snapshot)
+        .await
+        .unwrap();
+    let deprecated = agm_server::quota::deprecations(&h.state.store)
+        .await
+        .unwrap();
+    let state = Arc::new(
+        AppState::new(h.state.config.clone(), h.state.store.clone())
+            .unwrap()
+            .with_model_deprecations(deprecated),
+    );
+    let listener = bind(&state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    let body: Value = h
+        .http
+        .post(format!("{url}/v1/messages"))
+        .json(&json!({"model": "claude-sonnet-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["model"], "claude-sonnet-5",
+        "the client sees its own name"
+    );
+    let sent = h
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    assert_eq!(sent.body["model"], "claude-sonnet-4-5-thinking");
+}

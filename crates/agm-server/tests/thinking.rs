@@ -142,3 +142,35 @@ async fn streamed_signatures_are_remembered_too() {
         signature
     );
 }
+
+#[tokio::test]
+async fn a_repeated_session_hits_the_signature_cache_more_than_half_the_time() {
+    let h = start().await;
+    let mut history = vec![json!({"role": "user", "content": "Think about agm"})];
+    for turn in 0..5 {
+        let body = json!({
+            "model": MODEL,
+            "max_tokens": 4096,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": history,
+        });
+        let answer: Value = h.post(&body).await.json().await.unwrap();
+        assert_eq!(answer["type"], "message", "turn {turn}: {answer}");
+        history.push(json!({"role": "assistant", "content": answer["content"]}));
+        history.push(json!({"role": "user", "content": format!("and then {turn}?")}));
+    }
+    let stats = h.state.signatures.stats();
+    assert!(stats.hit_rate() > 0.5, "{stats:?}");
+    let sent = last_generate(&h);
+    let replayed = sent["request"]["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["parts"].as_array().unwrap())
+        .filter(|p| p.get("thoughtSignature").is_some())
+        .count();
+    assert_eq!(
+        replayed, 4,
+        "every earlier turn's thinking went back signed"
+    );
+}

@@ -31,6 +31,9 @@ pub const DEFAULT_MODEL_MAP: &[(&str, &str)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelMap {
     exact: BTreeMap<String, String>,
+    /// Upstream ids Google reports as deprecated → their replacements (from the quota
+    /// call's `deprecatedModelIds`), applied after the table.
+    deprecated: BTreeMap<String, String>,
     /// (pattern, target), most specific first.
     patterns: Vec<(String, String)>,
 }
@@ -56,19 +59,29 @@ impl ModelMap {
             .sort_by(|(a, _), (b, _)| literal_len(b).cmp(&literal_len(a)).then_with(|| a.cmp(b)));
         ModelMap {
             exact: exact.into_iter().collect(),
+            deprecated: BTreeMap::new(),
             patterns,
         }
     }
 
+    /// Forwards upstream ids Google has deprecated to their replacements.
+    pub fn with_deprecations(mut self, deprecated: BTreeMap<String, String>) -> ModelMap {
+        self.deprecated = deprecated;
+        self
+    }
+
     /// The upstream id for `client_model`.
     pub fn resolve<'a>(&'a self, client_model: &'a str) -> &'a str {
-        if let Some(target) = self.exact.get(client_model) {
-            return target;
-        }
-        self.patterns
-            .iter()
-            .find(|(pattern, _)| wildcard_match(pattern, client_model))
-            .map_or(client_model, |(_, target)| target.as_str())
+        let mapped = match self.exact.get(client_model) {
+            Some(target) => target.as_str(),
+            None => self
+                .patterns
+                .iter()
+                .find(|(pattern, _)| wildcard_match(pattern, client_model))
+                .map_or(client_model, |(_, target)| target.as_str()),
+        };
+        // One hop only: a replacement that is itself deprecated is Google's to fix.
+        self.deprecated.get(mapped).map_or(mapped, String::as_str)
     }
 
     /// The model names worth listing to clients: every exact name in the table and every
@@ -158,6 +171,20 @@ mod tests {
         assert_eq!(m.resolve("gpt-4o"), "gemini-3-pro-high");
         assert_eq!(m.resolve("gemini-2.5-flash"), "gemini-2.5-flash");
         assert_eq!(m.resolve("something-new"), "something-new");
+    }
+
+    #[test]
+    fn deprecated_ids_are_forwarded() {
+        let deprecated: BTreeMap<String, String> = [(
+            "claude-sonnet-4-5".to_owned(),
+            "claude-sonnet-4-6".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let m = ModelMap::default().with_deprecations(deprecated);
+        assert_eq!(m.resolve("claude-sonnet-5"), "claude-sonnet-4-6");
+        assert_eq!(m.resolve("claude-sonnet-4-5"), "claude-sonnet-4-6");
+        assert_eq!(m.resolve("gemini-3-flash"), "gemini-3-flash");
     }
 
     #[test]

@@ -190,6 +190,38 @@ pub(crate) fn function_call_part(
 /// `{"error": text}` for a failure) followed by its media, or, when no call with the
 /// id came before it (`upstream_name` is `None`), a text part that says whose result
 /// it is.
+/// Tool output longer than this (in bytes) is cut in the middle, with a marker, so that
+/// one huge result (a log, a minified bundle) cannot make the whole request fail.
+pub const MAX_TOOL_RESULT_BYTES: usize = 512 * 1024;
+
+/// `text` if it fits [`MAX_TOOL_RESULT_BYTES`], else its head and tail around a marker
+/// that says how much was cut. Cuts on character boundaries.
+pub fn bounded_tool_output(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_TOOL_RESULT_BYTES {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let floor = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let ceil = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i += 1;
+        }
+        i
+    };
+    let head_end = floor(MAX_TOOL_RESULT_BYTES * 3 / 4);
+    let tail_start = ceil(text.len() - MAX_TOOL_RESULT_BYTES / 4);
+    let cut = tail_start - head_end;
+    std::borrow::Cow::Owned(format!(
+        "{}\n[agm: {cut} bytes of this tool output were cut here to fit the request]\n{}",
+        &text[..head_end],
+        &text[tail_start..]
+    ))
+}
+
 pub(crate) fn tool_result_parts(
     call_id: &str,
     upstream_name: Option<String>,
@@ -198,6 +230,8 @@ pub(crate) fn tool_result_parts(
     mut media: Vec<Part>,
     parts: &mut Vec<Part>,
 ) {
+    let text = bounded_tool_output(text);
+    let text = text.as_ref();
     match upstream_name {
         Some(name) => {
             let key = if is_error { "error" } else { "output" };
@@ -294,5 +328,27 @@ mod tests {
     fn stop_sequences_are_capped() {
         let stops = ["", "a", "b", "c", "d", "e", "f"];
         assert_eq!(stop_sequences(stops), ["a", "b", "c", "d", "e"]);
+    }
+}
+
+#[cfg(test)]
+mod tool_output_tests {
+    use super::*;
+
+    #[test]
+    fn small_output_is_untouched() {
+        assert!(matches!(
+            bounded_tool_output("ok"),
+            std::borrow::Cow::Borrowed("ok")
+        ));
+    }
+
+    #[test]
+    fn huge_output_keeps_head_and_tail_with_a_marker() {
+        let text = format!("HEAD{}TAIL", "é".repeat(MAX_TOOL_RESULT_BYTES));
+        let out = bounded_tool_output(&text);
+        assert!(out.len() <= MAX_TOOL_RESULT_BYTES + 100, "{}", out.len());
+        assert!(out.starts_with("HEAD") && out.ends_with("TAIL"));
+        assert!(out.contains("bytes of this tool output were cut here"));
     }
 }

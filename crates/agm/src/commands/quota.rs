@@ -12,11 +12,6 @@ use time::OffsetDateTime;
 use super::{Workspace, rfc3339};
 use crate::output;
 
-/// The settings key a snapshot is stored under.
-pub fn setting_key(account_id: &str) -> String {
-    format!("quota:{account_id}")
-}
-
 #[derive(Serialize)]
 struct AccountQuota {
     account: String,
@@ -50,11 +45,7 @@ pub async fn run(workspace: &Workspace, account: Option<&str>, json: bool) -> an
         let outcome = fetch(&google, &workspace.store, &a).await;
         let (quota, error) = match outcome {
             Ok(snapshot) => {
-                let value = serde_json::to_value(&snapshot)?;
-                workspace
-                    .store
-                    .set_setting(&setting_key(&a.id), &value)
-                    .await?;
+                agm_server::quota::save(&workspace.store, &a.id, &snapshot).await?;
                 (Some(snapshot), None)
             }
             Err(e) => (None, Some(format!("{e:#}"))),

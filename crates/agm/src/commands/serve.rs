@@ -31,7 +31,10 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
     }
     logging::init(&config.logging);
     let (data_dir, store) = open_store(&config, &env).await?;
-    let state = Arc::new(AppState::new(config, store)?);
+    let state = Arc::new(
+        AppState::new(config, store.clone())?
+            .with_model_deprecations(agm_server::quota::deprecations(&store).await?),
+    );
     let listener = bind(&state).await?;
     let addr = listener.local_addr()?;
     tracing::info!(

@@ -1,0 +1,37 @@
+//! Quota snapshots as the store keeps them (one per account, written by
+//! `agm accounts quota`), and what the server reads back from them.
+
+use std::collections::BTreeMap;
+
+use agm_google::QuotaSnapshot;
+use agm_store::{Store, StoreError};
+
+/// The settings key an account's latest quota snapshot is stored under.
+pub fn setting_key(account_id: &str) -> String {
+    format!("quota:{account_id}")
+}
+
+/// Stores an account's snapshot.
+pub async fn save(
+    store: &Store,
+    account_id: &str,
+    snapshot: &QuotaSnapshot,
+) -> Result<(), StoreError> {
+    let value = serde_json::to_value(snapshot).unwrap_or_default();
+    store.set_setting(&setting_key(account_id), &value).await
+}
+
+/// Every deprecated upstream id any stored snapshot reports, with its replacement: the
+/// model map forwards them.
+pub async fn deprecations(store: &Store) -> Result<BTreeMap<String, String>, StoreError> {
+    let mut out = BTreeMap::new();
+    for account in store.list_accounts().await? {
+        let Some(value) = store.get_setting(&setting_key(&account.id)).await? else {
+            continue;
+        };
+        if let Ok(snapshot) = serde_json::from_value::<QuotaSnapshot>(value) {
+            out.extend(snapshot.deprecated);
+        }
+    }
+    Ok(out)
+}
