@@ -21,15 +21,18 @@ pub async fn save(
     store.set_setting(&setting_key(account_id), &value).await
 }
 
+/// An account's latest stored snapshot, if `agm accounts quota` has fetched one.
+pub async fn load(store: &Store, account_id: &str) -> Result<Option<QuotaSnapshot>, StoreError> {
+    let value = store.get_setting(&setting_key(account_id)).await?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
 /// Every deprecated upstream id any stored snapshot reports, with its replacement: the
 /// model map forwards them.
 pub async fn deprecations(store: &Store) -> Result<BTreeMap<String, String>, StoreError> {
     let mut out = BTreeMap::new();
     for account in store.list_accounts().await? {
-        let Some(value) = store.get_setting(&setting_key(&account.id)).await? else {
-            continue;
-        };
-        if let Ok(snapshot) = serde_json::from_value::<QuotaSnapshot>(value) {
+        if let Some(snapshot) = load(store, &account.id).await? {
             out.extend(snapshot.deprecated);
         }
     }

@@ -884,6 +884,30 @@ async fn quota_is_fetched_stored_and_printed() {
 
     let missing = user.agm(&["accounts", "quota", "nobody@demo.agm"]).await;
     assert_eq!(missing.status.code(), Some(1));
+
+    // `accounts list` shows what was stored, without asking Google again.
+    let asked = user.sim.count(SimMethod::FetchAvailableModels);
+    let list = user.agm(&["accounts", "list"]).await;
+    let text = stdout(&list);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("alice@demo.agm") && l.contains("25% (gemini-3-flash)")),
+        "{text}"
+    );
+    let listed: Value =
+        serde_json::from_str(&stdout(&user.agm(&["accounts", "list", "--json"]).await)).unwrap();
+    let alice = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "alice@demo.agm")
+        .unwrap();
+    assert!(
+        alice["quota"]["models"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(user.sim.count(SimMethod::FetchAvailableModels), asked);
 }
 
 #[tokio::test]

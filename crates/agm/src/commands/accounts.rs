@@ -339,12 +339,36 @@ struct Listed<'a> {
     state: &'a AccountState,
     created_at: String,
     updated_at: String,
+    /// The latest per-model quota `agm accounts quota` fetched, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<agm_google::QuotaSnapshot>,
+}
+
+/// `27% (gemini-3-flash)`: the model with the least quota left, from the stored snapshot.
+fn lowest_quota(snapshot: Option<&agm_google::QuotaSnapshot>) -> String {
+    snapshot
+        .and_then(|s| {
+            s.models
+                .iter()
+                .filter_map(|m| m.remaining_fraction.map(|f| (f, m.model.as_str())))
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+        })
+        .map(|(f, model)| format!("{:.0}% ({model})", f * 100.0))
+        .unwrap_or_default()
 }
 
 async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     let accounts = store.list_accounts().await?;
+    let mut quotas = Vec::with_capacity(accounts.len());
+    for a in &accounts {
+        quotas.push(agm_server::quota::load(store, &a.id).await?);
+    }
     if json {
-        let listed: Vec<Listed<'_>> = accounts.iter().map(listed).collect();
+        let listed: Vec<Listed<'_>> = accounts
+            .iter()
+            .zip(quotas)
+            .map(|(a, quota)| Listed { quota, ..listed(a) })
+            .collect();
         return output::json(&listed);
     }
     if accounts.is_empty() {
@@ -353,7 +377,8 @@ async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     }
     let rows: Vec<Vec<String>> = accounts
         .iter()
-        .map(|a| {
+        .zip(&quotas)
+        .map(|(a, quota)| {
             vec![
                 a.id.clone(),
                 a.email.clone(),
@@ -361,10 +386,22 @@ async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
                 a.tier.clone().unwrap_or_default(),
                 a.project_id.clone().unwrap_or_default(),
                 state_text(&a.state),
+                lowest_quota(quota.as_ref()),
             ]
         })
         .collect();
-    output::table(&["ID", "EMAIL", "POOL", "TIER", "PROJECT", "STATE"], &rows);
+    output::table(
+        &[
+            "ID",
+            "EMAIL",
+            "POOL",
+            "TIER",
+            "PROJECT",
+            "STATE",
+            "LOWEST QUOTA LEFT",
+        ],
+        &rows,
+    );
     Ok(())
 }
 
@@ -378,6 +415,7 @@ fn listed(a: &Account) -> Listed<'_> {
         state: &a.state,
         created_at: rfc3339(a.created_at),
         updated_at: rfc3339(a.updated_at),
+        quota: None,
     }
 }
 
