@@ -110,6 +110,12 @@ impl AccountPool {
     /// The next usable account, token fresh and project known. Accounts that fail here
     /// (dead refresh token, no project) are skipped; their reason is kept for the error.
     pub async fn acquire(&self) -> Result<Lease, PoolError> {
+        self.acquire_excluding(&[]).await
+    }
+
+    /// Like [`acquire`](Self::acquire), skipping the accounts in `exclude` (those this
+    /// request already tried). `NoneUsable` when only excluded accounts are left.
+    pub async fn acquire_excluding(&self, exclude: &[String]) -> Result<Lease, PoolError> {
         let slots = self.slots().await?;
         if slots.is_empty() {
             let all = self.store.list_accounts().await?;
@@ -123,6 +129,9 @@ impl AccountPool {
         let mut reasons = Vec::new();
         for i in 0..slots.len() {
             let slot = &slots[(start + i) % slots.len()];
+            if exclude.contains(&slot.id) {
+                continue;
+            }
             match self.prepare(slot).await {
                 Ok(lease) => return Ok(lease),
                 Err(reason) => {

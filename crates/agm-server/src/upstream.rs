@@ -1,6 +1,6 @@
 //! Calling Google for a client request: pick an account, send, and on an account-level
-//! failure try again with the next account (at most three tries). After a 401 the
-//! account's cached token is dropped, so its next lease refreshes it.
+//! failure try again with another account (at most three accounts, each once). After a
+//! 401 the account's cached token is dropped and it gets one more try with a fresh one.
 //!
 //! This is the walking skeleton's router; cooldowns, stickiness, the circuit breaker and
 //! safe mode replace the simple round-robin here.
@@ -123,11 +123,14 @@ impl UpstreamCall<'_> {
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let mut last: Option<(UpstreamError, String)> = None;
-        let mut tried = 0;
-        while tried < MAX_ACCOUNTS_PER_REQUEST {
-            let lease = match state.accounts.acquire().await {
+        // Accounts this request is done with: each is asked once (twice after a 401,
+        // with a fresh token), so a rate-limited single account is not hammered.
+        let mut done_with: Vec<String> = Vec::new();
+        let mut refreshed: Vec<String> = Vec::new();
+        while done_with.len() < MAX_ACCOUNTS_PER_REQUEST {
+            let lease = match state.accounts.acquire_excluding(&done_with).await {
                 Ok(lease) => lease,
-                // Every account failed already: report Google's last answer.
+                // Every usable account failed already: report Google's last answer.
                 Err(_) if last.is_some() => break,
                 Err(e) => return Err(pool_error(self.api, &e)),
             };
@@ -155,19 +158,24 @@ impl UpstreamCall<'_> {
                     tracing::warn!(%account, model = self.model, error = %err, "upstream call failed");
                     match class {
                         ErrorClass::Unauthorized => {
-                            // Refreshed on its next lease; meanwhile try another account.
+                            // The next lease of this account refreshes its token; one
+                            // more try with it, then the account is done.
                             state.accounts.invalidate_token(&account_id).await;
-                            tried += 1;
+                            if refreshed.contains(&account_id) {
+                                done_with.push(account_id);
+                            } else {
+                                refreshed.push(account_id);
+                            }
                         }
                         ErrorClass::ProjectProblem => {
                             // Discovery runs again for this account on its next lease.
                             state.accounts.invalidate_project(&account_id);
-                            tried += 1;
+                            done_with.push(account_id);
                         }
                         ErrorClass::RateLimited { .. }
                         | ErrorClass::QuotaExhausted { .. }
                         | ErrorClass::ValidationRequired { .. }
-                        | ErrorClass::Banned => tried += 1,
+                        | ErrorClass::Banned => done_with.push(account_id),
                         ErrorClass::NotFound => {
                             let mut error =
                                 ApiError::from_upstream(self.api, &err, self.model, &account);

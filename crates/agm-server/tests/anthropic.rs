@@ -164,6 +164,11 @@ async fn every_account_limited_is_a_429_with_retry_after() {
     let response = h.post(&hello(false)).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "42");
+    assert_eq!(
+        h.sim.count(SimMethod::GenerateContent),
+        2,
+        "each of the two accounts asked once, none hammered"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "rate_limit_error");
