@@ -660,6 +660,24 @@ pub mod responses {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             status: Option<String>,
         },
+        /// An earlier call of a custom (freeform) tool: its raw `input` text.
+        CustomToolCall {
+            call_id: String,
+            name: String,
+            #[serde(default)]
+            input: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            id: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            status: Option<String>,
+        },
+        /// The result of a custom tool call (a string, or content parts).
+        CustomToolCallOutput {
+            call_id: String,
+            output: FunctionOutput,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            id: Option<String>,
+        },
         Reasoning {
             /// Codex leaves it out when it sends the item back.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -685,6 +703,8 @@ pub mod responses {
                 InputItem::Message(_) => "message",
                 InputItem::FunctionCall { .. } => "function_call",
                 InputItem::FunctionCallOutput { .. } => "function_call_output",
+                InputItem::CustomToolCall { .. } => "custom_tool_call",
+                InputItem::CustomToolCallOutput { .. } => "custom_tool_call_output",
                 InputItem::Reasoning { .. } => "reasoning",
                 InputItem::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or("?"),
             }
@@ -801,8 +821,8 @@ pub mod responses {
         "summary_text".to_owned()
     }
 
-    /// A tool the model may call. Only function tools reach the model; the others
-    /// (`web_search`, `custom`, `local_shell`, …) are kept as sent.
+    /// A tool the model may call. Function and custom tools reach the model; the
+    /// others (`web_search`, `local_shell`, …) are kept as sent.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
     pub enum Tool {
@@ -815,6 +835,16 @@ pub mod responses {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             strict: Option<bool>,
         },
+        /// A custom (freeform) tool: the model calls it with raw text, optionally
+        /// constrained by a grammar (Codex's `apply_patch`).
+        Custom {
+            name: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            description: Option<String>,
+            /// Unconstrained text when absent.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            format: Option<CustomToolFormat>,
+        },
         #[serde(untagged)]
         Other(Value),
     }
@@ -824,12 +854,31 @@ pub mod responses {
         pub fn type_name(&self) -> &str {
             match self {
                 Tool::Function { .. } => "function",
+                Tool::Custom { .. } => "custom",
                 Tool::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or("?"),
             }
         }
     }
 
-    /// `tool_choice`: `none` | `auto` | `required`, or `{"type": "function", "name"}`.
+    /// A custom tool's input `format`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum CustomToolFormat {
+        /// Unconstrained text.
+        Text,
+        /// Input that follows a grammar.
+        Grammar {
+            /// `lark` or `regex`.
+            #[serde(default)]
+            syntax: String,
+            definition: String,
+        },
+        #[serde(untagged)]
+        Other(Value),
+    }
+
+    /// `tool_choice`: `none` | `auto` | `required`, or `{"type": "function", "name"}`
+    /// (or `{"type": "custom", "name"}`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(untagged)]
     pub enum ToolChoice {
@@ -1009,6 +1058,14 @@ pub mod responses {
             arguments: String,
             status: ItemStatus,
         },
+        /// A call of a custom (freeform) tool, with its raw input text.
+        CustomToolCall {
+            id: String,
+            call_id: String,
+            name: String,
+            input: String,
+            status: ItemStatus,
+        },
         Reasoning {
             id: String,
             summary: Vec<SummaryText>,
@@ -1026,6 +1083,7 @@ pub mod responses {
             match self {
                 OutputItem::Message { id, .. }
                 | OutputItem::FunctionCall { id, .. }
+                | OutputItem::CustomToolCall { id, .. }
                 | OutputItem::Reasoning { id, .. } => id,
             }
         }
@@ -1162,6 +1220,18 @@ pub mod responses {
             name: Option<String>,
             arguments: String,
         },
+        #[serde(rename = "response.custom_tool_call_input.delta")]
+        CustomToolCallInputDelta {
+            item_id: String,
+            output_index: usize,
+            delta: String,
+        },
+        #[serde(rename = "response.custom_tool_call_input.done")]
+        CustomToolCallInputDone {
+            item_id: String,
+            output_index: usize,
+            input: String,
+        },
         #[serde(rename = "response.reasoning_summary_part.added")]
         ReasoningSummaryPartAdded {
             item_id: String,
@@ -1228,6 +1298,10 @@ pub mod responses {
                 EventKind::FunctionCallArgumentsDone { .. } => {
                     "response.function_call_arguments.done"
                 }
+                EventKind::CustomToolCallInputDelta { .. } => {
+                    "response.custom_tool_call_input.delta"
+                }
+                EventKind::CustomToolCallInputDone { .. } => "response.custom_tool_call_input.done",
                 EventKind::ReasoningSummaryPartAdded { .. } => {
                     "response.reasoning_summary_part.added"
                 }
@@ -1514,5 +1588,124 @@ mod tests {
             serde_json::to_value(&error).unwrap(),
             json!({"type": "error", "sequence_number": 0, "code": null, "message": "boom", "param": null})
         );
+    }
+
+    #[test]
+    fn custom_tools_their_calls_and_events() {
+        let req: responses::ResponsesRequest = serde_json::from_value(json!({
+            "model": "gpt-5-codex",
+            "input": [
+                {"type": "custom_tool_call", "id": "ctc_1", "status": "completed", "call_id": "call_1",
+                 "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+                {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
+                {"type": "custom_tool_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "x"}]},
+                {"type": "custom_tool_call", "input": "no name"}
+            ],
+            "tools": [
+                {"type": "custom", "name": "apply_patch", "description": "edit files",
+                 "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
+                {"type": "custom", "name": "free", "format": {"type": "text"}},
+                {"type": "custom", "name": "bare"},
+                {"type": "custom", "name": "odd", "format": {"type": "regex_someday"}},
+                {"type": "custom"}
+            ]
+        }))
+        .unwrap();
+        let Input::Items(items) = &req.input else {
+            panic!("items expected");
+        };
+        assert_eq!(
+            items[0],
+            InputItem::CustomToolCall {
+                call_id: "call_1".into(),
+                name: "apply_patch".into(),
+                input: "*** Begin Patch\n*** End Patch".into(),
+                id: Some("ctc_1".into()),
+                status: Some("completed".into()),
+            }
+        );
+        assert_eq!(items[1].type_name(), "custom_tool_call_output");
+        assert!(matches!(
+            &items[2],
+            InputItem::CustomToolCallOutput {
+                output: responses::FunctionOutput::Parts(_),
+                ..
+            }
+        ));
+        assert!(matches!(items[3], InputItem::Other(_)));
+        assert_eq!(items[3].type_name(), "custom_tool_call");
+        assert_eq!(
+            req.tools[0],
+            responses::Tool::Custom {
+                name: "apply_patch".into(),
+                description: Some("edit files".into()),
+                format: Some(responses::CustomToolFormat::Grammar {
+                    syntax: "lark".into(),
+                    definition: "start: x".into()
+                }),
+            }
+        );
+        assert!(matches!(
+            req.tools[1],
+            responses::Tool::Custom {
+                format: Some(responses::CustomToolFormat::Text),
+                ..
+            }
+        ));
+        assert!(matches!(
+            req.tools[2],
+            responses::Tool::Custom { format: None, .. }
+        ));
+        assert!(matches!(
+            req.tools[3],
+            responses::Tool::Custom {
+                format: Some(responses::CustomToolFormat::Other(_)),
+                ..
+            }
+        ));
+        assert!(matches!(req.tools[4], responses::Tool::Other(_)));
+        assert_eq!(req.tools[4].type_name(), "custom");
+
+        let item = OutputItem::CustomToolCall {
+            id: "ctc_1".into(),
+            call_id: "call_1".into(),
+            name: "apply_patch".into(),
+            input: "patch".into(),
+            status: responses::ItemStatus::Completed,
+        };
+        assert_eq!(
+            serde_json::to_value(&item).unwrap(),
+            json!({"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_1",
+                   "name": "apply_patch", "input": "patch", "status": "completed"})
+        );
+        for (kind, value) in [
+            (
+                EventKind::CustomToolCallInputDelta {
+                    item_id: "ctc_1".into(),
+                    output_index: 2,
+                    delta: "pa".into(),
+                },
+                json!({"type": "response.custom_tool_call_input.delta", "sequence_number": 7,
+                       "item_id": "ctc_1", "output_index": 2, "delta": "pa"}),
+            ),
+            (
+                EventKind::CustomToolCallInputDone {
+                    item_id: "ctc_1".into(),
+                    output_index: 2,
+                    input: "patch".into(),
+                },
+                json!({"type": "response.custom_tool_call_input.done", "sequence_number": 7,
+                       "item_id": "ctc_1", "output_index": 2, "input": "patch"}),
+            ),
+        ] {
+            let event = StreamEvent {
+                sequence_number: 7,
+                kind,
+            };
+            assert_eq!(event.event_type(), value["type"]);
+            assert_eq!(serde_json::to_value(&event).unwrap(), value);
+            let back: StreamEvent = serde_json::from_value(value).unwrap();
+            assert_eq!(back, event);
+        }
     }
 }

@@ -1,14 +1,16 @@
 //! OpenAI `ResponsesRequest` → Gemini `GenerateContentRequest`.
 
+use std::collections::BTreeSet;
+
 use agm_wire::gemini::{
     Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig,
     ToolConfig,
 };
 use agm_wire::openai::responses::{
-    ContentPart, FunctionOutput, Input, InputItem, InputMessage, MessageContent, ResponsesRequest,
-    SummaryText, TextFormat, Tool, ToolChoice,
+    ContentPart, CustomToolFormat, FunctionOutput, Input, InputItem, InputMessage, MessageContent,
+    ResponsesRequest, SummaryText, TextFormat, Tool, ToolChoice,
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::common::media::{file_data_part, url_part};
 use crate::common::request::{
@@ -150,14 +152,32 @@ fn message_text(content: &MessageContent) -> String {
     }
 }
 
-/// The function declarations; other tools are left out with a note.
+/// The function declarations of the function and custom tools; other tools are left
+/// out with a note.
 fn declarations(
     tools: &[Tool],
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
 ) -> Result<Vec<FunctionDeclaration>, TranslateError> {
     let mut declarations = Vec::new();
+    let mut custom = BTreeSet::new();
+    let mut functions = BTreeSet::new();
     for (i, tool) in tools.iter().enumerate() {
+        // A custom tool's calls are told apart from function calls by name alone.
+        let clash = match tool {
+            Tool::Function { name, .. } => {
+                functions.insert(name);
+                custom.contains(name)
+            }
+            Tool::Custom { name, .. } => functions.contains(name) || !custom.insert(name),
+            Tool::Other(_) => false,
+        };
+        if clash {
+            return Err(TranslateError::invalid(
+                format!("tools.{i}.name"),
+                "a custom tool must not share its name with another tool",
+            ));
+        }
         match tool {
             Tool::Function {
                 name,
@@ -178,10 +198,31 @@ fn declarations(
                     parameters.as_ref(),
                 ));
             }
-            Tool::Other(_) if tool.type_name() == "function" => {
+            Tool::Custom {
+                name,
+                description,
+                format,
+            } => {
+                if name.is_empty() {
+                    return Err(TranslateError::invalid(
+                        format!("tools.{i}.name"),
+                        "must not be empty",
+                    ));
+                }
+                declarations.push(custom_tool_declaration(
+                    names,
+                    name,
+                    description.as_deref(),
+                    format.as_ref(),
+                ));
+            }
+            Tool::Other(_) if matches!(tool.type_name(), "function" | "custom") => {
                 return Err(TranslateError::invalid(
                     format!("tools.{i}"),
-                    "malformed function tool (missing or mistyped fields)",
+                    format!(
+                        "malformed {} tool (missing or mistyped fields)",
+                        tool.type_name()
+                    ),
                 ));
             }
             Tool::Other(_) => notes.push(format!(
@@ -191,6 +232,78 @@ fn declarations(
         }
     }
     Ok(declarations)
+}
+
+/// The longest grammar (in bytes) copied into a custom tool's description.
+pub const MAX_GRAMMAR_BYTES: usize = 8 * 1024;
+
+/// The parameter a custom tool's raw input travels in.
+pub const CUSTOM_INPUT: &str = "input";
+
+/// A custom (freeform) tool as a function taking one string, `input`; a grammar the
+/// input must follow is spelled out in the description.
+fn custom_tool_declaration(
+    names: &mut ToolNameMap,
+    name: &str,
+    description: Option<&str>,
+    format: Option<&CustomToolFormat>,
+) -> FunctionDeclaration {
+    let mut description = description.unwrap_or_default().to_owned();
+    if let Some(CustomToolFormat::Grammar { syntax, definition }) = format {
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        let grammar = if syntax.is_empty() {
+            "this grammar".to_owned()
+        } else {
+            format!("this {syntax} grammar")
+        };
+        description.push_str(&format!(
+            "Pass the tool's whole raw input (not JSON) as `{CUSTOM_INPUT}`; it must follow \
+             {grammar}:\n```\n{}\n```",
+            truncate(definition.trim_end(), MAX_GRAMMAR_BYTES)
+        ));
+    }
+    FunctionDeclaration {
+        name: names.to_upstream(name),
+        description,
+        parameters: Some(json!({
+            "type": "object",
+            "properties": {
+                CUSTOM_INPUT: {"type": "string", "description": "the raw input for the tool"}
+            },
+            "required": [CUSTOM_INPUT]
+        })),
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with a marker when cut.
+fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n… [agm: {} more bytes of the grammar were cut]",
+        &text[..end],
+        text.len() - end
+    )
+    .into()
+}
+
+/// The upstream names of the request's custom tools (their calls come back as
+/// `custom_tool_call` items); `names` is the map of the translated request.
+pub fn custom_tool_names(req: &ResponsesRequest, names: &ToolNameMap) -> BTreeSet<String> {
+    req.tools
+        .iter()
+        .filter_map(|tool| match tool {
+            Tool::Custom { name, .. } => names.upstream_name(name).map(str::to_owned),
+            _ => None,
+        })
+        .collect()
 }
 
 fn tool_choice(
@@ -216,11 +329,15 @@ fn tool_choice(
             };
             (mode, None, "tool_choice")
         }
-        ToolChoice::Function(function) if function.kind == "function" => (
-            CallingMode::Any,
-            Some(function.name.as_str()),
-            "tool_choice.name",
-        ),
+        ToolChoice::Function(function)
+            if matches!(function.kind.as_str(), "function" | "custom") =>
+        {
+            (
+                CallingMode::Any,
+                Some(function.name.as_str()),
+                "tool_choice.name",
+            )
+        }
         ToolChoice::Function(_) | ToolChoice::Other(_) => {
             let kind = match choice {
                 ToolChoice::Function(f) => f.kind.clone(),
@@ -242,10 +359,12 @@ fn tool_choice(
 
 /// Item types a Responses client may send that mean nothing upstream; they are left
 /// out with a note.
-const KNOWN_ITEMS: [&str; 4] = [
+const KNOWN_ITEMS: [&str; 6] = [
     "message",
     "function_call",
     "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
     "reasoning",
 ];
 
@@ -334,6 +453,12 @@ fn history(
                 name,
                 arguments,
                 ..
+            }
+            | InputItem::CustomToolCall {
+                call_id,
+                name,
+                input: arguments,
+                ..
             } => {
                 if name.is_empty() {
                     return Err(TranslateError::invalid(
@@ -341,7 +466,10 @@ fn history(
                         "must not be empty",
                     ));
                 }
-                let args = parse_arguments(arguments, &format!("{field}.arguments"))?;
+                let args = match item {
+                    InputItem::CustomToolCall { .. } => json!({ CUSTOM_INPUT: arguments }),
+                    _ => parse_arguments(arguments, &format!("{field}.arguments"))?,
+                };
                 calls.record(call_id, name);
                 let signature = policy
                     .cached_tool_signature(call_id)
@@ -358,6 +486,9 @@ fn history(
                 );
             }
             InputItem::FunctionCallOutput {
+                call_id, output, ..
+            }
+            | InputItem::CustomToolCallOutput {
                 call_id, output, ..
             } => {
                 let (text, media) = output_parts(output, &format!("{field}.output"))?;
@@ -896,6 +1027,123 @@ mod tests {
                 include_thoughts: Some(true),
                 ..ThinkingConfig::default()
             })
+        );
+    }
+
+    #[test]
+    fn custom_tools_are_functions_taking_their_raw_input() {
+        // The cut falls inside the `é`, so it moves back before it.
+        let long = format!("{}étail", "a".repeat(MAX_GRAMMAR_BYTES - 1));
+        let req = request(json!({
+            "input": [
+                {"role": "user", "content": "edit"},
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin Patch"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "ok"}]},
+                {"type": "custom_tool_call_output", "call_id": "unknown", "output": "lost"}
+            ],
+            "tools": [
+                {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+                 "format": {"type": "grammar", "syntax": "regex", "definition": "^\\*\\*\\*.*$\n"}},
+                {"type": "custom", "name": "bare"},
+                {"type": "custom", "name": "big", "format": {"type": "grammar", "syntax": "lark", "definition": long}}
+            ],
+            "tool_choice": {"type": "custom", "name": "apply_patch"}
+        }));
+        let out = translate(&req, "gemini-2.5-pro").unwrap();
+        let declarations = &out.request.tools[0].function_declarations;
+        assert_eq!(
+            declarations[0].description,
+            "Edit files.\n\nPass the tool's whole raw input (not JSON) as `input`; it must follow \
+             this regex grammar:\n```\n^\\*\\*\\*.*$\n```"
+        );
+        assert_eq!(declarations[1].description, "");
+        assert_eq!(
+            declarations[1].parameters,
+            Some(json!({"type": "object", "required": ["input"],
+                        "properties": {"input": {"type": "string", "description": "the raw input for the tool"}}}))
+        );
+        let big = &declarations[2].description;
+        assert!(big.len() < MAX_GRAMMAR_BYTES + 200, "{}", big.len());
+        assert!(
+            big.ends_with("a\n… [agm: 6 more bytes of the grammar were cut]\n```"),
+            "{}",
+            &big[big.len() - 80..]
+        );
+        let config = out
+            .request
+            .tool_config
+            .unwrap()
+            .function_calling_config
+            .unwrap();
+        assert_eq!(
+            (config.mode.as_str(), config.allowed_function_names),
+            ("ANY", vec!["apply_patch".to_owned()])
+        );
+        assert_eq!(
+            out.request.contents[1].parts[0]
+                .function_call
+                .as_ref()
+                .unwrap()
+                .args,
+            json!({"input": "*** Begin Patch"})
+        );
+        let results = &out.request.contents[2].parts;
+        assert_eq!(
+            results[0].function_response,
+            Some(FunctionResponse {
+                id: Some("c1".into()),
+                name: "apply_patch".into(),
+                response: json!({"output": "ok"})
+            })
+        );
+        assert_eq!(
+            results[1].text.as_deref(),
+            Some("[Result of tool call unknown]\nlost")
+        );
+        assert_eq!(
+            custom_tool_names(&req, &out.tool_names)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["apply_patch", "bare", "big"]
+        );
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
+    }
+
+    #[test]
+    fn malformed_and_clashing_custom_tools_are_errors() {
+        assert_eq!(
+            error(json!({"input": "hi", "tools": [{"type": "custom", "description": "no name"}]})),
+            "tools.0: malformed custom tool (missing or mistyped fields)"
+        );
+        assert_eq!(
+            error(json!({"input": "hi", "tools": [{"type": "custom", "name": ""}]})),
+            "tools.0.name: must not be empty"
+        );
+        assert_eq!(
+            error(json!({"input": "hi", "tools": [
+                {"type": "function", "name": "apply_patch"},
+                {"type": "custom", "name": "apply_patch"}]})),
+            "tools.1.name: a custom tool must not share its name with another tool"
+        );
+        assert_eq!(
+            error(json!({"input": "hi", "tools": [
+                {"type": "custom", "name": "apply_patch"},
+                {"type": "function", "name": "apply_patch"}]})),
+            "tools.1.name: a custom tool must not share its name with another tool"
+        );
+        assert_eq!(
+            error(json!({"input": [{"type": "custom_tool_call", "call_id": "c", "input": "x"}]})),
+            "input.0: malformed \"custom_tool_call\" item (missing or mistyped fields)"
+        );
+        assert_eq!(
+            error(
+                json!({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "", "input": "x"}]})
+            ),
+            "input.0.name: must not be empty"
+        );
+        assert_eq!(
+            error(json!({"input": [{"type": "custom_tool_call_output", "output": "x"}]})),
+            "input.0: malformed \"custom_tool_call_output\" item (missing or mistyped fields)"
         );
     }
 

@@ -4,11 +4,14 @@
 //! [`StreamTranscoder`] as a stream and taking the response of its last event, so
 //! both paths agree on every rule (items, ids, signatures, status, usage).
 
+use std::collections::BTreeSet;
+
 use agm_wire::gemini::GenerateContentResponse;
 use agm_wire::openai::responses::{EventKind, Response, ResponsesRequest, StreamEvent};
 use serde_json::Value;
 
 use crate::common::Translated;
+use crate::openai_responses::request::custom_tool_names;
 use crate::openai_responses::stream::StreamTranscoder;
 use crate::thinking::SeenSignature;
 use crate::tools::ToolNameMap;
@@ -21,6 +24,10 @@ pub struct ResponseContext {
     pub template: Response,
     /// The request's tool-name map, to restore the client's names.
     pub tool_names: ToolNameMap,
+    /// The upstream names of the request's custom (freeform) tools: their calls go
+    /// to the client as `custom_tool_call` items, with the `input` argument as the
+    /// raw input.
+    pub custom_tools: BTreeSet<String>,
     /// Whether thoughts go to the client as reasoning summaries: set it from
     /// [`Translated::thinking`]. Signatures go out as `encrypted_content` either way.
     pub thinking: bool,
@@ -38,6 +45,7 @@ impl ResponseContext {
         ResponseContext {
             template: Response::new("", client_model, 0),
             tool_names,
+            custom_tools: BTreeSet::new(),
             thinking: true,
             id_seed: String::new(),
             created_at: 0,
@@ -54,6 +62,7 @@ impl ResponseContext {
         ResponseContext {
             template: template(req, created_at),
             tool_names: translated.tool_names.clone(),
+            custom_tools: custom_tool_names(req, &translated.tool_names),
             thinking: translated.thinking,
             id_seed: id_seed.into(),
             created_at,

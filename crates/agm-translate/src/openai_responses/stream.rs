@@ -13,6 +13,8 @@
 //!                  output_text.done, content_part.done, output_item.done
 //!   function_call: output_item.added, function_call_arguments.delta,
 //!                  function_call_arguments.done, output_item.done
+//!   custom_tool_call: output_item.added, custom_tool_call_input.delta,
+//!                  custom_tool_call_input.done, output_item.done
 //! response.completed | response.incomplete        (or response.failed)
 //! ```
 //!
@@ -21,22 +23,26 @@
 //! signature, which the client sends back in the next request. A signature Gemini
 //! puts on a function call gets a reasoning item of its own just before the call, so
 //! that it finds its call again. Text parts become a message item, each function
-//! call a function_call item (`call_id` minted when Gemini gives none).
+//! call a function_call item (`call_id` minted when Gemini gives none), or a
+//! custom_tool_call item when it calls one of the request's custom tools
+//! ([`ResponseContext::custom_tools`]), its `input` argument being the raw input.
 //!
 //! Nothing is emitted until the first part with content arrives, so a caller that
 //! holds the client's 200 until the first event can still retry on another account
 //! when the upstream sends nothing ([`StreamTranscoder::is_empty_answer`]).
 
-use agm_wire::gemini::{GenerateContentResponse, Part};
+use agm_wire::gemini::{FunctionCall, GenerateContentResponse, Part};
 use agm_wire::openai::responses::{
     EventKind, IncompleteDetails, InputTokensDetails, ItemStatus, OutputContent, OutputItem,
     OutputTokensDetails, Response, ResponseError, Status, StreamEvent, SummaryText, Usage,
 };
 
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
+use crate::openai_responses::request::CUSTOM_INPUT;
 use crate::openai_responses::response::ResponseContext;
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
+use serde_json::Value;
 
 /// The item being streamed.
 #[derive(Debug)]
@@ -205,42 +211,12 @@ impl StreamTranscoder {
             self.close(ItemStatus::Completed, out);
             self.start(out);
             let call_id = self.upstream.call_id(call.id.as_deref(), true);
-            let id = self.upstream.minter().next_id("fc");
-            let name = self.ctx.tool_names.to_client(&call.name).to_owned();
-            let arguments = client_args(&call.args).to_string();
-            let output_index = self.output.len();
-            let item = |arguments: String, status| OutputItem::FunctionCall {
-                id: id.clone(),
-                call_id: call_id.clone(),
-                name: name.clone(),
-                arguments,
-                status,
+            let done = if self.ctx.custom_tools.contains(&call.name) {
+                self.custom_tool_call(call, call_id.clone(), out)
+            } else {
+                self.function_call(call, call_id.clone(), out)
             };
-            self.emit(
-                EventKind::OutputItemAdded {
-                    output_index,
-                    item: item(String::new(), ItemStatus::InProgress),
-                },
-                out,
-            );
-            self.emit(
-                EventKind::FunctionCallArgumentsDelta {
-                    item_id: id.clone(),
-                    output_index,
-                    delta: arguments.clone(),
-                },
-                out,
-            );
-            self.emit(
-                EventKind::FunctionCallArgumentsDone {
-                    item_id: id.clone(),
-                    output_index,
-                    name: Some(name.clone()),
-                    arguments: arguments.clone(),
-                },
-                out,
-            );
-            let done = item(arguments, ItemStatus::Completed);
+            let output_index = self.output.len();
             self.emit(
                 EventKind::OutputItemDone {
                     output_index,
@@ -414,6 +390,97 @@ impl StreamTranscoder {
         self.upstream.saw_content = true;
     }
 
+    /// Emits the events of a function_call item up to its arguments; returns the
+    /// finished item.
+    fn function_call(
+        &mut self,
+        call: &FunctionCall,
+        call_id: String,
+        out: &mut Vec<StreamEvent>,
+    ) -> OutputItem {
+        let id = self.upstream.minter().next_id("fc");
+        let name = self.ctx.tool_names.to_client(&call.name).to_owned();
+        let arguments = client_args(&call.args).to_string();
+        let output_index = self.output.len();
+        let item = |arguments: String, status| OutputItem::FunctionCall {
+            id: id.clone(),
+            call_id: call_id.clone(),
+            name: name.clone(),
+            arguments,
+            status,
+        };
+        self.emit(
+            EventKind::OutputItemAdded {
+                output_index,
+                item: item(String::new(), ItemStatus::InProgress),
+            },
+            out,
+        );
+        self.emit(
+            EventKind::FunctionCallArgumentsDelta {
+                item_id: id.clone(),
+                output_index,
+                delta: arguments.clone(),
+            },
+            out,
+        );
+        self.emit(
+            EventKind::FunctionCallArgumentsDone {
+                item_id: id.clone(),
+                output_index,
+                name: Some(name.clone()),
+                arguments: arguments.clone(),
+            },
+            out,
+        );
+        item(arguments, ItemStatus::Completed)
+    }
+
+    /// Emits the events of a custom_tool_call item up to its input (sent whole, as
+    /// one delta); returns the finished item.
+    fn custom_tool_call(
+        &mut self,
+        call: &FunctionCall,
+        call_id: String,
+        out: &mut Vec<StreamEvent>,
+    ) -> OutputItem {
+        let id = self.upstream.minter().next_id("ctc");
+        let name = self.ctx.tool_names.to_client(&call.name).to_owned();
+        let input = custom_input(&call.args);
+        let output_index = self.output.len();
+        let item = |input: String, status| OutputItem::CustomToolCall {
+            id: id.clone(),
+            call_id: call_id.clone(),
+            name: name.clone(),
+            input,
+            status,
+        };
+        self.emit(
+            EventKind::OutputItemAdded {
+                output_index,
+                item: item(String::new(), ItemStatus::InProgress),
+            },
+            out,
+        );
+        self.emit(
+            EventKind::CustomToolCallInputDelta {
+                item_id: id.clone(),
+                output_index,
+                delta: input.clone(),
+            },
+            out,
+        );
+        self.emit(
+            EventKind::CustomToolCallInputDone {
+                item_id: id.clone(),
+                output_index,
+                input: input.clone(),
+            },
+            out,
+        );
+        item(input, ItemStatus::Completed)
+    }
+
     /// Finishes the open item, if any.
     fn close(&mut self, status: ItemStatus, out: &mut Vec<StreamEvent>) {
         let item = match self.open.take() {
@@ -547,6 +614,21 @@ pub(crate) fn usage(tokens: TokenCounts) -> Usage {
             reasoning_tokens: tokens.thoughts,
         },
         total_tokens: tokens.total(),
+    }
+}
+
+/// A custom tool's raw input from the call's arguments: the `input` string; any
+/// other `input` value as JSON text; without one, the whole arguments as JSON text
+/// (nothing for no arguments).
+fn custom_input(args: &Value) -> String {
+    match args.get(CUSTOM_INPUT) {
+        Some(Value::String(input)) => input.clone(),
+        Some(other) => other.to_string(),
+        None => match args {
+            Value::Null => String::new(),
+            Value::Object(map) if map.is_empty() => String::new(),
+            other => other.to_string(),
+        },
     }
 }
 
