@@ -14,6 +14,7 @@ use agm_google::{
     DiscoveryError, DiscoveryRequest, DiscoveryStats, GoogleClient, ProjectCache, ProjectDiscovery,
     UpstreamError,
 };
+use agm_pool::cooldown::{CooldownConfig, Cooldowns};
 use agm_store::{Account, AccountState, Store, TokenUpdate};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};
@@ -53,6 +54,11 @@ pub enum PoolError {
     NoAccounts,
     #[error("no account can serve requests: {0}")]
     NoneUsable(String),
+    #[error("every account is cooling down for {model}; the soonest is free again in {}s", .retry_after.as_secs().max(1))]
+    AllCoolingDown {
+        model: String,
+        retry_after: Duration,
+    },
     #[error("the account store failed: {0}")]
     Store(#[from] agm_store::StoreError),
 }
@@ -85,6 +91,8 @@ pub struct AccountPool {
     discovery: ProjectDiscovery,
     /// Every project-discovery attempt, for `/readyz`, metrics and the validation gate.
     pub discovery_stats: DiscoveryStats,
+    /// Per account+model cooldowns after Google's rate limits.
+    pub cooldowns: Cooldowns,
     snapshot: RwLock<Option<Snapshot>>,
     next: AtomicUsize,
 }
@@ -97,6 +105,7 @@ impl AccountPool {
             projects: std::sync::Mutex::new(ProjectCache::new(project_ttl)),
             discovery: ProjectDiscovery::default(),
             discovery_stats: DiscoveryStats::default(),
+            cooldowns: Cooldowns::new(CooldownConfig::default()),
             snapshot: RwLock::new(None),
             next: AtomicUsize::new(0),
         }
@@ -110,12 +119,16 @@ impl AccountPool {
     /// The next usable account, token fresh and project known. Accounts that fail here
     /// (dead refresh token, no project) are skipped; their reason is kept for the error.
     pub async fn acquire(&self) -> Result<Lease, PoolError> {
-        self.acquire_excluding(&[]).await
+        self.acquire_for(None, &[]).await
     }
 
-    /// Like [`acquire`](Self::acquire), skipping the accounts in `exclude` (those this
-    /// request already tried). `NoneUsable` when only excluded accounts are left.
-    pub async fn acquire_excluding(&self, exclude: &[String]) -> Result<Lease, PoolError> {
+    /// Like [`acquire`](Self::acquire), for `model` (skipping accounts cooling down for
+    /// it) and skipping the accounts in `exclude` (those this request already tried).
+    pub async fn acquire_for(
+        &self,
+        model: Option<&str>,
+        exclude: &[String],
+    ) -> Result<Lease, PoolError> {
         let slots = self.slots().await?;
         if slots.is_empty() {
             let all = self.store.list_accounts().await?;
@@ -125,11 +138,35 @@ impl AccountPool {
             let reasons: Vec<String> = all.iter().map(describe_unusable).collect();
             return Err(PoolError::NoneUsable(reasons.join("; ")));
         }
+        let now = Instant::now();
+        if let Some(model) = model {
+            let cooling: Vec<&str> = slots
+                .iter()
+                .filter(|s| !exclude.contains(&s.id))
+                .map(|s| s.id.as_str())
+                .collect();
+            if !cooling.is_empty()
+                && cooling
+                    .iter()
+                    .all(|id| !self.cooldowns.available(id, model, now))
+            {
+                let soonest = self
+                    .cooldowns
+                    .soonest_reset(model, cooling, now)
+                    .unwrap_or(now);
+                return Err(PoolError::AllCoolingDown {
+                    model: model.to_owned(),
+                    retry_after: soonest.saturating_duration_since(now),
+                });
+            }
+        }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut reasons = Vec::new();
         for i in 0..slots.len() {
             let slot = &slots[(start + i) % slots.len()];
-            if exclude.contains(&slot.id) {
+            if exclude.contains(&slot.id)
+                || model.is_some_and(|m| !self.cooldowns.available(&slot.id, m, now))
+            {
                 continue;
             }
             match self.prepare(slot).await {

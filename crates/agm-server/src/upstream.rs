@@ -5,7 +5,10 @@
 //! This is the walking skeleton's router; cooldowns, stickiness, the circuit breaker and
 //! safe mode replace the simple round-robin here.
 
+use std::time::{Duration, Instant};
+
 use agm_google::{ChunkStream, ErrorClass, UpstreamError};
+use agm_pool::cooldown::{Decision, Limit};
 use agm_wire::cloudcode::{CloudCodeRequest, CloudCodeResponse};
 use agm_wire::gemini::GenerateContentRequest;
 use futures_util::StreamExt;
@@ -16,6 +19,8 @@ use crate::error::{ApiError, ApiKind, ErrorKind};
 
 /// At most this many accounts are tried for one request.
 const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
+/// At most this many waits (short rate limits, capacity backoff) per request.
+const MAX_WAITS: usize = 2;
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
 
@@ -127,9 +132,34 @@ impl UpstreamCall<'_> {
         // with a fresh token), so a rate-limited single account is not hammered.
         let mut done_with: Vec<String> = Vec::new();
         let mut refreshed: Vec<String> = Vec::new();
+        // Waits on a short rate limit or Google's capacity backoff, bounded by max_wait.
+        let wait_until = Instant::now() + state.config.routing.max_wait;
+        let mut waits = 0;
         while done_with.len() < MAX_ACCOUNTS_PER_REQUEST {
-            let lease = match state.accounts.acquire_excluding(&done_with).await {
+            let lease = match state
+                .accounts
+                .acquire_for(Some(self.model), &done_with)
+                .await
+            {
                 Ok(lease) => lease,
+                Err(PoolError::AllCoolingDown { retry_after, .. }) => {
+                    let mut error = match &last {
+                        Some((err, account)) => {
+                            ApiError::from_upstream(self.api, err, self.model, account)
+                        }
+                        None => ApiError::new(
+                            self.api,
+                            ErrorKind::RateLimited,
+                            format!(
+                                "every account is rate-limited for {}; retry after the delay",
+                                self.model
+                            ),
+                        ),
+                    };
+                    error.kind = ErrorKind::RateLimited;
+                    error.retry_after = Some(retry_after.max(Duration::from_secs(1)));
+                    return Err(error);
+                }
                 // Every usable account failed already: report Google's last answer.
                 Err(_) if last.is_some() => break,
                 Err(e) => return Err(pool_error(self.api, &e)),
@@ -151,7 +181,13 @@ impl UpstreamCall<'_> {
                 result = call(without).await;
             }
             match result {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    state
+                        .accounts
+                        .cooldowns
+                        .record_success(&account_id, self.model);
+                    return Ok(value);
+                }
                 Err(err) => {
                     let now = time::OffsetDateTime::now_utc().unix_timestamp();
                     let class = err.class(now);
@@ -172,10 +208,48 @@ impl UpstreamCall<'_> {
                             state.accounts.invalidate_project(&account_id);
                             done_with.push(account_id);
                         }
-                        ErrorClass::RateLimited { .. }
-                        | ErrorClass::QuotaExhausted { .. }
-                        | ErrorClass::ValidationRequired { .. }
-                        | ErrorClass::Banned => done_with.push(account_id),
+                        ErrorClass::RateLimited { delay }
+                        | ErrorClass::QuotaExhausted { delay }
+                        | ErrorClass::CapacityExhausted { delay } => {
+                            let limit = match class {
+                                ErrorClass::RateLimited { .. } => Limit::RateLimited { delay },
+                                ErrorClass::QuotaExhausted { .. } => {
+                                    Limit::QuotaExhausted { delay }
+                                }
+                                _ => Limit::CapacityExhausted { delay },
+                            };
+                            let now = Instant::now();
+                            match state.accounts.cooldowns.report(
+                                &account_id,
+                                self.model,
+                                limit,
+                                now,
+                            ) {
+                                Decision::WaitThenRetrySame(wait)
+                                    if now + wait <= wait_until && waits < MAX_WAITS =>
+                                {
+                                    waits += 1;
+                                    tokio::time::sleep(wait).await;
+                                }
+                                Decision::BackOff { until }
+                                    if until <= wait_until && waits < MAX_WAITS =>
+                                {
+                                    waits += 1;
+                                    tokio::time::sleep_until(until.into()).await;
+                                }
+                                Decision::BackOff { .. } => {
+                                    return Err(ApiError::from_upstream(
+                                        self.api, &err, self.model, &account,
+                                    ));
+                                }
+                                Decision::WaitThenRetrySame(_) | Decision::Switch { .. } => {
+                                    done_with.push(account_id);
+                                }
+                            }
+                        }
+                        ErrorClass::ValidationRequired { .. } | ErrorClass::Banned => {
+                            done_with.push(account_id)
+                        }
                         ErrorClass::NotFound => {
                             let mut error =
                                 ApiError::from_upstream(self.api, &err, self.model, &account);
@@ -234,9 +308,15 @@ fn empty_answer(lease: &Lease) -> UpstreamError {
 }
 
 fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
-    let kind = match err {
-        PoolError::Store(_) => ErrorKind::Internal,
-        PoolError::NoAccounts | PoolError::NoneUsable(_) => ErrorKind::Unavailable,
+    let (kind, retry_after) = match err {
+        PoolError::Store(_) => (ErrorKind::Internal, None),
+        PoolError::NoAccounts | PoolError::NoneUsable(_) => (ErrorKind::Unavailable, None),
+        PoolError::AllCoolingDown { retry_after, .. } => {
+            (ErrorKind::RateLimited, Some(*retry_after))
+        }
     };
-    ApiError::new(api, kind, err.to_string())
+    ApiError {
+        retry_after,
+        ..ApiError::new(api, kind, err.to_string())
+    }
 }

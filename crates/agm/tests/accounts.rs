@@ -668,7 +668,7 @@ async fn list_never_shows_a_token() {
         assert!(lines[0].contains(header), "{text}");
     }
     assert!(lines[1].contains("alice@demo.agm") && lines[1].contains("demo-project-alice"));
-    assert!(lines[1].ends_with("active"), "{text}");
+    assert!(lines[1].contains(" active "), "{text}");
     assert!(lines[2].contains("carol@demo.agm") && lines[2].contains("free-tier"));
     let listed: Value = serde_json::from_str(&stdout(&json)).unwrap();
     let keys: Vec<&String> = listed[0].as_object().unwrap().keys().collect();
