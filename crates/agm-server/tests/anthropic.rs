@@ -311,9 +311,7 @@ async fn no_accounts_is_a_503_that_says_what_to_do() {
     }
     // The pool rereads the store every 2 s; a fresh server sees it at once.
     let state = Arc::new(AppState::new(h.state.config.clone(), h.state.store.clone()).unwrap());
-    let listener = bind(&state).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state, std::future::pending()));
+    let url = common::serve_state(state).await;
     let response = h
         .http
         .post(format!("{url}/v1/messages"))

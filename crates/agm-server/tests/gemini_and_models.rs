@@ -308,7 +308,7 @@ async fn one_model_list_for_every_sdk() {
 async fn deprecated_upstream_ids_are_forwarded() {
     use std::sync::Arc;
 
-    use agm_server::app::{AppState, bind, serve};
+    use agm_server::app::AppState;
 
     let h = start().await;
     let snapshot: agm_google::QuotaSnapshot = serde_json::from_value(json!({
@@ -331,9 +331,7 @@ async fn deprecated_upstream_ids_are_forwarded() {
             .unwrap()
             .with_model_deprecations(deprecated),
     );
-    let listener = bind(&state).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state, std::future::pending()));
+    let url = common::serve_state(state).await;
     let body: Value = h
         .http
         .post(format!("{url}/v1/messages"))

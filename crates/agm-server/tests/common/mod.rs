@@ -37,9 +37,7 @@ pub async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut C
             .unwrap();
     }
     let state = Arc::new(AppState::new(config, store).unwrap());
-    let listener = bind(&state).await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state.clone(), std::future::pending()));
+    let url = serve_state(state.clone()).await;
     Harness {
         sim,
         url,
@@ -84,4 +82,12 @@ pub fn sse_events(body: &str) -> Vec<(String, Value)> {
             (event, serde_json::from_str(&data).unwrap())
         })
         .collect()
+}
+
+/// Serves `state` on a free loopback port until the test ends; returns its base URL.
+pub async fn serve_state(state: SharedState) -> String {
+    let listener = bind(&state).await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    url
 }
