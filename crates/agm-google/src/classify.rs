@@ -62,12 +62,27 @@ pub enum ErrorClass {
     Network,
     /// The refresh token is dead.
     InvalidGrant,
+    /// The official Gemini API refused the API key: missing (403 "unregistered
+    /// callers"), not valid (400 `API_KEY_INVALID`), expired, blocked or leaked.
+    InvalidApiKey,
     /// An unreadable 200.
     Decode,
 }
 
 /// Delays above this mean the quota is gone, not a per-minute limit.
 const QUOTA_DELAY: Duration = Duration::from_secs(5 * 60);
+
+/// Whether a 400 or 403 is the official Gemini API refusing its API key: an
+/// `API_KEY_*` reason (`API_KEY_INVALID`, `API_KEY_EXPIRED`, `API_KEY_SERVICE_BLOCKED`,
+/// …), "API key not valid" / "expired" / "reported as leaked", or the 403 for a call
+/// without a key ("unregistered callers"). `message` is lower-cased.
+fn api_key_refused(reason: &str, message: &str) -> bool {
+    reason.starts_with("API_KEY_")
+        || message.contains("api key not valid")
+        || message.contains("api key expired")
+        || message.contains("api key was reported as leaked")
+        || message.contains("unregistered callers")
+}
 
 impl UpstreamError {
     /// Builds the error for a non-success answer, reading Google's body when it is one.
@@ -185,6 +200,7 @@ impl UpstreamError {
                 }
             }
             403 if message.contains("terms of service") => ErrorClass::Banned,
+            400 | 403 if api_key_refused(reason, &message) => ErrorClass::InvalidApiKey,
             403 => ErrorClass::ProjectProblem,
             404 => ErrorClass::NotFound,
             400 if message.contains("signature") => ErrorClass::SignatureInvalid,
@@ -319,6 +335,48 @@ mod tests {
                 r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"x\""}}"#
             ),
             ErrorClass::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn api_key_refusals() {
+        let class = |status: u16, body: &str| {
+            UpstreamError::from_status("h", status, body.as_bytes(), None).class(0)
+        };
+        let invalid = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        assert_eq!(class(400, invalid), ErrorClass::InvalidApiKey);
+        assert_eq!(
+            class(
+                400,
+                r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key."}}"#
+            ),
+            ErrorClass::InvalidApiKey
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.","status":"PERMISSION_DENIED"}}"#
+            ),
+            ErrorClass::InvalidApiKey
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"Requests are blocked.","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_SERVICE_BLOCKED"}]}}"#
+            ),
+            ErrorClass::InvalidApiKey
+        );
+        // Unchanged: other 400s and 403s keep their classes.
+        assert_eq!(
+            class(400, r#"{"error":{"code":400,"message":"Bad field"}}"#),
+            ErrorClass::InvalidArgument
+        );
+        assert_eq!(
+            class(
+                403,
+                r#"{"error":{"code":403,"message":"Permission denied"}}"#
+            ),
+            ErrorClass::ProjectProblem
         );
     }
 

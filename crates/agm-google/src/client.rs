@@ -69,8 +69,11 @@ pub struct UserInfo {
     pub name: Option<String>,
 }
 
+/// A stream of parsed SSE chunks of type `T`, each one `data:` line of Google's answer.
+pub(crate) type SseStream<T> = Pin<Box<dyn Stream<Item = Result<T, UpstreamError>> + Send>>;
+
 /// Upstream stream chunks, each one `data:` line of Google's SSE answer.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<CloudCodeResponse, UpstreamError>> + Send>>;
+pub type ChunkStream = SseStream<CloudCodeResponse>;
 
 /// How a generation call authenticates.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +96,8 @@ impl<'a> CallAuth<'a> {
 /// One shared client (a connection pool per host); cheap to clone.
 #[derive(Clone)]
 pub struct GoogleClient {
-    http: reqwest::Client,
-    config: Arc<GoogleConfig>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) config: Arc<GoogleConfig>,
 }
 
 #[derive(Deserialize)]
@@ -389,21 +392,7 @@ impl GoogleClient {
         self.with_endpoints(|base| {
             let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
             let request = self.generation_request(&url, auth, body);
-            async move {
-                let response = request.send().await.map_err(|e| network(&url, &e))?;
-                let status = response.status();
-                if !status.is_success() {
-                    let retry_after = retry_after(response.headers());
-                    let body = response.bytes().await.unwrap_or_default();
-                    return Err(UpstreamError::from_status(
-                        &url,
-                        status.as_u16(),
-                        &body,
-                        retry_after,
-                    ));
-                }
-                Ok(sse_chunks(url, response.bytes_stream()))
-            }
+            open_sse(url, request)
         })
         .await
     }
@@ -486,7 +475,10 @@ impl GoogleClient {
     }
 }
 
-async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Bytes, UpstreamError> {
+pub(crate) async fn send(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Bytes, UpstreamError> {
     let response = request.send().await.map_err(|e| network(url, &e))?;
     let status = response.status();
     let retry_after = retry_after(response.headers());
@@ -503,7 +495,7 @@ async fn send(url: &str, request: reqwest::RequestBuilder) -> Result<Bytes, Upst
     }
 }
 
-fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, UpstreamError> {
+pub(crate) fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, UpstreamError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(UpstreamError::Decode {
             endpoint: url.to_owned(),
@@ -516,7 +508,7 @@ fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, UpstreamErro
     })
 }
 
-fn network(url: &str, err: &reqwest::Error) -> UpstreamError {
+pub(crate) fn network(url: &str, err: &reqwest::Error) -> UpstreamError {
     let message = if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {
@@ -531,21 +523,48 @@ fn network(url: &str, err: &reqwest::Error) -> UpstreamError {
     }
 }
 
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-struct SseState<S> {
+/// Sends a streaming request and, on a 200, parses its body as SSE chunks of `T`; any
+/// other status becomes the classified error (with `Retry-After`, if sent).
+pub(crate) async fn open_sse<T>(
+    url: String,
+    request: reqwest::RequestBuilder,
+) -> Result<SseStream<T>, UpstreamError>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let response = request.send().await.map_err(|e| network(&url, &e))?;
+    let status = response.status();
+    if !status.is_success() {
+        let retry_after = retry_after(response.headers());
+        let body = response.bytes().await.unwrap_or_default();
+        return Err(UpstreamError::from_status(
+            &url,
+            status.as_u16(),
+            &body,
+            retry_after,
+        ));
+    }
+    Ok(sse_chunks(url, response.bytes_stream()))
+}
+
+struct SseState<S, T> {
     url: String,
     body: S,
     parser: SseParser,
-    ready: VecDeque<Result<CloudCodeResponse, UpstreamError>>,
+    ready: VecDeque<Result<T, UpstreamError>>,
     done: bool,
 }
 
-fn sse_chunks<S>(url: String, body: S) -> ChunkStream
+/// Turns an SSE body into one item per non-empty `data:` line (`[DONE]` skipped), each
+/// decoded as `T`; a broken connection ends the stream with a `Network` error item.
+fn sse_chunks<T, S>(url: String, body: S) -> SseStream<T>
 where
+    T: DeserializeOwned + Send + 'static,
     S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + Unpin + 'static,
 {
     let state = SseState {
@@ -588,8 +607,8 @@ where
     ))
 }
 
-fn queue(
-    ready: &mut VecDeque<Result<CloudCodeResponse, UpstreamError>>,
+fn queue<T: DeserializeOwned>(
+    ready: &mut VecDeque<Result<T, UpstreamError>>,
     url: &str,
     events: Vec<agm_translate::sse::SseEvent>,
 ) {

@@ -1,11 +1,13 @@
 //! Google's side: OAuth token calls, the Cloud Code Assist client (discovery,
-//! generation, streaming, token counting, endpoint fallback), and the classification of
-//! Google's errors that drives rotation and the client-facing error.
+//! generation, streaming, token counting, endpoint fallback), the official Gemini API
+//! with an API key (`GoogleClient::official_*`, the safe-mode path), and the
+//! classification of Google's errors that drives rotation and the client-facing error.
 
 mod classify;
 mod client;
 mod discovery;
 mod duration;
+mod gemini_api;
 pub mod oauth;
 mod project_cache;
 mod quota;
@@ -17,6 +19,7 @@ pub use discovery::{
     DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,
 };
 pub use duration::parse_go_duration;
+pub use gemini_api::OfficialChunkStream;
 pub use project_cache::ProjectCache;
 pub use quota::{ModelQuota, QuotaSnapshot, QuotaWindow};
 pub use stats::{

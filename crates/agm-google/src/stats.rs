@@ -190,6 +190,7 @@ pub fn error_class_name(class: &ErrorClass) -> &'static str {
         ErrorClass::Other => "other",
         ErrorClass::Network => "network",
         ErrorClass::InvalidGrant => "invalid_grant",
+        ErrorClass::InvalidApiKey => "invalid_api_key",
         ErrorClass::Decode => "decode",
     }
 }

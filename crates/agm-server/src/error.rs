@@ -126,6 +126,13 @@ impl ApiError {
                 ),
                 None,
             ),
+            ErrorClass::InvalidApiKey => (
+                ErrorKind::Unavailable,
+                format!(
+                    "the Gemini API key was refused: check safe_mode.gemini_api_keys / GEMINI_API_KEY (Google said: {google})"
+                ),
+                None,
+            ),
             ErrorClass::ValidationRequired { url } => (
                 ErrorKind::Unavailable,
                 format!(

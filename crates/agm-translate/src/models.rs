@@ -4,6 +4,9 @@
 //! first; then the most specific matching pattern (the one with the most literal
 //! characters; ties go to the pattern that sorts first); then the name itself
 //! (pass-through), so a client can always name an upstream model directly.
+//!
+//! For the official Gemini API (safe mode), [`official_equivalent`] and
+//! [`OfficialEquivalents`] turn an upstream id into the name that API serves.
 
 use std::collections::BTreeMap;
 
@@ -108,6 +111,104 @@ impl ModelMap {
     }
 }
 
+/// Upstream (Antigravity / Cloud Code) ids → official Gemini API names, for the
+/// safe-mode path (PROTOCOL.md §2 "Pools"). Exact names or `*` patterns, most specific
+/// first; the first match wins. Claude and GPT-OSS ids are not here: the official API
+/// does not serve them, see [`OfficialEquivalents`].
+pub const OFFICIAL_GEMINI_MAP: &[(&str, &str)] = &[
+    ("gemini-3-pro-high", "gemini-3-pro-preview"),
+    ("gemini-3-pro-low", "gemini-3-pro-preview"),
+    ("gemini-3-pro", "gemini-3-pro-preview"),
+    ("gemini-3-pro-image*", "gemini-3-pro-image-preview"),
+    ("gemini-3-flash", "gemini-3-flash-preview"),
+    ("gemini-3-flash-*", "gemini-3-flash-preview"),
+    ("gemini-3-pro-*", "gemini-3-pro-preview"),
+];
+
+/// The Gemini model that answers a Claude model's request on the official Gemini API.
+///
+/// A Claude (or GPT-OSS) request answered this way is answered by a **different
+/// model**: Gemini, not Claude, with its own strengths, style and context limits. The
+/// server says so in a response header; callers must not present such an answer as
+/// Claude's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfficialEquivalents<'a> {
+    /// For the large Claude models: opus (any), sonnet and sonnet thinking.
+    /// Default `gemini-2.5-pro`.
+    pub claude_large: &'a str,
+    /// For every other Claude model (haiku, …) and for GPT-OSS. Default
+    /// `gemini-2.5-flash`.
+    pub claude_small: &'a str,
+}
+
+impl Default for OfficialEquivalents<'_> {
+    fn default() -> Self {
+        OfficialEquivalents::DEFAULT
+    }
+}
+
+impl<'a> OfficialEquivalents<'a> {
+    /// `gemini-2.5-pro` for opus/sonnet, `gemini-2.5-flash` for the rest.
+    pub const DEFAULT: OfficialEquivalents<'static> = OfficialEquivalents {
+        claude_large: "gemini-2.5-pro",
+        claude_small: "gemini-2.5-flash",
+    };
+
+    /// The official Gemini API name for `upstream_model`:
+    /// * `gemini-3-pro-high` / `-low` / `gemini-3-pro` → `gemini-3-pro-preview`,
+    ///   `gemini-3-flash` → `gemini-3-flash-preview` (see [`OFFICIAL_GEMINI_MAP`]);
+    /// * `gemini-2.5-*`, names already official (`*-preview`) and any other `gemini-*`
+    ///   unchanged;
+    /// * `claude-*` and `gpt-oss-*` → [`Self::claude_large`] for opus and sonnet, else
+    ///   [`Self::claude_small`] — a different model (see the type's docs);
+    /// * anything else unchanged (a pass-through, as in [`ModelMap::resolve`]).
+    ///
+    /// A leading `models/` is dropped.
+    pub fn resolve<'m>(&self, upstream_model: &'m str) -> &'m str
+    where
+        'a: 'm,
+    {
+        let model = upstream_model
+            .strip_prefix("models/")
+            .unwrap_or(upstream_model);
+        if is_claude_like(model) {
+            return if model.contains("opus") || model.contains("sonnet") {
+                self.claude_large
+            } else {
+                self.claude_small
+            };
+        }
+        if model.starts_with("gemini-2.5-") || model.ends_with("-preview") {
+            return model;
+        }
+        OFFICIAL_GEMINI_MAP
+            .iter()
+            .find(|(pattern, _)| wildcard_match(pattern, model))
+            .map_or(model, |(_, official)| official)
+    }
+}
+
+/// Whether the official Gemini API answers `upstream_model` with a different model
+/// family (a Claude or GPT-OSS id answered by Gemini): the server reports this in a
+/// response header.
+pub fn official_is_substitute(upstream_model: &str) -> bool {
+    is_claude_like(
+        upstream_model
+            .strip_prefix("models/")
+            .unwrap_or(upstream_model),
+    )
+}
+
+fn is_claude_like(model: &str) -> bool {
+    model.starts_with("claude-") || model.starts_with("gpt-oss")
+}
+
+/// [`OfficialEquivalents::resolve`] with the default Claude equivalents
+/// ([`OfficialEquivalents::DEFAULT`]).
+pub fn official_equivalent(upstream_model: &str) -> &str {
+    OfficialEquivalents::DEFAULT.resolve(upstream_model)
+}
+
 fn literal_len(pattern: &str) -> usize {
     pattern.chars().filter(|c| *c != '*').count()
 }
@@ -171,6 +272,89 @@ mod tests {
         assert_eq!(m.resolve("gpt-4o"), "gemini-3-pro-high");
         assert_eq!(m.resolve("gemini-2.5-flash"), "gemini-2.5-flash");
         assert_eq!(m.resolve("something-new"), "something-new");
+    }
+
+    #[test]
+    fn official_equivalents() {
+        assert_eq!(
+            official_equivalent("gemini-3-pro-high"),
+            "gemini-3-pro-preview"
+        );
+        assert_eq!(
+            official_equivalent("gemini-3-pro-low"),
+            "gemini-3-pro-preview"
+        );
+        assert_eq!(official_equivalent("gemini-3-pro"), "gemini-3-pro-preview");
+        assert_eq!(
+            official_equivalent("gemini-3-flash"),
+            "gemini-3-flash-preview"
+        );
+        assert_eq!(
+            official_equivalent("models/gemini-3-flash"),
+            "gemini-3-flash-preview"
+        );
+        assert_eq!(
+            official_equivalent("gemini-3-pro-preview"),
+            "gemini-3-pro-preview"
+        );
+        for same in [
+            "gemini-2.5-flash",
+            "gemini-2.5-pro",
+            "gemini-2.5-flash-lite",
+            "gemini-2.5-flash-thinking",
+            "something-else",
+        ] {
+            assert_eq!(official_equivalent(same), same);
+        }
+        assert_eq!(
+            official_equivalent("claude-opus-4-5-thinking"),
+            "gemini-2.5-pro"
+        );
+        assert_eq!(
+            official_equivalent("claude-sonnet-4-5-thinking"),
+            "gemini-2.5-pro"
+        );
+        assert_eq!(official_equivalent("claude-sonnet-4-5"), "gemini-2.5-pro");
+        assert_eq!(official_equivalent("claude-haiku-4-5"), "gemini-2.5-flash");
+        assert_eq!(
+            official_equivalent("gpt-oss-120b-medium"),
+            "gemini-2.5-flash"
+        );
+        assert!(official_is_substitute("claude-sonnet-4-5"));
+        assert!(official_is_substitute("gpt-oss-120b-medium"));
+        assert!(!official_is_substitute("gemini-3-pro-high"));
+        // Every default target of the model map has an official equivalent that
+        // looks like an official Gemini name.
+        for target in ModelMap::default().targets() {
+            let official = official_equivalent(target);
+            assert!(
+                official.starts_with("gemini-2.5-") || official.ends_with("-preview"),
+                "{target} → {official}"
+            );
+        }
+    }
+
+    #[test]
+    fn official_claude_equivalent_is_configurable() {
+        let mine = OfficialEquivalents {
+            claude_large: "gemini-3-pro-preview",
+            ..OfficialEquivalents::default()
+        };
+        assert_eq!(
+            mine.resolve("claude-opus-4-5-thinking"),
+            "gemini-3-pro-preview"
+        );
+        assert_eq!(mine.resolve("claude-haiku-4-5"), "gemini-2.5-flash");
+        assert_eq!(mine.resolve("gemini-3-flash"), "gemini-3-flash-preview");
+        let configured = String::from("gemini-2.5-flash-lite");
+        let small = OfficialEquivalents {
+            claude_small: &configured,
+            ..OfficialEquivalents::DEFAULT
+        };
+        assert_eq!(
+            small.resolve("gpt-oss-120b-medium"),
+            "gemini-2.5-flash-lite"
+        );
     }
 
     #[test]
