@@ -2,61 +2,35 @@
 //! Golden fixtures for the Anthropic ⇄ Gemini conversion. Run with `UPDATE_GOLDEN=1`
 //! to rewrite the expected files after an intended change, and review the diff.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
 use agm_translate::anthropic::{
     RequestOptions, ResponseContext, StreamTranscoder, Translated, assemble, from_gemini,
     to_gemini, to_sse,
 };
-use agm_translate::sse::SseParser;
 use agm_translate::upstream::{UpstreamChunk, parse_chunk};
 use agm_wire::anthropic::{MessagesRequest, StreamEvent};
-use serde_json::{Value, json};
+use common::Fixtures;
+use serde_json::Value;
 
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/anthropic")
-        .join(name)
-}
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(fixture_path(name)).unwrap()
-}
-
-fn assert_golden(name: &str, actual: &Value) {
-    let path = fixture_path(name);
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, pretty).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{name} is missing: run with UPDATE_GOLDEN=1"));
-    let expected: Value = serde_json::from_str(&expected).unwrap();
-    pretty_assertions::assert_eq!(&expected, actual, "golden file {name}");
-}
+const FIXTURES: Fixtures = Fixtures("anthropic");
 
 fn claude_code_request() -> MessagesRequest {
-    serde_json::from_str(&read("claude_code_request.json")).unwrap()
+    serde_json::from_str(&FIXTURES.read("claude_code_request.json")).unwrap()
 }
 
+/// Anthropic's golden files predate the request notes and leave them out.
 fn translated_json(t: &Translated, upstream: &str) -> Value {
-    let renamed: BTreeMap<&str, &str> = t.tool_names.iter().filter(|(a, b)| a != b).collect();
-    json!({
-        "upstream_model": upstream,
-        "session_id": t.session_id,
-        "thinking": t.thinking,
-        "renamed_tools": renamed,
-        "request": t.request,
-    })
+    let mut value = common::translated_json(t, upstream);
+    value.as_object_mut().unwrap().remove("notes");
+    value
 }
 
 #[test]
 fn claude_code_request_to_claude_upstream() {
     let upstream = "claude-sonnet-4-5-thinking";
     let t = to_gemini(&claude_code_request(), upstream, &RequestOptions::default()).unwrap();
-    assert_golden(
+    FIXTURES.assert_golden(
         "claude_code_request.claude.json",
         &translated_json(&t, upstream),
     );
@@ -66,7 +40,7 @@ fn claude_code_request_to_claude_upstream() {
 fn claude_code_request_to_gemini_upstream() {
     let upstream = "gemini-3-pro-high";
     let t = to_gemini(&claude_code_request(), upstream, &RequestOptions::default()).unwrap();
-    assert_golden(
+    FIXTURES.assert_golden(
         "claude_code_request.gemini.json",
         &translated_json(&t, upstream),
     );
@@ -80,12 +54,12 @@ fn context() -> ResponseContext {
 
 #[test]
 fn gemini_response_to_anthropic() {
-    let body = read("gemini_response.json");
+    let body = FIXTURES.read("gemini_response.json");
     let Ok(UpstreamChunk::Response(resp)) = parse_chunk(&body) else {
         panic!("fixture is not a response");
     };
     let message = from_gemini(&resp, &context());
-    assert_golden(
+    FIXTURES.assert_golden(
         "gemini_response.anthropic.json",
         &serde_json::to_value(&message).unwrap(),
     );
@@ -93,27 +67,9 @@ fn gemini_response_to_anthropic() {
 
 /// Runs upstream SSE bytes, cut into the given chunks, through the parser and the
 /// transcoder.
-pub fn transcode(chunks: &[&[u8]], ctx: ResponseContext) -> Vec<StreamEvent> {
-    let mut parser = SseParser::new();
+fn transcode(chunks: &[&[u8]], ctx: ResponseContext) -> Vec<StreamEvent> {
     let mut transcoder = StreamTranscoder::new(ctx);
-    let mut events = Vec::new();
-    let feed = |sse: Vec<agm_translate::sse::SseEvent>, t: &mut StreamTranscoder| {
-        let mut out = Vec::new();
-        for e in sse {
-            match parse_chunk(&e.data).unwrap() {
-                UpstreamChunk::Response(r) => out.extend(t.push(&r)),
-                UpstreamChunk::Empty => {}
-                UpstreamChunk::Error(e) => panic!("unexpected error chunk {e:?}"),
-            }
-        }
-        out
-    };
-    for chunk in chunks {
-        let sse = parser.push(chunk);
-        events.extend(feed(sse, &mut transcoder));
-    }
-    let sse = parser.finish();
-    events.extend(feed(sse, &mut transcoder));
+    let mut events = common::feed(chunks, |r| transcoder.push(r));
     assert!(!transcoder.is_empty_answer());
     events.extend(transcoder.finish());
     events
@@ -121,11 +77,11 @@ pub fn transcode(chunks: &[&[u8]], ctx: ResponseContext) -> Vec<StreamEvent> {
 
 #[test]
 fn gemini_stream_to_anthropic_events() {
-    let bytes = std::fs::read(fixture_path("gemini_stream.sse")).unwrap();
+    let bytes = FIXTURES.bytes("gemini_stream.sse");
     let mut ctx = context();
     ctx.thinking = true;
     let events = transcode(&[&bytes], ctx);
-    assert_golden(
+    FIXTURES.assert_golden(
         "gemini_stream.anthropic.json",
         &serde_json::to_value(&events).unwrap(),
     );
@@ -133,7 +89,7 @@ fn gemini_stream_to_anthropic_events() {
     assert!(sse.starts_with("event: message_start\ndata: {\"type\":\"message_start\""));
     assert!(sse.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
     let message = assemble(&events);
-    assert_golden(
+    FIXTURES.assert_golden(
         "gemini_stream.assembled.json",
         &serde_json::to_value(&message).unwrap(),
     );

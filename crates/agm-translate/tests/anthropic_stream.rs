@@ -1,11 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The stream transcoder: event order, edge cases, and chunking independence.
 
+mod common;
+
 use agm_translate::anthropic::{ResponseContext, StreamTranscoder, assemble, from_gemini};
-use agm_translate::sse::SseParser;
 use agm_translate::thinking::SeenSignature;
 use agm_translate::tools::ToolNameMap;
-use agm_translate::upstream::{UpstreamChunk, parse_chunk};
 use agm_wire::anthropic::{ContentBlock, Delta, ErrorKind, StopReason, StreamEvent};
 use agm_wire::gemini::GenerateContentResponse;
 use proptest::prelude::*;
@@ -222,22 +222,8 @@ fn fail_sends_only_an_error_event() {
 }
 
 fn events_for(chunks: &[&[u8]]) -> Vec<StreamEvent> {
-    let mut parser = SseParser::new();
     let mut t = StreamTranscoder::new(ctx(true));
-    let mut out = Vec::new();
-    let mut feed = |events: Vec<agm_translate::sse::SseEvent>, out: &mut Vec<StreamEvent>| {
-        for e in events {
-            if let UpstreamChunk::Response(r) = parse_chunk(&e.data).unwrap() {
-                out.extend(t.push(&r));
-            }
-        }
-    };
-    for c in chunks {
-        let events = parser.push(c);
-        feed(events, &mut out);
-    }
-    let events = parser.finish();
-    feed(events, &mut out);
+    let mut out = common::feed(chunks, |r| t.push(r));
     out.extend(t.finish());
     out
 }
@@ -247,21 +233,9 @@ proptest! {
     fn any_chunking_of_the_upstream_bytes_gives_the_same_events(
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40)
     ) {
-        let bytes = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/anthropic/gemini_stream.sse"),
-        )
-        .unwrap();
+        let bytes = common::Fixtures("anthropic").bytes("gemini_stream.sse");
         let whole = events_for(&[&bytes]);
-        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut last = 0;
-        for c in cuts {
-            chunks.push(&bytes[last..c]);
-            last = c;
-        }
-        chunks.push(&bytes[last..]);
+        let chunks = common::cut(&bytes, &cuts);
         prop_assert_eq!(events_for(&chunks), whole);
     }
 }

@@ -5,49 +5,26 @@
 //! `response.custom_tool_call_input.*` events. Run with `UPDATE_GOLDEN=1` to rewrite
 //! the expected files after an intended change, and review the diff.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
 use agm_translate::openai_responses::{
     RequestOptions, ResponseContext, StreamTranscoder, assemble, from_gemini, to_gemini,
 };
-use agm_translate::sse::SseParser;
 use agm_translate::tools::ToolNameMap;
-use agm_translate::upstream::{UpstreamChunk, parse_chunk};
 use agm_wire::gemini::GenerateContentResponse;
 use agm_wire::openai::responses::{
     EventKind, ItemStatus, OutputItem, ResponsesRequest, StreamEvent,
 };
+use common::{Fixtures, translated_json};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
 const PATCH: &str = "*** Begin Patch\n*** Add File: README.md\n+# project\n*** End Patch\n";
 
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/openai_responses")
-        .join(name)
-}
-
-fn read(name: &str) -> String {
-    std::fs::read_to_string(fixture_path(name)).unwrap()
-}
-
-fn assert_golden(name: &str, actual: &Value) {
-    let path = fixture_path(name);
-    let pretty = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, pretty).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{name} is missing: run with UPDATE_GOLDEN=1"));
-    let expected: Value = serde_json::from_str(&expected).unwrap();
-    pretty_assertions::assert_eq!(&expected, actual, "golden file {name}");
-}
+const FIXTURES: Fixtures = Fixtures("openai_responses");
 
 fn codex_request() -> ResponsesRequest {
-    serde_json::from_str(&read("codex_custom_tools_request.json")).unwrap()
+    serde_json::from_str(&FIXTURES.read("codex_custom_tools_request.json")).unwrap()
 }
 
 fn context() -> ResponseContext {
@@ -82,17 +59,9 @@ fn types(events: &[StreamEvent]) -> Vec<&'static str> {
 fn codex_custom_tools_request_to_gemini() {
     let upstream = "gemini-3-pro-high";
     let t = to_gemini(&codex_request(), upstream, &RequestOptions::default()).unwrap();
-    let renamed: BTreeMap<&str, &str> = t.tool_names.iter().filter(|(a, b)| a != b).collect();
-    assert_golden(
+    FIXTURES.assert_golden(
         "codex_custom_tools_request.gemini.json",
-        &json!({
-            "upstream_model": upstream,
-            "session_id": t.session_id,
-            "thinking": t.thinking,
-            "renamed_tools": renamed,
-            "notes": t.notes,
-            "request": t.request,
-        }),
+        &translated_json(&t, upstream),
     );
     // What matters, spelled out.
     let request = serde_json::to_value(&t.request).unwrap();
@@ -136,33 +105,15 @@ fn codex_custom_tools_request_to_gemini() {
 /// Runs upstream SSE bytes, cut into the given chunks, through the parser and the
 /// transcoder.
 fn transcode(chunks: &[&[u8]], ctx: ResponseContext) -> Vec<StreamEvent> {
-    let mut parser = SseParser::new();
     let mut transcoder = StreamTranscoder::new(ctx);
-    let mut events = Vec::new();
-    let feed = |sse: Vec<agm_translate::sse::SseEvent>, t: &mut StreamTranscoder| {
-        let mut out = Vec::new();
-        for e in sse {
-            match parse_chunk(&e.data).unwrap() {
-                UpstreamChunk::Response(r) => out.extend(t.push(&r)),
-                UpstreamChunk::Empty => {}
-                UpstreamChunk::Error(e) => panic!("unexpected error chunk {e:?}"),
-            }
-        }
-        out
-    };
-    for chunk in chunks {
-        let sse = parser.push(chunk);
-        events.extend(feed(sse, &mut transcoder));
-    }
-    let sse = parser.finish();
-    events.extend(feed(sse, &mut transcoder));
+    let mut events = common::feed(chunks, |r| transcoder.push(r));
     assert!(!transcoder.is_empty_answer());
     events.extend(transcoder.finish());
     events
 }
 
 fn stream_bytes() -> Vec<u8> {
-    std::fs::read(fixture_path("gemini_custom_stream.sse")).unwrap()
+    FIXTURES.bytes("gemini_custom_stream.sse")
 }
 
 #[test]
@@ -198,12 +149,12 @@ fn custom_stream_to_response_events() {
             "response.completed"
         ]
     );
-    assert_golden(
+    FIXTURES.assert_golden(
         "gemini_custom_stream.events.json",
         &serde_json::to_value(&events).unwrap(),
     );
     let response = assemble(&events).unwrap();
-    assert_golden(
+    FIXTURES.assert_golden(
         "gemini_custom_stream.assembled.json",
         &serde_json::to_value(&response).unwrap(),
     );
@@ -391,15 +342,7 @@ proptest! {
     ) {
         let bytes = stream_bytes();
         let whole = transcode(&[&bytes], context());
-        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut last = 0;
-        for c in cuts {
-            chunks.push(&bytes[last..c]);
-            last = c;
-        }
-        chunks.push(&bytes[last..]);
+        let chunks = common::cut(&bytes, &cuts);
         let cut = transcode(&chunks, context());
         prop_assert_eq!(kinds(&cut), kinds(&whole));
         prop_assert_eq!(cut, whole);

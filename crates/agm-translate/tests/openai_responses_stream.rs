@@ -3,12 +3,12 @@
 //! signatures in reasoning items and their way back, errors, and chunking
 //! independence.
 
+mod common;
+
 use agm_translate::openai_responses::{
     RequestOptions, ResponseContext, StreamTranscoder, assemble, from_gemini, to_gemini, to_sse,
 };
-use agm_translate::sse::SseParser;
 use agm_translate::tools::ToolNameMap;
-use agm_translate::upstream::{UpstreamChunk, parse_chunk};
 use agm_wire::gemini::GenerateContentResponse;
 use agm_wire::openai::responses::{
     EventKind, ItemStatus, OutputItem, ResponsesRequest, Status, StreamEvent,
@@ -396,33 +396,15 @@ fn claude_thinking_comes_back_whole() {
 }
 
 fn events_for(chunks: &[&[u8]]) -> Vec<StreamEvent> {
-    let mut parser = SseParser::new();
     let mut t = StreamTranscoder::new(ctx(true));
-    let mut out = Vec::new();
-    let mut feed = |events: Vec<agm_translate::sse::SseEvent>, out: &mut Vec<StreamEvent>| {
-        for e in events {
-            if let UpstreamChunk::Response(r) = parse_chunk(&e.data).unwrap() {
-                out.extend(t.push(&r));
-            }
-        }
-    };
-    for c in chunks {
-        let events = parser.push(c);
-        feed(events, &mut out);
-    }
-    let events = parser.finish();
-    feed(events, &mut out);
+    let mut out = common::feed(chunks, |r| t.push(r));
     out.extend(t.finish());
     out
 }
 
 #[test]
 fn the_fixture_stream_keeps_the_invariants() {
-    let bytes = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/openai_responses/gemini_stream.sse"),
-    )
-    .unwrap();
+    let bytes = common::Fixtures("openai_responses").bytes("gemini_stream.sse");
     check_invariants(&events_for(&[&bytes]));
 }
 
@@ -431,21 +413,9 @@ proptest! {
     fn any_chunking_of_the_upstream_bytes_gives_the_same_events(
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40)
     ) {
-        let bytes = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/openai_responses/gemini_stream.sse"),
-        )
-        .unwrap();
+        let bytes = common::Fixtures("openai_responses").bytes("gemini_stream.sse");
         let whole = events_for(&[&bytes]);
-        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
-        cuts.sort_unstable();
-        let mut chunks: Vec<&[u8]> = Vec::new();
-        let mut last = 0;
-        for c in cuts {
-            chunks.push(&bytes[last..c]);
-            last = c;
-        }
-        chunks.push(&bytes[last..]);
+        let chunks = common::cut(&bytes, &cuts);
         prop_assert_eq!(events_for(&chunks), whole);
     }
 }
