@@ -1,0 +1,145 @@
+//! The cost of the translation alone, per KB of input: criterion micro-benchmarks of
+//! the Anthropic request → Gemini conversion and of a 10-chunk Gemini stream → Anthropic
+//! SSE, each from bytes to bytes as the server does it (parse, convert, serialize).
+//! `cargo bench -p agm-translate`; `bench/run` runs it and reports it (docs/BENCHMARKS.md).
+
+#![allow(clippy::expect_used)] // a benchmark: a broken fixture should stop it loudly
+
+use std::hint::black_box;
+
+use agm_translate::anthropic::{
+    RequestOptions, ResponseContext, StreamTranscoder, to_gemini, to_sse,
+};
+use agm_wire::anthropic::{MessagesRequest, StreamEvent};
+use agm_wire::gemini::GenerateContentResponse;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+/// An Anthropic request of a coding agent: a system prompt, `turns` user/assistant
+/// turns with tool calls and results, and a few tool schemas.
+fn anthropic_request(turns: usize) -> Vec<u8> {
+    let filler = "The function reads the configuration, checks every field and returns the first error it finds. ";
+    let mut messages = Vec::new();
+    for i in 0..turns {
+        messages.push(json!({"role": "user", "content": [
+            {"type": "text", "text": format!("Step {i}: {}", filler.repeat(3))}
+        ]}));
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "text", "text": format!("Reading file {i}.")},
+            {"type": "tool_use", "id": format!("toolu_{i:04}"), "name": "read_file",
+             "input": {"path": format!("src/module_{i}.rs"), "limit": 200}}
+        ]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": format!("toolu_{i:04}"),
+             "content": filler.repeat(4)}
+        ]}));
+    }
+    messages.push(json!({"role": "user", "content": "Now summarise what you found."}));
+    let tool = |name: &str| {
+        json!({
+            "name": name,
+            "description": format!("{name}: a tool of the agent"),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "a path relative to the workspace"},
+                    "limit": {"type": "integer", "minimum": 1},
+                    "mode": {"anyOf": [{"const": "fast"}, {"const": "full"}]}
+                },
+                "required": ["path"],
+                "additionalProperties": false
+            }
+        })
+    };
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 4096,
+        "system": [{"type": "text", "text": filler.repeat(5)}],
+        "tools": [tool("read_file"), tool("write_file"), tool("list_dir"), tool("grep")],
+        "messages": messages,
+    });
+    serde_json::to_vec(&body).expect("json")
+}
+
+fn bench_request(c: &mut Criterion) {
+    let mut group = c.benchmark_group("anthropic_request_to_gemini");
+    for turns in [1usize, 10, 60] {
+        let bytes = anthropic_request(turns);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{}B", bytes.len())),
+            &bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let req: MessagesRequest =
+                        serde_json::from_slice(black_box(bytes)).expect("parse");
+                    let translated =
+                        to_gemini(&req, "claude-sonnet-4-5", &RequestOptions::default())
+                            .expect("translate");
+                    let out = serde_json::to_vec(&translated.request).expect("serialize");
+                    black_box(out)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+/// Ten upstream chunks, as the data lines of Cloud Code's SSE stream carry them.
+fn gemini_chunks(text_per_chunk: usize) -> Vec<Vec<u8>> {
+    let word = "token ";
+    let text = word.repeat(text_per_chunk / word.len());
+    (0..10)
+        .map(|i| {
+            let mut chunk: Value = json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
+                "modelVersion": "claude-sonnet-4-5",
+                "responseId": "bench-response",
+            });
+            if i == 9 {
+                chunk["candidates"][0]["finishReason"] = json!("STOP");
+                chunk["usageMetadata"] = json!({"promptTokenCount": 1200, "candidatesTokenCount": 300, "totalTokenCount": 1500});
+            }
+            serde_json::to_vec(&chunk).expect("json")
+        })
+        .collect()
+}
+
+fn bench_stream(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gemini_stream_to_anthropic_sse");
+    for per_chunk in [40usize, 400, 4000] {
+        let chunks = gemini_chunks(per_chunk);
+        let total: usize = chunks.iter().map(Vec::len).sum();
+        group.throughput(Throughput::Bytes(total as u64));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("10x{}B", total / 10)),
+            &chunks,
+            |b, chunks| {
+                b.iter(|| {
+                    let context = ResponseContext::new("claude-sonnet-4-5", Default::default());
+                    let mut transcoder = StreamTranscoder::new(context);
+                    let mut out = 0usize;
+                    for chunk in chunks {
+                        let parsed: GenerateContentResponse =
+                            serde_json::from_slice(black_box(chunk)).expect("parse");
+                        for event in transcoder.push(&parsed) {
+                            let start = matches!(event, StreamEvent::MessageStart { .. });
+                            out += to_sse(&event).len();
+                            if start {
+                                out += to_sse(&StreamEvent::Ping).len();
+                            }
+                        }
+                    }
+                    for event in transcoder.finish() {
+                        out += to_sse(&event).len();
+                    }
+                    black_box(out)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_request, bench_stream);
+criterion_main!(benches);
