@@ -38,7 +38,6 @@ pub struct AppState {
     /// Whether the store holds live client keys, and when that was read: keys made
     /// with `agm keys` reach a running server within [`KEYS_RELOAD_EVERY`].
     store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
-    pub started: Instant,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -65,7 +64,6 @@ impl AppState {
             store_has_keys: std::sync::Mutex::new(None),
             store,
             config,
-            started: Instant::now(),
         })
     }
 
