@@ -27,6 +27,11 @@ pub enum UpstreamError {
     /// Google answered 200 with something we cannot read.
     #[error("{endpoint} sent an unreadable answer: {message}")]
     Decode { endpoint: String, message: String },
+    /// Every endpoint's circuit breaker is open for this account: nothing was sent.
+    #[error(
+        "every Code Assist endpoint's circuit is open for this account (last: {endpoint}); not calling it until the breaker's timeout has passed"
+    )]
+    CircuitOpen { endpoint: String },
 }
 
 /// What an upstream failure means for routing and for the client.
@@ -167,7 +172,9 @@ impl UpstreamError {
     /// What this failure means (see PROTOCOL.md §3).
     pub fn class(&self, now_unix: i64) -> ErrorClass {
         let (status, error) = match self {
-            UpstreamError::Network { .. } => return ErrorClass::Network,
+            UpstreamError::Network { .. } | UpstreamError::CircuitOpen { .. } => {
+                return ErrorClass::Network;
+            }
             UpstreamError::InvalidGrant { .. } => return ErrorClass::InvalidGrant,
             UpstreamError::Decode { .. } => return ErrorClass::Decode,
             UpstreamError::Status { status, error, .. } => (*status, error),
@@ -215,6 +222,17 @@ impl UpstreamError {
         }
     }
 
+    /// Whether this failure counts against the endpoint's circuit breaker: no answer,
+    /// a 5xx, or an unreadable 200. Rate limits, quota, auth and other 4xx say nothing
+    /// about whether the endpoint works.
+    pub fn breaks_circuit(&self) -> bool {
+        match self {
+            UpstreamError::Network { .. } | UpstreamError::Decode { .. } => true,
+            UpstreamError::Status { status, .. } => *status >= 500,
+            UpstreamError::InvalidGrant { .. } | UpstreamError::CircuitOpen { .. } => false,
+        }
+    }
+
     /// Whether the next Code Assist endpoint should be tried: network errors, 404, 408,
     /// 429 from that host, and 5xx (PROTOCOL.md §2).
     pub fn tries_next_endpoint(&self) -> bool {
@@ -223,7 +241,9 @@ impl UpstreamError {
             UpstreamError::Status { status, .. } => {
                 matches!(status, 404 | 408 | 429) || *status >= 500
             }
-            UpstreamError::InvalidGrant { .. } | UpstreamError::Decode { .. } => false,
+            UpstreamError::InvalidGrant { .. }
+            | UpstreamError::Decode { .. }
+            | UpstreamError::CircuitOpen { .. } => false,
         }
     }
 }

@@ -75,13 +75,25 @@ pub(crate) type SseStream<T> = Pin<Box<dyn Stream<Item = Result<T, UpstreamError
 /// Upstream stream chunks, each one `data:` line of Google's SSE answer.
 pub type ChunkStream = SseStream<CloudCodeResponse>;
 
-/// How a generation call authenticates.
-#[derive(Debug, Clone, Copy)]
+/// How a generation call authenticates, and which endpoints it may use.
+#[derive(Clone, Copy)]
 pub struct CallAuth<'a> {
     pub access_token: &'a str,
     /// Send `X-Goog-User-Project` with the envelope's project (the default). Some
     /// accounts get 403s because of it; those are called without it (PROTOCOL.md §2).
     pub project_header: bool,
+    /// The circuit breaker for this account's calls, if any.
+    pub gate: Option<&'a dyn EndpointGate>,
+}
+
+impl std::fmt::Debug for CallAuth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallAuth")
+            .field("access_token", &"<redacted>")
+            .field("project_header", &self.project_header)
+            .field("gate", &self.gate.is_some())
+            .finish()
+    }
 }
 
 impl<'a> CallAuth<'a> {
@@ -89,8 +101,20 @@ impl<'a> CallAuth<'a> {
         CallAuth {
             access_token,
             project_header: true,
+            gate: None,
         }
     }
+}
+
+/// Decides which Code Assist endpoints one call may use and hears how each went: the
+/// server's circuit breaker (one per endpoint and account) sits behind it.
+pub trait EndpointGate: Send + Sync {
+    /// Whether `endpoint` may be called now (a closed circuit, or a half-open one with
+    /// a probe slot free).
+    fn allow(&self, endpoint: &str) -> bool;
+    /// How a call to an allowed `endpoint` went: `Ok` when Google answered (even with
+    /// an error that is not the endpoint's fault), `Err` with the failure otherwise.
+    fn record(&self, endpoint: &str, outcome: Result<(), &UpstreamError>);
 }
 
 /// One shared client (a connection pool per host); cheap to clone.
@@ -230,7 +254,7 @@ impl GoogleClient {
                 ..ClientMetadata::default()
             },
         };
-        self.with_endpoints(|base| {
+        self.with_endpoints(None, |base| {
             let url = format!("{base}/v1internal:loadCodeAssist");
             let request = self
                 .http
@@ -276,7 +300,7 @@ impl GoogleClient {
         name: &str,
     ) -> Result<Operation, UpstreamError> {
         let name = name.trim_start_matches('/');
-        self.with_endpoints(|base| {
+        self.with_endpoints(None, |base| {
             let url = format!("{base}/v1internal/{name}");
             let request = self
                 .http
@@ -341,7 +365,7 @@ impl GoogleClient {
         B: Serialize + ?Sized,
         T: DeserializeOwned,
     {
-        self.with_endpoints(|base| {
+        self.with_endpoints(None, |base| {
             let url = format!("{base}/v1internal:{method}");
             let request = self
                 .http
@@ -365,7 +389,7 @@ impl GoogleClient {
         auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<CloudCodeResponse, UpstreamError> {
-        self.with_endpoints(|base| {
+        self.with_endpoints(auth.gate, |base| {
             let url = format!("{base}/v1internal:generateContent");
             let request = self.generation_request(&url, auth, body);
             async move {
@@ -389,7 +413,7 @@ impl GoogleClient {
         auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<ChunkStream, UpstreamError> {
-        self.with_endpoints(|base| {
+        self.with_endpoints(auth.gate, |base| {
             let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
             let request = self.generation_request(&url, auth, body);
             open_sse(url, request)
@@ -411,7 +435,7 @@ impl GoogleClient {
             },
         };
         let answer: CountTokensResponse = self
-            .with_endpoints(|base| {
+            .with_endpoints(None, |base| {
                 let url = format!("{base}/v1internal:countTokens");
                 let request = self
                     .http
@@ -452,14 +476,40 @@ impl GoogleClient {
 
     /// Runs `call` against each Code Assist endpoint in order, moving on only when the
     /// failure is one the next endpoint may not share (PROTOCOL.md §2).
-    async fn with_endpoints<T, F, Fut>(&self, mut call: F) -> Result<T, UpstreamError>
+    async fn with_endpoints<T, F, Fut>(
+        &self,
+        gate: Option<&dyn EndpointGate>,
+        mut call: F,
+    ) -> Result<T, UpstreamError>
     where
         F: FnMut(&str) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let mut last = None;
         for base in &self.config.code_assist_endpoints {
-            match call(base.trim_end_matches('/')).await {
+            let base = base.trim_end_matches('/');
+            if let Some(gate) = gate
+                && !gate.allow(base)
+            {
+                tracing::debug!(endpoint = %base, "circuit open; skipping the endpoint");
+                if last.is_none() {
+                    last = Some(UpstreamError::CircuitOpen {
+                        endpoint: base.to_owned(),
+                    });
+                }
+                continue;
+            }
+            let result = call(base).await;
+            if let Some(gate) = gate {
+                gate.record(
+                    base,
+                    match &result {
+                        Err(err) if err.breaks_circuit() => Err(err),
+                        _ => Ok(()),
+                    },
+                );
+            }
+            match result {
                 Ok(value) => return Ok(value),
                 Err(err) if err.tries_next_endpoint() => {
                     tracing::debug!(endpoint = %base, error = %err, "trying the next endpoint");

@@ -236,6 +236,7 @@ fn redact(err: UpstreamError, api_key: &str) -> UpstreamError {
             scrub(endpoint);
             scrub(message);
         }
+        UpstreamError::CircuitOpen { endpoint } => scrub(endpoint),
         UpstreamError::Status {
             endpoint, error, ..
         } => {

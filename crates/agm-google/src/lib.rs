@@ -14,7 +14,9 @@ mod quota;
 mod stats;
 
 pub use classify::{ErrorClass, UpstreamError};
-pub use client::{CallAuth, ChunkStream, GoogleClient, GoogleConfig, TokenGrant, UserInfo};
+pub use client::{
+    CallAuth, ChunkStream, EndpointGate, GoogleClient, GoogleConfig, TokenGrant, UserInfo,
+};
 pub use discovery::{
     DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,
 };

@@ -85,6 +85,9 @@ pub struct DiscoverySummary {
 pub struct DiscoveryStats {
     capacity: usize,
     attempts: Mutex<VecDeque<DiscoveryAttempt>>,
+    /// Every attempt and every success since start, stored or not (for counters).
+    total: std::sync::atomic::AtomicU64,
+    total_ok: std::sync::atomic::AtomicU64,
 }
 
 impl Default for DiscoveryStats {
@@ -102,16 +105,29 @@ impl DiscoveryStats {
         DiscoveryStats {
             capacity: capacity.max(1),
             attempts: Mutex::new(VecDeque::new()),
+            total: std::sync::atomic::AtomicU64::new(0),
+            total_ok: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// Records one attempt, dropping the oldest when full.
     pub fn record(&self, attempt: DiscoveryAttempt) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.total.fetch_add(1, Relaxed);
+        if attempt.outcome == AttemptOutcome::Ok {
+            self.total_ok.fetch_add(1, Relaxed);
+        }
         let mut attempts = self.lock();
         while attempts.len() >= self.capacity {
             attempts.pop_front();
         }
         attempts.push_back(attempt);
+    }
+
+    /// (attempts, successes) since start, including those no longer stored.
+    pub fn totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.total.load(Relaxed), self.total_ok.load(Relaxed))
     }
 
     /// The stored attempts, oldest first.

@@ -272,3 +272,80 @@ async fn count_tokens_is_honest() {
     assert!(req.body.get("project").is_none());
     assert_eq!(req.body["request"]["model"], "models/gemini-3-flash");
 }
+
+/// A gate that refuses the endpoints named and writes down every outcome.
+#[derive(Default)]
+struct RecordingGate {
+    refuse: Vec<String>,
+    outcomes: std::sync::Mutex<Vec<(String, bool)>>,
+}
+
+impl agm_google::EndpointGate for RecordingGate {
+    fn allow(&self, endpoint: &str) -> bool {
+        !self.refuse.iter().any(|e| e == endpoint)
+    }
+    fn record(&self, endpoint: &str, outcome: Result<(), &UpstreamError>) {
+        self.outcomes
+            .lock()
+            .unwrap()
+            .push((endpoint.to_owned(), outcome.is_ok()));
+    }
+}
+
+#[tokio::test]
+async fn the_gate_skips_open_circuits_and_hears_each_outcome() {
+    let sim = Sim::demo().start().await.unwrap();
+    let failing = Sim::demo().start().await.unwrap();
+    failing.script(Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom").always());
+    let refused = Sim::demo().start().await.unwrap();
+    let base = sim.base_url();
+    let google = GoogleClient::new(config(
+        vec![refused.base_url(), failing.base_url(), base.clone()],
+        &base,
+    ))
+    .unwrap();
+    let token = google
+        .refresh("demo-refresh-bob")
+        .await
+        .unwrap()
+        .access_token;
+    let gate = RecordingGate {
+        refuse: vec![refused.base_url()],
+        ..RecordingGate::default()
+    };
+    let auth = CallAuth {
+        gate: Some(&gate),
+        ..CallAuth::bearer(&token)
+    };
+    google
+        .generate(auth, &envelope("demo-project-bob", "gated"))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.count(SimMethod::GenerateContent),
+        0,
+        "open: not called"
+    );
+    assert_eq!(
+        *gate.outcomes.lock().unwrap(),
+        vec![(failing.base_url(), false), (base.clone(), true)]
+    );
+
+    // Every circuit open: nothing is sent, and the error says why.
+    let closed_all = RecordingGate {
+        refuse: vec![refused.base_url(), failing.base_url(), base.clone()],
+        ..RecordingGate::default()
+    };
+    let err = google
+        .generate(
+            CallAuth {
+                gate: Some(&closed_all),
+                ..CallAuth::bearer(&token)
+            },
+            &envelope("demo-project-bob", "gated"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::CircuitOpen { .. }), "{err:?}");
+    assert_eq!(sim.count(SimMethod::GenerateContent), 1);
+}

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backoff::{Backoff, Jitter};
 use crate::breaker::millis;
@@ -79,7 +79,7 @@ impl Default for CooldownConfig {
 }
 
 /// Why an account+model is cooling down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CooldownReason {
     RateLimited,

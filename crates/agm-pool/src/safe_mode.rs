@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SafeModeConfig {
@@ -36,7 +36,8 @@ impl Default for SafeModeConfig {
 }
 
 /// Why safe mode is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum SafeModeReason {
     /// Turned on by itself after `failures` project-id failures in a row.
     Auto { failures: u32, last_error: String },
@@ -112,6 +113,27 @@ pub struct SafeModeStatus {
     pub since: Option<time::OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_retry: Option<time::OffsetDateTime>,
+}
+
+/// The state as it is stored (wall-clock times, in Unix milliseconds), so that the CLI
+/// can read and change it without a server, a running server can follow the CLI, and a
+/// restart keeps it. `revision` grows with every write; a reader adopts a record whose
+/// revision is newer than the one it last saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SafeModeRecord {
+    pub revision: u64,
+    /// `None` when off.
+    pub reason: Option<SafeModeReason>,
+    pub since_ms: Option<i64>,
+    pub next_retry_ms: Option<i64>,
+    /// Consecutive project-id failures over all accounts (while off).
+    pub consecutive_failures: u32,
+    /// Each account's consecutive project-id failures.
+    pub accounts: std::collections::BTreeMap<String, u32>,
+    /// Grows with every `agm safe-mode reset-all`: a running server that sees it grow
+    /// also resets its circuit breakers and cooldowns.
+    #[serde(default)]
+    pub reset_generation: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +306,84 @@ impl SafeMode {
         self.disable(now)
     }
 
+    /// The state to store; `wall_now` is the wall-clock time of `now`.
+    pub fn to_record(&self, revision: u64, now: Instant, wall_now: SystemTime) -> SafeModeRecord {
+        let wall_ms = |at: Instant| -> Option<i64> {
+            let t = if at >= now {
+                wall_now.checked_add(at - now)?
+            } else {
+                wall_now.checked_sub(now - at)?
+            };
+            let ms = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_millis();
+            i64::try_from(ms).ok()
+        };
+        let accounts = self.accounts.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        match &self.state {
+            SafeModeState::Off {
+                consecutive_failures,
+            } => SafeModeRecord {
+                revision,
+                reason: None,
+                since_ms: None,
+                next_retry_ms: None,
+                consecutive_failures: *consecutive_failures,
+                accounts,
+                reset_generation: 0,
+            },
+            SafeModeState::On {
+                reason,
+                since,
+                next_retry,
+            } => SafeModeRecord {
+                revision,
+                reason: Some(reason.clone()),
+                since_ms: wall_ms(*since),
+                next_retry_ms: next_retry.and_then(wall_ms),
+                consecutive_failures: 0,
+                accounts,
+                reset_generation: 0,
+            },
+        }
+    }
+
+    /// Takes over a stored state (`wall_now` is the wall-clock time of `now`). Times
+    /// before this process started are clamped to `now`; that only shortens a wait.
+    pub fn adopt(&mut self, record: &SafeModeRecord, now: Instant, wall_now: SystemTime) {
+        let instant = |ms: i64| -> Instant {
+            let Ok(ms) = u64::try_from(ms) else {
+                return now;
+            };
+            let at = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+            match at.duration_since(wall_now) {
+                Ok(ahead) => now + ahead,
+                Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+            }
+        };
+        self.accounts = record
+            .accounts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        self.state = match &record.reason {
+            None => SafeModeState::Off {
+                consecutive_failures: record.consecutive_failures,
+            },
+            Some(reason) => SafeModeState::On {
+                reason: reason.clone(),
+                since: record.since_ms.map_or(now, instant),
+                next_retry: match reason {
+                    SafeModeReason::Manual { .. } => None,
+                    SafeModeReason::Auto { .. } => Some(
+                        record
+                            .next_retry_ms
+                            .map_or(now + self.config.retry_interval, instant),
+                    ),
+                },
+            },
+        };
+    }
+
     /// The status at `now`; `wall_now` is the wall-clock time of the same moment, to
     /// turn instants into RFC 3339 times.
     pub fn status(&self, now: Instant, wall_now: SystemTime) -> SafeModeStatus {
@@ -436,6 +536,55 @@ mod tests {
             status
                 .reason
                 .is_some_and(|r| r.contains("enable_antigravity"))
+        );
+    }
+
+    #[test]
+    fn a_record_round_trips_through_json() {
+        let config = SafeModeConfig::default();
+        let t0 = Instant::now();
+        let wall = SystemTime::UNIX_EPOCH + secs(1_760_000_000);
+        let mut s = SafeMode::new(config);
+        fail_n(&mut s, "a", 5, t0);
+        let record = s.to_record(7, t0 + secs(10), wall);
+        assert_eq!(record.revision, 7);
+        assert_eq!(record.since_ms, Some(1_759_999_990_000));
+        assert_eq!(record.next_retry_ms, Some(1_760_003_590_000));
+        let json = serde_json::to_string(&record).expect("json");
+        let back: SafeModeRecord = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, record);
+
+        // Another process, whose clock reads `wall` at its own `t1`.
+        let t1 = Instant::now() + secs(1000);
+        let mut other = SafeMode::new(config);
+        other.adopt(&back, t1, wall);
+        assert!(other.is_on());
+        assert!(other.account_tripped("a"));
+        assert_eq!(other.route(t1 + secs(3589)), Route::OfficialApi);
+        assert_eq!(other.route(t1 + secs(3590)), Route::ProbeAntigravity);
+        assert_eq!(
+            other.status(t1, wall).reason,
+            s.status(t0, wall).reason,
+            "the reason survives"
+        );
+
+        // Manual: no retry; off: the counts come back.
+        other.enable(Some("maintenance".into()), t1);
+        let manual = other.to_record(8, t1, wall);
+        let mut third = SafeMode::new(config);
+        third.adopt(&manual, t1, wall);
+        assert_eq!(third.route(t1 + secs(86_400)), Route::OfficialApi);
+        third.disable(t1);
+        fail_n(&mut third, "b", 2, t1);
+        let off = third.to_record(9, t1, wall);
+        let mut fourth = SafeMode::new(config);
+        fourth.adopt(&off, t1, wall);
+        assert_eq!(fourth.account_failures("b"), 2);
+        assert_eq!(
+            fourth.state(),
+            &SafeModeState::Off {
+                consecutive_failures: 2
+            }
         );
     }
 

@@ -184,6 +184,10 @@ struct Sticky {
 struct Inner {
     sticky: HashMap<String, Sticky>,
     cursor: usize,
+    /// When each account was last picked (a sequence number), so that equal accounts
+    /// take turns.
+    picked: HashMap<String, u64>,
+    sequence: u64,
 }
 
 #[derive(Debug)]
@@ -277,9 +281,14 @@ impl Selector {
                 inner.cursor = inner.cursor.wrapping_add(1);
                 chosen
             }
-            Scheduling::CacheFirst | Scheduling::Balance => best(&usable, balance_order),
-            Scheduling::PerformanceFirst => best(&usable, latency_order),
+            Scheduling::CacheFirst | Scheduling::Balance => {
+                best(&usable, balance_order, &inner.picked)
+            }
+            Scheduling::PerformanceFirst => best(&usable, latency_order, &inner.picked),
         };
+        inner.sequence += 1;
+        let sequence = inner.sequence;
+        inner.picked.insert(chosen.id.clone(), sequence);
 
         if let Some(session) = sticky_session {
             inner.sticky.insert(
@@ -363,16 +372,19 @@ impl Selector {
     }
 }
 
-/// The best candidate by `order` (the greatest), with ties on fewer in flight, then
-/// on the smaller id.
+/// The best candidate by `order` (the greatest), with ties on fewer in flight, then on
+/// the one picked least recently (equal accounts take turns), then on the smaller id.
 fn best<'a>(
     usable: &[&'a AccountView],
     order: fn(&AccountView, &AccountView) -> Ordering,
+    picked: &HashMap<String, u64>,
 ) -> &'a AccountView {
+    let last = |a: &AccountView| picked.get(&a.id).copied().unwrap_or(0);
     let mut best = usable[0];
     for c in &usable[1..] {
         let ord = order(c, best)
             .then_with(|| best.in_flight.cmp(&c.in_flight))
+            .then_with(|| last(best).cmp(&last(c)))
             .then_with(|| best.id.cmp(&c.id));
         if ord == Ordering::Greater {
             best = c;
@@ -444,6 +456,19 @@ mod tests {
             Pick::Account(id) => id,
             other => panic!("expected an account, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn equal_accounts_take_turns() {
+        let s = selector(Scheduling::Balance);
+        let t0 = Instant::now();
+        let pool = [account("a", None, None), account("b", None, None)];
+        let picks: Vec<String> = (0..4).map(|_| picked(s.pick(None, &pool, t0))).collect();
+        assert_eq!(picks, ["a", "b", "a", "b"]);
+        // A better account still wins every time.
+        let better = [account("a", None, Some(0.2)), account("b", None, Some(0.9))];
+        let picks: Vec<String> = (0..3).map(|_| picked(s.pick(None, &better, t0))).collect();
+        assert_eq!(picks, ["b", "b", "b"]);
     }
 
     #[test]

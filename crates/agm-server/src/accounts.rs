@@ -1,23 +1,31 @@
-//! The accounts a request can use, with their access tokens and projects kept warm.
+//! The accounts a request can use (layer L2 of docs/ARCHITECTURE.md), with their
+//! access tokens and projects kept warm (L3).
 //!
-//! This is the walking skeleton's pool: round-robin over active accounts, one token
-//! refresh in flight per account (concurrent requests wait for it), the project found
-//! with `loadCodeAssist` and cached. Cooldowns, stickiness and the circuit breaker come
-//! with the reliability stack.
+//! Which account serves a request is `agm_pool::selection::Selector`'s decision
+//! (`[routing] scheduling`, sticky sessions per conversation), over a view of each
+//! active account built here: cooldowns per model, circuit breakers per endpoint,
+//! quota left per model (quota protection), tier, requests in flight and recent
+//! latency. One token refresh is in flight per account (concurrent requests wait for
+//! it); the project is found with `loadCodeAssist` and cached, and every discovery
+//! outcome is reported to safe mode.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agm_google::{
-    DiscoveryError, DiscoveryRequest, DiscoveryStats, GoogleClient, ProjectCache, ProjectDiscovery,
-    UpstreamError,
+    DiscoveryError, DiscoveryPolicy, DiscoveryRequest, DiscoveryStats, GoogleClient, ProjectCache,
+    ProjectDiscovery, UpstreamError,
 };
+use agm_pool::breaker::{BreakerConfig, BreakerKey, Breakers, CircuitState};
 use agm_pool::cooldown::{CooldownConfig, Cooldowns};
-use agm_store::{Account, AccountState, Store, TokenUpdate};
+use agm_pool::selection::{AccountView, Availability, Pick, SelectionConfig, Selector, Tier};
+use agm_store::{Account, AccountState, Pool, Store, TokenUpdate};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};
+
+use crate::safe_mode::SafeModeControl;
 
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -25,7 +33,8 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// (accounts added or disabled from the CLI show up within this).
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
-/// An account ready for one upstream call.
+/// An account ready for one upstream call. The account counts one request in flight
+/// for as long as any clone of the lease lives (a stream keeps it until it ends).
 #[derive(Debug, Clone)]
 pub struct Lease {
     pub account_id: String,
@@ -34,15 +43,52 @@ pub struct Lease {
     pub project: String,
     /// Whether to send `X-Goog-User-Project` (off for accounts it caused 403s for).
     pub project_header: bool,
+    in_flight: Arc<InFlight>,
 }
 
 impl Lease {
-    /// How generation calls on this lease authenticate.
+    /// How generation calls on this lease authenticate (no circuit breaker: see
+    /// [`Lease::auth_gated`]).
     pub fn auth(&self) -> agm_google::CallAuth<'_> {
         agm_google::CallAuth {
             access_token: &self.access_token,
             project_header: self.project_header,
+            gate: None,
         }
+    }
+
+    /// The same lease, sending no `X-Goog-User-Project`.
+    pub fn without_project_header(self) -> Lease {
+        Lease {
+            project_header: false,
+            ..self
+        }
+    }
+
+    /// Records how long a successful call took, for `performance-first`.
+    pub fn record_latency(&self, took: Duration) {
+        self.in_flight.slot.record_latency(took);
+    }
+}
+
+/// One request in flight on an account; counted down when dropped.
+#[derive(Debug)]
+struct InFlight {
+    slot: Arc<AccountSlot>,
+}
+
+impl InFlight {
+    fn start(slot: &Arc<AccountSlot>) -> Arc<InFlight> {
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        Arc::new(InFlight {
+            slot: Arc::clone(slot),
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.slot.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -68,20 +114,70 @@ struct CachedToken {
     expires_at: OffsetDateTime,
 }
 
+#[derive(Debug)]
 struct AccountSlot {
     id: String,
     email: String,
+    tier: Option<Tier>,
     token: Mutex<Option<CachedToken>>,
     /// Held while this account's project is being discovered: one discovery at a time.
     discovering: Mutex<()>,
     /// Set once `X-Goog-User-Project` caused a 403 for this account.
-    omit_project_header: std::sync::atomic::AtomicBool,
+    omit_project_header: AtomicBool,
+    in_flight: AtomicU32,
+    /// Recent latency of successful calls, in microseconds (an exponentially weighted
+    /// average); 0 until the first one.
+    latency_us: AtomicU64,
+    /// Fraction of each model's quota left, from the latest quota snapshot.
+    quota: std::sync::RwLock<HashMap<String, f64>>,
+}
+
+impl AccountSlot {
+    fn record_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let _ = self
+            .latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    (old.saturating_mul(4).saturating_add(sample)) / 5
+                })
+            });
+    }
+
+    fn remaining(&self, model: &str) -> Option<f64> {
+        self.quota
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(model)
+            .copied()
+    }
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Snapshot {
     loaded_at: Instant,
     /// Active accounts only, in store order.
     slots: Vec<Arc<AccountSlot>>,
+}
+
+/// How the pool is set up (from the config).
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub project_ttl: Duration,
+    pub selection: SelectionConfig,
+    pub breaker: BreakerConfig,
+    pub discovery: DiscoveryPolicy,
+    /// The Code Assist endpoints, for the breaker view of an account.
+    pub endpoints: Vec<String>,
 }
 
 pub struct AccountPool {
@@ -93,21 +189,39 @@ pub struct AccountPool {
     pub discovery_stats: DiscoveryStats,
     /// Per account+model cooldowns after Google's rate limits.
     pub cooldowns: Cooldowns,
+    /// Circuit breakers, per Code Assist endpoint and account.
+    pub breakers: Breakers,
+    /// Which account serves the next request, and sticky sessions.
+    pub selector: Selector,
+    /// Fed with every project-discovery outcome.
+    safe_mode: Arc<SafeModeControl>,
+    endpoints: Vec<String>,
     snapshot: RwLock<Option<Snapshot>>,
-    next: AtomicUsize,
 }
 
 impl AccountPool {
-    pub fn new(store: Store, google: GoogleClient, project_ttl: Duration) -> AccountPool {
+    pub fn new(
+        store: Store,
+        google: GoogleClient,
+        settings: PoolSettings,
+        safe_mode: Arc<SafeModeControl>,
+    ) -> AccountPool {
         AccountPool {
             store,
             google,
-            projects: std::sync::Mutex::new(ProjectCache::new(project_ttl)),
-            discovery: ProjectDiscovery::default(),
+            projects: std::sync::Mutex::new(ProjectCache::new(settings.project_ttl)),
+            discovery: ProjectDiscovery::new(settings.discovery),
             discovery_stats: DiscoveryStats::default(),
             cooldowns: Cooldowns::new(CooldownConfig::default()),
+            breakers: Breakers::new(settings.breaker),
+            selector: Selector::new(settings.selection),
+            safe_mode,
+            endpoints: settings
+                .endpoints
+                .iter()
+                .map(|e| e.trim_end_matches('/').to_owned())
+                .collect(),
             snapshot: RwLock::new(None),
-            next: AtomicUsize::new(0),
         }
     }
 
@@ -119,14 +233,17 @@ impl AccountPool {
     /// The next usable account, token fresh and project known. Accounts that fail here
     /// (dead refresh token, no project) are skipped; their reason is kept for the error.
     pub async fn acquire(&self) -> Result<Lease, PoolError> {
-        self.acquire_for(None, &[]).await
+        self.acquire_for(None, None, &[]).await
     }
 
-    /// Like [`acquire`](Self::acquire), for `model` (skipping accounts cooling down for
-    /// it) and skipping the accounts in `exclude` (those this request already tried).
+    /// An account for one request of conversation `session` (if known) to `model`
+    /// (skipping accounts cooling down for it, or under its quota threshold), skipping
+    /// the accounts in `exclude` (those this request already tried). The choice is the
+    /// selector's; an account whose token or project cannot be had is skipped.
     pub async fn acquire_for(
         &self,
         model: Option<&str>,
+        session: Option<&str>,
         exclude: &[String],
     ) -> Result<Lease, PoolError> {
         let slots = self.slots().await?;
@@ -138,46 +255,130 @@ impl AccountPool {
             let reasons: Vec<String> = all.iter().map(describe_unusable).collect();
             return Err(PoolError::NoneUsable(reasons.join("; ")));
         }
-        let now = Instant::now();
-        if let Some(model) = model {
-            let cooling: Vec<&str> = slots
-                .iter()
-                .filter(|s| !exclude.contains(&s.id))
-                .map(|s| s.id.as_str())
-                .collect();
-            if !cooling.is_empty()
-                && cooling
-                    .iter()
-                    .all(|id| !self.cooldowns.available(id, model, now))
-            {
-                let soonest = self
-                    .cooldowns
-                    .soonest_reset(model, cooling, now)
-                    .unwrap_or(now);
-                return Err(PoolError::AllCoolingDown {
-                    model: model.to_owned(),
-                    retry_after: soonest.saturating_duration_since(now),
-                });
-            }
-        }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut skipped: Vec<String> = Vec::new();
         let mut reasons = Vec::new();
-        for i in 0..slots.len() {
-            let slot = &slots[(start + i) % slots.len()];
-            if exclude.contains(&slot.id)
-                || model.is_some_and(|m| !self.cooldowns.available(&slot.id, m, now))
-            {
+        loop {
+            let now = Instant::now();
+            let views: Vec<AccountView> = slots
+                .iter()
+                .filter(|s| !exclude.contains(&s.id) && !skipped.contains(&s.id))
+                .map(|slot| self.view(slot, model, now))
+                .collect();
+            if views.is_empty() {
+                return Err(PoolError::NoneUsable(if reasons.is_empty() {
+                    "every account was tried".to_owned()
+                } else {
+                    reasons.join("; ")
+                }));
+            }
+            let (id, wait_until) = match self.selector.pick(session, &views, now) {
+                Pick::Account(id) => (id, None),
+                Pick::WaitFor { account, until } => (account, Some(until)),
+                Pick::NoneAvailable {
+                    soonest: Some(soonest),
+                    ..
+                } if reasons.is_empty() => {
+                    return Err(PoolError::AllCoolingDown {
+                        model: model.unwrap_or("this model").to_owned(),
+                        retry_after: soonest.saturating_duration_since(now),
+                    });
+                }
+                Pick::NoneAvailable {
+                    reasons: mut why, ..
+                } => {
+                    reasons.append(&mut why);
+                    return Err(PoolError::NoneUsable(reasons.join("; ")));
+                }
+            };
+            let Some(slot) = slots.iter().find(|s| s.id == id) else {
+                skipped.push(id);
                 continue;
+            };
+            if let Some(until) = wait_until {
+                // The conversation's account is free again within `sticky_wait`: keep
+                // it (and Google's prompt cache) rather than move.
+                tracing::debug!(account = %slot.email, "waiting for the conversation's account");
+                tokio::time::sleep_until(until.into()).await;
             }
             match self.prepare(slot).await {
                 Ok(lease) => return Ok(lease),
                 Err(reason) => {
                     tracing::warn!(account = %slot.email, %reason, "account skipped");
                     reasons.push(format!("{}: {reason}", slot.email));
+                    skipped.push(slot.id.clone());
                 }
             }
         }
-        Err(PoolError::NoneUsable(reasons.join("; ")))
+    }
+
+    /// How `slot` looks to the selector for `model` at `now`.
+    fn view(&self, slot: &AccountSlot, model: Option<&str>, now: Instant) -> AccountView {
+        let mut availability = Availability::Available;
+        if self.safe_mode.account_tripped(&slot.email) {
+            availability = Availability::Disabled {
+                reason: "its project id keeps failing; safe mode routes it to the official API"
+                    .to_owned(),
+            };
+        } else if let Some(until) = model.and_then(|m| self.cooldowns.until(&slot.id, m, now)) {
+            availability = Availability::CoolingDown { until };
+        } else if let Some(until) = self.all_circuits_open(&slot.id, now) {
+            availability = Availability::CoolingDown { until };
+        }
+        let latency = slot.latency_us.load(Ordering::Relaxed);
+        AccountView {
+            id: slot.id.clone(),
+            tier: slot.tier,
+            availability,
+            remaining_fraction: model.and_then(|m| slot.remaining(m)),
+            recent_latency: (latency > 0).then(|| Duration::from_micros(latency)),
+            in_flight: slot.in_flight.load(Ordering::Relaxed),
+        }
+    }
+
+    /// When the first of the account's circuits half-opens, if every one is open.
+    fn all_circuits_open(&self, account_id: &str, now: Instant) -> Option<Instant> {
+        let mut soonest: Option<Instant> = None;
+        for endpoint in &self.endpoints {
+            match self
+                .breakers
+                .state(&BreakerKey::new(endpoint.as_str(), account_id), now)
+            {
+                CircuitState::Open { until, .. } => {
+                    soonest = Some(soonest.map_or(until, |s| s.min(until)));
+                }
+                _ => return None,
+            }
+        }
+        soonest
+    }
+
+    /// Sets an account's quota fractions per model (from a fresh quota snapshot).
+    pub async fn set_quota(&self, account_id: &str, fractions: HashMap<String, f64>) {
+        if let Some(slot) = self.find(account_id).await {
+            *slot
+                .quota
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = fractions;
+        }
+    }
+
+    /// The ids and e-mails of the active accounts (for the background jobs).
+    pub async fn active_accounts(&self) -> Result<Vec<(String, String)>, PoolError> {
+        Ok(self
+            .slots()
+            .await?
+            .iter()
+            .map(|s| (s.id.clone(), s.email.clone()))
+            .collect())
+    }
+
+    /// A lease on one account by id (for the background quota refresh).
+    pub async fn lease_for(&self, account_id: &str) -> Result<Lease, String> {
+        let slot = self
+            .find(account_id)
+            .await
+            .ok_or_else(|| "the account is not active".to_owned())?;
+        self.prepare(&slot).await
     }
 
     /// Forgets the cached access token (after an upstream 401) so the next lease refreshes.
@@ -224,30 +425,40 @@ impl AccountPool {
                     .collect()
             })
             .unwrap_or_default();
-        let slots: Vec<Arc<AccountSlot>> = accounts
-            .into_iter()
-            .filter(|a| matches!(a.state, AccountState::Active))
-            .map(|a| match old.get(&a.id) {
-                Some(slot) => Arc::clone(slot),
-                None => {
-                    if let Some(project) = &a.project_id {
-                        self.project_cache().put(&a.id, project, Instant::now());
-                    }
-                    Arc::new(AccountSlot {
-                        token: Mutex::new(a.access_token.as_ref().zip(a.access_expires_at).map(
-                            |(token, expires_at)| CachedToken {
-                                access_token: token.expose().to_owned(),
-                                expires_at,
-                            },
-                        )),
-                        discovering: Mutex::new(()),
-                        omit_project_header: std::sync::atomic::AtomicBool::new(false),
-                        id: a.id,
-                        email: a.email,
-                    })
-                }
-            })
-            .collect();
+        let mut slots: Vec<Arc<AccountSlot>> = Vec::new();
+        for a in accounts {
+            // API keys (the official pool) have no OAuth token: not served from here.
+            if !matches!(a.state, AccountState::Active) || a.pool == Pool::GeminiApi {
+                continue;
+            }
+            if let Some(slot) = old.get(&a.id) {
+                slots.push(Arc::clone(slot));
+                continue;
+            }
+            if let Some(project) = &a.project_id {
+                self.project_cache().put(&a.id, project, Instant::now());
+            }
+            let quota = match crate::quota::load(&self.store, &a.id).await {
+                Ok(Some(snapshot)) => crate::quota::fractions(&snapshot),
+                _ => HashMap::new(),
+            };
+            slots.push(Arc::new(AccountSlot {
+                token: Mutex::new(a.access_token.as_ref().zip(a.access_expires_at).map(
+                    |(token, expires_at)| CachedToken {
+                        access_token: token.expose().to_owned(),
+                        expires_at,
+                    },
+                )),
+                discovering: Mutex::new(()),
+                omit_project_header: AtomicBool::new(false),
+                in_flight: AtomicU32::new(0),
+                latency_us: AtomicU64::new(0),
+                quota: std::sync::RwLock::new(quota),
+                tier: a.tier.as_deref().and_then(Tier::from_id),
+                id: a.id,
+                email: a.email,
+            }));
+        }
         *guard = Some(Snapshot {
             loaded_at: Instant::now(),
             slots: slots.clone(),
@@ -255,7 +466,8 @@ impl AccountPool {
         Ok(slots)
     }
 
-    async fn prepare(&self, slot: &AccountSlot) -> Result<Lease, String> {
+    async fn prepare(&self, slot: &Arc<AccountSlot>) -> Result<Lease, String> {
+        let in_flight = InFlight::start(slot);
         let access_token = self.access_token(slot).await?;
         let project = self.project(slot, &access_token).await?;
         Ok(Lease {
@@ -264,6 +476,7 @@ impl AccountPool {
             access_token,
             project,
             project_header: !slot.omit_project_header.load(Ordering::Relaxed),
+            in_flight,
         })
     }
 
@@ -374,6 +587,7 @@ impl AccountPool {
             .await
         {
             Ok(found) => {
+                self.safe_mode.record_project_success(&slot.email).await;
                 if let Err(e) = self
                     .store
                     .set_project(&slot.id, Some(&found.project_id), found.tier_id.as_deref())
@@ -386,6 +600,9 @@ impl AccountPool {
                 Ok(found.project_id)
             }
             Err(e) if e.needs_the_user() => {
+                self.safe_mode
+                    .record_project_failure(&slot.email, &e.to_string())
+                    .await;
                 let url = match &e {
                     DiscoveryError::ValidationRequired { url, .. } => url.clone(),
                     _ => None,
@@ -407,7 +624,12 @@ impl AccountPool {
                 self.snapshot.write().await.take();
                 Err(reason)
             }
-            Err(e) => Err(format!("project discovery failed: {e}")),
+            Err(e) => {
+                self.safe_mode
+                    .record_project_failure(&slot.email, &e.to_string())
+                    .await;
+                Err(format!("project discovery failed: {e}"))
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use agm_translate::anthropic::response::{ResponseContext, convert};
 use agm_translate::anthropic::stream::{StreamTranscoder, to_sse};
 use agm_translate::common::{RequestOptions, Translated};
 use agm_translate::thinking::SeenSignature;
+use agm_translate::tokens;
 use agm_wire::anthropic::{
     CountTokensRequest, CountTokensResponse, MessagesRequest, MessagesResponse, StreamEvent,
 };
@@ -13,6 +14,7 @@ use agm_wire::gemini::{GenerateContentRequest, GenerateContentResponse};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
@@ -115,8 +117,20 @@ impl Conversation for Messages {
     }
 }
 
+/// The response header saying where a `count_tokens` answer comes from: `upstream`
+/// (Google's `countTokens`) or `estimate` (agm's own, [`agm_translate::tokens`]).
+pub const TOKEN_COUNT_HEADER: &str = "x-agm-token-count";
+
 /// `POST /v1/messages/count_tokens`: Google's own count of the translated request,
 /// system prompt and tools included.
+///
+/// When Google cannot count right now ([`can_estimate`]: its server failed, the
+/// network, an unreadable answer, capacity, rate limits, or the request timeout), the
+/// answer is agm's local estimate of the same request instead of an error, marked
+/// `x-agm-token-count: estimate`: clients call `count_tokens` to size their context,
+/// and a close estimate serves them better than a failure. Errors that say the request
+/// or the setup is wrong (a 400, an unknown model, no usable account) still reach the
+/// client, since an estimate would hide what the user has to fix.
 pub async fn count_tokens(
     State(state): State<SharedState>,
     body: Result<Bytes, BytesRejection>,
@@ -141,12 +155,36 @@ pub async fn count_tokens(
             },
         };
         let deadline = Instant::now() + state.config.server.request_timeout;
-        let input_tokens = tokio::time::timeout_at(deadline, call.count_tokens(&state))
+        let counted = tokio::time::timeout_at(deadline, call.count_tokens(&state))
             .await
-            .map_err(|_| timeout(&state))??;
-        Ok(axum::Json(CountTokensResponse { input_tokens }).into_response())
+            .unwrap_or_else(|_| Err(timeout(&state)));
+        let (input_tokens, source) = match counted {
+            Ok(tokens) => (tokens, "upstream"),
+            Err(err) if can_estimate(&err) => {
+                tracing::warn!(model = %upstream_model, error = %err.message, "countTokens failed; answering with agm's estimate");
+                (tokens::estimate(&call.request), "estimate")
+            }
+            Err(err) => return Err(err),
+        };
+        let mut response = axum::Json(CountTokensResponse { input_tokens }).into_response();
+        response
+            .headers_mut()
+            .insert(TOKEN_COUNT_HEADER, HeaderValue::from_static(source));
+        Ok(response)
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Whether a failed upstream `countTokens` is answered with agm's estimate: when
+/// Google could not count now, not when the request or the setup is wrong.
+fn can_estimate(err: &ApiError) -> bool {
+    matches!(
+        err.kind,
+        ErrorKind::UpstreamFailed
+            | ErrorKind::Overloaded
+            | ErrorKind::RateLimited
+            | ErrorKind::Timeout
+    )
 }
 
 fn timeout(state: &SharedState) -> ApiError {

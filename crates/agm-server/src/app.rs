@@ -20,9 +20,11 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::accounts::AccountPool;
+use crate::accounts::{AccountPool, PoolSettings};
 use crate::config::Config;
 use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::official::{DailyCap, KeyCursor, OfficialModels};
+use crate::safe_mode::SafeModeControl;
 
 /// Everything a request handler needs; one per server, shared by reference.
 pub struct AppState {
@@ -33,6 +35,12 @@ pub struct AppState {
     pub models: ModelMap,
     /// Thinking signatures the upstream handed out, per conversation.
     pub signatures: SignatureCache,
+    /// L0/L1: whether requests go to the official Gemini API.
+    pub safe_mode: Arc<SafeModeControl>,
+    /// The official API's model names, key rotation and daily cap.
+    pub official_models: OfficialModels,
+    pub official_key_cursor: KeyCursor,
+    pub daily_cap: DailyCap,
     /// SHA-256 of each configured client key (`server.api_keys`).
     config_key_hashes: Vec<[u8; 32]>,
     /// Whether the store holds live client keys, and when that was read: keys made
@@ -52,7 +60,16 @@ const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(2);
 impl AppState {
     pub fn new(config: Config, store: Store) -> Result<AppState, reqwest::Error> {
         let google = GoogleClient::new(google_config(&config))?;
-        let accounts = AccountPool::new(store.clone(), google.clone(), config.project_id.cache_ttl);
+        let safe_mode = Arc::new(SafeModeControl::new(
+            crate::safe_mode::config_of(&config),
+            store.clone(),
+        ));
+        let accounts = AccountPool::new(
+            store.clone(),
+            google.clone(),
+            pool_settings(&config),
+            Arc::clone(&safe_mode),
+        );
         let models = ModelMap::new(&config.models.map);
         let config_key_hashes = config.server.api_keys.iter().map(|k| sha256(k)).collect();
         Ok(AppState {
@@ -60,6 +77,13 @@ impl AppState {
             accounts,
             models,
             signatures: SignatureCache::new(SIGNATURE_TTL, SIGNATURE_CAPACITY),
+            safe_mode,
+            official_models: OfficialModels::new(
+                &config.safe_mode.claude_large_model,
+                &config.safe_mode.claude_small_model,
+            ),
+            official_key_cursor: KeyCursor::default(),
+            daily_cap: DailyCap::new(config.safe_mode.daily_request_cap),
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             store,
@@ -114,6 +138,31 @@ impl AppState {
             return true;
         }
         matches!(self.store.verify_client_key(presented).await, Ok(Some(_)))
+    }
+}
+
+/// The account pool's settings from the config.
+pub fn pool_settings(config: &Config) -> PoolSettings {
+    use agm_pool::selection::{Scheduling, SelectionConfig};
+    PoolSettings {
+        project_ttl: config.project_id.cache_ttl,
+        selection: SelectionConfig {
+            scheduling: Scheduling::from_name(&config.routing.scheduling).unwrap_or_default(),
+            quota_threshold: config.routing.quota_threshold,
+            sticky_ttl: config.routing.sticky_ttl,
+            sticky_wait: config.routing.sticky_wait,
+        },
+        breaker: agm_pool::breaker::BreakerConfig {
+            failure_threshold: config.circuit_breaker.failure_threshold,
+            reset_timeout: config.circuit_breaker.reset_timeout,
+            half_open_max_attempts: config.circuit_breaker.half_open_max_attempts,
+            ..agm_pool::breaker::BreakerConfig::default()
+        },
+        discovery: agm_google::DiscoveryPolicy {
+            poll_interval: config.project_id.poll_interval,
+            ..agm_google::DiscoveryPolicy::default()
+        },
+        endpoints: config.google.code_assist_endpoints.clone(),
     }
 }
 
@@ -178,7 +227,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(crate::telemetry::render))
         .merge(client_api)
         .fallback(not_found)
-        .layer(middleware::from_fn(crate::telemetry::track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            safe_mode_header,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::track,
+        ))
         .with_state(state)
 }
 
@@ -186,26 +242,58 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-/// Ready when the store answers and at least one account is active.
+/// Ready when the store answers and something can serve: an active account on the
+/// Antigravity path, or an API key while requests go to the official API. Safe mode
+/// is shown either way.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.accounts.active_count().await {
-        Ok(n) if n > 0 => {
-            axum::Json(json!({"status": "ready", "active_accounts": n})).into_response()
+    let safe_mode = state.safe_mode.status();
+    let keys = state.config.safe_mode.gemini_api_keys.len();
+    let not_ready = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "reason": reason, "safe_mode": safe_mode})),
+        )
+            .into_response()
+    };
+    let active = match state.accounts.active_count().await {
+        Ok(n) => n,
+        Err(e) => return not_ready(e.to_string()),
+    };
+    if safe_mode.active {
+        if keys == 0 {
+            return not_ready(
+                "safe mode is on and no Gemini API key is configured: add one with GEMINI_API_KEY or [safe_mode] gemini_api_keys, or run `agm safe-mode disable`".into(),
+            );
         }
-        Ok(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
-                "status": "not_ready",
-                "reason": "no active Google account: add one with `agm accounts add`",
-            })),
-        )
-            .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "not_ready", "reason": e.to_string()})),
-        )
-            .into_response(),
+    } else if active == 0 && keys == 0 {
+        return not_ready("no active Google account: add one with `agm accounts add`".into());
     }
+    axum::Json(json!({
+        "status": "ready",
+        "active_accounts": active,
+        "gemini_api_keys": keys,
+        "upstream": if safe_mode.active || active == 0 { "gemini-api" } else { "antigravity" },
+        "safe_mode": safe_mode,
+    }))
+    .into_response()
+}
+
+/// Every response says whether safe mode is on: `x-agm-safe-mode: on|off`.
+async fn safe_mode_header(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        "x-agm-safe-mode",
+        axum::http::HeaderValue::from_static(if state.safe_mode.is_active() {
+            "on"
+        } else {
+            "off"
+        }),
+    );
+    response
 }
 
 async fn not_found(request: Request) -> Response {
@@ -335,6 +423,17 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Read the stored safe-mode state before the first request; then follow it.
+    if let Err(e) = state.safe_mode.sync().await {
+        tracing::warn!(error = %e, "could not read the safe-mode state");
+    }
+    // Cooldowns still running when the last process stopped are kept.
+    match crate::cooldown_sync::restore(&state.store, &state.accounts.cooldowns).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(cooldowns = n, "restored the running cooldowns"),
+        Err(e) => tracing::warn!(error = %e, "could not read the stored cooldowns"),
+    }
+    let _jobs = crate::jobs::start(&state);
     let app = router(state);
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's algorithm holds

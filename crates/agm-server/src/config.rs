@@ -40,6 +40,8 @@ pub struct ServerSection {
     pub request_timeout: Duration,
     pub max_body: ByteSize,
     pub language: String,
+    /// Send `x-agm-overhead-ms` (the gateway's own time, Google's excluded) on answers.
+    pub overhead_header: bool,
 }
 
 impl Default for ServerSection {
@@ -52,6 +54,7 @@ impl Default for ServerSection {
             request_timeout: Duration::from_secs(600),
             max_body: ByteSize::mib(50),
             language: "en".into(),
+            overhead_header: true,
         }
     }
 }
@@ -118,6 +121,17 @@ pub struct RoutingSection {
     pub scheduling: String,
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    /// A conversation sticks to its account this long after its last request.
+    #[serde(with = "humantime_serde")]
+    pub sticky_ttl: Duration,
+    /// Cache-first waits this long for a conversation's rate-limited account.
+    #[serde(with = "humantime_serde")]
+    pub sticky_wait: Duration,
+    /// Accounts with less of a model's quota left than this fraction are skipped.
+    pub quota_threshold: f64,
+    /// How often each account's quota is fetched in the background ("0s": never).
+    #[serde(with = "humantime_serde")]
+    pub quota_refresh: Duration,
 }
 
 impl Default for RoutingSection {
@@ -126,6 +140,10 @@ impl Default for RoutingSection {
             enable_antigravity: true,
             scheduling: "cache-first".into(),
             max_wait: Duration::from_secs(60),
+            sticky_ttl: Duration::from_secs(3600),
+            sticky_wait: Duration::from_secs(5),
+            quota_threshold: 0.10,
+            quota_refresh: Duration::from_secs(600),
         }
     }
 }
@@ -137,6 +155,12 @@ pub struct SafeModeSection {
     #[serde(with = "humantime_serde")]
     pub retry_interval: Duration,
     pub gemini_api_keys: Vec<String>,
+    /// The Gemini model that answers Claude opus/sonnet requests on the official API.
+    pub claude_large_model: String,
+    /// The Gemini model that answers other Claude (haiku) and GPT-OSS requests there.
+    pub claude_small_model: String,
+    /// Requests per UTC day sent to the paid official API; 0 for no cap.
+    pub daily_request_cap: u64,
 }
 
 impl Default for SafeModeSection {
@@ -145,6 +169,9 @@ impl Default for SafeModeSection {
             auto_activate_threshold: 5,
             retry_interval: Duration::from_secs(3600),
             gemini_api_keys: Vec::new(),
+            claude_large_model: "gemini-2.5-pro".into(),
+            claude_small_model: "gemini-2.5-flash".into(),
+            daily_request_cap: 0,
         }
     }
 }
@@ -175,6 +202,9 @@ pub struct ProjectIdSection {
     pub cache_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// How often a free-tier account's onboarding operation is polled.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
 }
 
 impl Default for ProjectIdSection {
@@ -182,6 +212,7 @@ impl Default for ProjectIdSection {
         ProjectIdSection {
             cache_ttl: Duration::from_secs(3600),
             timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(1),
         }
     }
 }
@@ -193,6 +224,10 @@ pub struct StorageSection {
     pub backend: String,
     pub postgres_url: String,
     pub redis_url: String,
+    /// Where the key that seals tokens at rest lives: `auto` (the OS keychain where one
+    /// answers, else `secret.key`, mode 0600, in the data dir; an existing `secret.key`
+    /// is always kept), `keychain`, or `file`.
+    pub key_store: agm_store::KeyStore,
 }
 
 impl Default for StorageSection {
@@ -202,6 +237,7 @@ impl Default for StorageSection {
             backend: "sqlite".into(),
             postgres_url: String::new(),
             redis_url: String::new(),
+            key_store: agm_store::KeyStore::Auto,
         }
     }
 }
@@ -221,6 +257,9 @@ pub struct LoggingSection {
     pub level: String,
     /// `text` or `json`.
     pub format: String,
+    /// Request-log entries older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub request_log_retention: Duration,
 }
 
 impl Default for LoggingSection {
@@ -228,6 +267,7 @@ impl Default for LoggingSection {
         LoggingSection {
             level: "info".into(),
             format: "text".into(),
+            request_log_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }
@@ -398,6 +438,15 @@ impl Config {
             &["sqlite", "postgres"],
         )?;
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        if !(0.0..=1.0).contains(&self.routing.quota_threshold) {
+            return Err(ConfigError::Invalid {
+                key: "routing.quota_threshold",
+                message: format!(
+                    "`{}` is not a fraction between 0 and 1 (0.10 keeps 10 % in reserve)",
+                    self.routing.quota_threshold
+                ),
+            });
+        }
         if self.google.code_assist_endpoints.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "google.code_assist_endpoints",

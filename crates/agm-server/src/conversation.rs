@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use agm_google::{ChunkStream, ErrorClass};
 use agm_translate::TranslateError;
-use agm_translate::common::{RequestOptions, Translated};
+use agm_translate::common::{RequestOptions, StreamEnd, Translated};
 use agm_translate::thinking::{ModelFamily, SeenSignature};
 use agm_wire::cloudcode::CloudCodeResponse;
 use agm_wire::gemini::GenerateContentResponse;
@@ -36,7 +36,8 @@ pub trait Conversation: 'static {
     const API: ApiKind;
     type Request: DeserializeOwned + Send + Sync;
     type Context: Send;
-    type Transcoder: Send + 'static;
+    /// Ends the answer on its own when a stop sequence matches ([`StreamEnd`]).
+    type Transcoder: StreamEnd + Send + 'static;
     type Answer: Serialize;
 
     fn model(request: &Self::Request) -> &str;
@@ -72,7 +73,7 @@ pub trait Conversation: 'static {
 }
 
 enum Answer {
-    Whole(CloudCodeResponse),
+    Whole((CloudCodeResponse, crate::upstream::Served)),
     Stream(Box<OpenStream>),
 }
 
@@ -163,12 +164,14 @@ async fn handle<C: Conversation>(
     let family = ModelFamily::of(&upstream_model);
 
     let open = match answer {
-        Answer::Whole(answer) => {
+        Answer::Whole((answer, served)) => {
             let (answer, signatures) = C::convert(&answer.response, &context);
             state
                 .signatures
                 .remember(&session_id, family, &signatures, std::time::Instant::now());
-            return Ok(axum::Json(answer).into_response());
+            let mut response = axum::Json(answer).into_response();
+            served.write_headers(response.headers_mut());
+            return Ok(response);
         }
         Answer::Stream(open) => *open,
     };
@@ -176,6 +179,8 @@ async fn handle<C: Conversation>(
         first,
         rest,
         account,
+        served,
+        lease,
     } = open;
     tracing::debug!(%account, model = %upstream_model, "stream open");
     let mut transcoder = C::transcoder(context);
@@ -184,7 +189,7 @@ async fn handle<C: Conversation>(
         .flat_map(|chunk| C::push(&mut transcoder, &chunk.response))
         .map(Bytes::from)
         .collect();
-    let body = ClientStream::<C> {
+    let mut body = ClientStream::<C> {
         upstream: rest,
         transcoder,
         pending,
@@ -193,8 +198,14 @@ async fn handle<C: Conversation>(
         state: Arc::clone(state),
         session_id,
         family,
+        _lease: lease,
     };
+    if body.transcoder.finished() {
+        // A stop sequence matched in the first chunks.
+        body.end();
+    }
     let mut response = Response::new(Body::from_stream(body.into_stream()));
+    served.write_headers(response.headers_mut());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -217,9 +228,23 @@ struct ClientStream<C: Conversation> {
     state: SharedState,
     session_id: String,
     family: ModelFamily,
+    /// Counts the stream as in flight on its account until it ends.
+    _lease: Option<crate::accounts::Lease>,
 }
 
 impl<C: Conversation> ClientStream<C> {
+    /// The answer is complete: remember its signatures, and take nothing more from
+    /// the upstream (dropping the stream drops the upstream call).
+    fn end(&mut self) {
+        self.finished = true;
+        self.state.signatures.remember(
+            &self.session_id,
+            self.family,
+            C::signatures(&self.transcoder),
+            std::time::Instant::now(),
+        );
+    }
+
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
         futures_util::stream::unfold(self, |mut s| async move {
             loop {
@@ -231,20 +256,21 @@ impl<C: Conversation> ClientStream<C> {
                 }
                 let frames = tokio::select! {
                     item = s.upstream.next() => match item {
-                        Some(Ok(chunk)) => C::push(&mut s.transcoder, &chunk.response),
+                        Some(Ok(chunk)) => {
+                            let frames = C::push(&mut s.transcoder, &chunk.response);
+                            if s.transcoder.finished() {
+                                // A stop sequence ended the answer.
+                                s.end();
+                            }
+                            frames
+                        }
                         Some(Err(err)) => {
                             tracing::warn!(error = %err, "upstream stream broke");
                             s.finished = true;
                             C::fail(&mut s.transcoder, &format!("the upstream stream broke: {}", err.message()))
                         }
                         None => {
-                            s.finished = true;
-                            s.state.signatures.remember(
-                                &s.session_id,
-                                s.family,
-                                C::signatures(&s.transcoder),
-                                std::time::Instant::now(),
-                            );
+                            s.end();
                             C::finish(&mut s.transcoder)
                         }
                     },

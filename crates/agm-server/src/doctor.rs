@@ -1,11 +1,13 @@
-//! `agm doctor`: config, data dir, secret key, accounts, upstream reachability and the
-//! port, each as one line that is either fine or says what to do.
+//! `agm doctor`: config, data dir, secret key (OS keychain or key file), accounts,
+//! upstream reachability and the port, each as one line that is either fine or says what
+//! to do.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use agm_store::{AccountState, KeySource, Store};
+use agm_store::keychain::os_keychain_status;
+use agm_store::{AccountState, KeyChoice, KeySource, Store};
 
 use crate::config::LoadedConfig;
 
@@ -65,16 +67,9 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
     }];
     checks.push(data_dir_check(data_dir));
 
-    match Store::open_sqlite(data_dir).await {
+    match Store::open_sqlite_with(data_dir, config.storage.key_store).await {
         Ok(store) => {
-            checks.push(match store.key_source() {
-                KeySource::KeyFile(path) => check(
-                    "secrets",
-                    Status::Ok,
-                    format!("tokens sealed with AES-256-GCM; key file {} (mode 0600; no OS keychain is used)", path.display()),
-                ),
-                other => check("secrets", Status::Warn, format!("key source: {other}")),
-            });
+            checks.push(secrets_check(&store, data_dir).await);
             checks.push(accounts_check(&store).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
@@ -171,6 +166,46 @@ fn data_dir_check(dir: &Path) -> Check {
     }
 }
 
+/// Where the sealing key is, and why there: the OS keychain, or the key file and what
+/// kept it from the keychain.
+async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
+    const SEALED: &str = "tokens sealed with AES-256-GCM";
+    let path = match store.key_source() {
+        KeySource::KeyFile(path) => path,
+        KeySource::Keychain { service, user } => {
+            let created = match store.key_choice() {
+                KeyChoice::Keychain { created: true } => " (created just now)",
+                _ => "",
+            };
+            return check(
+                "secrets",
+                Status::Ok,
+                format!("{SEALED}; key in the OS keychain entry {service}/{user}{created}"),
+            );
+        }
+        other => return check("secrets", Status::Warn, format!("key source: {other}")),
+    };
+    let why = match store.key_choice() {
+        KeyChoice::FileForced => {
+            "the OS keychain is not used because [storage] key_store = \"file\"".to_owned()
+        }
+        KeyChoice::NoKeychain { reason } => format!("no OS keychain answered ({reason})"),
+        KeyChoice::KeychainRefused { reason } => {
+            format!("the OS keychain answered but did not take the key ({reason})")
+        }
+        KeyChoice::ExistingKeyFile => match os_keychain_status(data_dir).await {
+            Err(reason) => format!("no OS keychain answered ({reason})"),
+            Ok(()) => "an OS keychain answers, but this key file already existed and an existing key is never moved".to_owned(),
+        },
+        other => other.to_string(),
+    };
+    check(
+        "secrets",
+        Status::Ok,
+        format!("{SEALED}; key file {} (mode 0600): {why}", path.display()),
+    )
+}
+
 async fn accounts_check(store: &Store) -> Check {
     let accounts = match store.list_accounts().await {
         Ok(a) => a,
@@ -237,5 +272,64 @@ async fn probe(http: &reqwest::Client, name: &'static str, url: &str) -> Check {
                 "{url} unreachable: check the network, DNS, or the [google] address in the config"
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Env};
+    use agm_store::KeyStore;
+
+    fn env(var: &str, value: &str) -> Env {
+        [(var.to_owned(), value.to_owned())].into_iter().collect()
+    }
+
+    #[tokio::test]
+    async fn the_secrets_line_says_when_the_setting_forces_the_key_file() {
+        let config = Config::from_toml_and_env(
+            "",
+            Path::new("c.toml"),
+            &env("AGM_STORAGE__KEY_STORE", "file"),
+        )
+        .unwrap();
+        assert_eq!(config.storage.key_store, KeyStore::File);
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite_with(tmp.path(), config.storage.key_store)
+            .await
+            .unwrap();
+        let line = secrets_check(&store, tmp.path()).await;
+        assert_eq!(line.status, Status::Ok);
+        assert!(
+            line.detail.contains("secret.key (mode 0600)"),
+            "{}",
+            line.detail
+        );
+        assert!(
+            line.detail.contains("key_store = \"file\""),
+            "{}",
+            line.detail
+        );
+    }
+
+    #[test]
+    fn key_store_is_read_from_the_file_and_checked() {
+        let config = Config::from_toml_and_env(
+            "[storage]\nkey_store = \"keychain\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap();
+        assert_eq!(config.storage.key_store, KeyStore::Keychain);
+        assert_eq!(Config::default().storage.key_store, KeyStore::Auto);
+        let err = Config::from_toml_and_env(
+            "",
+            Path::new("c.toml"),
+            &env("AGM_STORAGE__KEY_STORE", "vault"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("AGM_STORAGE__KEY_STORE"), "{err}");
+        assert!(err.contains("keychain"), "{err}");
     }
 }

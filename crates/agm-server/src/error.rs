@@ -52,6 +52,9 @@ pub struct ApiError {
     /// What Google's failure was, when this error is one (for callers that retry
     /// differently, e.g. after a refused thinking signature).
     pub cause: Option<ErrorClass>,
+    /// No account could serve at all (none set up, none usable): the router may answer
+    /// from the official Gemini API instead.
+    pub pool_empty: bool,
 }
 
 impl ApiError {
@@ -62,6 +65,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             cause: None,
+            pool_empty: false,
         }
     }
 
@@ -174,6 +178,7 @@ impl ApiError {
             message,
             retry_after,
             cause: Some(class),
+            pool_empty: false,
         }
     }
 

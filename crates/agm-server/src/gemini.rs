@@ -104,8 +104,10 @@ async fn handle(
                 request,
             };
             if action == "generateContent" {
-                let answer = within(state, deadline, call.generate(state)).await?;
-                return Ok(axum::Json(answer.response).into_response());
+                let (answer, served) = within(state, deadline, call.generate(state)).await?;
+                let mut response = axum::Json(answer.response).into_response();
+                served.write_headers(response.headers_mut());
+                return Ok(response);
             }
             let open = within(state, deadline, call.open_stream(state)).await?;
             if query.get("alt").map(String::as_str) == Some("sse") {
@@ -149,14 +151,22 @@ fn sse_frame(chunk: &GenerateContentResponse) -> Bytes {
 /// Upstream chunks as Gemini SSE, unwrapped from the Cloud Code envelope. A broken
 /// upstream ends the stream with an error object, as Google's own API does.
 fn sse_response(open: OpenStream) -> Response {
-    let OpenStream { first, rest, .. } = open;
+    let OpenStream {
+        first,
+        rest,
+        served,
+        lease,
+        ..
+    } = open;
     let head = futures_util::stream::iter(
         first
             .into_iter()
             .map(|c| Ok::<_, Infallible>(sse_frame(&c.response)))
             .collect::<Vec<_>>(),
     );
-    let tail = rest.map(|item| {
+    let tail = rest.map(move |item| {
+        // The account counts the stream as in flight until it ends.
+        let _in_flight = &lease;
         Ok::<_, Infallible>(match item {
             Ok(chunk) => sse_frame(&chunk.response),
             Err(err) => {
@@ -166,6 +176,7 @@ fn sse_response(open: OpenStream) -> Response {
         })
     });
     let mut response = Response::new(Body::from_stream(head.chain(tail)));
+    served.write_headers(response.headers_mut());
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -181,6 +192,8 @@ async fn json_array_response(open: OpenStream, deadline: Instant) -> Result<Resp
         first,
         mut rest,
         account,
+        served,
+        lease: _lease,
     } = open;
     let mut chunks: Vec<GenerateContentResponse> = first.into_iter().map(|c| c.response).collect();
     loop {
@@ -199,5 +212,7 @@ async fn json_array_response(open: OpenStream, deadline: Instant) -> Result<Resp
             }
         }
     }
-    Ok(axum::Json(chunks).into_response())
+    let mut response = axum::Json(chunks).into_response();
+    served.write_headers(response.headers_mut());
+    Ok(response)
 }

@@ -3,9 +3,12 @@
 
 mod anthropic;
 mod body;
+mod breaker;
 mod conversation;
 mod gemini;
+mod jobs;
 mod models;
+mod official;
 mod openai;
 mod telemetry;
 mod upstream;
@@ -13,7 +16,9 @@ mod upstream;
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod cooldown_sync;
 pub mod doctor;
 pub mod error;
 pub mod quota;
+pub mod safe_mode;
 pub mod validate;

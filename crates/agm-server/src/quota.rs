@@ -1,7 +1,7 @@
 //! Quota snapshots as the store keeps them (one per account, written by
 //! `agm accounts quota`), and what the server reads back from them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use agm_google::QuotaSnapshot;
 use agm_store::{Store, StoreError};
@@ -25,6 +25,17 @@ pub async fn save(
 pub async fn load(store: &Store, account_id: &str) -> Result<Option<QuotaSnapshot>, StoreError> {
     let value = store.get_setting(&setting_key(account_id)).await?;
     Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+}
+
+/// The fraction of quota left per model id in a snapshot. A model Google reports with
+/// quota information but no fraction is exhausted (Google leaves a 0 out).
+pub fn fractions(snapshot: &QuotaSnapshot) -> HashMap<String, f64> {
+    snapshot
+        .models
+        .iter()
+        .filter(|m| m.remaining_fraction.is_some() || m.reset_time.is_some())
+        .map(|m| (m.model.clone(), m.remaining_fraction.unwrap_or(0.0)))
+        .collect()
 }
 
 /// Every deprecated upstream id any stored snapshot reports, with its replacement: the

@@ -1,6 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): requests by API and status, request latency to
-//! the first byte, and gauges read at scrape time (active accounts, project discovery,
-//! the thinking-signature cache).
+//! the first byte, upstream calls and their successes by pool, project-id fetches,
+//! safe mode, circuit breakers, cooldowns, and gauges read at scrape time (accounts,
+//! project discovery, the thinking-signature cache). docs/METRICS.md lists them all.
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -45,9 +46,28 @@ fn api_label(api: ApiKind) -> &'static str {
     }
 }
 
+tokio::task_local! {
+    /// Nanoseconds the current request spent waiting on Google (calls, token refresh,
+    /// discovery, and the waits Google asked for).
+    static UPSTREAM_NANOS: std::cell::Cell<u64>;
+}
+
+/// Runs `work` (a call to Google, or a wait it asked for) and counts its time as
+/// upstream time of the current request, so the gateway's own overhead can be told
+/// apart.
+pub async fn upstream<F: Future>(work: F) -> F::Output {
+    let started = Instant::now();
+    let out = work.await;
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let _ = UPSTREAM_NANOS.try_with(|n| n.set(n.get().saturating_add(nanos)));
+    out
+}
+
 /// Counts every client request and times it to its response headers (for a stream:
-/// the first byte, after the first upstream chunk arrived).
-pub async fn track(request: Request, next: Next) -> Response {
+/// the first byte, after the first upstream chunk arrived). The gateway's overhead —
+/// that time minus the time spent on Google — goes to `agm_gateway_overhead_seconds`
+/// and, unless `server.overhead_header = false`, to the `x-agm-overhead-ms` header.
+pub async fn track(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let _ = prometheus();
     let api = api_label(api_of_path(request.uri().path()));
     let route = request
@@ -56,12 +76,29 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let (mut response, upstream_nanos) = UPSTREAM_NANOS
+        .scope(std::cell::Cell::new(0), async move {
+            let response = next.run(request).await;
+            (response, UPSTREAM_NANOS.with(std::cell::Cell::get))
+        })
+        .await;
+    let elapsed = started.elapsed();
     let status = response.status().as_u16().to_string();
     metrics::counter!("agm_requests_total", "api" => api, "route" => route.clone(), "status" => status)
         .increment(1);
-    metrics::histogram!("agm_request_first_byte_seconds", "api" => api, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("agm_request_first_byte_seconds", "api" => api, "route" => route.clone())
+        .record(elapsed.as_secs_f64());
+    if upstream_nanos > 0 {
+        let overhead = elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos));
+        metrics::histogram!("agm_gateway_overhead_seconds", "api" => api, "route" => route)
+            .record(overhead.as_secs_f64());
+        if state.config.server.overhead_header
+            && let Ok(value) =
+                HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+        {
+            response.headers_mut().insert("x-agm-overhead-ms", value);
+        }
+    }
     response
 }
 
@@ -76,6 +113,36 @@ pub async fn render(State(state): State<SharedState>) -> Response {
     };
     if let Ok(active) = state.accounts.active_count().await {
         metrics::gauge!("agm_active_accounts").set(active as f64);
+    }
+    let (fetches, fetched) = state.accounts.discovery_stats.totals();
+    metrics::counter!("project_id_fetch_total").absolute(fetches);
+    metrics::counter!("project_id_fetch_success_total").absolute(fetched);
+    metrics::gauge!("safe_mode_active").set(if state.safe_mode.is_active() {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("project_id_consecutive_failures")
+        .set(f64::from(state.safe_mode.consecutive_failures()));
+    let now = Instant::now();
+    let cooldowns = state.accounts.cooldowns.list(now);
+    metrics::gauge!("agm_cooldowns_active").set(cooldowns.len() as f64);
+    if let Ok(accounts) = state.accounts.active_accounts().await {
+        let cooling: std::collections::HashSet<&str> =
+            cooldowns.iter().map(|c| c.account.as_str()).collect();
+        let available = accounts
+            .iter()
+            .filter(|(id, _)| !cooling.contains(id.as_str()))
+            .count();
+        metrics::gauge!("agm_accounts_available").set(available as f64);
+    }
+    for view in state.accounts.breakers.snapshot(now) {
+        metrics::gauge!(
+            "circuit_breaker_state",
+            "endpoint" => view.endpoint.clone(),
+            "account" => view.account.clone()
+        )
+        .set(crate::breaker::state_value(&view.circuit));
     }
     let discovery = state.accounts.discovery_stats.summary();
     metrics::gauge!("agm_project_discovery_attempts").set(discovery.attempts as f64);

@@ -1,28 +1,51 @@
-//! Calling Google for a client request: pick an account, send, and on an account-level
-//! failure try again with another account (at most three accounts, each once). After a
-//! 401 the account's cached token is dropped and it gets one more try with a fresh one.
+//! Calling Google for a client request: the router of docs/ARCHITECTURE.md.
 //!
-//! This is the walking skeleton's router; cooldowns, stickiness, the circuit breaker and
-//! safe mode replace the simple round-robin here.
+//! - L0/L1: safe mode (or `ENABLE_ANTIGRAVITY_AUTH=false`) sends the request to the
+//!   official Gemini API with an API key; otherwise it goes the Antigravity way.
+//! - L2/L3: the account pool picks an account (scheduling, sticky sessions, cooldowns,
+//!   quota protection) with a fresh token and its project.
+//! - L4: each account's calls pass its circuit breakers, one per endpoint.
+//! - L5: the call, with endpoint fallback in the Google client; here the next account
+//!   on an account-level failure (each account once, twice after a 401), a short wait
+//!   on a short rate limit, and jittered backoff on server errors — every wait bounded
+//!   by `routing.max_wait`, the number of upstream calls by [`MAX_UPSTREAM_CALLS`].
 
 use std::time::{Duration, Instant};
 
 use agm_google::{ChunkStream, ErrorClass, UpstreamError};
+use agm_pool::backoff::Backoff;
 use agm_pool::cooldown::{Decision, Limit};
+use agm_pool::safe_mode::Route;
+use agm_store::AuditKind;
+use agm_translate::models::official_is_substitute;
 use agm_wire::cloudcode::{CloudCodeRequest, CloudCodeResponse};
 use agm_wire::gemini::GenerateContentRequest;
-use futures_util::StreamExt;
+use axum::http::{HeaderMap, HeaderValue};
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::accounts::{Lease, PoolError};
 use crate::app::AppState;
+use crate::breaker::AccountGate;
 use crate::error::{ApiError, ApiKind, ErrorKind};
 
 /// At most this many accounts are tried for one request.
 const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
-/// At most this many waits (short rate limits, capacity backoff) per request.
+/// At most this many waits (short rate limits, capacity and server-error backoff) per
+/// request.
 const MAX_WAITS: usize = 2;
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
+/// The most upstream generation calls one client request can cause, retries and
+/// fallbacks included (the retry budget: no self-DDoS). Each call may still walk the
+/// configured endpoints in order.
+pub const MAX_UPSTREAM_CALLS: usize = 6;
+/// Backoff before retrying after a server error or a network failure: short, because
+/// the client is waiting; the circuit breaker takes over for longer outages.
+const SERVER_ERROR_BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(4),
+    jitter: agm_pool::backoff::Jitter::Equal,
+};
 
 /// A request bound for one upstream model.
 pub struct UpstreamCall<'a> {
@@ -31,12 +54,53 @@ pub struct UpstreamCall<'a> {
     pub request: GenerateContentRequest,
 }
 
+/// Which way a request went: said in the response headers.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub official: bool,
+    /// The model that answered.
+    pub model: String,
+    /// A Claude (or GPT-OSS) request answered by a Gemini model.
+    pub substitute: bool,
+}
+
+impl Served {
+    /// `x-agm-upstream: antigravity|gemini-api`, `x-agm-model`, and, when another model
+    /// family answered, `x-agm-substitute-model`.
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        headers.insert(
+            "x-agm-upstream",
+            HeaderValue::from_static(if self.official {
+                "gemini-api"
+            } else {
+                "antigravity"
+            }),
+        );
+        if let Ok(model) = HeaderValue::from_str(&self.model) {
+            if self.substitute {
+                headers.insert("x-agm-substitute-model", model.clone());
+            }
+            headers.insert("x-agm-model", model);
+        }
+    }
+}
+
 /// A stream that has produced its first chunk: the client can be sent a 200.
 pub struct OpenStream {
     /// The chunks up to and including the first one with content (or a finish reason).
     pub first: Vec<CloudCodeResponse>,
     pub rest: ChunkStream,
     pub account: String,
+    pub served: Served,
+    /// Keeps the account's in-flight count up while the stream lasts.
+    pub lease: Option<Lease>,
+}
+
+/// The official-API side of a call: which key and model.
+struct OfficialTarget {
+    key: String,
+    label: String,
+    model: String,
 }
 
 impl UpstreamCall<'_> {
@@ -51,64 +115,106 @@ impl UpstreamCall<'_> {
         }
     }
 
+    fn served_by(&self) -> Served {
+        Served {
+            official: false,
+            model: self.model.to_owned(),
+            substitute: false,
+        }
+    }
+
     /// `generateContent`; an empty answer is retried, never returned.
-    pub async fn generate(&self, state: &AppState) -> Result<CloudCodeResponse, ApiError> {
-        self.with_accounts(state, |lease| async move {
-            let body = self.envelope(&lease);
-            let mut empty = 0;
-            loop {
-                let answer = state.google.generate(lease.auth(), &body).await?;
-                if has_content(&answer) {
-                    return Ok(answer);
+    pub async fn generate(
+        &self,
+        state: &AppState,
+    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+        if self.goes_official(state).await? {
+            return self.official_generate(state).await;
+        }
+        let result = self
+            .with_accounts(state, |lease| async move {
+                let body = self.envelope(&lease);
+                let gate = gate(state, &lease);
+                let auth = agm_google::CallAuth {
+                    gate: Some(&gate),
+                    ..lease.auth()
+                };
+                let started = Instant::now();
+                let mut empty = 0;
+                loop {
+                    let answer = state.google.generate(auth, &body).await?;
+                    if has_content(&answer) {
+                        lease.record_latency(started.elapsed());
+                        return Ok((answer, self.served_by()));
+                    }
+                    empty += 1;
+                    if empty > EMPTY_ANSWER_RETRIES {
+                        return Err(empty_answer(&lease));
+                    }
+                    tracing::debug!(account = %lease.email, "empty upstream answer; asking again");
                 }
-                empty += 1;
-                if empty > EMPTY_ANSWER_RETRIES {
-                    return Err(empty_answer(&lease));
-                }
-                tracing::debug!(account = %lease.email, "empty upstream answer; asking again");
-            }
-        })
-        .await
+            })
+            .await;
+        match result {
+            Err(e) if self.falls_back(state, &e) => self.official_generate(state).await,
+            other => other,
+        }
     }
 
     /// `streamGenerateContent`, returned once the first chunk has arrived, so that a
     /// failure before it still rotates accounts or becomes a proper error status.
     pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
-        self.with_accounts(state, |lease| async move {
-            let body = self.envelope(&lease);
-            let mut empty = 0;
-            loop {
-                let mut stream = state.google.stream(lease.auth(), &body).await?;
-                let mut first = Vec::new();
+        if self.goes_official(state).await? {
+            return self.official_stream(state).await;
+        }
+        let result = self
+            .with_accounts(state, |lease| async move {
+                let body = self.envelope(&lease);
+                let gate = gate(state, &lease);
+                let auth = agm_google::CallAuth {
+                    gate: Some(&gate),
+                    ..lease.auth()
+                };
+                let started = Instant::now();
+                let mut empty = 0;
                 loop {
-                    match stream.next().await {
-                        Some(Ok(chunk)) => {
-                            let has_content = has_content(&chunk);
-                            first.push(chunk);
-                            if has_content {
-                                return Ok(OpenStream {
-                                    first,
-                                    rest: stream,
-                                    account: lease.email.clone(),
-                                });
-                            }
-                        }
-                        Some(Err(e)) => return Err(e),
-                        None => break,
+                    let stream = state.google.stream(auth, &body).await?;
+                    if let Some((first, rest)) = first_content(stream).await? {
+                        lease.record_latency(started.elapsed());
+                        return Ok(OpenStream {
+                            first,
+                            rest,
+                            account: lease.email.clone(),
+                            served: self.served_by(),
+                            lease: Some(lease.clone()),
+                        });
                     }
+                    empty += 1;
+                    if empty > EMPTY_ANSWER_RETRIES {
+                        return Err(empty_answer(&lease));
+                    }
+                    tracing::debug!(account = %lease.email, "empty upstream stream; asking again");
                 }
-                empty += 1;
-                if empty > EMPTY_ANSWER_RETRIES {
-                    return Err(empty_answer(&lease));
-                }
-                tracing::debug!(account = %lease.email, "empty upstream stream; asking again");
-            }
-        })
-        .await
+            })
+            .await;
+        match result {
+            Err(e) if self.falls_back(state, &e) => self.official_stream(state).await,
+            other => other,
+        }
     }
 
     /// `countTokens` on the upstream model, for the request's contents.
     pub async fn count_tokens(&self, state: &AppState) -> Result<u64, ApiError> {
+        if self.goes_official(state).await? {
+            let target = self.official_target(state)?;
+            return crate::telemetry::upstream(state.google.official_count_tokens(
+                &target.key,
+                &target.model,
+                &self.request.contents,
+            ))
+            .await
+            .map_err(|e| ApiError::from_upstream(self.api, &e, &target.model, &target.label));
+        }
         self.with_accounts(state, |lease| async move {
             state
                 .google
@@ -122,24 +228,206 @@ impl UpstreamCall<'_> {
         .await
     }
 
+    /// L0/L1: whether this request goes to the official Gemini API. With no Google
+    /// account at all but an API key configured, the official API is the way too.
+    async fn goes_official(&self, state: &AppState) -> Result<bool, ApiError> {
+        match state.safe_mode.route() {
+            Route::OfficialApi => Ok(true),
+            Route::ProbeAntigravity => {
+                tracing::info!("safe mode: trying the Antigravity path again with this request");
+                Ok(false)
+            }
+            Route::Antigravity => Ok(false),
+        }
+    }
+
+    /// Whether a failed Antigravity request goes to the official API instead: when no
+    /// account could serve it at all (none set up, or every one out because its project
+    /// id keeps failing) and an API key is configured, or safe mode has just turned on
+    /// (then, with no key, the client learns how to add one).
+    fn falls_back(&self, state: &AppState, error: &ApiError) -> bool {
+        error.pool_empty
+            && (!state.config.safe_mode.gemini_api_keys.is_empty() || state.safe_mode.is_active())
+    }
+
+    fn official_target(&self, state: &AppState) -> Result<OfficialTarget, ApiError> {
+        let keys = &state.config.safe_mode.gemini_api_keys;
+        if keys.is_empty() {
+            return Err(ApiError::new(
+                self.api,
+                ErrorKind::Unavailable,
+                if state.config.routing.enable_antigravity {
+                    "safe mode is on (the Antigravity path keeps failing) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config, or turn safe mode off with `agm safe-mode disable`"
+                } else {
+                    "the Antigravity path is turned off (ENABLE_ANTIGRAVITY_AUTH=false) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config"
+                },
+            ));
+        }
+        let model = state.official_models.resolve(self.model).to_owned();
+        let index = state.official_key_cursor.next(keys.len());
+        Ok(OfficialTarget {
+            key: keys[index].clone(),
+            label: format!("gemini-api key {}", index + 1),
+            model,
+        })
+    }
+
+    fn official_served(&self, target: &OfficialTarget) -> Served {
+        Served {
+            official: true,
+            model: target.model.clone(),
+            substitute: official_is_substitute(self.model),
+        }
+    }
+
+    /// The request for the official API: without Cloud-Code-only fields.
+    fn official_request(&self) -> GenerateContentRequest {
+        GenerateContentRequest {
+            session_id: None,
+            ..self.request.clone()
+        }
+    }
+
+    async fn official_generate(
+        &self,
+        state: &AppState,
+    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+        self.with_keys(state, |target| async move {
+            let request = self.official_request();
+            let response = state
+                .google
+                .official_generate(&target.key, &target.model, &request)
+                .await?;
+            let answer = CloudCodeResponse {
+                response,
+                trace_id: None,
+            };
+            if !has_content(&answer) {
+                return Err(UpstreamError::Decode {
+                    endpoint: "the Gemini API".into(),
+                    message: "Google answered with no content".into(),
+                });
+            }
+            Ok((answer, self.official_served(&target)))
+        })
+        .await
+    }
+
+    async fn official_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
+        self.with_keys(state, |target| async move {
+            let request = self.official_request();
+            let stream = state
+                .google
+                .official_stream(&target.key, &target.model, &request)
+                .await?;
+            let wrapped: ChunkStream = Box::pin(stream.map_ok(|response| CloudCodeResponse {
+                response,
+                trace_id: None,
+            }));
+            match first_content(wrapped).await? {
+                Some((first, rest)) => Ok(OpenStream {
+                    first,
+                    rest,
+                    account: target.label.clone(),
+                    served: self.official_served(&target),
+                    lease: None,
+                }),
+                None => Err(UpstreamError::Decode {
+                    endpoint: "the Gemini API".into(),
+                    message: "Google's stream ended with no content".into(),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Runs `call` with the official API's keys: the next key after a refused key or
+    /// a rate limit, each key once; the daily cap checked first.
+    async fn with_keys<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
+    where
+        F: Fn(OfficialTarget) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let keys = state.config.safe_mode.gemini_api_keys.len().max(1);
+        if let Some(cap) = state.daily_cap.check() {
+            return Err(ApiError {
+                retry_after: Some(cap),
+                ..ApiError::new(
+                    self.api,
+                    ErrorKind::RateLimited,
+                    format!(
+                        "the daily request cap of the paid Gemini API pool ([safe_mode] daily_request_cap = {}) is reached; it resets at midnight UTC",
+                        state.config.safe_mode.daily_request_cap
+                    ),
+                )
+            });
+        }
+        let mut last = None;
+        for _ in 0..keys {
+            let target = self.official_target(state)?;
+            let label = target.label.clone();
+            let model = target.model.clone();
+            metrics::counter!("api_call_total", "pool" => "gemini-api").increment(1);
+            match crate::telemetry::upstream(call(target)).await {
+                Ok(value) => {
+                    metrics::counter!("api_call_success_total", "pool" => "gemini-api")
+                        .increment(1);
+                    return Ok(value);
+                }
+                Err(err) => {
+                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                    tracing::warn!(key = %label, model = %model, error = %err, "official Gemini API call failed");
+                    let next = matches!(
+                        err.class(now),
+                        ErrorClass::InvalidApiKey
+                            | ErrorClass::RateLimited { .. }
+                            | ErrorClass::QuotaExhausted { .. }
+                            | ErrorClass::ServerError
+                            | ErrorClass::Network
+                    );
+                    last = Some((err, label, model));
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        match last {
+            Some((err, label, model)) => {
+                Err(ApiError::from_upstream(self.api, &err, &model, &label))
+            }
+            None => Err(ApiError::new(
+                self.api,
+                ErrorKind::Unavailable,
+                "no Gemini API key could be tried",
+            )),
+        }
+    }
+
     async fn with_accounts<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
     where
         F: Fn(Lease) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
+        let session = self.request.session_id.as_deref();
         let mut last: Option<(UpstreamError, String)> = None;
         // Accounts this request is done with: each is asked once (twice after a 401,
         // with a fresh token), so a rate-limited single account is not hammered.
         let mut done_with: Vec<String> = Vec::new();
         let mut refreshed: Vec<String> = Vec::new();
-        // Waits on a short rate limit or Google's capacity backoff, bounded by max_wait.
+        // Waits on a short rate limit, Google's capacity backoff or a server error,
+        // bounded by max_wait.
         let wait_until = Instant::now() + state.config.routing.max_wait;
         let mut waits = 0;
-        while done_with.len() < MAX_ACCOUNTS_PER_REQUEST {
-            let lease = match state
-                .accounts
-                .acquire_for(Some(self.model), &done_with)
-                .await
+        let mut calls = 0;
+        let mut previous: Option<String> = None;
+        while done_with.len() < MAX_ACCOUNTS_PER_REQUEST && calls < MAX_UPSTREAM_CALLS {
+            let lease = match crate::telemetry::upstream(state.accounts.acquire_for(
+                Some(self.model),
+                session,
+                &done_with,
+            ))
+            .await
             {
                 Ok(lease) => lease,
                 Err(PoolError::AllCoolingDown { retry_after, .. }) => {
@@ -166,7 +454,33 @@ impl UpstreamCall<'_> {
             };
             let account = lease.email.clone();
             let account_id = lease.account_id.clone();
-            let mut result = call(lease.clone()).await;
+            if let Some(from) = previous.replace(account.clone())
+                && from != account
+                && let Some((err, _)) = &last
+            {
+                metrics::counter!("agm_account_switches_total").increment(1);
+                let detail = format!(
+                    "{}: moved from {from} after: {}",
+                    self.model,
+                    agm_google::error_class_name(
+                        &err.class(time::OffsetDateTime::now_utc().unix_timestamp())
+                    )
+                );
+                let store = state.store.clone();
+                let subject = account_hash(&account);
+                tokio::spawn(async move {
+                    crate::safe_mode::append_audit(
+                        &store,
+                        AuditKind::AccountSwitch,
+                        &subject,
+                        &detail,
+                    )
+                    .await;
+                });
+            }
+            calls += 1;
+            metrics::counter!("api_call_total", "pool" => "antigravity").increment(1);
+            let mut result = crate::telemetry::upstream(call(lease.clone())).await;
             if let Err(err) = &result
                 && lease.project_header
                 && blames_project_header(err, &lease.project)
@@ -174,14 +488,14 @@ impl UpstreamCall<'_> {
                 // PROTOCOL.md §2: some accounts get 403s because of the header; retry
                 // once without it and remember that for the account.
                 state.accounts.omit_project_header(&account_id).await;
-                let without = Lease {
-                    project_header: false,
-                    ..lease
-                };
-                result = call(without).await;
+                let without = lease.without_project_header();
+                calls += 1;
+                result = crate::telemetry::upstream(call(without)).await;
             }
             match result {
                 Ok(value) => {
+                    metrics::counter!("api_call_success_total", "pool" => "antigravity")
+                        .increment(1);
                     state
                         .accounts
                         .cooldowns
@@ -229,13 +543,16 @@ impl UpstreamCall<'_> {
                                     if now + wait <= wait_until && waits < MAX_WAITS =>
                                 {
                                     waits += 1;
-                                    tokio::time::sleep(wait).await;
+                                    crate::telemetry::upstream(tokio::time::sleep(wait)).await;
                                 }
                                 Decision::BackOff { until }
                                     if until <= wait_until && waits < MAX_WAITS =>
                                 {
                                     waits += 1;
-                                    tokio::time::sleep_until(until.into()).await;
+                                    crate::telemetry::upstream(tokio::time::sleep_until(
+                                        until.into(),
+                                    ))
+                                    .await;
                                 }
                                 Decision::BackOff { .. } => {
                                     return Err(ApiError::from_upstream(
@@ -245,6 +562,26 @@ impl UpstreamCall<'_> {
                                 Decision::WaitThenRetrySame(_) | Decision::Switch { .. } => {
                                     done_with.push(account_id);
                                 }
+                            }
+                        }
+                        ErrorClass::ServerError | ErrorClass::Network | ErrorClass::Decode => {
+                            // The endpoints all failed for this account (their breakers
+                            // have heard): back off briefly, then another account, or
+                            // this one again if it is the only one.
+                            let delay = SERVER_ERROR_BACKOFF.delay(
+                                u32::try_from(waits).unwrap_or(u32::MAX),
+                                rand::random::<f64>(),
+                            );
+                            if waits >= MAX_WAITS || Instant::now() + delay > wait_until {
+                                last = Some((err, account));
+                                break;
+                            }
+                            waits += 1;
+                            crate::telemetry::upstream(tokio::time::sleep(delay)).await;
+                            done_with.push(account_id);
+                            if state.accounts.active_count().await.unwrap_or(0) <= done_with.len() {
+                                // Only this account (or all tried): let it try again.
+                                done_with.pop();
                             }
                         }
                         ErrorClass::ValidationRequired { .. } | ErrorClass::Banned => {
@@ -283,6 +620,45 @@ impl UpstreamCall<'_> {
     }
 }
 
+/// The breaker gate for one lease's calls.
+fn gate<'a>(state: &'a AppState, lease: &'a Lease) -> AccountGate<'a> {
+    AccountGate {
+        breakers: &state.accounts.breakers,
+        account_id: &lease.account_id,
+        email: &lease.email,
+        store: &state.store,
+    }
+}
+
+/// Reads a stream up to its first chunk with content. `None` when it ended without
+/// any (an empty answer).
+async fn first_content(
+    mut stream: ChunkStream,
+) -> Result<Option<(Vec<CloudCodeResponse>, ChunkStream)>, UpstreamError> {
+    let mut first = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let has_content = has_content(&chunk);
+                first.push(chunk);
+                if has_content {
+                    return Ok(Some((first, stream)));
+                }
+            }
+            Some(Err(e)) => return Err(e),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// A short, stable stand-in for an e-mail in the audit log's account switches.
+fn account_hash(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("acct-{hex}")
+}
+
 /// Whether a chunk carries anything for the client: parts or a finish reason. Chunks
 /// with usage only don't count, and a stream with nothing else is an empty answer.
 fn has_content(chunk: &CloudCodeResponse) -> bool {
@@ -317,6 +693,7 @@ fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
     };
     ApiError {
         retry_after,
+        pool_empty: matches!(err, PoolError::NoAccounts | PoolError::NoneUsable(_)),
         ..ApiError::new(api, kind, err.to_string())
     }
 }

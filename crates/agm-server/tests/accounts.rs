@@ -6,8 +6,17 @@ mod common;
 
 use agm_sim::{Fault, SimMethod};
 use agm_store::AccountState;
-use common::start;
 use serde_json::{Value, json};
+
+/// Round-robin, so that consecutive requests of one conversation reach both demo
+/// accounts; onboarding polled every millisecond.
+async fn start() -> common::Harness {
+    common::start_with(|c| {
+        c.routing.scheduling = "round-robin".into();
+        c.project_id.poll_interval = std::time::Duration::from_millis(1);
+    })
+    .await
+}
 
 fn hello() -> Value {
     json!({

@@ -246,7 +246,7 @@ async fn empty_upstream_answer_is_retried() {
 
 #[tokio::test]
 async fn token_refresh_is_single_flight_and_project_cached() {
-    let h = start().await;
+    let h = round_robin().await;
     let body = hello(false);
     let posts = (0..50).map(|_| h.post(&body));
     for response in futures_util::future::join_all(posts).await {
@@ -265,7 +265,7 @@ async fn token_refresh_is_single_flight_and_project_cached() {
 
 #[tokio::test]
 async fn upstream_401_refreshes_and_retries() {
-    let h = start().await;
+    let h = round_robin().await;
     for _ in 0..2 {
         assert_eq!(h.post(&hello(false)).await.status(), 200);
     }
@@ -284,7 +284,7 @@ async fn upstream_401_refreshes_and_retries() {
 
 #[tokio::test]
 async fn dead_refresh_token_disables_that_account_only() {
-    let h = start().await;
+    let h = round_robin().await;
     h.sim.revoke_refresh_token("alice@demo.agm");
     for _ in 0..2 {
         let body: Value = h.post(&hello(false)).await.json().await.unwrap();
@@ -601,4 +601,132 @@ async fn a_huge_tool_result_is_cut_not_refused() {
     assert!(output.len() < 600 * 1024, "{}", output.len());
     assert!(output.contains("bytes of this tool output were cut here"));
     assert!(output.starts_with("log line") && output.ends_with("log line\n"));
+}
+
+/// Round-robin scheduling: consecutive requests of one conversation reach both demo
+/// accounts (cache-first would keep them on one).
+async fn round_robin() -> common::Harness {
+    start_with(|c| c.routing.scheduling = "round-robin".into()).await
+}
+
+/// A stop sequence is enforced by agm: Google never sees it, the text is cut before it,
+/// and the answer names it.
+#[tokio::test]
+async fn stop_sequences_are_enforced_and_named() {
+    let h = start().await;
+    let mut body = hello(false);
+    body["stop_sequences"] = json!(["NEVER-SEEN", "reply to"]);
+    let answer: Value = h.post(&body).await.json().await.unwrap();
+    assert_eq!(answer["stop_reason"], "stop_sequence");
+    assert_eq!(answer["stop_sequence"], "reply to");
+    assert_eq!(
+        answer["content"],
+        json!([{"type": "text", "text": "Simulated claude-sonnet-4-5 "}])
+    );
+    let sent = h.sim.requests();
+    let generate = sent
+        .iter()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    assert!(
+        generate.body["request"]["generationConfig"]
+            .get("stopSequences")
+            .is_none(),
+        "{}",
+        generate.body["request"]["generationConfig"]
+    );
+
+    // Streamed: the sim sends the reply in several chunks; the message ends at the
+    // match, properly closed, with nothing after message_stop.
+    body["stream"] = json!(true);
+    let response = h.post(&body).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&response.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "Simulated claude-sonnet-4-5 ");
+    let (_, delta) = &events[events.len() - 2];
+    assert_eq!(delta["delta"]["stop_reason"], "stop_sequence");
+    assert_eq!(delta["delta"]["stop_sequence"], "reply to");
+}
+
+fn count_body() -> Value {
+    json!({
+        "model": "claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "a".repeat(400)}],
+    })
+}
+
+/// When Google cannot count (a 500 from countTokens), the client gets agm's estimate,
+/// marked as such; Google's own count is marked `upstream`.
+#[tokio::test]
+async fn count_tokens_falls_back_to_an_estimate_when_google_fails() {
+    let h = start().await;
+    let response = h.post_to("/v1/messages/count_tokens", &count_body()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-token-count"], "upstream");
+
+    h.sim.script(
+        Fault::status(
+            SimMethod::CountTokens,
+            500,
+            "INTERNAL",
+            "countTokens backend error",
+        )
+        .always(),
+    );
+    let response = h.post_to("/v1/messages/count_tokens", &count_body()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-token-count"], "estimate");
+    let counted: Value = response.json().await.unwrap();
+    // 400 ASCII characters at 4 a token, and 4 for the turn (agm_translate::tokens).
+    assert_eq!(counted, json!({"input_tokens": 104}));
+    assert!(
+        h.sim.count(SimMethod::CountTokens) >= 2,
+        "Google was asked first"
+    );
+
+    let mut with_tools = count_body();
+    with_tools["system"] = json!("a system prompt of some length, counted too");
+    with_tools["tools"] = json!([{
+        "name": "read_file",
+        "description": "Reads a file from the workspace and returns its content",
+        "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    }]);
+    let response = h.post_to("/v1/messages/count_tokens", &with_tools).await;
+    assert_eq!(response.headers()["x-agm-token-count"], "estimate");
+    let more: Value = response.json().await.unwrap();
+    assert!(
+        more["input_tokens"].as_u64().unwrap() > 104 + 30,
+        "the system prompt and the tools count: {more}"
+    );
+}
+
+/// A request Google refuses is not hidden behind an estimate.
+#[tokio::test]
+async fn count_tokens_keeps_client_errors() {
+    let h = start().await;
+    h.sim.script(
+        Fault::status(
+            SimMethod::CountTokens,
+            400,
+            "INVALID_ARGUMENT",
+            "Invalid JSON payload received.",
+        )
+        .always(),
+    );
+    let response = h.post_to("/v1/messages/count_tokens", &count_body()).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("x-agm-token-count").is_none());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use agm_server::config::{Config, LoadedConfig};
 use agm_server::doctor::{Status, run_checks};
 use agm_sim::Sim;
-use agm_store::{AccountState, NewAccount, Store};
+use agm_store::{AccountState, KeyStore, NewAccount, Store};
 
 fn find<'a>(
     checks: &'a [agm_server::doctor::Check],
@@ -26,6 +26,8 @@ async fn every_line_says_what_it_found() {
     config.google.all_at(&sim.base_url());
     config.google.code_assist_endpoints.push(dead.clone());
     config.server.port = 0;
+    // Never a real keychain from a test: the key file, as on a headless machine.
+    config.storage.key_store = KeyStore::File;
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let loaded = LoadedConfig {
@@ -50,7 +52,9 @@ async fn every_line_says_what_it_found() {
     assert!(find(&checks, "secrets")[0].detail.contains("secret.key"));
     assert_eq!(find(&checks, "port")[0].status, Status::Ok);
 
-    let store = Store::open_sqlite(&data).await.unwrap();
+    let store = Store::open_sqlite_with(&data, KeyStore::File)
+        .await
+        .unwrap();
     let bob = store
         .upsert_account(NewAccount::antigravity("bob@demo.agm", "demo-refresh-bob"))
         .await

@@ -13,6 +13,8 @@ pub struct SimConfig {
     pub stream_chunk_delay: Duration,
     /// Lifetime of issued access tokens, also sent as `expires_in` (default 3599 s).
     pub access_token_ttl: Duration,
+    /// Seed of the random source behind `Fault::sometimes` (default 1).
+    pub seed: u64,
 }
 
 impl Default for SimConfig {
@@ -22,6 +24,7 @@ impl Default for SimConfig {
             stream_chunks: 3,
             stream_chunk_delay: Duration::ZERO,
             access_token_ttl: Duration::from_secs(3599),
+            seed: 1,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Fault {
     pub model: Option<String>,
     /// How many matching requests it hits; `usize::MAX` = forever.
     pub times: usize,
+    /// The chance (0–1) that it hits a matching request; a miss leaves it queued and
+    /// the request looks further down the queue. 1 unless [`Fault::sometimes`].
+    pub probability: f64,
     /// What happens to those requests.
     pub action: FaultAction,
 }
@@ -123,6 +126,7 @@ impl Fault {
             account: None,
             model: None,
             times: 1,
+            probability: 1.0,
             action,
         }
     }
@@ -245,6 +249,14 @@ impl Fault {
     /// Hit every matching request, forever.
     pub fn always(self) -> Self {
         self.times(usize::MAX)
+    }
+
+    /// Hit a matching request only with this chance (0–1), drawn from the sim's seeded
+    /// random source ([`SimConfig::seed`](crate::SimConfig)): a fault mix that is
+    /// random but the same on every run with the same requests.
+    pub fn sometimes(mut self, probability: f64) -> Self {
+        self.probability = probability.clamp(0.0, 1.0);
+        self
     }
 
     /// Only for requests from this account.

@@ -53,6 +53,7 @@ async fn main() -> ExitCode {
         stream_chunks: args.stream_chunks,
         stream_chunk_delay: args.chunk_delay,
         access_token_ttl: args.token_ttl,
+        ..SimConfig::default()
     };
     let sim = if args.demo {
         Sim::demo_with(config)

@@ -40,6 +40,8 @@ struct State {
     auth_codes: HashMap<String, AuthCode>,
     operations: HashMap<String, Operation>,
     faults: Vec<Fault>,
+    /// The state of the random source behind `Fault::sometimes` (xorshift64*).
+    random: u64,
     requests: VecDeque<CapturedRequest>,
     /// Requests per method since the last `clear_requests`, kept even when the
     /// capture list is bounded.
@@ -104,6 +106,7 @@ impl Sim {
             models: SimModel::code_assist_defaults(),
             gemini_api_models: SimModel::gemini_api_defaults(),
             onboarding_polls: DEFAULT_ONBOARDING_POLLS,
+            random: config.seed,
             ..State::default()
         };
         Sim {
@@ -392,11 +395,21 @@ impl Sim {
         early: bool,
     ) -> Option<FaultAction> {
         let mut state = self.state();
-        let position = state.faults.iter().position(|fault| {
-            fault.acts_early() == early
+        let state = &mut *state;
+        let mut position = None;
+        for (i, fault) in state.faults.iter().enumerate() {
+            if fault.acts_early() == early
                 && fault.matches(method, account, model)
                 && (method.is_generation() || !matches!(fault.action, FaultAction::Reply(_)))
-        })?;
+            {
+                if fault.probability < 1.0 && next_random(&mut state.random) >= fault.probability {
+                    continue;
+                }
+                position = Some(i);
+                break;
+            }
+        }
+        let position = position?;
         let fault = state.faults.get_mut(position)?;
         if fault.times != usize::MAX {
             fault.times -= 1;
@@ -602,4 +615,19 @@ impl Drop for RunningSim {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A uniform draw in [0, 1) from a xorshift64* state (never 0).
+fn next_random(state: &mut u64) -> f64 {
+    let mut x = if *state == 0 {
+        0x9E37_79B9_7F4A_7C15
+    } else {
+        *state
+    };
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    let out = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (out >> 11) as f64 / (1u64 << 53) as f64
 }

@@ -56,6 +56,52 @@ pub enum StoreError {
         path.display()
     )]
     KeyFileInvalid { path: PathBuf },
+    #[error(
+        "[storage] key_store = \"keychain\", but no OS keychain answered ({reason}); set key_store = \"file\" (or AGM_STORAGE__KEY_STORE=file) to keep the key in the file secret.key (mode 0600) in the data dir"
+    )]
+    KeychainRequired { reason: String },
+    #[error(
+        "the key that seals the stored tokens is in the OS keychain entry {entry}, but no OS keychain answered ({reason}); unlock the keychain, or start its service (on Linux a Secret Service such as gnome-keyring or KeePassXC, in the same session), and try again"
+    )]
+    KeychainUnavailable { entry: String, reason: String },
+    #[error("cannot {action} the OS keychain entry {entry}: {reason} ({remedy})")]
+    Keychain {
+        action: &'static str,
+        entry: String,
+        reason: String,
+        remedy: &'static str,
+    },
+    #[error(
+        "the OS keychain entry {entry} does not hold a key (expected 32 bytes in base64); restore it from a backup, or delete the entry to start with a new key (stored tokens then cannot be read)"
+    )]
+    KeychainInvalid { entry: String },
+    #[error(
+        "the OS keychain has no entry {entry}, which {} names as holding the key that seals the stored tokens; if that key is in another keychain, make that one answer (unlock it, or start its service) and try again; if it is gone for good, delete {} to start with a new key (stored tokens then cannot be read: re-add the accounts)",
+        keychain_file.display(),
+        keychain_file.display()
+    )]
+    KeychainEntryMissing {
+        entry: String,
+        keychain_file: PathBuf,
+    },
+    #[error(
+        "{} is damaged: it should name the OS keychain entry that holds the sealing key (lines `service = agm` and `user = datadir-…`); restore it from a backup",
+        path.display()
+    )]
+    KeychainFileInvalid { path: PathBuf },
+    #[error(
+        "[storage] key_store = \"keychain\", but the stored tokens are sealed with the key file {}; set key_store = \"auto\" (the default) to keep using it",
+        path.display()
+    )]
+    KeyFileInUse { path: PathBuf },
+    #[error(
+        "[storage] key_store = \"file\", but the key that seals the stored tokens is in the OS keychain entry {entry} (named in {}); set key_store = \"auto\" (the default) to keep using it",
+        keychain_file.display()
+    )]
+    KeyInKeychain {
+        entry: String,
+        keychain_file: PathBuf,
+    },
     #[error("no {what} {id:?} ({hint})")]
     NotFound {
         what: &'static str,

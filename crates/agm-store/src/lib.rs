@@ -3,13 +3,15 @@
 //!
 //! SQLite (`agm.db` in the data dir, WAL mode) is the embedded backend; PostgreSQL joins
 //! it for cluster mode. Secrets are sealed with AES-256-GCM (see [`seal`]) before they
-//! reach any backend; client keys are kept only as SHA-256 hashes. Timestamps are kept
-//! to the millisecond.
+//! reach any backend, with a key kept in the OS keychain where one answers, else in a
+//! 0600 key file (see [`keychain`]); client keys are kept only as SHA-256 hashes.
+//! Timestamps are kept to the millisecond.
 
 mod account;
 mod audit;
 mod client_key;
 mod error;
+pub mod keychain;
 mod names;
 mod request_log;
 mod rows;
@@ -23,6 +25,9 @@ pub use account::{Account, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
 pub use error::{StoreError, UnknownName};
+pub use keychain::{
+    KEYCHAIN_FILE, KEYCHAIN_SERVICE, KeyChoice, KeyStore, KeyVault, OsKeychain, VaultError,
+};
 pub use request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
 pub use seal::{KeySource, Sealer, UnsealError};
 pub use secret::Secret;

@@ -5,8 +5,9 @@
 //! e.g. `account/antigravity/alice@example.com/refresh_token`, so a sealed value copied
 //! into another row or column does not decrypt.
 //!
-//! The 32-byte key comes from a key file (`secret.key`, mode 0600, base64 text) or, for
-//! tests and the demo, from memory. [`KeySource`] is open for the OS keychain.
+//! The 32-byte key (base64 text) comes from the OS keychain, from a key file
+//! (`secret.key`, mode 0600) or, for tests and the demo, from memory: [`KeySource`] says
+//! which. [`crate::keychain`] decides between the keychain and the key file.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -35,6 +36,9 @@ const KEY_FILE_MAX: u64 = 1024;
 pub enum KeySource {
     /// A key file in the data dir (`secret.key`).
     KeyFile(PathBuf),
+    /// An entry in the OS keychain (macOS Keychain, Windows Credential Manager, the
+    /// Secret Service on Linux and BSD).
+    Keychain { service: String, user: String },
     /// A random key that lives only as long as the process (tests, `agm demo`).
     Memory,
 }
@@ -43,6 +47,9 @@ impl fmt::Display for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeySource::KeyFile(path) => write!(f, "the key in {}", path.display()),
+            KeySource::Keychain { service, user } => {
+                write!(f, "the OS keychain entry {service}/{user}")
+            }
             KeySource::Memory => f.write_str("the in-memory key"),
         }
     }
@@ -126,14 +133,11 @@ impl Sealer {
         if let Some(key) = read_key_file(path)? {
             return Ok(Sealer::new(key, source));
         }
-        let mut key = [0u8; KEY_LEN];
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut key)
-            .map_err(|e| KeyFileError::Io {
-                action: "generate a random key for",
-                path: path.to_path_buf(),
-                source: io::Error::other(e),
-            })?;
+        let key = random_key().map_err(|source| KeyFileError::Io {
+            action: "generate a random key for",
+            path: path.to_path_buf(),
+            source,
+        })?;
         if install_key_file(path, &key)? {
             tracing::info!(path = %path.display(), "created a new sealing key; back it up with agm.db");
             return Ok(Sealer::new(key, source));
@@ -214,8 +218,30 @@ fn format_version(value: &str) -> Option<&str> {
         .then_some(version)
 }
 
+/// A new random key from the operating system's generator.
+pub(crate) fn random_key() -> io::Result<[u8; KEY_LEN]> {
+    let mut key = [0u8; KEY_LEN];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut key)
+        .map_err(io::Error::other)?;
+    Ok(key)
+}
+
+/// A key as it is stored: base64 text (without the key file's trailing newline).
+pub(crate) fn encode_key(key: &[u8; KEY_LEN]) -> String {
+    BASE64.encode(key)
+}
+
+/// The key in stored text (surrounding whitespace ignored); `None` if it is not one.
+pub(crate) fn decode_key(text: &str) -> Option<[u8; KEY_LEN]> {
+    BASE64
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes).ok())
+}
+
 /// The key in the file at `path`, `None` if there is no such file.
-fn read_key_file(path: &Path) -> Result<Option<[u8; KEY_LEN]>, KeyFileError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Option<[u8; KEY_LEN]>, KeyFileError> {
     let io_error = |action, source| KeyFileError::Io {
         action,
         path: path.to_path_buf(),
@@ -256,13 +282,9 @@ fn read_key_file(path: &Path) -> Result<Option<[u8; KEY_LEN]>, KeyFileError> {
         }
         Err(e) => return Err(io_error("read the key file", e)),
     }
-    let key = BASE64
-        .decode(text.trim())
-        .ok()
-        .and_then(|bytes| <[u8; KEY_LEN]>::try_from(bytes).ok())
-        .ok_or_else(|| KeyFileError::Invalid {
-            path: path.to_path_buf(),
-        })?;
+    let key = decode_key(&text).ok_or_else(|| KeyFileError::Invalid {
+        path: path.to_path_buf(),
+    })?;
     Ok(Some(key))
 }
 
@@ -285,7 +307,7 @@ fn install_key_file(path: &Path, key: &[u8; KEY_LEN]) -> Result<bool, KeyFileErr
         .unwrap_or_else(|| "secret.key".to_owned());
     let tmp = dir.join(format!(".{name}.{:08x}.tmp", rand::random::<u32>()));
 
-    let written = write_private_file(&tmp, format!("{}\n", BASE64.encode(key)).as_bytes());
+    let written = write_private_file(&tmp, format!("{}\n", encode_key(key)).as_bytes());
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_error("write the key file", e));
@@ -315,7 +337,7 @@ fn install_key_file(path: &Path, key: &[u8; KEY_LEN]) -> Result<bool, KeyFileErr
     installed
 }
 
-fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -329,7 +351,7 @@ fn write_private_file(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Makes a new directory entry durable (best effort; not possible on every platform).
-fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     #[cfg(unix)]
     if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
         tracing::debug!(dir = %dir.display(), error = %e, "could not sync the directory");
@@ -428,6 +450,22 @@ mod tests {
             Err(UnsealError::Damaged)
         );
         assert_eq!(sealer.unseal("v1:AAAA", CONTEXT), Err(UnsealError::Damaged));
+    }
+
+    #[test]
+    fn a_wrong_keychain_key_names_the_entry() {
+        let source = KeySource::Keychain {
+            service: "agm".into(),
+            user: "datadir-0123456789abcdef".into(),
+        };
+        let sealed = Sealer::in_memory().seal("token", CONTEXT).unwrap();
+        let err = Sealer::new([7; 32], source)
+            .unseal(&sealed, CONTEXT)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the OS keychain entry agm/datadir-0123456789abcdef is not the one it was sealed with, or the stored value was altered"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::account::{Account, AccountState, NewAccount, Pool, TokenUpdate, norma
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::client_key::{ClientKey, generate_secret, secret_prefix, secret_sha256};
 use crate::error::StoreError;
+use crate::keychain::{KeyChoice, KeyStore, KeyVault, OsKeychain, select_key};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::seal::{KeySource, Sealer};
@@ -20,7 +21,7 @@ use crate::timestamp::now_millis;
 
 /// The database file in the data dir.
 pub const DB_FILE: &str = "agm.db";
-/// The sealing key file in the data dir.
+/// The sealing key file in the data dir, where the key is not in the OS keychain.
 pub const KEY_FILE: &str = "secret.key";
 
 /// Persistence for accounts, settings, client keys and logs. Cheap to clone: clones share
@@ -29,6 +30,7 @@ pub const KEY_FILE: &str = "secret.key";
 pub struct Store {
     backend: Backend,
     sealer: Arc<Sealer>,
+    key_choice: KeyChoice,
 }
 
 /// Where the data lives. A closed set: PostgreSQL joins for cluster mode.
@@ -47,23 +49,42 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens `data_dir/agm.db`, creating the directory (mode 0700), the database and the
-    /// sealing key `data_dir/secret.key` (mode 0600) as needed, and brings the schema up
-    /// to date.
+    /// Opens `data_dir/agm.db` with `key_store = "auto"`: see [`Store::open_sqlite_with`].
     pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_sqlite_with(data_dir, KeyStore::Auto).await
+    }
+
+    /// Opens `data_dir/agm.db`, creating the directory (mode 0700), the database and the
+    /// sealing key as needed, and brings the schema up to date. The key is kept where
+    /// `key_store` says ([`crate::keychain`] has the rules): in the OS keychain where one
+    /// answers, else in `data_dir/secret.key` (mode 0600). An existing `secret.key` is
+    /// always used.
+    pub async fn open_sqlite_with(
+        data_dir: &Path,
+        key_store: KeyStore,
+    ) -> Result<Store, StoreError> {
+        Store::open_sqlite_with_vault(data_dir, key_store, Arc::new(OsKeychain)).await
+    }
+
+    /// [`Store::open_sqlite_with`], with `vault` standing in for the OS keychain (tests).
+    pub async fn open_sqlite_with_vault(
+        data_dir: &Path,
+        key_store: KeyStore,
+        vault: Arc<dyn KeyVault>,
+    ) -> Result<Store, StoreError> {
         let data_dir = data_dir.to_path_buf();
+        // Keychain calls block (D-Bus, Keychain Services), like SQLite: all of it runs here.
         blocking(move || {
             create_data_dir(&data_dir)?;
-            let key_path = data_dir.join(KEY_FILE);
-            let key_existed = key_path.exists();
-            let sealer = Sealer::load_or_create(&key_path)?;
+            let key = select_key(&data_dir, key_store, vault.as_ref())?;
             let db = SqliteStore::open(&data_dir.join(DB_FILE))?;
-            if !key_existed {
-                warn_if_sealed_with_another_key(&db, &key_path);
+            if key.created {
+                warn_if_sealed_with_another_key(&db, key.sealer.source());
             }
             Ok(Store {
                 backend: Backend::Sqlite(db),
-                sealer: Arc::new(sealer),
+                sealer: Arc::new(key.sealer),
+                key_choice: key.choice,
             })
         })
         .await
@@ -76,6 +97,7 @@ impl Store {
             Ok(Store {
                 backend: Backend::Sqlite(SqliteStore::open_in_memory()?),
                 sealer: Arc::new(Sealer::in_memory()),
+                key_choice: KeyChoice::Memory,
             })
         })
         .await
@@ -91,6 +113,11 @@ impl Store {
     /// Where the sealing key came from.
     pub fn key_source(&self) -> KeySource {
         self.sealer.source().clone()
+    }
+
+    /// Why the sealing key is kept where it is (`agm doctor`).
+    pub fn key_choice(&self) -> &KeyChoice {
+        &self.key_choice
     }
 
     // accounts
@@ -349,6 +376,9 @@ impl Store {
                     cause,
                     remedy: match self.sealer.source() {
                         KeySource::KeyFile(_) => "restore that key file, or re-add the account",
+                        KeySource::Keychain { .. } => {
+                            "restore that keychain entry, or re-add the account"
+                        }
                         _ => "re-add the account",
                     },
                 })
@@ -428,13 +458,13 @@ fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// A new key next to a database that already holds accounts means the old key is gone:
 /// their tokens cannot be read. Say so once at startup rather than only per account.
-fn warn_if_sealed_with_another_key(db: &SqliteStore, key_path: &Path) {
+fn warn_if_sealed_with_another_key(db: &SqliteStore, key: &KeySource) {
     if let Some(count) = db.count_accounts_blocking().filter(|&n| n > 0) {
         tracing::warn!(
-            key = %key_path.display(),
+            key = %key,
             accounts = count,
             "created a new sealing key, but the database already holds accounts sealed with another key; \
-             restore the old secret.key to read their tokens, or re-add them"
+             restore the old key (secret.key, or the keychain entry named in secret.keychain) to read their tokens, or re-add them"
         );
     }
 }

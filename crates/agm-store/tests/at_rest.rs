@@ -5,8 +5,8 @@ use std::fs;
 use std::path::Path;
 
 use agm_store::{
-    AccountState, AuditEvent, AuditKind, KeySource, NewAccount, Pool, Secret, Store, StoreError,
-    TokenUpdate,
+    AccountState, AuditEvent, AuditKind, KeySource, KeyStore, NewAccount, Pool, Secret, Store,
+    StoreError, TokenUpdate,
 };
 use time::macros::datetime;
 
@@ -23,6 +23,13 @@ fn alice() -> NewAccount {
         project_id: Some("proj-alice".into()),
         tier: Some("free-tier".into()),
     }
+}
+
+/// Opens the store with the key in `secret.key`. These tests are about what lands on
+/// disk, and must never write to a developer's real OS keychain; `tests/keychain.rs`
+/// covers the keychain.
+async fn open(dir: &Path) -> Result<Store, StoreError> {
+    Store::open_sqlite_with(dir, KeyStore::File).await
 }
 
 /// Every byte SQLite keeps for the database: the file, its WAL and shared memory.
@@ -52,7 +59,7 @@ fn mode(path: &Path) -> u32 {
 async fn open_creates_a_private_dir_database_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("share").join("agm");
-    let store = Store::open_sqlite(&dir).await.unwrap();
+    let store = open(&dir).await.unwrap();
     store.upsert_account(alice()).await.unwrap();
 
     assert_eq!(store.db_path(), Some(dir.join("agm.db")));
@@ -82,7 +89,7 @@ async fn open_creates_a_private_dir_database_and_key() {
 #[tokio::test]
 async fn a_restart_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let account = store.upsert_account(alice()).await.unwrap();
     let bob = store
         .upsert_account(NewAccount {
@@ -131,7 +138,7 @@ async fn a_restart_loses_nothing() {
     let before = store.list_accounts().await.unwrap();
     drop(store);
 
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let after = store.list_accounts().await.unwrap();
     assert_eq!(after, before);
     assert_eq!(after.len(), 2);
@@ -166,7 +173,7 @@ async fn a_restart_loses_nothing() {
 #[tokio::test]
 async fn secrets_are_sealed_at_rest() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let account = store.upsert_account(alice()).await.unwrap();
     store
         .update_tokens(
@@ -250,7 +257,7 @@ fn assert_unseal_error(err: &StoreError, dir: &Path) {
 #[tokio::test]
 async fn a_tampered_value_is_an_unseal_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let account = store.upsert_account(alice()).await.unwrap();
     drop(store);
 
@@ -262,7 +269,7 @@ async fn a_tampered_value_is_an_unseal_error() {
         chars.into_iter().collect()
     });
 
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let err = store.get_account(&account.id).await.unwrap_err();
     assert_unseal_error(&err, tmp.path());
     let err = store.list_accounts().await.unwrap_err();
@@ -277,7 +284,7 @@ async fn a_tampered_value_is_an_unseal_error() {
 #[tokio::test]
 async fn a_value_moved_to_another_account_does_not_open() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     store.upsert_account(alice()).await.unwrap();
     let bob = store
         .upsert_account(NewAccount {
@@ -300,7 +307,7 @@ async fn a_value_moved_to_another_account_does_not_open() {
     .unwrap();
     drop(conn);
 
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let err = store.get_account(&bob.id).await.unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err}");
     assert!(err.to_string().contains("bob@example.com"), "{err}");
@@ -309,13 +316,13 @@ async fn a_value_moved_to_another_account_does_not_open() {
 #[tokio::test]
 async fn another_key_is_an_unseal_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     store.upsert_account(alice()).await.unwrap();
     drop(store);
 
     // The key file is lost; a new one is made on the next start.
     fs::remove_file(tmp.path().join("secret.key")).unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let err = store.get_account("alice@example.com").await.unwrap_err();
     assert_unseal_error(&err, tmp.path());
     assert!(
@@ -328,12 +335,12 @@ async fn another_key_is_an_unseal_error() {
 #[tokio::test]
 async fn a_stored_plaintext_is_not_passed_off_as_a_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     store.upsert_account(alice()).await.unwrap();
     drop(store);
     edit_refresh_tokens(tmp.path(), |_| "1//planted-plaintext".to_owned());
 
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     let err = store.list_accounts().await.unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err}");
     assert!(!err.to_string().contains("planted"), "{err}");
@@ -344,13 +351,13 @@ async fn a_stored_plaintext_is_not_passed_off_as_a_token() {
 async fn a_key_file_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     store.upsert_account(alice()).await.unwrap();
     drop(store);
 
     let key = tmp.path().join("secret.key");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    let err = Store::open_sqlite(tmp.path()).await.unwrap_err();
+    let err = open(tmp.path()).await.unwrap_err();
     assert!(
         matches!(err, StoreError::KeyFilePermissions { mode: 0o644, .. }),
         "{err}"
@@ -363,7 +370,7 @@ async fn a_key_file_others_can_read_is_refused() {
 
     // The fix it gives works.
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-    let store = Store::open_sqlite(tmp.path()).await.unwrap();
+    let store = open(tmp.path()).await.unwrap();
     assert_eq!(store.list_accounts().await.unwrap().len(), 1);
 }
 
@@ -375,7 +382,7 @@ async fn a_readable_key_file_is_refused_before_any_database_exists() {
     let key = tmp.path().join("secret.key");
     fs::write(&key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").unwrap();
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-    let err = Store::open_sqlite(tmp.path()).await.unwrap_err();
+    let err = open(tmp.path()).await.unwrap_err();
     assert!(
         matches!(err, StoreError::KeyFilePermissions { .. }),
         "{err}"
@@ -386,11 +393,11 @@ async fn a_readable_key_file_is_refused_before_any_database_exists() {
 #[tokio::test]
 async fn a_database_from_a_newer_agm_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    drop(Store::open_sqlite(tmp.path()).await.unwrap());
+    drop(open(tmp.path()).await.unwrap());
     let conn = rusqlite::Connection::open(tmp.path().join("agm.db")).unwrap();
     conn.pragma_update(None, "user_version", 42).unwrap();
     drop(conn);
-    let err = Store::open_sqlite(tmp.path()).await.unwrap_err();
+    let err = open(tmp.path()).await.unwrap_err();
     assert!(
         matches!(err, StoreError::DatabaseTooNew { found: 42, .. }),
         "{err}"
@@ -402,7 +409,7 @@ async fn a_data_dir_that_is_a_file_is_an_io_error() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("not-a-dir");
     fs::write(&file, "x").unwrap();
-    let err = Store::open_sqlite(&file).await.unwrap_err();
+    let err = open(&file).await.unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err}");
     assert!(
         err.to_string().starts_with(&format!(

@@ -14,6 +14,7 @@
 //! - [`thinking`]: thinking-signature policy and the signature-cache hook.
 //! - [`session`]: stable per-conversation session ids.
 //! - [`models`]: client model name → upstream model id.
+//! - [`tokens`]: a local estimate of a request's input tokens.
 
 pub mod anthropic;
 pub mod common;
@@ -26,6 +27,7 @@ pub mod schema;
 pub mod session;
 pub mod sse;
 pub mod thinking;
+pub mod tokens;
 pub mod tools;
 pub mod upstream;
 

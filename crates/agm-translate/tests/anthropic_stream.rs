@@ -19,6 +19,7 @@ fn ctx(thinking: bool) -> ResponseContext {
         tool_names,
         thinking,
         id_seed: "seed".into(),
+        stop_sequences: Vec::new(),
     }
 }
 

@@ -11,7 +11,7 @@ use agm_translate::openai_chat::{
 use agm_translate::upstream::{UpstreamChunk, parse_chunk};
 use agm_wire::openai::chat::{ChatCompletionRequest, StreamEvent};
 use common::{Fixtures, translated_json};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const FIXTURES: Fixtures = Fixtures("openai_chat");
 
@@ -21,14 +21,6 @@ fn sdk_request() -> ChatCompletionRequest {
 
 /// A chunk as the client reads it: the JSON of its `data:` line (`"[DONE]"` for the
 /// sentinel).
-fn event_json(event: &StreamEvent) -> Value {
-    match event {
-        StreamEvent::Chunk(chunk) => serde_json::to_value(chunk).unwrap(),
-        StreamEvent::Error(error) => serde_json::to_value(error).unwrap(),
-        StreamEvent::Done => json!("[DONE]"),
-    }
-}
-
 #[test]
 fn sdk_request_to_gemini_3() {
     let upstream = "gemini-3-pro-high";
@@ -76,7 +68,7 @@ fn transcode(chunks: &[&[u8]], ctx: ResponseContext) -> Vec<StreamEvent> {
 fn gemini_stream_to_chat_chunks() {
     let bytes = FIXTURES.bytes("gemini_stream.sse");
     let events = transcode(&[&bytes], context());
-    let chunks: Vec<Value> = events.iter().map(event_json).collect();
+    let chunks: Vec<Value> = events.iter().map(common::chat_event_json).collect();
     FIXTURES.assert_golden("gemini_stream.chat.json", &Value::Array(chunks));
     let sse: String = events.iter().map(to_sse).collect();
     assert!(

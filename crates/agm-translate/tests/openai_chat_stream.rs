@@ -23,6 +23,7 @@ fn ctx(include_usage: bool) -> ResponseContext {
         id_seed: "seed".into(),
         created: 42,
         include_usage,
+        ..ResponseContext::default()
     }
 }
 

@@ -241,15 +241,22 @@ pub mod chat {
         pub detail: Option<String>,
     }
 
-    /// A tool call of an assistant message (request history and complete answers).
+    /// A tool call of an assistant message (request history and complete answers): a
+    /// function call, or (`type: "custom"`) a call of a custom tool with its raw input.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct ToolCall {
         #[serde(default)]
         pub id: String,
-        /// Always `function`.
+        /// `function` or `custom`.
         #[serde(rename = "type", default = "function_type")]
         pub kind: String,
-        pub function: FunctionCall,
+        /// The function called (`type: "function"`); the translator names a call with
+        /// neither this nor `custom`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub function: Option<FunctionCall>,
+        /// The custom tool called (`type: "custom"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub custom: Option<CustomToolCall>,
         /// Google's OpenAI-compatible extension, which agm also speaks:
         /// `{"google": {"thought_signature": ...}}` on the first call of a turn.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -269,14 +276,61 @@ pub mod chat {
         pub arguments: String,
     }
 
+    /// A custom tool's name and the raw input the model wrote for it.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CustomToolCall {
+        #[serde(default)]
+        pub name: String,
+        #[serde(default)]
+        pub input: String,
+    }
+
     /// A tool the model may call.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct ChatTool {
-        /// `function`; other kinds (`custom`, …) are left out by the translator.
+        /// `function`, `custom`, or one of OpenAI's hosted tools (`web_search`, …),
+        /// which the translator judges.
         #[serde(rename = "type", default = "function_type")]
         pub kind: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub function: Option<FunctionDef>,
+        /// A custom (freeform) tool (`type: "custom"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub custom: Option<CustomToolDef>,
+    }
+
+    /// A custom (freeform) tool: the model calls it with raw text, optionally
+    /// constrained by a grammar.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct CustomToolDef {
+        pub name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// Unconstrained text when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub format: Option<CustomToolFormat>,
+    }
+
+    /// A custom tool's input `format` in Chat Completions (the grammar nested under
+    /// `grammar`, unlike the Responses API's flat form).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    pub enum CustomToolFormat {
+        /// Unconstrained text.
+        Text,
+        /// Input that follows a grammar.
+        Grammar { grammar: Grammar },
+        #[serde(untagged)]
+        Other(Value),
+    }
+
+    /// A grammar a custom tool's input must follow.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Grammar {
+        /// `lark` or `regex`.
+        #[serde(default)]
+        pub syntax: String,
+        pub definition: String,
     }
 
     /// A function declaration.
@@ -292,13 +346,16 @@ pub mod chat {
         pub strict: Option<bool>,
     }
 
-    /// `tool_choice`: `none` | `auto` | `required`, or one named function.
+    /// `tool_choice`: `none` | `auto` | `required`, one named function or custom tool,
+    /// or a set of allowed tools.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(untagged)]
     pub enum ToolChoice {
         Mode(String),
         Named(NamedToolChoice),
-        /// Anything else (`allowed_tools`, custom tools, …).
+        Custom(NamedCustomChoice),
+        AllowedTools(AllowedToolsChoice),
+        /// Anything else.
         Other(Value),
     }
 
@@ -310,9 +367,39 @@ pub mod chat {
         pub function: FunctionName,
     }
 
+    /// `{"type": "custom", "custom": {"name": ...}}`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct NamedCustomChoice {
+        /// `custom`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub custom: FunctionName,
+    }
+
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct FunctionName {
         pub name: String,
+    }
+
+    /// `{"type": "allowed_tools", "allowed_tools": {"mode", "tools"}}`: the model may
+    /// only use these of the request's tools.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct AllowedToolsChoice {
+        /// `allowed_tools`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub allowed_tools: AllowedTools,
+    }
+
+    /// The `allowed_tools` of an [`AllowedToolsChoice`].
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct AllowedTools {
+        /// `auto` or `required`.
+        pub mode: String,
+        /// Tool references: `{"type": "function", "function": {"name"}}`,
+        /// `{"type": "custom", "custom": {"name"}}`; judged by the translator.
+        #[serde(default)]
+        pub tools: Vec<Value>,
     }
 
     /// `response_format`.
@@ -523,6 +610,9 @@ pub mod chat {
         pub kind: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub function: Option<FunctionCallDelta>,
+        /// A custom tool call (`type: "custom"`): its name and raw input.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub custom: Option<CustomToolCallDelta>,
         /// See [`ToolCall::extra_content`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub extra_content: Option<Value>,
@@ -534,6 +624,14 @@ pub mod chat {
         pub name: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub arguments: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CustomToolCallDelta {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub input: Option<String>,
     }
 }
 
@@ -877,15 +975,31 @@ pub mod responses {
         Other(Value),
     }
 
-    /// `tool_choice`: `none` | `auto` | `required`, or `{"type": "function", "name"}`
-    /// (or `{"type": "custom", "name"}`).
+    /// `tool_choice`: `none` | `auto` | `required`, `{"type": "function", "name"}`
+    /// (or `{"type": "custom", "name"}`), or `{"type": "allowed_tools", "mode",
+    /// "tools"}`.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(untagged)]
     pub enum ToolChoice {
         Mode(String),
         Function(FunctionChoice),
-        /// Hosted tools, `allowed_tools`, …
+        AllowedTools(AllowedToolsChoice),
+        /// Hosted tools, …
         Other(Value),
+    }
+
+    /// `{"type": "allowed_tools", "mode": "auto"|"required", "tools": [...]}`: the
+    /// model may only use these of the request's tools.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct AllowedToolsChoice {
+        /// `allowed_tools`.
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub mode: String,
+        /// Tool references: `{"type": "function", "name"}`, `{"type": "custom",
+        /// "name"}`, hosted tools; judged by the translator.
+        #[serde(default)]
+        pub tools: Vec<Value>,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1382,8 +1496,11 @@ mod tests {
         assert_eq!(parts[3].type_name(), "mystery");
         assert_eq!(req.messages[2].content, None);
         assert_eq!(
-            req.messages[2].tool_calls[1].function.arguments,
-            r#"{"b":2}"#
+            req.messages[2].tool_calls[1]
+                .function
+                .as_ref()
+                .map(|f| f.arguments.as_str()),
+            Some(r#"{"b":2}"#)
         );
         assert_eq!(
             req.tool_choice,
@@ -1399,6 +1516,93 @@ mod tests {
         assert_eq!(req.stop.unwrap().sequences(), ["END"]);
         let auto: ToolChoice = serde_json::from_value(json!("required")).unwrap();
         assert_eq!(auto, ToolChoice::Mode("required".into()));
+    }
+
+    #[test]
+    fn chat_custom_tools_calls_and_tool_choices() {
+        let req: ChatCompletionRequest = serde_json::from_value(json!({
+            "model": "gpt-5",
+            "messages": [
+                {"role": "user", "content": "patch it"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "call_1", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "done"}
+            ],
+            "tools": [
+                {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files.",
+                  "format": {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: x"}}}},
+                {"type": "custom", "custom": {"name": "notes", "format": {"type": "text"}}},
+                {"type": "web_search"}
+            ],
+            "tool_choice": {"type": "custom", "custom": {"name": "apply_patch"}}
+        }))
+        .unwrap();
+        let call = &req.messages[1].tool_calls[0];
+        assert_eq!(
+            (call.kind.as_str(), call.function.as_ref()),
+            ("custom", None)
+        );
+        assert_eq!(
+            call.custom,
+            Some(CustomToolCall {
+                name: "apply_patch".into(),
+                input: "*** Begin Patch".into()
+            })
+        );
+        let custom = req.tools[0].custom.as_ref().unwrap();
+        assert_eq!(
+            custom.format,
+            Some(CustomToolFormat::Grammar {
+                grammar: Grammar {
+                    syntax: "lark".into(),
+                    definition: "start: x".into()
+                }
+            })
+        );
+        assert_eq!(
+            req.tools[1].custom.as_ref().unwrap().format,
+            Some(CustomToolFormat::Text)
+        );
+        assert_eq!(
+            (req.tools[2].kind.as_str(), &req.tools[2].custom),
+            ("web_search", &None)
+        );
+        assert_eq!(
+            req.tool_choice,
+            Some(ToolChoice::Custom(NamedCustomChoice {
+                kind: "custom".into(),
+                custom: FunctionName {
+                    name: "apply_patch".into()
+                }
+            }))
+        );
+        // A custom call is written back without a `function`.
+        assert_eq!(
+            serde_json::to_value(call).unwrap(),
+            json!({"id": "call_1", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch"}})
+        );
+        let allowed: ToolChoice = serde_json::from_value(json!({"type": "allowed_tools",
+            "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "f"}}]}}))
+        .unwrap();
+        let ToolChoice::AllowedTools(allowed) = allowed else {
+            panic!("allowed_tools expected");
+        };
+        assert_eq!(allowed.allowed_tools.mode, "required");
+        assert_eq!(allowed.allowed_tools.tools.len(), 1);
+        let flat: responses::ToolChoice = serde_json::from_value(json!({"type": "allowed_tools",
+            "mode": "auto", "tools": [{"type": "function", "name": "f"}]}))
+        .unwrap();
+        let responses::ToolChoice::AllowedTools(flat) = flat else {
+            panic!("allowed_tools expected");
+        };
+        assert_eq!(
+            (flat.kind.as_str(), flat.mode.as_str()),
+            ("allowed_tools", "auto")
+        );
+        assert_eq!(
+            serde_json::to_value(responses::ToolChoice::AllowedTools(flat)).unwrap(),
+            json!({"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "f"}]})
+        );
     }
 
     #[test]
@@ -1419,6 +1623,7 @@ mod tests {
                             name: Some("f".into()),
                             arguments: Some("{}".into()),
                         }),
+                        custom: None,
                         extra_content: None,
                     }],
                     ..ChunkDelta::default()

@@ -35,6 +35,11 @@ enum Command {
     /// Create, list or revoke the client API keys clients send to the gateway
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
+    /// Show, turn on or off, or reset safe mode (requests to the official Gemini API)
+    #[command(subcommand)]
+    SafeMode(commands::safe_mode::SafeModeCommand),
+    /// Show the audit log: safe mode, account switches, breakers, alerts
+    Audit(commands::audit::AuditArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
     #[command(subcommand)]
     Validate(commands::validate::ValidateCommand),
@@ -65,6 +70,8 @@ fn main() -> ExitCode {
             Command::Accounts(cmd) => commands::accounts::run(config, cmd).await,
             Command::Keys(cmd) => commands::keys::run(config, cmd).await,
             Command::Validate(cmd) => commands::validate::run(config, cmd).await,
+            Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
+            Command::Audit(args) => commands::audit::run(config, args).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
         }

@@ -46,6 +46,8 @@ impl User {
             .env("HOME", self.home.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
+            // Never a real OS keychain from a test.
+            .env("AGM_STORAGE__KEY_STORE", "file")
             .env("AGM_DATA_DIR", &self.data_dir)
             .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
             .env(

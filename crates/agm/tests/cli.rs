@@ -15,7 +15,9 @@ fn command(home: &Path, args: &[&str]) -> Command {
         .env_clear()
         .env("HOME", home)
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        // Never a real OS keychain from a test.
+        .env("AGM_STORAGE__KEY_STORE", "file");
     cmd
 }
 
@@ -224,5 +226,64 @@ fn demo_answers_a_streamed_curl_like_request() {
     assert!(
         !home.path().join(".local/share/agm").exists(),
         "demo leaves the data dir alone"
+    );
+}
+
+#[test]
+fn safe_mode_commands_change_the_stored_state_and_audit_it() {
+    let home = tempfile::tempdir().unwrap();
+    let status = |home: &Path| -> serde_json::Value {
+        let out = agm(home, &["safe-mode", "status", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    assert_eq!(
+        status(home.path()),
+        serde_json::json!({"active": false, "reason": null, "since": null, "next_retry": null})
+    );
+    let on = agm(
+        home.path(),
+        &["safe-mode", "enable", "--note", "maintenance"],
+    );
+    assert!(on.status.success(), "{}", stderr(&on));
+    assert!(
+        stdout(&on).contains("safe mode: ON: turned on by hand: maintenance"),
+        "{}",
+        stdout(&on)
+    );
+    assert!(
+        stderr(&on).contains("GEMINI_API_KEY"),
+        "warns there is no key: {}",
+        stderr(&on)
+    );
+    let s = status(home.path());
+    assert_eq!(s["active"], true);
+    assert_eq!(s["next_retry"], serde_json::Value::Null);
+    assert!(s["since"].as_str().unwrap().ends_with('Z'));
+
+    let off = agm(home.path(), &["safe-mode", "reset-all"]);
+    assert!(off.status.success(), "{}", stderr(&off));
+    assert_eq!(status(home.path())["active"], false);
+
+    let audit = agm(home.path(), &["audit", "--kind", "safe-mode", "--json"]);
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&audit)).unwrap();
+    let details: Vec<&str> = rows.iter().map(|r| r["detail"].as_str().unwrap()).collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("turned on: turned on by hand: maintenance")),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d.starts_with("reset-all")),
+        "{details:?}"
+    );
+    let bad = agm(home.path(), &["audit", "--kind", "nonsense"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("safe-mode, account-switch"),
+        "{}",
+        stderr(&bad)
     );
 }

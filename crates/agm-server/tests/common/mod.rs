@@ -55,6 +55,23 @@ impl Harness {
         self.post_to("/v1/messages", body).await
     }
 
+    /// `GET path`, its body as text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path`, its body as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        serde_json::from_str(&self.get_text(path).await).unwrap()
+    }
+
     pub async fn post_to(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.url))

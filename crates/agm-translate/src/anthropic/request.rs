@@ -26,12 +26,18 @@ use crate::thinking::{
 };
 use crate::tools::ToolNameMap;
 
-pub use crate::common::request::{MAX_STOP_SEQUENCES, RequestOptions, Translated};
+pub use crate::common::request::{RequestOptions, Translated};
 
 /// Translates an Anthropic Messages request for `upstream_model`.
 ///
 /// Errors name the offending field (`messages.2.content.0: unknown block type "foo"`)
 /// and map to Anthropic's `invalid_request_error`.
+///
+/// `stop_sequences` are not sent upstream but returned in
+/// [`Translated::stop_sequences`] for the answer's transcoder to enforce: Gemini would
+/// stop at them but report `STOP` without saying which one matched, and Anthropic's
+/// answer must name it (`stop_reason: "stop_sequence"`, `stop_sequence`). See
+/// [`crate::common::stop`].
 pub fn to_gemini(
     req: &MessagesRequest,
     upstream_model: &str,
@@ -112,6 +118,7 @@ pub fn to_gemini(
         tool_names,
         session_id,
         thinking,
+        stop_sequences: stop_sequences(req.stop_sequences.iter().map(String::as_str)),
         notes: Vec::new(),
     })
 }
@@ -244,7 +251,8 @@ fn generation_config(
         top_p: req.top_p,
         top_k: req.top_k,
         max_output_tokens: Some(req.max_tokens),
-        stop_sequences: stop_sequences(req.stop_sequences.iter().map(String::as_str)),
+        // `stop_sequences` are enforced by agm (`Translated::stop_sequences`): Google
+        // would not say which one matched.
         ..GenerationConfig::default()
     };
     if !thinking {
@@ -968,6 +976,7 @@ mod tests {
         req.temperature = Some(0.5);
         req.top_k = Some(3);
         req.stop_sequences = (0..7).map(|i| format!("s{i}")).collect();
+        req.stop_sequences.push(String::new());
         req.thinking = Some(Thinking::Enabled {
             budget_tokens: 100_000,
         });
@@ -976,8 +985,13 @@ mod tests {
             out.request.system_instruction,
             Some(Content::new("user", vec![Part::text("be brief")]))
         );
+        assert_eq!(
+            out.stop_sequences,
+            (0..7).map(|i| format!("s{i}")).collect::<Vec<_>>(),
+            "all kept for agm to enforce, the empty one dropped"
+        );
         let config = out.request.generation_config.unwrap();
-        assert_eq!(config.stop_sequences.len(), MAX_STOP_SEQUENCES);
+        assert!(config.stop_sequences.is_empty(), "not sent upstream");
         assert_eq!(config.temperature, Some(0.5));
         assert_eq!(
             config.thinking_config.unwrap().thinking_budget,

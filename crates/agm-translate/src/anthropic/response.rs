@@ -26,17 +26,21 @@ pub struct ResponseContext {
     /// Seeds minted tool-use and message ids, together with the upstream
     /// `responseId`: something unique per request (the server's request id).
     pub id_seed: String,
+    /// The request's stop sequences, which the transcoder enforces on the answer
+    /// text: set it from [`Translated::stop_sequences`].
+    pub stop_sequences: Vec<String>,
 }
 
 impl ResponseContext {
-    /// A context with thinking blocks passed through and an empty id seed; set
-    /// `thinking` and `id_seed` when the request says otherwise.
+    /// A context with thinking blocks passed through, an empty id seed and no stop
+    /// sequences; set the fields when the request says otherwise.
     pub fn new(client_model: impl Into<String>, tool_names: ToolNameMap) -> ResponseContext {
         ResponseContext {
             model: client_model.into(),
             tool_names,
             thinking: true,
             id_seed: String::new(),
+            stop_sequences: Vec::new(),
         }
     }
 
@@ -51,6 +55,7 @@ impl ResponseContext {
             tool_names: translated.tool_names.clone(),
             thinking: translated.thinking,
             id_seed: id_seed.into(),
+            stop_sequences: translated.stop_sequences.clone(),
         }
     }
 }

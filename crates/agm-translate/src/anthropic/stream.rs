@@ -18,6 +18,12 @@
 //! Nothing is emitted until the first part with content arrives, so a caller that
 //! holds the client's 200 until the first event can still retry on another account
 //! when the upstream sends nothing ([`StreamTranscoder::is_empty_answer`]).
+//!
+//! The request's stop sequences are enforced here ([`crate::common::stop`]): answer
+//! text that could be the start of one is held back until it is known not to be; a
+//! match cuts the text before it and ends the message at once (`stop_reason:
+//! "stop_sequence"`, `stop_sequence: "<matched>"`). The transcoder is then
+//! [`finished`](StreamEnd::finished) and the caller should drop the upstream stream.
 
 use agm_wire::anthropic::{
     ContentBlock, Delta, ErrorDetail, ErrorKind, MessageDelta, MessageDeltaUsage, MessagesResponse,
@@ -27,7 +33,9 @@ use agm_wire::gemini::{GenerateContentResponse, Part};
 use serde_json::{Map, Value};
 
 use crate::anthropic::response::ResponseContext;
+use crate::common::StreamEnd;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
+use crate::common::stop::StopScanner;
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
 
@@ -55,6 +63,7 @@ pub struct StreamTranscoder {
     open: Option<OpenBlock>,
     next_index: usize,
     signatures: Vec<SeenSignature>,
+    stops: StopScanner,
 }
 
 impl StreamTranscoder {
@@ -62,6 +71,7 @@ impl StreamTranscoder {
     pub fn new(ctx: ResponseContext) -> StreamTranscoder {
         StreamTranscoder {
             upstream: UpstreamState::new(&ctx.id_seed),
+            stops: StopScanner::new(ctx.stop_sequences.iter().map(String::as_str)),
             ctx,
             started: false,
             done: false,
@@ -71,7 +81,8 @@ impl StreamTranscoder {
         }
     }
 
-    /// Takes the next upstream chunk; returns the events it completes.
+    /// Takes the next upstream chunk; returns the events it completes (the whole end
+    /// of the message when a stop sequence matched).
     pub fn push(&mut self, chunk: &GenerateContentResponse) -> Vec<StreamEvent> {
         let mut out = Vec::new();
         if self.done {
@@ -79,6 +90,9 @@ impl StreamTranscoder {
         }
         self.upstream.observe(chunk);
         for part in chunk.parts() {
+            if self.done {
+                break;
+            }
             self.part(part, &mut out);
         }
         out
@@ -92,28 +106,40 @@ impl StreamTranscoder {
         self.upstream.is_empty_answer()
     }
 
-    /// Ends the answer: closes the open block, then `message_delta` (stop reason and
-    /// usage) and `message_stop`. Returns nothing after `finish` or `fail`.
+    /// Ends the answer: passes on held-back text, closes the open block, then
+    /// `message_delta` (stop reason and usage) and `message_stop`. Returns nothing
+    /// after `finish` or `fail`, or once a stop sequence ended the answer.
     pub fn finish(&mut self) -> Vec<StreamEvent> {
         let mut out = Vec::new();
         if self.done {
             return out;
         }
-        self.start(&mut out);
-        if let Some(note) = self.upstream.stop_note(self.is_open(BlockKind::Text)) {
-            self.text(&note, &mut out);
+        self.flush_text(&mut out);
+        self.end(None, &mut out);
+        out
+    }
+
+    /// Ends the message, because the upstream ended (`stop_sequence` is `None`) or
+    /// because the text reached `stop_sequence`.
+    fn end(&mut self, stop_sequence: Option<String>, out: &mut Vec<StreamEvent>) {
+        self.start(out);
+        if stop_sequence.is_none()
+            && let Some(note) = self.upstream.stop_note(self.is_open(BlockKind::Text))
+        {
+            self.text(&note, out);
         }
-        self.close(&mut out);
-        let stop_reason = match self.upstream.finish() {
-            Finish::Length => StopReason::MaxTokens,
-            Finish::ToolCalls => StopReason::ToolUse,
-            Finish::Stop | Finish::ContentFilter => StopReason::EndTurn,
+        self.close(out);
+        let stop_reason = match (&stop_sequence, self.upstream.finish()) {
+            (Some(_), _) => StopReason::StopSequence,
+            (None, Finish::Length) => StopReason::MaxTokens,
+            (None, Finish::ToolCalls) => StopReason::ToolUse,
+            (None, Finish::Stop | Finish::ContentFilter) => StopReason::EndTurn,
         };
         let usage = self.usage();
         out.push(StreamEvent::MessageDelta {
             delta: MessageDelta {
                 stop_reason: Some(stop_reason),
-                stop_sequence: None,
+                stop_sequence,
             },
             usage: MessageDeltaUsage {
                 output_tokens: usage.output_tokens,
@@ -124,11 +150,11 @@ impl StreamTranscoder {
         });
         out.push(StreamEvent::MessageStop);
         self.done = true;
-        out
     }
 
     /// Ends the answer with an `api_error` event, closing nothing: that is how
-    /// Anthropic breaks off a stream.
+    /// Anthropic breaks off a stream. Held-back text (a possible start of a stop
+    /// sequence) is dropped.
     pub fn fail(&mut self, message: impl Into<String>) -> Vec<StreamEvent> {
         self.fail_with(ErrorKind::ApiError, message)
     }
@@ -174,6 +200,7 @@ impl StreamTranscoder {
             {
                 open.signature = Some(sig.clone());
             }
+            self.flush_text(out);
             self.close(out);
             self.start(out);
             let id = self.upstream.call_id(call.id.as_deref(), false);
@@ -216,6 +243,10 @@ impl StreamTranscoder {
             if !self.ctx.thinking {
                 return;
             }
+            if !text.is_empty() {
+                // Text before a shown thought ends there: no stop sequence spans it.
+                self.flush_text(out);
+            }
             if !text.is_empty() && !self.is_open(BlockKind::Thinking) {
                 self.open_block(BlockKind::Thinking, out);
             }
@@ -245,7 +276,24 @@ impl StreamTranscoder {
             open.signature = Some(sig);
         }
         if !text.is_empty() {
-            self.text(text, out);
+            let scan = self.stops.push(text);
+            if !scan.text.is_empty() {
+                self.text(&scan.text, out);
+            }
+            if let Some(stop) = scan.stop {
+                // A legitimate answer, even when the sequence came first.
+                self.upstream.saw_content = true;
+                self.end(Some(stop), out);
+            }
+        }
+    }
+
+    /// Passes on the text held back as a possible start of a stop sequence: the text
+    /// ended without completing one.
+    fn flush_text(&mut self, out: &mut Vec<StreamEvent>) {
+        let held = self.stops.flush();
+        if !held.is_empty() {
+            self.text(&held, out);
         }
     }
 
@@ -316,6 +364,12 @@ impl StreamTranscoder {
             ..self.usage()
         };
         out.push(StreamEvent::MessageStart { message });
+    }
+}
+
+impl StreamEnd for StreamTranscoder {
+    fn finished(&self) -> bool {
+        self.done
     }
 }
 

@@ -13,9 +13,6 @@ use crate::schema::clean_parameters;
 use crate::thinking::SignatureStore;
 use crate::tools::ToolNameMap;
 
-/// Gemini takes at most this many stop sequences; extra ones are dropped.
-pub const MAX_STOP_SEQUENCES: usize = 5;
-
 /// Choices the caller makes per request.
 #[derive(Clone, Copy, Default)]
 pub struct RequestOptions<'a> {
@@ -48,6 +45,9 @@ pub struct Translated {
     pub session_id: String,
     /// Whether thinking is on for this request (thoughts go to the client only then).
     pub thinking: bool,
+    /// The client's stop sequences. They are not sent upstream: the answer's
+    /// transcoder enforces them (see [`crate::common::stop`]).
+    pub stop_sequences: Vec<String>,
     /// Parts of the request that were left out on purpose (tools Google's models
     /// cannot run, history items with no upstream equivalent), one sentence each, for
     /// the server's log.
@@ -270,15 +270,16 @@ impl CallNames {
     }
 }
 
-/// The stop sequences Gemini gets: empty ones dropped, at most
-/// [`MAX_STOP_SEQUENCES`].
+/// The client's stop sequences as [`Translated::stop_sequences`]: empty ones and
+/// repeats dropped.
 pub(crate) fn stop_sequences<'a>(stops: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    stops
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .take(MAX_STOP_SEQUENCES)
-        .map(str::to_owned)
-        .collect()
+    let mut kept: Vec<String> = Vec::new();
+    for stop in stops {
+        if !stop.is_empty() && !kept.iter().any(|k| k == stop) {
+            kept.push(stop.to_owned());
+        }
+    }
+    kept
 }
 
 /// Joins texts with `\n`, skipping empty ones.
@@ -291,6 +292,32 @@ pub(crate) fn join_texts<'a>(texts: impl IntoIterator<Item = &'a str>) -> String
         out.push_str(text);
     }
     out
+}
+
+/// Reading translated requests in the translators' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Translated;
+
+    /// The `functionCallingConfig` mode and allowed names (`("", [])` without one).
+    pub fn calling(t: &Translated) -> (String, Vec<String>) {
+        t.request
+            .tool_config
+            .as_ref()
+            .and_then(|c| c.function_calling_config.clone())
+            .map(|c| (c.mode, c.allowed_function_names))
+            .unwrap_or_default()
+    }
+
+    /// The names of the declared functions, in order.
+    pub fn declared(t: &Translated) -> Vec<&str> {
+        t.request
+            .tools
+            .iter()
+            .flat_map(|tool| &tool.function_declarations)
+            .map(|d| d.name.as_str())
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -325,9 +352,9 @@ mod tests {
     }
 
     #[test]
-    fn stop_sequences_are_capped() {
-        let stops = ["", "a", "b", "c", "d", "e", "f"];
-        assert_eq!(stop_sequences(stops), ["a", "b", "c", "d", "e"]);
+    fn stop_sequences_drop_empty_ones_and_repeats() {
+        let stops = ["", "a", "b", "a", "c", "d", "e", "f"];
+        assert_eq!(stop_sequences(stops), ["a", "b", "c", "d", "e", "f"]);
     }
 }
 

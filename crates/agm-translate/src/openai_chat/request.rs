@@ -3,16 +3,22 @@
 use agm_wire::gemini::{
     Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ToolConfig,
 };
+use std::collections::BTreeSet;
+
 use agm_wire::openai::chat::{
-    ChatCompletionRequest, ChatContent, ChatMessage, ChatRole, ContentPart, ResponseFormat,
-    ToolCall, ToolChoice,
+    ChatCompletionRequest, ChatContent, ChatMessage, ChatRole, ContentPart, CustomToolFormat,
+    FunctionDef, ResponseFormat, ToolCall, ToolChoice,
 };
 use serde_json::Value;
 
 use crate::common::media::{file_data_part, inline_part, url_part};
+use crate::common::openai_tools::{
+    ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
+    hosted_tool, is_web_search, request_tools,
+};
 use crate::common::request::{
-    CallNames, CallingMode, function_call_part, function_declaration, function_tools, join_texts,
-    parse_arguments, push_turn, stop_sequences, system_instruction, tool_config, tool_result_parts,
+    CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
+    push_turn, stop_sequences, system_instruction, tool_config, tool_result_parts,
 };
 use crate::common::{RequestOptions, Translated};
 use crate::error::TranslateError;
@@ -29,6 +35,11 @@ use crate::tools::ToolNameMap;
 ///
 /// Errors name the offending field (`messages.2.tool_calls.0.function.arguments: is
 /// not valid JSON (…)`) and map to OpenAI's `invalid_request_error`.
+///
+/// Custom tools, OpenAI's hosted tools and `allowed_tools` follow
+/// [`crate::common::openai_tools`]. `stop` is not sent upstream but returned in
+/// [`Translated::stop_sequences`] for the answer's transcoder to enforce, as for
+/// Anthropic ([`crate::common::stop`]).
 pub fn to_gemini(
     req: &ChatCompletionRequest,
     upstream_model: &str,
@@ -51,12 +62,13 @@ pub fn to_gemini(
     let mut tool_names = ToolNameMap::new();
     let mut notes = Vec::new();
 
-    let declarations = declarations(req, &mut tool_names, &mut notes)?;
+    let (mut declarations, search) = declarations(req, &mut tool_names, &mut notes)?;
     let tool_config = if declarations.is_empty() {
         None
     } else {
-        tool_choice(req, &declarations, &mut tool_names, &mut notes)?
+        tool_choice(req, &mut declarations, &mut tool_names, &mut notes)?
     };
+    let tools = request_tools(declarations, search.as_deref(), &mut notes);
     let forced = tool_config
         .as_ref()
         .and_then(|c| c.function_calling_config.as_ref())
@@ -109,7 +121,7 @@ pub fn to_gemini(
         request: GenerateContentRequest {
             contents,
             system_instruction: system_instruction(system),
-            tools: function_tools(declarations),
+            tools,
             tool_config,
             generation_config: Some(generation_config),
             safety_settings: Vec::new(),
@@ -118,6 +130,9 @@ pub fn to_gemini(
         tool_names,
         session_id,
         thinking,
+        stop_sequences: stop_sequences(
+            req.stop.as_ref().map(|s| s.sequences()).unwrap_or_default(),
+        ),
         notes,
     })
 }
@@ -144,61 +159,106 @@ fn session_id(req: &ChatCompletionRequest) -> String {
     openai_session_id(req.prompt_cache_key.as_deref(), &first_user_text)
 }
 
-/// The function declarations of `tools` and of the legacy `functions`.
+/// The function declarations of `tools` (function and custom tools) and of the
+/// legacy `functions`, and the field of a web search tool, if there is one; other
+/// hosted tools are refused or left out ([`hosted_tool`]).
 fn declarations(
     req: &ChatCompletionRequest,
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
-) -> Result<Vec<FunctionDeclaration>, TranslateError> {
+) -> Result<(Vec<FunctionDeclaration>, Option<String>), TranslateError> {
     let mut declarations = Vec::new();
+    let mut search = None;
+    let mut kinds = ToolKinds::default();
     for (i, tool) in req.tools.iter().enumerate() {
-        if tool.kind != "function" {
-            notes.push(format!(
-                "tools.{i}: \"{}\" tools cannot run on Google's models and were left out",
-                tool.kind
-            ));
-            continue;
+        match tool.kind.as_str() {
+            "function" => {
+                let (function, field) =
+                    tool_def(tool.function.as_ref(), |f| &f.name, i, "function")?;
+                kinds.function(&function.name, &field)?;
+                declarations.push(declaration(names, function));
+            }
+            "custom" => {
+                let (custom, field) = tool_def(tool.custom.as_ref(), |c| &c.name, i, "custom")?;
+                kinds.custom(&custom.name, &field)?;
+                let grammar = match &custom.format {
+                    Some(CustomToolFormat::Grammar { grammar }) => {
+                        Some((grammar.syntax.as_str(), grammar.definition.as_str()))
+                    }
+                    _ => None,
+                };
+                declarations.push(custom_tool_declaration(
+                    names,
+                    &custom.name,
+                    custom.description.as_deref(),
+                    grammar,
+                ));
+            }
+            kind if is_web_search(kind) => {
+                search.get_or_insert_with(|| format!("tools.{i}.type"));
+            }
+            kind => hosted_tool(kind, &format!("tools.{i}.type"), notes)?,
         }
-        let Some(function) = &tool.function else {
-            return Err(TranslateError::invalid(
-                format!("tools.{i}.function"),
-                "required for function tools",
-            ));
-        };
-        if function.name.is_empty() {
-            return Err(TranslateError::invalid(
-                format!("tools.{i}.function.name"),
-                "must not be empty",
-            ));
-        }
-        declarations.push(function_declaration(
-            names,
-            &function.name,
-            function.description.as_deref(),
-            function.parameters.as_ref(),
-        ));
     }
     for (i, function) in req.functions.iter().enumerate() {
+        let field = format!("functions.{i}.name");
         if function.name.is_empty() {
-            return Err(TranslateError::invalid(
-                format!("functions.{i}.name"),
-                "must not be empty",
-            ));
+            return Err(TranslateError::invalid(field, "must not be empty"));
         }
-        declarations.push(function_declaration(
-            names,
-            &function.name,
-            function.description.as_deref(),
-            function.parameters.as_ref(),
-        ));
+        kinds.function(&function.name, &field)?;
+        declarations.push(declaration(names, function));
     }
-    Ok(declarations)
+    Ok((declarations, search))
 }
 
-/// `tool_choice` (or the legacy `function_call`) as `toolConfig`.
+/// A function tool's declaration.
+fn declaration(names: &mut ToolNameMap, function: &FunctionDef) -> FunctionDeclaration {
+    function_declaration(
+        names,
+        &function.name,
+        function.description.as_deref(),
+        function.parameters.as_ref(),
+    )
+}
+
+/// The definition of tool `i` under `key` (`function` or `custom`), which a tool of
+/// that type requires, and the field of its name, which must not be empty.
+fn tool_def<'a, T>(
+    def: Option<&'a T>,
+    name: impl Fn(&T) -> &String,
+    i: usize,
+    key: &str,
+) -> Result<(&'a T, String), TranslateError> {
+    let Some(def) = def else {
+        return Err(TranslateError::invalid(
+            format!("tools.{i}.{key}"),
+            format!("required for {key} tools"),
+        ));
+    };
+    let field = format!("tools.{i}.{key}.name");
+    if name(def).is_empty() {
+        return Err(TranslateError::invalid(field, "must not be empty"));
+    }
+    Ok((def, field))
+}
+
+/// The upstream names of the request's custom tools (their calls go back as custom
+/// tool calls); `names` is the map of the translated request.
+pub fn custom_tool_names(req: &ChatCompletionRequest, names: &ToolNameMap) -> BTreeSet<String> {
+    let custom = req
+        .tools
+        .iter()
+        .filter(|tool| tool.kind == "custom")
+        .filter_map(|tool| tool.custom.as_ref())
+        .map(|custom| custom.name.as_str());
+    custom_tool_set(custom, names)
+}
+
+/// `tool_choice` (or the legacy `function_call`) as `toolConfig`; an `allowed_tools`
+/// choice in mode `auto` keeps only the allowed `declared` tools.
 fn tool_choice(
     req: &ChatCompletionRequest,
-    declared: &[FunctionDeclaration],
+    declared: &mut Vec<FunctionDeclaration>,
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
 ) -> Result<Option<ToolConfig>, TranslateError> {
@@ -211,17 +271,33 @@ fn tool_choice(
             format!("must be \"none\", \"auto\", \"required\" or name a function, not \"{other}\""),
         )),
     };
+    // A call of the tool `name` (named at `field`) is required.
+    let forced = |name: &str, field: &str, names: &mut ToolNameMap, declared: &[_]| {
+        tool_config(CallingMode::Any, Some(name), names, declared, field).map(Some)
+    };
     match (&req.tool_choice, &req.function_call) {
         (Some(ToolChoice::Mode(text)), _) => {
             let mode = mode(text, "tool_choice")?;
             tool_config(mode, None, names, declared, "tool_choice").map(Some)
         }
-        (Some(ToolChoice::Named(named)), _) => tool_config(
-            CallingMode::Any,
-            Some(&named.function.name),
+        (Some(ToolChoice::Named(named)), _) => forced(
+            &named.function.name,
+            "tool_choice.function.name",
             names,
             declared,
-            "tool_choice.function.name",
+        ),
+        (Some(ToolChoice::Custom(named)), _) => forced(
+            &named.custom.name,
+            "tool_choice.custom.name",
+            names,
+            declared,
+        ),
+        (Some(ToolChoice::AllowedTools(choice)), _) => allowed_tools_config(
+            &choice.allowed_tools.mode,
+            &choice.allowed_tools.tools,
+            names,
+            declared,
+            "tool_choice.allowed_tools",
         )
         .map(Some),
         (Some(ToolChoice::Other(value)), _) => {
@@ -242,14 +318,7 @@ fn tool_choice(
                     "must be \"none\", \"auto\" or {\"name\": ...}",
                 ));
             };
-            tool_config(
-                CallingMode::Any,
-                Some(name),
-                names,
-                declared,
-                "function_call.name",
-            )
-            .map(Some)
+            forced(name, "function_call.name", names, declared)
         }
         (None, None) => Ok(None),
     }
@@ -387,21 +456,38 @@ fn assistant_parts(
     }
     for (j, call) in message.tool_calls.iter().enumerate() {
         let call_field = format!("{field}.tool_calls.{j}");
-        if call.function.name.is_empty() {
-            return Err(TranslateError::invalid(
-                format!("{call_field}.function.name"),
-                "must not be empty",
-            ));
-        }
-        let args = parse_arguments(
-            &call.function.arguments,
-            &format!("{call_field}.function.arguments"),
-        )?;
-        calls.record(&call.id, &call.function.name);
+        let empty = |name_field: &str| {
+            TranslateError::invalid(format!("{call_field}.{name_field}"), "must not be empty")
+        };
+        let (name, args) = match (&call.function, &call.custom) {
+            (Some(function), _) => {
+                if function.name.is_empty() {
+                    return Err(empty("function.name"));
+                }
+                let arguments = format!("{call_field}.function.arguments");
+                (
+                    &function.name,
+                    parse_arguments(&function.arguments, &arguments)?,
+                )
+            }
+            (None, Some(custom)) => {
+                if custom.name.is_empty() {
+                    return Err(empty("custom.name"));
+                }
+                (&custom.name, custom_call_args(&custom.input))
+            }
+            (None, None) => {
+                return Err(TranslateError::invalid(
+                    format!("{call_field}.function"),
+                    "required (or `custom`, for a custom tool call)",
+                ));
+            }
+        };
+        calls.record(&call.id, name);
         let signature = policy.call_signature(&call.id, sent_signature(call));
         parts.push(function_call_part(
             Some(&call.id),
-            names.to_upstream(&call.function.name),
+            names.to_upstream(name),
             args,
             signature,
         ));
@@ -549,12 +635,11 @@ fn generation_config(
     if max == Some(0) {
         return Err(TranslateError::invalid(max_field, "must be at least 1"));
     }
-    let stops = req.stop.as_ref().map(|s| s.sequences()).unwrap_or_default();
+    // `stop` is enforced by agm (`Translated::stop_sequences`), not sent upstream.
     let mut config = GenerationConfig {
         temperature: req.temperature,
         top_p: req.top_p,
         max_output_tokens: max,
-        stop_sequences: stop_sequences(stops),
         ..GenerationConfig::default()
     };
     if family != ModelFamily::Claude {
@@ -586,6 +671,7 @@ fn generation_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::request::testing::{calling, declared};
     use crate::thinking::{SKIP_SIGNATURE_VALIDATOR, SignatureStore};
     use agm_wire::gemini::{FunctionResponse, ThinkingConfig};
     use pretty_assertions::assert_eq;
@@ -748,16 +834,13 @@ mod tests {
         let out = translate(&req, "gemini-2.5-pro").unwrap();
         let safe = out.tool_names.upstream_name("my.tool").unwrap().to_owned();
         assert_ne!(safe, "my.tool");
-        assert_eq!(
-            out.notes,
-            ["tools.2: \"custom\" tools cannot run on Google's models and were left out"]
-        );
+        assert!(out.notes.is_empty(), "{:?}", out.notes);
         let declared: Vec<&str> = out.request.tools[0]
             .function_declarations
             .iter()
             .map(|d| d.name.as_str())
             .collect();
-        assert_eq!(declared, ["get_weather", safe.as_str()]);
+        assert_eq!(declared, ["get_weather", safe.as_str(), "grammar"]);
         let config = out
             .request
             .tool_config
@@ -855,18 +938,19 @@ mod tests {
             "top_p": 0.9,
             "seed": 7,
             "presence_penalty": 0.5,
-            "stop": ["a", "", "b", "c", "d", "e", "f"],
+            "stop": ["a", "", "b", "c", "d", "e", "f", "a"],
             "response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": true, "schema": {
                 "type": "object", "additionalProperties": false,
                 "properties": {"n": {"type": ["integer", "null"]}}, "required": ["n"]}}}
         }));
-        let config = translate(&req, "gemini-2.5-flash")
-            .unwrap()
-            .request
-            .generation_config
-            .unwrap();
+        let out = translate(&req, "gemini-2.5-flash").unwrap();
+        assert_eq!(out.stop_sequences, ["a", "b", "c", "d", "e", "f"]);
+        let config = out.request.generation_config.unwrap();
         assert_eq!(config.max_output_tokens, Some(100));
-        assert_eq!(config.stop_sequences, ["a", "b", "c", "d", "e"]);
+        assert!(
+            config.stop_sequences.is_empty(),
+            "enforced by agm, not sent"
+        );
         assert_eq!((config.seed, config.presence_penalty), (Some(7), Some(0.5)));
         assert_eq!(
             config.response_mime_type.as_deref(),
@@ -882,17 +966,14 @@ mod tests {
 
         let json_object = request(json!({"messages": [{"role": "user", "content": "hi"}],
                                          "response_format": {"type": "json_object"}, "stop": "END"}));
-        let config = translate(&json_object, "claude-sonnet-4-5")
-            .unwrap()
-            .request
-            .generation_config
-            .unwrap();
+        let out = translate(&json_object, "claude-sonnet-4-5").unwrap();
+        assert_eq!(out.stop_sequences, ["END"]);
+        let config = out.request.generation_config.unwrap();
         assert_eq!(
             config.response_mime_type.as_deref(),
             Some("application/json")
         );
         assert_eq!(config.response_schema, None);
-        assert_eq!(config.stop_sequences, ["END"]);
     }
 
     #[test]
@@ -997,6 +1078,166 @@ mod tests {
                 name: "f".into(),
                 response: json!({"output": "42"})
             })
+        );
+    }
+
+    #[test]
+    fn custom_tools_are_functions_taking_their_raw_input() {
+        let req = request(json!({
+            "tools": [
+                {"type": "custom", "custom": {"name": "apply_patch", "description": "Edit files.",
+                 "format": {"type": "grammar", "grammar": {"syntax": "lark", "definition": "start: patch\n"}}}},
+                {"type": "custom", "custom": {"name": "notes", "format": {"type": "text"}}},
+                {"type": "function", "function": {"name": "shell", "parameters": {"type": "object"}}}
+            ],
+            "tool_choice": {"type": "custom", "custom": {"name": "apply_patch"}},
+            "messages": [
+                {"role": "user", "content": "edit"},
+                {"role": "assistant", "tool_calls": [
+                    {"id": "call_p", "type": "custom", "custom": {"name": "apply_patch", "input": "*** Begin Patch"}}]},
+                {"role": "tool", "tool_call_id": "call_p", "content": "applied"}
+            ]
+        }));
+        let out = translate(&req, "gemini-2.5-pro").unwrap();
+        assert_eq!(declared(&out), ["apply_patch", "notes", "shell"]);
+        let declarations = &out.request.tools[0].function_declarations;
+        assert!(
+            declarations[0]
+                .description
+                .ends_with("it must follow this lark grammar:\n```\nstart: patch\n```")
+        );
+        assert_eq!(declarations[1].description, "", "unconstrained text");
+        assert_eq!(
+            calling(&out),
+            ("ANY".to_owned(), vec!["apply_patch".to_owned()])
+        );
+        let history = serde_json::to_value(&out.request.contents).unwrap();
+        assert_eq!(
+            history[1]["parts"][0]["functionCall"],
+            json!({"id": "call_p", "name": "apply_patch", "args": {"input": "*** Begin Patch"}})
+        );
+        assert_eq!(
+            history[2]["parts"][0]["functionResponse"],
+            json!({"id": "call_p", "name": "apply_patch", "response": {"output": "applied"}})
+        );
+        assert_eq!(
+            custom_tool_names(&req, &out.tool_names)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["apply_patch", "notes"]
+        );
+    }
+
+    #[test]
+    fn custom_tool_errors_name_the_field() {
+        assert_eq!(
+            error(
+                json!({"tools": [{"type": "custom"}], "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "tools.0.custom: required for custom tools"
+        );
+        assert_eq!(
+            error(
+                json!({"tools": [{"type": "custom", "custom": {"name": ""}}],
+                         "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "tools.0.custom.name: must not be empty"
+        );
+        assert_eq!(
+            error(
+                json!({"tools": [{"type": "function", "function": {"name": "p"}},
+                                   {"type": "custom", "custom": {"name": "p"}}],
+                         "messages": [{"role": "user", "content": "x"}]})
+            ),
+            "tools.1.custom.name: a custom tool must not share its name with another tool"
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "", "input": "x"}}]}]})),
+            "messages.1.tool_calls.0.custom.name: must not be empty"
+        );
+        assert_eq!(
+            error(json!({"messages": [{"role": "user", "content": "x"},
+                {"role": "assistant", "tool_calls": [{"id": "c", "type": "function"}]}]})),
+            "messages.1.tool_calls.0.function: required (or `custom`, for a custom tool call)"
+        );
+    }
+
+    #[test]
+    fn hosted_tools_are_refused_and_web_search_is_google_search() {
+        let err = translate(
+            &request(json!({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "file_search"}],
+                            "messages": [{"role": "user", "content": "x"}]})),
+            "gemini-3-flash",
+        )
+        .unwrap_err();
+        assert!(matches!(err, TranslateError::Unsupported { .. }));
+        assert_eq!(err.field(), "tools.1.type");
+        assert!(
+            err.to_string()
+                .starts_with("tools.1.type: \"file_search\" tools cannot run on Google's models"),
+            "{err}"
+        );
+        let out = translate(
+            &request(json!({"tools": [{"type": "web_search_preview"}],
+                            "messages": [{"role": "user", "content": "news?"}]})),
+            "gemini-3-flash",
+        )
+        .unwrap();
+        assert_eq!(out.request.tools.len(), 1);
+        assert_eq!(out.request.tools[0].google_search, Some(json!({})));
+        assert!(out.request.tools[0].function_declarations.is_empty());
+        // Next to function tools (as Codex sends it by default), web search and image
+        // generation are left out, with notes.
+        let mixed = translate(
+            &request(json!({"tools": [{"type": "function", "function": {"name": "f"}}, {"type": "web_search"},
+                                      {"type": "image_generation"}],
+                            "messages": [{"role": "user", "content": "x"}]})),
+            "gemini-3-flash",
+        )
+        .unwrap();
+        assert_eq!(mixed.request.tools.len(), 1);
+        assert_eq!(mixed.request.tools[0].google_search, None);
+        assert_eq!(mixed.request.tools[0].function_declarations.len(), 1);
+        assert_eq!(
+            mixed.notes,
+            [
+                "tools.2.type: \"image_generation\" tools cannot run on Google's models and were left out",
+                "tools.1.type: web search was left out: Gemini takes Google Search only in a \
+                 request without function or custom tools"
+            ]
+        );
+    }
+
+    #[test]
+    fn allowed_tools_restrict_the_calls() {
+        let body = |mode: &str| {
+            request(json!({
+                "tools": [
+                    {"type": "function", "function": {"name": "a"}},
+                    {"type": "function", "function": {"name": "b"}},
+                    {"type": "custom", "custom": {"name": "c"}}
+                ],
+                "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": [
+                    {"type": "function", "function": {"name": "a"}},
+                    {"type": "custom", "custom": {"name": "c"}}]}},
+                "messages": [{"role": "user", "content": "x"}]
+            }))
+        };
+        let out = translate(&body("required"), "gemini-3-flash").unwrap();
+        assert_eq!(
+            calling(&out),
+            ("ANY".to_owned(), vec!["a".to_owned(), "c".to_owned()])
+        );
+        assert_eq!(declared(&out), ["a", "b", "c"]);
+        let out = translate(&body("auto"), "gemini-3-flash").unwrap();
+        assert_eq!(calling(&out), ("AUTO".to_owned(), Vec::new()));
+        assert_eq!(declared(&out), ["a", "c"], "only the allowed tools");
+        assert_eq!(
+            translate(&body("none"), "gemini-3-flash")
+                .unwrap_err()
+                .to_string(),
+            "tool_choice.allowed_tools.mode: must be \"auto\" or \"required\", not \"none\""
         );
     }
 

@@ -4,12 +4,16 @@
 //! [`StreamTranscoder`] as a stream and assembling the chunks, so both paths agree on
 //! every rule (tool ids, names, finish reasons, usage).
 
+use std::collections::BTreeSet;
+
 use agm_wire::gemini::GenerateContentResponse;
 use agm_wire::openai::chat::{
-    AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, StreamEvent, ToolCall,
+    AssistantMessage, ChatCompletion, ChatCompletionRequest, Choice, CustomToolCall, FunctionCall,
+    StreamEvent, ToolCall,
 };
 
 use crate::common::Translated;
+use crate::openai_chat::request::custom_tool_names;
 use crate::openai_chat::stream::StreamTranscoder;
 use crate::thinking::SeenSignature;
 use crate::tools::ToolNameMap;
@@ -33,6 +37,13 @@ pub struct ResponseContext {
     /// Whether a stream ends with a usage chunk (`stream_options.include_usage`);
     /// complete answers always carry usage.
     pub include_usage: bool,
+    /// The upstream names of the request's custom tools: their calls go to the
+    /// client as `type: "custom"` tool calls, with the `input` argument as the raw
+    /// input.
+    pub custom_tools: BTreeSet<String>,
+    /// The request's `stop` sequences, which the transcoder enforces on the answer
+    /// text: set it from [`Translated::stop_sequences`].
+    pub stop_sequences: Vec<String>,
 }
 
 impl ResponseContext {
@@ -50,6 +61,8 @@ impl ResponseContext {
             id_seed: id_seed.into(),
             created,
             include_usage: !req.is_stream() || req.include_usage(),
+            custom_tools: custom_tool_names(req, &translated.tool_names),
+            stop_sequences: translated.stop_sequences.clone(),
         }
     }
 }
@@ -131,12 +144,22 @@ pub fn assemble(events: &[StreamEvent]) -> ChatCompletion {
                 if let Some(kind) = &piece.kind {
                     call.kind.clone_from(kind);
                 }
-                if let Some(function) = &piece.function {
-                    if let Some(name) = &function.name {
-                        call.function.name.clone_from(name);
+                if let Some(delta) = &piece.function {
+                    let function = call.function.get_or_insert_with(FunctionCall::default);
+                    if let Some(name) = &delta.name {
+                        function.name.clone_from(name);
                     }
-                    if let Some(arguments) = &function.arguments {
-                        call.function.arguments.push_str(arguments);
+                    if let Some(arguments) = &delta.arguments {
+                        function.arguments.push_str(arguments);
+                    }
+                }
+                if let Some(delta) = &piece.custom {
+                    let custom = call.custom.get_or_insert_with(CustomToolCall::default);
+                    if let Some(name) = &delta.name {
+                        custom.name.clone_from(name);
+                    }
+                    if let Some(input) = &delta.input {
+                        custom.input.push_str(input);
                     }
                 }
                 if piece.extra_content.is_some() {

@@ -13,23 +13,35 @@
 //!
 //! Thought parts become `reasoning_content` deltas (when thinking is on), text parts
 //! `content` deltas, and each function call one `tool_calls` delta carrying its
-//! `index` (in call order), id, name and whole arguments. A call's thought signature
-//! rides along as `extra_content.google.thought_signature`, Google's own convention
-//! for OpenAI clients.
+//! `index` (in call order), id, name and whole arguments; a call of one of the
+//! request's custom tools is a `type: "custom"` delta with `custom: {name, input}`
+//! instead ([`ResponseContext::custom_tools`]). A call's thought signature rides along
+//! as `extra_content.google.thought_signature`, Google's own convention for OpenAI
+//! clients.
 //!
 //! Nothing is emitted until the first part with content arrives, so a caller that
 //! holds the client's 200 until the first chunk can still retry on another account
 //! when the upstream sends nothing ([`StreamTranscoder::is_empty_answer`]).
+//!
+//! The request's `stop` sequences are enforced here ([`crate::common::stop`]): text
+//! that could be the start of one is held back until it is known not to be; a match
+//! cuts the text before it and ends the answer at once (`finish_reason: "stop"`). The
+//! transcoder is then [`finished`](StreamEnd::finished) and the caller should drop the
+//! upstream stream.
 
 use agm_wire::gemini::{GenerateContentResponse, Part};
 use agm_wire::openai::ErrorBody;
 use agm_wire::openai::chat::{
-    ChatCompletionChunk, ChatRole, ChunkChoice, ChunkDelta, CompletionTokensDetails, FinishReason,
-    FunctionCallDelta, PromptTokensDetails, StreamEvent, ToolCallDelta, Usage,
+    ChatCompletionChunk, ChatRole, ChunkChoice, ChunkDelta, CompletionTokensDetails,
+    CustomToolCallDelta, FinishReason, FunctionCallDelta, PromptTokensDetails, StreamEvent,
+    ToolCallDelta, Usage,
 };
 use serde_json::json;
 
+use crate::common::StreamEnd;
+use crate::common::openai_tools::custom_input;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
+use crate::common::stop::StopScanner;
 use crate::openai_chat::response::ResponseContext;
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
@@ -48,6 +60,7 @@ pub struct StreamTranscoder {
     /// Whether answer text was sent (a stop note then starts on a new paragraph).
     wrote_text: bool,
     signatures: Vec<SeenSignature>,
+    stops: StopScanner,
 }
 
 impl StreamTranscoder {
@@ -55,6 +68,7 @@ impl StreamTranscoder {
     pub fn new(ctx: ResponseContext) -> StreamTranscoder {
         StreamTranscoder {
             upstream: UpstreamState::new(&ctx.id_seed),
+            stops: StopScanner::new(ctx.stop_sequences.iter().map(String::as_str)),
             ctx,
             id: String::new(),
             started: false,
@@ -73,6 +87,9 @@ impl StreamTranscoder {
         }
         self.upstream.observe(chunk);
         for part in chunk.parts() {
+            if self.done {
+                break;
+            }
             self.part(part, &mut out);
         }
         out
@@ -86,24 +103,34 @@ impl StreamTranscoder {
         self.upstream.is_empty_answer()
     }
 
-    /// Ends the answer: the chunk with the finish reason, the usage chunk when the
-    /// client asked for it, and `[DONE]`. Returns nothing after `finish` or `fail`.
+    /// Ends the answer: held-back text, the chunk with the finish reason, the usage
+    /// chunk when the client asked for it, and `[DONE]`. Returns nothing after
+    /// `finish` or `fail`, or once a stop sequence ended the answer.
     pub fn finish(&mut self) -> Vec<StreamEvent> {
         let mut out = Vec::new();
         if self.done {
             return out;
         }
-        self.start(&mut out);
-        if let Some(note) = self.upstream.stop_note(self.wrote_text) {
+        self.flush_text(&mut out);
+        self.end(false, &mut out);
+        out
+    }
+
+    /// Ends the answer, because the upstream ended or because the text reached a stop
+    /// sequence (`stopped`).
+    fn end(&mut self, stopped: bool, out: &mut Vec<StreamEvent>) {
+        self.start(out);
+        if !stopped && let Some(note) = self.upstream.stop_note(self.wrote_text) {
             self.delta(
                 ChunkDelta {
                     content: Some(note),
                     ..ChunkDelta::default()
                 },
-                &mut out,
+                out,
             );
         }
         let finish_reason = match self.upstream.finish() {
+            _ if stopped => FinishReason::Stop,
             Finish::Stop => FinishReason::Stop,
             Finish::ToolCalls => FinishReason::ToolCalls,
             Finish::Length => FinishReason::Length,
@@ -122,11 +149,11 @@ impl StreamTranscoder {
         }
         out.push(StreamEvent::Done);
         self.done = true;
-        out
     }
 
     /// Ends the answer with an error (`server_error`), as OpenAI breaks off a
-    /// stream: no finish chunk and no `[DONE]`.
+    /// stream: no finish chunk and no `[DONE]`. Held-back text (a possible start of a
+    /// stop sequence) is dropped.
     pub fn fail(&mut self, message: impl Into<String>) -> Vec<StreamEvent> {
         self.fail_with("server_error", message)
     }
@@ -154,22 +181,33 @@ impl StreamTranscoder {
     fn part(&mut self, part: &Part, out: &mut Vec<StreamEvent>) {
         let signature = part.thought_signature.clone().filter(|s| !s.is_empty());
         if let Some(call) = &part.function_call {
+            self.flush_text(out);
             self.start(out);
             let id = self.upstream.call_id(call.id.as_deref(), true);
             let index = self.next_call;
             self.next_call += 1;
-            let delta = ToolCallDelta {
+            let name = Some(self.ctx.tool_names.to_client(&call.name).to_owned());
+            let mut delta = ToolCallDelta {
                 index,
                 id: Some(id.clone()),
-                kind: Some("function".to_owned()),
-                function: Some(FunctionCallDelta {
-                    name: Some(self.ctx.tool_names.to_client(&call.name).to_owned()),
-                    arguments: Some(client_args(&call.args).to_string()),
-                }),
                 extra_content: signature
                     .as_ref()
                     .map(|s| json!({"google": {"thought_signature": s}})),
+                ..ToolCallDelta::default()
             };
+            if self.ctx.custom_tools.contains(&call.name) {
+                delta.kind = Some("custom".to_owned());
+                delta.custom = Some(CustomToolCallDelta {
+                    name,
+                    input: Some(custom_input(&call.args)),
+                });
+            } else {
+                delta.kind = Some("function".to_owned());
+                delta.function = Some(FunctionCallDelta {
+                    name,
+                    arguments: Some(client_args(&call.args).to_string()),
+                });
+            }
             self.delta(
                 ChunkDelta {
                     tool_calls: vec![delta],
@@ -199,6 +237,8 @@ impl StreamTranscoder {
         }
         if part.is_thought() {
             if self.ctx.thinking {
+                // Text before a shown thought ends there: no stop sequence spans it.
+                self.flush_text(out);
                 self.start(out);
                 self.delta(
                     ChunkDelta {
@@ -211,16 +251,38 @@ impl StreamTranscoder {
             }
             return;
         }
+        let scan = self.stops.push(text);
+        if !scan.text.is_empty() {
+            self.text(scan.text, out);
+        }
+        if scan.stop.is_some() {
+            // A legitimate answer, even when the sequence came first.
+            self.upstream.saw_content = true;
+            self.end(true, out);
+        }
+    }
+
+    /// Sends answer text.
+    fn text(&mut self, text: String, out: &mut Vec<StreamEvent>) {
         self.start(out);
         self.delta(
             ChunkDelta {
-                content: Some(text.to_owned()),
+                content: Some(text),
                 ..ChunkDelta::default()
             },
             out,
         );
         self.upstream.saw_content = true;
         self.wrote_text = true;
+    }
+
+    /// Sends the text held back as a possible start of a stop sequence: the text
+    /// ended without completing one.
+    fn flush_text(&mut self, out: &mut Vec<StreamEvent>) {
+        let held = self.stops.flush();
+        if !held.is_empty() {
+            self.text(held, out);
+        }
     }
 
     fn delta(&self, delta: ChunkDelta, out: &mut Vec<StreamEvent>) {
@@ -262,6 +324,12 @@ impl StreamTranscoder {
             },
             out,
         );
+    }
+}
+
+impl StreamEnd for StreamTranscoder {
+    fn finished(&self) -> bool {
+        self.done
     }
 }
 

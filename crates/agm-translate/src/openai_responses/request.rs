@@ -10,12 +10,16 @@ use agm_wire::openai::responses::{
     ContentPart, CustomToolFormat, FunctionOutput, Input, InputItem, InputMessage, MessageContent,
     ResponsesRequest, SummaryText, TextFormat, Tool, ToolChoice,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::common::media::{file_data_part, url_part};
+use crate::common::openai_tools::{
+    ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
+    hosted_tool, is_web_search, request_tools,
+};
 use crate::common::request::{
-    CallNames, CallingMode, function_call_part, function_declaration, function_tools, join_texts,
-    parse_arguments, push_turn, system_instruction, tool_config, tool_result_parts,
+    CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
+    push_turn, system_instruction, tool_config, tool_result_parts,
 };
 use crate::common::{RequestOptions, Translated};
 use crate::error::TranslateError;
@@ -28,10 +32,15 @@ use crate::thinking::{
 };
 use crate::tools::ToolNameMap;
 
+pub use crate::common::openai_tools::{CUSTOM_INPUT, MAX_GRAMMAR_BYTES};
+
 /// Translates a Responses request for `upstream_model`.
 ///
 /// Errors name the offending field (`input.3.arguments: is not valid JSON (…)`) and
 /// map to OpenAI's `invalid_request_error`.
+///
+/// Custom tools, OpenAI's hosted tools and `allowed_tools` follow
+/// [`crate::common::openai_tools`].
 pub fn to_gemini(
     req: &ResponsesRequest,
     upstream_model: &str,
@@ -49,13 +58,14 @@ pub fn to_gemini(
     let mut tool_names = ToolNameMap::new();
     let mut notes = Vec::new();
 
-    let declarations = declarations(&req.tools, &mut tool_names, &mut notes)?;
+    let (mut declarations, search) = declarations(&req.tools, &mut tool_names, &mut notes)?;
     let tool_config = match &req.tool_choice {
         Some(choice) if !declarations.is_empty() => {
-            tool_choice(choice, &declarations, &mut tool_names, &mut notes)?
+            tool_choice(choice, &mut declarations, &mut tool_names, &mut notes)?
         }
         _ => None,
     };
+    let tools = request_tools(declarations, search.as_deref(), &mut notes);
     let forced = tool_config
         .as_ref()
         .and_then(|c| c.function_calling_config.as_ref())
@@ -111,7 +121,7 @@ pub fn to_gemini(
         request: GenerateContentRequest {
             contents,
             system_instruction: system_instruction(system),
-            tools: function_tools(declarations),
+            tools,
             tool_config,
             generation_config: Some(generation_config),
             safety_settings: Vec::new(),
@@ -120,6 +130,8 @@ pub fn to_gemini(
         tool_names,
         session_id,
         thinking,
+        // The Responses API has no stop sequences.
+        stop_sequences: Vec::new(),
         notes,
     })
 }
@@ -152,32 +164,19 @@ fn message_text(content: &MessageContent) -> String {
     }
 }
 
-/// The function declarations of the function and custom tools; other tools are left
-/// out with a note.
+/// The function declarations of the function and custom tools, and the field of a
+/// web search tool, if there is one; other hosted tools are refused or left out
+/// ([`hosted_tool`]).
 fn declarations(
     tools: &[Tool],
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
-) -> Result<Vec<FunctionDeclaration>, TranslateError> {
+) -> Result<(Vec<FunctionDeclaration>, Option<String>), TranslateError> {
     let mut declarations = Vec::new();
-    let mut custom = BTreeSet::new();
-    let mut functions = BTreeSet::new();
+    let mut search = None;
+    let mut kinds = ToolKinds::default();
     for (i, tool) in tools.iter().enumerate() {
-        // A custom tool's calls are told apart from function calls by name alone.
-        let clash = match tool {
-            Tool::Function { name, .. } => {
-                functions.insert(name);
-                custom.contains(name)
-            }
-            Tool::Custom { name, .. } => functions.contains(name) || !custom.insert(name),
-            Tool::Other(_) => false,
-        };
-        if clash {
-            return Err(TranslateError::invalid(
-                format!("tools.{i}.name"),
-                "a custom tool must not share its name with another tool",
-            ));
-        }
+        let field = format!("tools.{i}.name");
         match tool {
             Tool::Function {
                 name,
@@ -186,11 +185,9 @@ fn declarations(
                 ..
             } => {
                 if name.is_empty() {
-                    return Err(TranslateError::invalid(
-                        format!("tools.{i}.name"),
-                        "must not be empty",
-                    ));
+                    return Err(TranslateError::invalid(field, "must not be empty"));
                 }
+                kinds.function(name, &field)?;
                 declarations.push(function_declaration(
                     names,
                     name,
@@ -204,16 +201,20 @@ fn declarations(
                 format,
             } => {
                 if name.is_empty() {
-                    return Err(TranslateError::invalid(
-                        format!("tools.{i}.name"),
-                        "must not be empty",
-                    ));
+                    return Err(TranslateError::invalid(field, "must not be empty"));
                 }
+                kinds.custom(name, &field)?;
+                let grammar = match format {
+                    Some(CustomToolFormat::Grammar { syntax, definition }) => {
+                        Some((syntax.as_str(), definition.as_str()))
+                    }
+                    _ => None,
+                };
                 declarations.push(custom_tool_declaration(
                     names,
                     name,
                     description.as_deref(),
-                    format.as_ref(),
+                    grammar,
                 ));
             }
             Tool::Other(_) if matches!(tool.type_name(), "function" | "custom") => {
@@ -225,94 +226,44 @@ fn declarations(
                     ),
                 ));
             }
-            Tool::Other(_) => notes.push(format!(
-                "tools.{i}: \"{}\" tools cannot run on Google's models and were left out",
-                tool.type_name()
-            )),
+            Tool::Other(_) if is_web_search(tool.type_name()) => {
+                search.get_or_insert_with(|| format!("tools.{i}.type"));
+            }
+            Tool::Other(_) => hosted_tool(tool.type_name(), &format!("tools.{i}.type"), notes)?,
         }
     }
-    Ok(declarations)
-}
-
-/// The longest grammar (in bytes) copied into a custom tool's description.
-pub const MAX_GRAMMAR_BYTES: usize = 8 * 1024;
-
-/// The parameter a custom tool's raw input travels in.
-pub const CUSTOM_INPUT: &str = "input";
-
-/// A custom (freeform) tool as a function taking one string, `input`; a grammar the
-/// input must follow is spelled out in the description.
-fn custom_tool_declaration(
-    names: &mut ToolNameMap,
-    name: &str,
-    description: Option<&str>,
-    format: Option<&CustomToolFormat>,
-) -> FunctionDeclaration {
-    let mut description = description.unwrap_or_default().to_owned();
-    if let Some(CustomToolFormat::Grammar { syntax, definition }) = format {
-        if !description.is_empty() {
-            description.push_str("\n\n");
-        }
-        let grammar = if syntax.is_empty() {
-            "this grammar".to_owned()
-        } else {
-            format!("this {syntax} grammar")
-        };
-        description.push_str(&format!(
-            "Pass the tool's whole raw input (not JSON) as `{CUSTOM_INPUT}`; it must follow \
-             {grammar}:\n```\n{}\n```",
-            truncate(definition.trim_end(), MAX_GRAMMAR_BYTES)
-        ));
-    }
-    FunctionDeclaration {
-        name: names.to_upstream(name),
-        description,
-        parameters: Some(json!({
-            "type": "object",
-            "properties": {
-                CUSTOM_INPUT: {"type": "string", "description": "the raw input for the tool"}
-            },
-            "required": [CUSTOM_INPUT]
-        })),
-    }
-}
-
-/// `text` cut to at most `max` bytes on a character boundary, with a marker when cut.
-fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}\n… [agm: {} more bytes of the grammar were cut]",
-        &text[..end],
-        text.len() - end
-    )
-    .into()
+    Ok((declarations, search))
 }
 
 /// The upstream names of the request's custom tools (their calls come back as
 /// `custom_tool_call` items); `names` is the map of the translated request.
 pub fn custom_tool_names(req: &ResponsesRequest, names: &ToolNameMap) -> BTreeSet<String> {
-    req.tools
-        .iter()
-        .filter_map(|tool| match tool {
-            Tool::Custom { name, .. } => names.upstream_name(name).map(str::to_owned),
-            _ => None,
-        })
-        .collect()
+    let custom = req.tools.iter().filter_map(|tool| match tool {
+        Tool::Custom { name, .. } => Some(name.as_str()),
+        _ => None,
+    });
+    custom_tool_set(custom, names)
 }
 
+/// `tool_choice` as `toolConfig`; an `allowed_tools` choice in mode `auto` keeps only
+/// the allowed `declared` tools.
 fn tool_choice(
     choice: &ToolChoice,
-    declared: &[FunctionDeclaration],
+    declared: &mut Vec<FunctionDeclaration>,
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
 ) -> Result<Option<ToolConfig>, TranslateError> {
     let (mode, only, field) = match choice {
+        ToolChoice::AllowedTools(allowed) => {
+            return allowed_tools_config(
+                &allowed.mode,
+                &allowed.tools,
+                names,
+                declared,
+                "tool_choice",
+            )
+            .map(Some);
+        }
         ToolChoice::Mode(text) => {
             let mode = match text.as_str() {
                 "auto" => CallingMode::Auto,
@@ -346,7 +297,7 @@ fn tool_choice(
                     .and_then(Value::as_str)
                     .unwrap_or("?")
                     .to_owned(),
-                ToolChoice::Mode(_) => String::new(),
+                ToolChoice::Mode(_) | ToolChoice::AllowedTools(_) => String::new(),
             };
             notes.push(format!(
                 "tool_choice: \"{kind}\" is not supported; the model chooses its tools"
@@ -467,7 +418,7 @@ fn history(
                     ));
                 }
                 let args = match item {
-                    InputItem::CustomToolCall { .. } => json!({ CUSTOM_INPUT: arguments }),
+                    InputItem::CustomToolCall { .. } => custom_call_args(arguments),
                     _ => parse_arguments(arguments, &format!("{field}.arguments"))?,
                 };
                 calls.record(call_id, name);
@@ -789,6 +740,7 @@ fn generation_config(req: &ResponsesRequest) -> Result<GenerationConfig, Transla
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::request::testing::{calling, declared};
     use crate::thinking::{SKIP_SIGNATURE_VALIDATOR, SignatureStore};
     use agm_wire::gemini::FunctionResponse;
     use pretty_assertions::assert_eq;
@@ -962,9 +914,89 @@ mod tests {
     }
 
     #[test]
-    fn hosted_tools_and_unknown_items_are_left_out_with_notes() {
+    fn hosted_tools_are_refused_and_web_search_is_google_search() {
+        for kind in [
+            "local_shell",
+            "code_interpreter",
+            "computer_use_preview",
+            "file_search",
+            "mcp",
+        ] {
+            let err = translate(
+                &request(json!({"input": "hi", "tools": [{"type": "function", "name": "f"}, {"type": kind}]})),
+                "gemini-3-pro-high",
+            )
+            .unwrap_err();
+            assert!(matches!(err, TranslateError::Unsupported { .. }));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "tools.1.type: \"{kind}\" tools cannot run on Google's models: agm takes \
+                     function and custom tools, and web_search (as Google Search), but not \
+                     OpenAI's hosted tools; declare it as a function tool your client runs, or \
+                     leave it out (not supported by agm)"
+                )
+            );
+        }
+        let out = translate(
+            &request(
+                json!({"input": "news?", "tools": [{"type": "web_search"}], "tool_choice": "auto"}),
+            ),
+            "gemini-3-pro-high",
+        )
+        .unwrap();
+        assert_eq!(out.request.tools.len(), 1);
+        assert_eq!(out.request.tools[0].google_search, Some(json!({})));
+        assert_eq!(out.request.tool_config, None);
+        let mixed = translate(
+            &request(json!({"input": "x", "tools": [{"type": "web_search_preview"}, {"type": "custom", "name": "p"},
+                                                    {"type": "image_generation", "output_format": "png"}]})),
+            "gemini-3-pro-high",
+        )
+        .unwrap();
+        assert_eq!(mixed.request.tools.len(), 1);
+        assert_eq!(mixed.request.tools[0].function_declarations[0].name, "p");
+        assert_eq!(mixed.notes.len(), 2, "{:?}", mixed.notes);
+        assert!(mixed.notes[1].starts_with("tools.0.type: web search was left out"));
+    }
+
+    #[test]
+    fn allowed_tools_restrict_the_calls() {
         let req = request(json!({
-            "tools": [{"type": "web_search"}, {"type": "function", "name": "f"}],
+            "input": "x",
+            "tools": [{"type": "function", "name": "a"}, {"type": "custom", "name": "b"},
+                      {"type": "function", "name": "c"}],
+            "tool_choice": {"type": "allowed_tools", "mode": "required",
+                            "tools": [{"type": "custom", "name": "b"}]}
+        }));
+        let out = translate(&req, "gemini-3-pro-high").unwrap();
+        assert_eq!(calling(&out), ("ANY".to_owned(), vec!["b".to_owned()]));
+        let mut auto = req.clone();
+        auto.tool_choice = Some(
+            serde_json::from_value(json!({"type": "allowed_tools", "mode": "auto",
+            "tools": [{"type": "function", "name": "c"}, {"type": "function", "name": "a"}]}))
+            .unwrap(),
+        );
+        let out = translate(&auto, "gemini-3-pro-high").unwrap();
+        assert_eq!(declared(&out), ["a", "c"]);
+        assert_eq!(calling(&out), ("AUTO".to_owned(), Vec::new()));
+        auto.tool_choice = Some(
+            serde_json::from_value(json!({"type": "allowed_tools", "mode": "auto",
+            "tools": [{"type": "function", "name": "zz"}]}))
+            .unwrap(),
+        );
+        assert_eq!(
+            translate(&auto, "gemini-3-pro-high")
+                .unwrap_err()
+                .to_string(),
+            "tool_choice.tools.0: no tool named \"zz\" in tools"
+        );
+    }
+
+    #[test]
+    fn unsupported_tool_choices_and_unknown_items_are_left_out_with_notes() {
+        let req = request(json!({
+            "tools": [{"type": "function", "name": "f"}],
             "tool_choice": {"type": "web_search"},
             "input": [
                 {"role": "user", "content": "go"},
@@ -979,7 +1011,6 @@ mod tests {
         assert_eq!(
             out.notes,
             [
-                "tools.0: \"web_search\" tools cannot run on Google's models and were left out",
                 "tool_choice: \"web_search\" is not supported; the model chooses its tools",
                 "input.1: \"local_shell_call\" items have no upstream equivalent and were left out"
             ]

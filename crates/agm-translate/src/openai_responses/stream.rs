@@ -37,12 +37,12 @@ use agm_wire::openai::responses::{
     OutputTokensDetails, Response, ResponseError, Status, StreamEvent, SummaryText, Usage,
 };
 
+use crate::common::StreamEnd;
+use crate::common::openai_tools::custom_input;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
-use crate::openai_responses::request::CUSTOM_INPUT;
 use crate::openai_responses::response::ResponseContext;
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
-use serde_json::Value;
 
 /// The item being streamed.
 #[derive(Debug)]
@@ -601,6 +601,12 @@ impl StreamTranscoder {
     }
 }
 
+impl StreamEnd for StreamTranscoder {
+    fn finished(&self) -> bool {
+        self.done
+    }
+}
+
 /// Gemini's counts in OpenAI's terms: input includes the cached tokens, output the
 /// reasoning tokens.
 pub(crate) fn usage(tokens: TokenCounts) -> Usage {
@@ -614,21 +620,6 @@ pub(crate) fn usage(tokens: TokenCounts) -> Usage {
             reasoning_tokens: tokens.thoughts,
         },
         total_tokens: tokens.total(),
-    }
-}
-
-/// A custom tool's raw input from the call's arguments: the `input` string; any
-/// other `input` value as JSON text; without one, the whole arguments as JSON text
-/// (nothing for no arguments).
-fn custom_input(args: &Value) -> String {
-    match args.get(CUSTOM_INPUT) {
-        Some(Value::String(input)) => input.clone(),
-        Some(other) => other.to_string(),
-        None => match args {
-            Value::Null => String::new(),
-            Value::Object(map) if map.is_empty() => String::new(),
-            other => other.to_string(),
-        },
     }
 }
 

@@ -55,17 +55,33 @@ impl Fixtures {
     }
 }
 
-/// A translated request as the golden files hold it.
+/// A Chat Completions stream event as the golden files hold it: the chunk or error
+/// body, or `"[DONE]"`.
+pub fn chat_event_json(event: &agm_wire::openai::chat::StreamEvent) -> Value {
+    use agm_wire::openai::chat::StreamEvent;
+    match event {
+        StreamEvent::Chunk(chunk) => serde_json::to_value(chunk).unwrap(),
+        StreamEvent::Error(error) => serde_json::to_value(error).unwrap(),
+        StreamEvent::Done => json!("[DONE]"),
+    }
+}
+
+/// A translated request as the golden files hold it (`stop_sequences`, which agm
+/// enforces itself, only when there are some).
 pub fn translated_json(t: &Translated, upstream: &str) -> Value {
     let renamed: BTreeMap<&str, &str> = t.tool_names.iter().filter(|(a, b)| a != b).collect();
-    json!({
+    let mut value = json!({
         "upstream_model": upstream,
         "session_id": t.session_id,
         "thinking": t.thinking,
         "renamed_tools": renamed,
         "notes": t.notes,
         "request": t.request,
-    })
+    });
+    if !t.stop_sequences.is_empty() {
+        value["stop_sequences"] = json!(t.stop_sequences);
+    }
+    value
 }
 
 /// Runs upstream SSE bytes, cut into the given chunks, through the parser and hands

@@ -57,6 +57,12 @@ pub enum AccountsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Clear the rate-limit cooldowns of one account (or all): a running server follows within 2 s
+    ClearCooldowns {
+        /// One account; default: every account
+        #[arg(value_name = "ID_OR_EMAIL")]
+        account: Option<String>,
+    },
     /// Stop the gateway from using an account, keeping it
     Disable {
         #[arg(value_name = "ID_OR_EMAIL")]
@@ -125,6 +131,29 @@ pub async fn run(explicit: Option<&Path>, command: AccountsCommand) -> anyhow::R
         AccountsCommand::Disable { account, reason } => {
             let state = AccountState::Disabled { reason };
             set_state(&workspace.store, &account, state, "disabled").await
+        }
+        AccountsCommand::ClearCooldowns { account } => {
+            let id = match &account {
+                Some(name) => Some(
+                    workspace
+                        .store
+                        .get_account(name)
+                        .await?
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "no account {name:?} (`agm accounts list` shows ids and e-mails)"
+                            )
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
+            agm_server::cooldown_sync::request_clear(&workspace.store, id.as_deref()).await?;
+            output::line(&match account {
+                Some(name) => format!("cleared the cooldowns of {name}"),
+                None => "cleared every cooldown".to_owned(),
+            });
+            Ok(())
         }
     }
 }
@@ -342,6 +371,8 @@ struct Listed<'a> {
     /// The latest per-model quota `agm accounts quota` fetched, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<agm_google::QuotaSnapshot>,
+    /// Rate-limit cooldowns running now (as the server last stored them).
+    cooldowns: Vec<agm_server::cooldown_sync::StoredCooldown>,
 }
 
 /// `27% (gemini-3-flash)`: the model with the least quota left, from the stored snapshot.
@@ -363,11 +394,28 @@ async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     for a in &accounts {
         quotas.push(agm_server::quota::load(store, &a.id).await?);
     }
+    let now = time::OffsetDateTime::now_utc();
+    let cooldowns: Vec<_> = agm_server::cooldown_sync::load(store)
+        .await?
+        .into_iter()
+        .filter(|c| c.until > now)
+        .collect();
+    let cooling = |id: &str| -> Vec<agm_server::cooldown_sync::StoredCooldown> {
+        cooldowns
+            .iter()
+            .filter(|c| c.account == id)
+            .cloned()
+            .collect()
+    };
     if json {
         let listed: Vec<Listed<'_>> = accounts
             .iter()
             .zip(quotas)
-            .map(|(a, quota)| Listed { quota, ..listed(a) })
+            .map(|(a, quota)| Listed {
+                quota,
+                cooldowns: cooling(&a.id),
+                ..listed(a)
+            })
             .collect();
         return output::json(&listed);
     }
@@ -385,7 +433,18 @@ async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
                 a.pool.to_string(),
                 a.tier.clone().unwrap_or_default(),
                 a.project_id.clone().unwrap_or_default(),
-                state_text(&a.state),
+                match (&a.state, cooling(&a.id).first()) {
+                    (AccountState::Active, Some(c)) => format!(
+                        "cooling down for {} until {}{}",
+                        c.model,
+                        rfc3339(c.until),
+                        match cooling(&a.id).len() {
+                            1 => String::new(),
+                            n => format!(" (+{} more models)", n - 1),
+                        }
+                    ),
+                    (state, _) => state_text(state),
+                },
                 lowest_quota(quota.as_ref()),
             ]
         })
@@ -416,6 +475,7 @@ fn listed(a: &Account) -> Listed<'_> {
         created_at: rfc3339(a.created_at),
         updated_at: rfc3339(a.updated_at),
         quota: None,
+        cooldowns: Vec::new(),
     }
 }
 

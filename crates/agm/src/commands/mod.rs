@@ -3,11 +3,13 @@
 
 pub mod account_files;
 pub mod accounts;
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod keys;
 pub mod quota;
+pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
 pub mod validate;
@@ -69,7 +71,7 @@ pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, 
         );
     }
     let data_dir = config.data_dir(env);
-    let store = Store::open_sqlite(&data_dir)
+    let store = Store::open_sqlite_with(&data_dir, config.storage.key_store)
         .await
         .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
     Ok((data_dir, store))

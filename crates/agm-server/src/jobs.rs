@@ -1,0 +1,170 @@
+//! Background jobs beside the request path, started with the server and stopped with
+//! it: following safe-mode changes made with the CLI, refreshing each account's quota
+//! (for quota protection), pruning the request log and expired sticky sessions, and
+//! keeping the discovery telemetry where `agm doctor` can read it.
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::app::SharedState;
+
+/// How often the request log is pruned and expired sticky sessions are dropped.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often the cooldowns are written and the CLI's clear requests are read.
+const COOLDOWN_SYNC_EVERY: Duration = Duration::from_secs(2);
+/// How often the discovery telemetry is written for `agm doctor`.
+const TELEMETRY_EVERY: Duration = Duration::from_secs(60);
+/// The settings key of the discovery telemetry written for `agm doctor`.
+pub const DISCOVERY_STATS_KEY: &str = "telemetry:discovery";
+
+/// Starts every job; they end when the returned set is dropped.
+pub fn start(state: &SharedState) -> JoinSet<()> {
+    let mut jobs = JoinSet::new();
+    jobs.spawn(follow_safe_mode(state.clone()));
+    jobs.spawn(housekeeping(state.clone()));
+    jobs.spawn(telemetry(state.clone()));
+    jobs.spawn(keep_cooldowns(state.clone()));
+    if !state.config.routing.quota_refresh.is_zero() {
+        jobs.spawn(refresh_quota(state.clone()));
+    }
+    jobs
+}
+
+async fn follow_safe_mode(state: SharedState) {
+    loop {
+        match state.safe_mode.sync().await {
+            Ok(true) => {
+                let now = Instant::now();
+                let breakers = state.accounts.breakers.reset_all(now);
+                state.accounts.cooldowns.clear_all();
+                for transition in &breakers {
+                    metrics::gauge!(
+                        "circuit_breaker_state",
+                        "endpoint" => transition.key.endpoint.clone(),
+                        "account" => transition.key.account.clone()
+                    )
+                    .set(0.0);
+                }
+                tracing::warn!(
+                    breakers = breakers.len(),
+                    "reset-all: circuit breakers and cooldowns cleared"
+                );
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the safe-mode state"),
+        }
+        tokio::time::sleep(crate::safe_mode::SYNC_EVERY).await;
+    }
+}
+
+/// Writes the running cooldowns to the store when they change (a restart keeps them;
+/// `agm accounts list` shows them) and clears them when the CLI asks.
+async fn keep_cooldowns(state: SharedState) {
+    use crate::cooldown_sync as sync;
+    let mut seen_clear = sync::load_clear(&state.store)
+        .await
+        .map(|r| r.generation)
+        .unwrap_or(0);
+    let mut written: Option<Vec<(String, String)>> = None;
+    loop {
+        tokio::time::sleep(COOLDOWN_SYNC_EVERY).await;
+        if let Ok(request) = sync::load_clear(&state.store).await
+            && request.generation > seen_clear
+        {
+            seen_clear = request.generation;
+            let cleared = match &request.account {
+                Some(account) => state.accounts.cooldowns.clear_account(account),
+                None => {
+                    let n = state.accounts.cooldowns.list(Instant::now()).len();
+                    state.accounts.cooldowns.clear_all();
+                    n
+                }
+            };
+            tracing::info!(cleared, account = ?request.account, "cooldowns cleared from the CLI");
+        }
+        let running = sync::snapshot(&state.accounts.cooldowns);
+        let keys: Vec<(String, String)> = running
+            .iter()
+            .map(|c| (c.account.clone(), c.model.clone()))
+            .collect();
+        if written.as_ref() != Some(&keys) {
+            match sync::save(&state.store, &running).await {
+                Ok(()) => written = Some(keys),
+                Err(e) => tracing::debug!(error = %e, "could not store the cooldowns"),
+            }
+        }
+    }
+}
+
+async fn housekeeping(state: SharedState) {
+    loop {
+        let keep = state.config.logging.request_log_retention;
+        let cutoff = time::OffsetDateTime::now_utc()
+            - time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
+        match state.store.prune_request_log(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "pruned the request log"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
+        }
+        state.accounts.selector.prune_sessions(Instant::now());
+        tokio::time::sleep(HOUSEKEEPING_EVERY).await;
+    }
+}
+
+async fn telemetry(state: SharedState) {
+    loop {
+        tokio::time::sleep(TELEMETRY_EVERY).await;
+        let summary = state.accounts.discovery_stats.summary();
+        if summary.attempts == 0 {
+            continue;
+        }
+        let value = serde_json::json!({
+            "written_at": crate::safe_mode::now_rfc3339(),
+            "summary": summary,
+        });
+        if let Err(e) = state.store.set_setting(DISCOVERY_STATS_KEY, &value).await {
+            tracing::debug!(error = %e, "could not store the discovery telemetry");
+        }
+    }
+}
+
+/// Fetches each active account's quota now and then, stores the snapshot (as
+/// `agm accounts quota` does) and hands the fractions to the pool's quota protection.
+async fn refresh_quota(state: SharedState) {
+    let every = state.config.routing.quota_refresh;
+    loop {
+        // First after one interval: at start the stored snapshots are used.
+        tokio::time::sleep(every).await;
+        let accounts = state.accounts.active_accounts().await.unwrap_or_default();
+        for (id, email) in accounts {
+            let lease = match state.accounts.lease_for(&id).await {
+                Ok(lease) => lease,
+                Err(reason) => {
+                    tracing::debug!(account = %email, %reason, "no quota refresh");
+                    continue;
+                }
+            };
+            match state
+                .google
+                .quota_snapshot(
+                    &lease.access_token,
+                    &lease.project,
+                    time::OffsetDateTime::now_utc(),
+                )
+                .await
+            {
+                Ok(snapshot) => {
+                    state
+                        .accounts
+                        .set_quota(&id, crate::quota::fractions(&snapshot))
+                        .await;
+                    if let Err(e) = crate::quota::save(&state.store, &id, &snapshot).await {
+                        tracing::debug!(account = %email, error = %e, "could not store the quota");
+                    }
+                }
+                Err(e) => tracing::debug!(account = %email, error = %e, "quota refresh failed"),
+            }
+        }
+    }
+}

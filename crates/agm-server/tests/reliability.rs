@@ -1,0 +1,441 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The reliability stack wired into the server: safe mode and the official Gemini API,
+//! the feature flag, circuit breakers per endpoint, sticky sessions, quota protection,
+//! retries on server errors, and what the metrics and the audit log show of it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use agm_server::safe_mode::{Command, apply, config_of};
+use agm_sim::{Fault, Sim, SimMethod};
+use agm_store::AuditKind;
+use common::{sse_events, start_with};
+use serde_json::{Value, json};
+
+const KEY: &str = "demo-gemini-key";
+
+fn ask(model: &str, text: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}],
+    })
+}
+
+fn refuse_discovery() -> Fault {
+    Fault::status(
+        SimMethod::LoadCodeAssist,
+        403,
+        "PERMISSION_DENIED",
+        "The caller does not have permission",
+    )
+    .always()
+}
+
+async fn metrics(h: &common::Harness) -> String {
+    h.get_text("/metrics").await
+}
+
+/// The value of the first sample of `name` (with any labels) in a Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn project_id_failures_turn_safe_mode_on_and_the_official_api_answers() {
+    let h = start_with(|c| {
+        c.safe_mode.auto_activate_threshold = 2;
+        c.safe_mode.gemini_api_keys = vec![KEY.into()];
+    })
+    .await;
+    h.sim.script(refuse_discovery());
+
+    // Both accounts fail discovery: two failures in a row, safe mode on, and this very
+    // request is answered by the official API.
+    let response = h.post(&ask("claude-sonnet-4-5", "hello", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-upstream"], "gemini-api");
+    assert_eq!(
+        response.headers()["x-agm-substitute-model"],
+        "gemini-2.5-pro"
+    );
+    assert_eq!(response.headers()["x-agm-safe-mode"], "on");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["content"][0]["text"],
+        "Simulated gemini-2.5-pro reply to: hello"
+    );
+    assert_eq!(h.sim.count(SimMethod::GeminiGenerateContent), 1);
+    assert_eq!(h.sim.count(SimMethod::GenerateContent), 0);
+
+    // Streams too; a Gemini model keeps its family (no substitute header).
+    let response = h.post(&ask("gemini-3-flash", "stream me", true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-model"], "gemini-3-flash-preview");
+    assert!(response.headers().get("x-agm-substitute-model").is_none());
+    let events = sse_events(&response.text().await.unwrap());
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(text, "Simulated gemini-3-flash-preview reply to: stream me");
+
+    let ready = h.get_json("/readyz").await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["upstream"], "gemini-api");
+    assert_eq!(ready["safe_mode"]["active"], true);
+    assert!(
+        ready["safe_mode"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("project-id failures in a row"),
+        "{ready}"
+    );
+
+    // The metrics recorder is one per process, shared by the tests running beside this
+    // one: counters are at least this test's share.
+    let text = metrics(&h).await;
+    assert!(sample(&text, "safe_mode_activations_total").unwrap() >= 1.0);
+    assert!(sample(&text, "project_id_fetch_total").unwrap() >= 2.0);
+    assert!(sample(&text, "project_id_fetch_success_total").is_some());
+
+    let audit = h.state.store.list_audit(None, 50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.event.kind == AuditKind::SafeMode && r.event.detail.contains("turned on")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn safe_mode_without_a_key_is_a_503_that_says_how_to_add_one() {
+    let h = start_with(|c| c.safe_mode.auto_activate_threshold = 2).await;
+    h.sim.script(refuse_discovery());
+    let response = h.post(&ask("gemini-3-flash", "hello", false)).await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("GEMINI_API_KEY"), "{message}");
+    assert_eq!(h.sim.count(SimMethod::GeminiGenerateContent), 0);
+}
+
+#[tokio::test]
+async fn the_feature_flag_sends_everything_to_the_official_api() {
+    let h = start_with(|c| {
+        c.routing.enable_antigravity = false;
+        c.safe_mode.gemini_api_keys = vec!["wrong-key".into(), KEY.into()];
+    })
+    .await;
+    for _ in 0..2 {
+        let response = h.post(&ask("gemini-3-flash", "hi", false)).await;
+        assert_eq!(response.status(), 200, "the refused key is skipped");
+        assert_eq!(response.headers()["x-agm-upstream"], "gemini-api");
+    }
+    assert_eq!(h.sim.count(SimMethod::GenerateContent), 0);
+    assert_eq!(h.sim.count(SimMethod::LoadCodeAssist), 0);
+    // The official API never gets Cloud-Code-only fields, and the key only in a header.
+    for r in h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == SimMethod::GeminiGenerateContent)
+    {
+        assert!(r.body.get("sessionId").is_none(), "{}", r.body);
+        assert!(!r.path.contains("key="), "{}", r.path);
+    }
+}
+
+#[tokio::test]
+async fn a_running_server_follows_the_cli_within_two_seconds() {
+    let h = start_with(|c| c.safe_mode.gemini_api_keys = vec![KEY.into()]).await;
+    let response = h.post(&ask("gemini-3-flash", "before", false)).await;
+    assert_eq!(response.headers()["x-agm-upstream"], "antigravity");
+
+    // What `agm safe-mode enable` does: change the stored state, no server involved.
+    let status = apply(
+        config_of(&h.state.config),
+        &h.state.store,
+        Command::Enable {
+            note: Some("maintenance".into()),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(status.active);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let response = h.post(&ask("gemini-3-flash", "during", false)).await;
+        if response.headers()["x-agm-upstream"] == "gemini-api" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not follow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    apply(config_of(&h.state.config), &h.state.store, Command::Disable)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let response = h.post(&ask("gemini-3-flash", "after", false)).await;
+        if response.headers()["x-agm-upstream"] == "antigravity" {
+            assert_eq!(response.headers()["x-agm-safe-mode"], "off");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not follow");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_endpoint_that_keeps_failing_is_skipped_by_its_breaker() {
+    // Two endpoints: the first answers 500 to everything, the second is the sim.
+    let broken = Sim::demo().start().await.unwrap();
+    broken.script(Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom").always());
+    // Setup calls (no breaker) move on to the next endpoint too.
+    broken.script(Fault::status(SimMethod::LoadCodeAssist, 503, "UNAVAILABLE", "down").always());
+    let broken_url = broken.base_url();
+    let h = start_with(|c| {
+        let good = c.google.code_assist_endpoints[0].clone();
+        c.google.code_assist_endpoints = vec![broken_url.clone(), good];
+        c.routing.scheduling = "round-robin".into();
+    })
+    .await;
+    for i in 0..10 {
+        let response = h
+            .post(&ask("gemini-3-flash", &format!("n{i}"), false))
+            .await;
+        assert_eq!(response.status(), 200, "the next endpoint serves it");
+    }
+    // Three failures per account open its circuit: 2 accounts × 3, then no more.
+    assert_eq!(broken.count(SimMethod::GenerateContent), 6);
+    assert_eq!(h.sim.count(SimMethod::GenerateContent), 10);
+    let text = metrics(&h).await;
+    let open = text
+        .lines()
+        .filter(|l| l.starts_with("circuit_breaker_state{") && l.contains(&broken_url))
+        .filter(|l| l.ends_with(" 2"))
+        .count();
+    assert_eq!(open, 2, "{text}");
+    let audit = h.state.store.list_audit(None, 50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.event.kind == AuditKind::Breaker && r.event.detail.contains("opened")),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_conversation_sticks_to_its_account_and_new_ones_spread() {
+    let h = start_with(|c| c.routing.scheduling = "cache-first".into()).await;
+    let account_of_last = |h: &common::Harness| {
+        h.sim
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| r.method == SimMethod::GenerateContent)
+            .and_then(|r| r.account.clone())
+            .unwrap()
+    };
+    h.post(&ask("gemini-3-flash", "conversation one", false))
+        .await;
+    let first = account_of_last(&h);
+    h.post(&ask("gemini-3-flash", "conversation two", false))
+        .await;
+    let second = account_of_last(&h);
+    assert_ne!(
+        first, second,
+        "a new conversation goes to the other account"
+    );
+    for _ in 0..3 {
+        h.post(&ask("gemini-3-flash", "conversation one", false))
+            .await;
+        assert_eq!(account_of_last(&h), first, "the conversation sticks");
+    }
+}
+
+#[tokio::test]
+async fn an_account_under_its_quota_threshold_is_left_alone() {
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    // A stored quota snapshot saying alice has 5 % of gemini-3-flash left.
+    let alice = h
+        .state
+        .store
+        .get_account("alice@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    let snapshot: agm_google::QuotaSnapshot = serde_json::from_value(json!({
+        "fetched_at": "2026-11-30T00:00:00Z",
+        "models": [{"model": "gemini-3-flash", "remaining_fraction": 0.05,
+                    "reset_time": "2026-11-30T05:00:00Z"}],
+        "summary_answered": false,
+    }))
+    .unwrap();
+    agm_server::quota::save(&h.state.store, &alice.id, &snapshot)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let response = h
+            .post(&ask("gemini-3-flash", &format!("q{i}"), false))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let by_alice = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == SimMethod::GenerateContent && r.account.as_deref() == Some("alice@demo.agm")
+        })
+        .count();
+    assert_eq!(by_alice, 0, "alice's last 5 % are kept in reserve");
+}
+
+#[tokio::test]
+async fn a_server_error_is_retried_after_a_short_backoff() {
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    h.sim.script(
+        Fault::status(SimMethod::GenerateContent, 503, "UNAVAILABLE", "try again").times(1),
+    );
+    let response = h.post(&ask("gemini-3-flash", "retry me", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.sim.count(SimMethod::GenerateContent), 2);
+    let text = metrics(&h).await;
+    assert!(sample(&text, "api_call_total").unwrap() >= 2.0, "{text}");
+    assert!(sample(&text, "api_call_success_total").unwrap() >= 1.0);
+}
+
+#[tokio::test]
+async fn with_no_google_account_an_api_key_serves() {
+    let h = start_with(|c| c.safe_mode.gemini_api_keys = vec![KEY.into()]).await;
+    for account in h.state.store.list_accounts().await.unwrap() {
+        h.state.store.remove_account(&account.id).await.unwrap();
+    }
+    // The pool re-reads the store within 2 s.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = h.post(&ask("gemini-3-flash", "keys only", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-upstream"], "gemini-api");
+    assert_eq!(response.headers()["x-agm-safe-mode"], "off");
+}
+
+#[tokio::test]
+async fn the_gateway_overhead_is_measured_without_googles_time() {
+    // A sim that takes 50 ms per answer: the overhead must not include it.
+    let slow = agm_sim::SimConfig {
+        latency: Duration::from_millis(50),
+        ..agm_sim::SimConfig::default()
+    };
+    let h = common::start_sim_with(slow, |_| {}).await;
+    let started = Instant::now();
+    let response = h.post(&ask("gemini-3-flash", "timed", false)).await;
+    let total = started.elapsed();
+    assert_eq!(response.status(), 200);
+    let overhead: f64 = response.headers()["x-agm-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead >= 0.0);
+    assert!(
+        total.as_secs_f64() * 1000.0 - overhead >= 50.0,
+        "Google's 50 ms (and more: token, discovery) are not counted: {overhead} ms of {total:?}"
+    );
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("agm_gateway_overhead_seconds_bucket"),
+        "the histogram is exported"
+    );
+
+    let quiet = start_with(|c| c.server.overhead_header = false).await;
+    let response = quiet.post(&ask("gemini-3-flash", "untimed", false)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-agm-overhead-ms").is_none());
+}
+
+#[tokio::test]
+async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
+    use agm_server::cooldown_sync;
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    h.sim.script(
+        Fault::quota_exhausted(SimMethod::GenerateContent, "1h")
+            .for_account("alice@demo.agm")
+            .times(1),
+    );
+    for i in 0..2 {
+        assert_eq!(
+            h.post(&ask("gemini-3-flash", &format!("r{i}"), false))
+                .await
+                .status(),
+            200
+        );
+    }
+    let alice = h
+        .state
+        .store
+        .get_account("alice@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    // Written within the sync interval.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stored = loop {
+        let stored = cooldown_sync::load(&h.state.store).await.unwrap();
+        if !stored.is_empty() {
+            break stored;
+        }
+        assert!(Instant::now() < deadline, "the cooldown was not stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stored[0].account, alice.id);
+    assert_eq!(stored[0].model, "gemini-3-flash");
+    assert!(stored[0].until > time::OffsetDateTime::now_utc() + time::Duration::minutes(55));
+
+    // A new server on the same store (a restart) keeps alice out.
+    let mut config = h.state.config.clone();
+    config.server.port = 0;
+    let restarted =
+        std::sync::Arc::new(agm_server::app::AppState::new(config, h.state.store.clone()).unwrap());
+    let url = common::serve_state(restarted.clone()).await;
+    h.sim.clear_requests();
+    for i in 0..3 {
+        let response = h
+            .http
+            .post(format!("{url}/v1/messages"))
+            .json(&ask("gemini-3-flash", &format!("s{i}"), false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let used: Vec<String> = h
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == SimMethod::GenerateContent)
+        .filter_map(|r| r.account.clone())
+        .collect();
+    assert!(used.iter().all(|a| a == "bob@demo.agm"), "{used:?}");
+
+    // `agm accounts clear-cooldowns alice`: the running server follows.
+    cooldown_sync::request_clear(&restarted.store, Some(&alice.id))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !restarted.accounts.cooldowns.list(Instant::now()).is_empty() {
+        assert!(Instant::now() < deadline, "the cooldown was not cleared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
