@@ -108,7 +108,7 @@ async fn handle<C: Conversation>(
         let upstream_model = &upstream_model;
         async move {
             // The cache view is not Send: use it before the first await.
-            let translated = {
+            let mut translated = {
                 let view = state.signatures.at(std::time::Instant::now());
                 let options = RequestOptions {
                     thinking_as_text,
@@ -117,6 +117,11 @@ async fn handle<C: Conversation>(
                 C::translate(request, upstream_model, &options)
                     .map_err(|e| ApiError::invalid(api, e.to_string()))?
             };
+            if let Some(note) =
+                agm_translate::models::cap_output_tokens(&mut translated.request, upstream_model)
+            {
+                translated.notes.push(note);
+            }
             for note in &translated.notes {
                 tracing::debug!(model = %upstream_model, "{note}");
             }

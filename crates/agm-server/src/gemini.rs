@@ -98,6 +98,11 @@ async fn handle(
             }
             let session = session_id(&request);
             prepare_request(&mut request, &session);
+            if let Some(note) =
+                agm_translate::models::cap_output_tokens(&mut request, &upstream_model)
+            {
+                tracing::debug!(model = %upstream_model, "{note}");
+            }
             let call = UpstreamCall {
                 api: API,
                 model: &upstream_model,

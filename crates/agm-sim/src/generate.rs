@@ -1,6 +1,28 @@
-//! Generation: the deterministic default reply, scripted replies, stop sequences and
-//! token limits, usage estimates, and the response/stream bodies (Cloud Code wraps
-//! each in `{"response": ..., "traceId"}`, the official API does not).
+//! Generation: the deterministic default reply, scripted replies, call directives,
+//! stop sequences and token limits, usage estimates, and the response/stream bodies
+//! (Cloud Code wraps each in `{"response": ..., "traceId"}`, the official API does not).
+//!
+//! # Call directives
+//!
+//! A prompt can make the sim call one of the functions its request declares, so that a
+//! real client (Claude Code, an SDK's tool loop) runs a tool end to end. A line of the
+//! last user turn's text that reads
+//!
+//! ```text
+//! agm-sim:call <function-name> <JSON object of arguments>
+//! ```
+//!
+//! (the arguments may be left out: `{}`) is answered with a `functionCall` part of that
+//! name and those arguments, id `agm-sim-call-<number of contents>-<index>`, finish
+//! `STOP`; several such lines give several calls, in order (after a signed thought part
+//! when `thinkingConfig.includeThoughts` is set). The name must equal one of the
+//! request's `functionDeclarations` names exactly (what the gateway sent, after any
+//! renaming), be allowed by `toolConfig.functionCallingConfig`, and the arguments must
+//! be a JSON object; otherwise the answer is a text that starts with `agm-sim:` and
+//! says why. Directives are read only from a turn without function results, so a tool
+//! loop ends: a last user turn that carries `functionResponse` parts is answered
+//! `Simulated <model> reply to: [function results: <name> returned <response JSON>; ...]`,
+//! quoting each result in full.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -178,7 +200,17 @@ impl Reply {
         }
 
         let config = field(request_object, "generationConfig").and_then(Value::as_object);
+        let include_thoughts = config
+            .and_then(|c| field(c, "thinkingConfig"))
+            .and_then(Value::as_object)
+            .and_then(|t| field(t, "includeThoughts"))
+            .and_then(Value::as_bool)
+            == Some(true);
         let user_text = last_user_text(request_object);
+        let thought = include_thoughts.then(|| thought_part(model, &user_text));
+        if let Some(reply) = Reply::directed(request_object, prompt_tokens, thought.as_ref()) {
+            return reply;
+        }
         let mut text = format!("Simulated {model} reply to: {user_text}");
         let mut finish_reason = "STOP";
         let stops = config
@@ -207,24 +239,12 @@ impl Reply {
             text = text.chars().take(keep).collect();
             finish_reason = "MAX_TOKENS";
         }
-        let include_thoughts = config
-            .and_then(|c| field(c, "thinkingConfig"))
-            .and_then(Value::as_object)
-            .and_then(|t| field(t, "includeThoughts"))
-            .and_then(Value::as_bool)
-            == Some(true);
 
         let mut chunks = Vec::new();
         let mut parts = Vec::new();
         let mut thoughts_tokens = 0;
-        if include_thoughts {
-            let thought = format!("Thinking about how to answer: {user_text}");
-            thoughts_tokens = estimate_tokens(&thought);
-            let part = json!({
-                "text": thought,
-                "thought": true,
-                "thoughtSignature": mint_signature(model),
-            });
+        if let Some((part, tokens)) = thought {
+            thoughts_tokens = tokens;
             chunks.push(vec![part.clone()]);
             parts.push(part);
         }
@@ -247,6 +267,49 @@ impl Reply {
             finish_reason: finish_reason.to_owned(),
             usage,
         }
+    }
+
+    /// The answer to call directives in the last user turn (see the module docs):
+    /// the calls, or a text saying why they cannot be made. `None`: no directive.
+    fn directed(
+        request: &Map<String, Value>,
+        prompt_tokens: u64,
+        thought: Option<&(Value, u64)>,
+    ) -> Option<Reply> {
+        let directives = call_directives(request);
+        if directives.is_empty() {
+            return None;
+        }
+        let turn = field(request, "contents")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut parts: Vec<Value> = thought.into_iter().map(|(part, _)| part.clone()).collect();
+        for (index, line) in directives.iter().enumerate() {
+            match function_call(request, line) {
+                Ok((name, args)) => parts.push(json!({
+                    "functionCall": {
+                        "name": name,
+                        "args": args,
+                        "id": format!("agm-sim-call-{turn}-{index}"),
+                    }
+                })),
+                Err(problem) => {
+                    let parts = vec![json!({ "text": format!("agm-sim: {problem}") })];
+                    return Some(Reply {
+                        chunks: vec![parts.clone()],
+                        usage: usage_for(prompt_tokens, &parts),
+                        parts,
+                        finish_reason: "STOP".to_owned(),
+                    });
+                }
+            }
+        }
+        Some(Reply {
+            chunks: parts.iter().map(|p| vec![p.clone()]).collect(),
+            usage: usage_for(prompt_tokens, &parts),
+            parts,
+            finish_reason: "STOP".to_owned(),
+        })
     }
 
     /// The non-streaming response body.
@@ -329,43 +392,173 @@ fn usage_for(prompt_tokens: u64, parts: &[Value]) -> Value {
     usage
 }
 
-/// The last non-thought text of the last user turn; for a turn of function results
-/// only, `[function results: a, b]`.
-fn last_user_text(request: &Map<String, Value>) -> String {
+/// A signed thought part about `user_text`, and its token count.
+fn thought_part(model: &str, user_text: &str) -> (Value, u64) {
+    let thought = format!("Thinking about how to answer: {user_text}");
+    let tokens = estimate_tokens(&thought);
+    let part = json!({
+        "text": thought,
+        "thought": true,
+        "thoughtSignature": mint_signature(model),
+    });
+    (part, tokens)
+}
+
+/// The parts of the last user turn (none if there is no user turn).
+fn last_user_parts(request: &Map<String, Value>) -> Vec<&Value> {
     let contents = field(request, "contents").and_then(Value::as_array);
-    let Some(turn) = contents
+    contents
         .into_iter()
         .flatten()
         .rev()
         .find(|c| matches!(c.get("role").and_then(Value::as_str), None | Some("user")))
-    else {
-        return String::new();
-    };
-    let parts: Vec<&Value> = turn
-        .get("parts")
+        .and_then(|turn| turn.get("parts"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .collect();
-    let text = parts
-        .iter()
-        .rev()
-        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
-        .find_map(|p| p.get("text").and_then(Value::as_str));
-    if let Some(text) = text {
-        return text.to_owned();
-    }
-    let names: Vec<&str> = parts
+        .collect()
+}
+
+/// The `functionResponse` objects among `parts`.
+fn function_responses<'a>(parts: &[&'a Value]) -> Vec<&'a Value> {
+    parts
         .iter()
         .filter_map(|p| p.as_object())
         .filter_map(|p| field(p, "functionResponse"))
-        .filter_map(|r| r.get("name").and_then(Value::as_str))
-        .collect();
-    if names.is_empty() {
-        String::new()
-    } else {
-        format!("[function results: {}]", names.join(", "))
+        .collect()
+}
+
+/// For a turn of function results, `[function results: a returned {...}; b returned
+/// {...}]`, each result's `response` quoted as compact JSON; else the last non-thought
+/// text of the last user turn.
+fn last_user_text(request: &Map<String, Value>) -> String {
+    let parts = last_user_parts(request);
+    let responses = function_responses(&parts);
+    if !responses.is_empty() {
+        let results: Vec<String> = responses
+            .iter()
+            .map(|r| {
+                let name = r.get("name").and_then(Value::as_str).unwrap_or_default();
+                let response = r.get("response").cloned().unwrap_or_else(|| json!({}));
+                format!("{name} returned {response}")
+            })
+            .collect();
+        return format!("[function results: {}]", results.join("; "));
     }
+    parts
+        .iter()
+        .rev()
+        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
+        .find_map(|p| p.get("text").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What follows `agm-sim:call` on each directive line of the last user turn, in order
+/// (none for a turn that carries function results).
+fn call_directives(request: &Map<String, Value>) -> Vec<&str> {
+    let parts = last_user_parts(request);
+    if !function_responses(&parts).is_empty() {
+        return Vec::new();
+    }
+    parts
+        .into_iter()
+        .filter(|p| p.get("thought").and_then(Value::as_bool) != Some(true))
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .flat_map(str::lines)
+        .filter_map(|line| line.trim().strip_prefix(CALL_DIRECTIVE))
+        .filter(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace))
+        .map(str::trim)
+        .collect()
+}
+
+/// The start of a call directive line.
+const CALL_DIRECTIVE: &str = "agm-sim:call";
+
+/// The name and arguments of the call a directive asks for, or why it cannot be made.
+fn function_call<'a>(
+    request: &Map<String, Value>,
+    directive: &'a str,
+) -> Result<(&'a str, Value), String> {
+    let (name, args) = directive
+        .split_once(char::is_whitespace)
+        .map_or((directive, ""), |(name, args)| (name, args.trim()));
+    if name.is_empty() {
+        return Err(format!(
+            "{CALL_DIRECTIVE} needs a function name: {CALL_DIRECTIVE} <name> <JSON object>"
+        ));
+    }
+    let declared = declared_functions(request);
+    if !declared.contains(&name) {
+        let known = if declared.is_empty() {
+            "the request declares no functions".to_owned()
+        } else {
+            format!("declared: {}", declared.join(", "))
+        };
+        return Err(format!(
+            "cannot call {name}: no function of that name ({known})"
+        ));
+    }
+    let calling = field(request, "toolConfig")
+        .and_then(Value::as_object)
+        .and_then(|c| field(c, "functionCallingConfig"))
+        .and_then(Value::as_object);
+    let mode = calling
+        .and_then(|c| field(c, "mode"))
+        .and_then(Value::as_str)
+        .unwrap_or("AUTO");
+    if mode == "NONE" {
+        return Err(format!(
+            "cannot call {name}: toolConfig.functionCallingConfig.mode is NONE"
+        ));
+    }
+    let allowed: Vec<&str> = calling
+        .and_then(|c| field(c, "allowedFunctionNames"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !allowed.is_empty() && !allowed.contains(&name) {
+        return Err(format!(
+            "cannot call {name}: not in toolConfig.functionCallingConfig.allowedFunctionNames ({})",
+            allowed.join(", ")
+        ));
+    }
+    let args = if args.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str::<Value>(args) {
+            Ok(args @ Value::Object(_)) => args,
+            Ok(_) => {
+                return Err(format!(
+                    "cannot call {name}: the arguments must be a JSON object, not {args}"
+                ));
+            }
+            Err(error) => {
+                return Err(format!(
+                    "cannot call {name}: the arguments are not JSON ({error}): {args}"
+                ));
+            }
+        }
+    };
+    Ok((name, args))
+}
+
+/// The names of the request's `functionDeclarations`, in order.
+fn declared_functions(request: &Map<String, Value>) -> Vec<&str> {
+    field(request, "tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter_map(|tool| field(tool, "functionDeclarations"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_object)
+        .filter_map(|declaration| field(declaration, "name"))
+        .filter_map(Value::as_str)
+        .collect()
 }
 
 /// Splits text into `pieces` nearly equal pieces by characters (fewer if it is
@@ -448,14 +641,134 @@ mod tests {
     }
 
     #[test]
-    fn function_results_are_named() {
+    fn function_results_are_quoted() {
         let request = json!({"contents": [{"role": "user", "parts": [
-            {"functionResponse": {"name": "read_file", "response": {}}}]}]});
+            {"functionResponse": {"name": "read_file", "response": {"content": "a\tb"}}},
+            {"functionResponse": {"name": "ls", "response": {}}},
+            {"text": "agm-sim:call ls"}]}]});
         let reply = Reply::build("m", &request, None, 1);
         assert_eq!(
             reply.parts,
-            [json!({"text": "Simulated m reply to: [function results: read_file]"})]
+            [
+                json!({"text": "Simulated m reply to: [function results: read_file returned {\"content\":\"a\\tb\"}; ls returned {}]"})
+            ]
         );
+    }
+
+    fn with_tools(text: &str, names: &[&str]) -> Value {
+        let declarations: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+        json!({
+            "contents": [
+                {"role": "user", "parts": [{"text": "earlier"}]},
+                {"role": "model", "parts": [{"text": "ok"}]},
+                {"role": "user", "parts": [{"text": "context"}, {"text": text}]},
+            ],
+            "tools": [{"functionDeclarations": declarations}],
+        })
+    }
+
+    #[test]
+    fn a_directive_calls_a_declared_function() {
+        let request = with_tools(
+            "Please read it.\n  agm-sim:call Read {\"file_path\": \"/tmp/a b.txt\"}\nagm-sim:call Glob",
+            &["Bash", "Read", "Glob"],
+        );
+        let reply = Reply::build("m", &request, None, 3);
+        assert_eq!(
+            reply.parts,
+            [
+                json!({"functionCall": {"name": "Read", "args": {"file_path": "/tmp/a b.txt"}, "id": "agm-sim-call-3-0"}}),
+                json!({"functionCall": {"name": "Glob", "args": {}, "id": "agm-sim-call-3-1"}}),
+            ]
+        );
+        assert_eq!(reply.chunks.len(), 2);
+        assert_eq!(reply.finish_reason, "STOP");
+        assert!(reply.usage["candidatesTokenCount"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_directive_with_thinking_comes_after_a_signed_thought() {
+        let mut request = with_tools("agm-sim:call f {}", &["f"]);
+        request["generationConfig"] = json!({"thinkingConfig": {"includeThoughts": true}});
+        let reply = Reply::build("claude-sonnet-4-5", &request, None, 1);
+        assert_eq!(reply.parts.len(), 2);
+        assert_eq!(reply.parts[0]["thought"], true);
+        assert!(reply.parts[0]["thoughtSignature"].is_string());
+        assert_eq!(reply.parts[1]["functionCall"]["name"], "f");
+        assert!(reply.usage["thoughtsTokenCount"].as_u64().unwrap() > 0);
+    }
+
+    fn text_of(reply: &Reply) -> &str {
+        assert_eq!(reply.parts.len(), 1, "{:?}", reply.parts);
+        reply.parts[0]["text"].as_str().unwrap()
+    }
+
+    #[test]
+    fn a_directive_that_cannot_be_followed_says_why() {
+        let reply = Reply::build(
+            "m",
+            &with_tools("agm-sim:call Write {}", &["Read"]),
+            None,
+            1,
+        );
+        assert_eq!(
+            text_of(&reply),
+            "agm-sim: cannot call Write: no function of that name (declared: Read)"
+        );
+        let reply = Reply::build("m", &with_tools("agm-sim:call read {}", &[]), None, 1);
+        assert_eq!(
+            text_of(&reply),
+            "agm-sim: cannot call read: no function of that name (the request declares no functions)"
+        );
+        let reply = Reply::build(
+            "m",
+            &with_tools("agm-sim:call Read [1]", &["Read"]),
+            None,
+            1,
+        );
+        assert_eq!(
+            text_of(&reply),
+            "agm-sim: cannot call Read: the arguments must be a JSON object, not [1]"
+        );
+        let reply = Reply::build("m", &with_tools("agm-sim:call Read {x", &["Read"]), None, 1);
+        assert!(
+            text_of(&reply).starts_with("agm-sim: cannot call Read: the arguments are not JSON ("),
+            "{:?}",
+            reply.parts
+        );
+        let reply = Reply::build("m", &with_tools("agm-sim:call", &["Read"]), None, 1);
+        assert!(text_of(&reply).starts_with("agm-sim: agm-sim:call needs a function name"));
+        let mut request = with_tools("agm-sim:call Read", &["Read", "Bash"]);
+        request["toolConfig"] = json!({"functionCallingConfig": {"mode": "NONE"}});
+        let reply = Reply::build("m", &request, None, 1);
+        assert_eq!(
+            text_of(&reply),
+            "agm-sim: cannot call Read: toolConfig.functionCallingConfig.mode is NONE"
+        );
+        request["toolConfig"] =
+            json!({"function_calling_config": {"mode": "ANY", "allowed_function_names": ["Bash"]}});
+        let reply = Reply::build("m", &request, None, 1);
+        assert_eq!(
+            text_of(&reply),
+            "agm-sim: cannot call Read: not in toolConfig.functionCallingConfig.allowedFunctionNames (Bash)"
+        );
+    }
+
+    #[test]
+    fn only_whole_directive_lines_count() {
+        for text in [
+            "say agm-sim:call Read {}",
+            "agm-sim:caller Read {}",
+            "AGM-SIM:CALL Read {}",
+        ] {
+            let reply = Reply::build("m", &with_tools(text, &["Read"]), None, 1);
+            assert_eq!(text_of(&reply), format!("Simulated m reply to: {text}"));
+        }
+        // A directive in an earlier turn is history, not a request.
+        let mut request = with_tools("now", &["Read"]);
+        request["contents"][0]["parts"][0]["text"] = json!("agm-sim:call Read");
+        let reply = Reply::build("m", &request, None, 1);
+        assert_eq!(text_of(&reply), "Simulated m reply to: now");
     }
 
     #[test]

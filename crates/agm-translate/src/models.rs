@@ -111,6 +111,49 @@ impl ModelMap {
     }
 }
 
+/// The most output tokens an upstream model takes (what Google's model list reports:
+/// Claude 64,000, GPT-OSS 32,768, Gemini 65,535), or `None` for a model agm does not
+/// know. Clients ask for more (Claude Code: 128,000), which Google refuses.
+pub fn max_output_tokens(upstream_model: &str) -> Option<u32> {
+    let model = upstream_model
+        .strip_prefix("models/")
+        .unwrap_or(upstream_model);
+    if model.starts_with("claude-") {
+        Some(64_000)
+    } else if model.starts_with("gpt-oss-") {
+        Some(32_768)
+    } else if model.starts_with("gemini-") {
+        Some(65_535)
+    } else {
+        None
+    }
+}
+
+/// Caps `maxOutputTokens` at what `upstream_model` takes, and a thinking budget at one
+/// token less (a budget must stay below the output limit). Returns a note when it
+/// changed something.
+pub fn cap_output_tokens(
+    request: &mut agm_wire::gemini::GenerateContentRequest,
+    upstream_model: &str,
+) -> Option<String> {
+    let limit = max_output_tokens(upstream_model)?;
+    let config = request.generation_config.as_mut()?;
+    let asked = config.max_output_tokens?;
+    if asked <= limit {
+        return None;
+    }
+    config.max_output_tokens = Some(limit);
+    if let Some(thinking) = config.thinking_config.as_mut()
+        && let Some(budget) = thinking.thinking_budget
+        && budget >= i64::from(limit)
+    {
+        thinking.thinking_budget = Some(i64::from(limit) - 1);
+    }
+    Some(format!(
+        "max output tokens {asked} capped at {limit}, the most {upstream_model} takes"
+    ))
+}
+
 /// Upstream (Antigravity / Cloud Code) ids → official Gemini API names, for the
 /// safe-mode path (PROTOCOL.md §2 "Pools"). Exact names or `*` patterns, most specific
 /// first; the first match wins. Claude and GPT-OSS ids are not here: the official API
@@ -396,5 +439,33 @@ mod tests {
             "a user entry replaces the built-in one"
         );
         assert_eq!(m.resolve("claude-instant"), "gemini-3-flash");
+    }
+
+    #[test]
+    fn output_tokens_are_capped_at_the_model_limit() {
+        use agm_wire::gemini::{GenerateContentRequest, GenerationConfig, ThinkingConfig};
+        let mut request = GenerateContentRequest {
+            generation_config: Some(GenerationConfig {
+                max_output_tokens: Some(128_000),
+                thinking_config: Some(ThinkingConfig {
+                    thinking_budget: Some(100_000),
+                    ..ThinkingConfig::default()
+                }),
+                ..GenerationConfig::default()
+            }),
+            ..GenerateContentRequest::default()
+        };
+        assert!(cap_output_tokens(&mut request, "claude-opus-4-5-thinking").is_some());
+        let config = request.generation_config.as_ref().unwrap();
+        assert_eq!(config.max_output_tokens, Some(64_000));
+        assert_eq!(
+            config.thinking_config.as_ref().unwrap().thinking_budget,
+            Some(63_999)
+        );
+        assert_eq!(
+            cap_output_tokens(&mut request, "claude-opus-4-5-thinking"),
+            None
+        );
+        assert_eq!(cap_output_tokens(&mut request, "some-future-model"), None);
     }
 }

@@ -59,12 +59,13 @@ impl SseParser {
                 self.started = true;
             }
         }
-        if self.after_cr {
+        // A `\r` ended the last chunk: a `\n` starting this one belongs to it (CRLF).
+        // Only the first byte of a non-empty chunk can pair with it; after that, a
+        // `\n` is a line end of its own.
+        if self.after_cr && !bytes.is_empty() {
+            self.after_cr = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;
-            }
-            if !bytes.is_empty() {
-                self.after_cr = false;
             }
         }
         while let Some(pos) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
@@ -198,6 +199,14 @@ mod tests {
     fn crlf_split_across_chunks_is_one_line_ending() {
         let out = parse_all(&[b"data: a\r", b"\n", b"\r", b"\ndata: b\r", b"\r"]);
         assert_eq!(out, vec![ev(None, "a"), ev(None, "b")]);
+    }
+
+    #[test]
+    fn a_lone_lf_after_a_split_crlf_still_ends_the_event() {
+        // Found by the fuzz target: `\r` | `\n` | `\n` byte by byte once merged events.
+        let bytes = b"data: a\r\n\ndata: b\n\n";
+        let one_by_one: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(parse_all(&one_by_one), vec![ev(None, "a"), ev(None, "b")]);
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub enum Role {
     #[default]
     User,
     Assistant,
+    /// A system message inside `messages` (recent Claude Code sends its environment
+    /// this way); the translator adds it to the system instruction.
+    System,
     /// Anything else the client sent; the translator rejects it naming the field.
     #[serde(other)]
     Unknown,
@@ -487,7 +490,7 @@ mod tests {
                     ], "is_error": false, "cache_control": {"type": "ephemeral"}},
                     {"type": "server_tool_use", "id": "x"}
                 ]},
-                {"role": "system", "content": "odd"}
+                {"role": "robot", "content": "odd"}
             ],
             "tools": [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}},
                       {"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],

@@ -103,7 +103,7 @@ pub fn to_gemini(
     }
 
     let generation_config = generation_config(req, upstream_model, family, thinking);
-    let system_instruction = system_instruction(req.system.as_ref());
+    let system_instruction = system_instruction(req);
 
     Ok(Translated {
         request: GenerateContentRequest {
@@ -232,11 +232,25 @@ fn translate_tool_choice(
     tool_config(mode, only, names, declared, "tool_choice.name")
 }
 
-fn system_instruction(system: Option<&System>) -> Option<Content> {
-    let parts: Vec<Part> = match system? {
-        System::Text(text) => vec![Part::text(text.clone())],
-        System::Blocks(blocks) => blocks.iter().map(|b| Part::text(b.text.clone())).collect(),
+/// The system prompt, then the text of every `role: "system"` message in order: Gemini
+/// has one system instruction for the whole conversation.
+fn system_instruction(req: &MessagesRequest) -> Option<Content> {
+    let mut parts: Vec<Part> = match &req.system {
+        None => Vec::new(),
+        Some(System::Text(text)) => vec![Part::text(text.clone())],
+        Some(System::Blocks(blocks)) => blocks.iter().map(|b| Part::text(b.text.clone())).collect(),
     };
+    for message in req.messages.iter().filter(|m| m.role == Role::System) {
+        match &message.content {
+            MessageContent::Text(text) => parts.push(Part::text(text.clone())),
+            MessageContent::Blocks(blocks) => {
+                parts.extend(blocks.iter().filter_map(|block| match block {
+                    ContentBlock::Text { text, .. } => Some(Part::text(text.clone())),
+                    _ => None,
+                }))
+            }
+        }
+    }
     common_system_instruction(parts)
 }
 
@@ -311,10 +325,12 @@ impl History<'_> {
             let role = match message.role {
                 Role::User => "user",
                 Role::Assistant => "model",
+                // Part of the system instruction (see `system_instruction`).
+                Role::System => continue,
                 Role::Unknown => {
                     return Err(TranslateError::invalid(
                         format!("messages.{i}.role"),
-                        "must be \"user\" or \"assistant\"",
+                        "must be \"user\", \"assistant\" or \"system\"",
                     ));
                 }
             };
@@ -670,14 +686,50 @@ mod tests {
     }
 
     #[test]
+    fn system_messages_join_the_system_instruction() {
+        // Recent Claude Code sends its environment as a system message after the first
+        // user turn.
+        let req: MessagesRequest = serde_json::from_value(json!({
+            "model": "claude-opus-5-5",
+            "max_tokens": 64,
+            "system": "You are Claude Code.",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "# Environment"}]},
+                {"role": "assistant", "content": "hello"},
+                {"role": "user", "content": "go on"}
+            ]
+        }))
+        .unwrap();
+        let out = to_gemini(&req, "claude-opus-4-5-thinking", &RequestOptions::default()).unwrap();
+        let system: Vec<&str> = out
+            .request
+            .system_instruction
+            .as_ref()
+            .unwrap()
+            .parts
+            .iter()
+            .filter_map(|p| p.text.as_deref())
+            .collect();
+        assert_eq!(system, ["You are Claude Code.", "# Environment"]);
+        let roles: Vec<&str> = out
+            .request
+            .contents
+            .iter()
+            .filter_map(|c| c.role.as_deref())
+            .collect();
+        assert_eq!(roles, ["user", "model", "user"]);
+    }
+
+    #[test]
     fn validation_errors_name_the_field() {
         assert_eq!(
             error(json!([])),
             "messages: at least one message is required"
         );
         assert_eq!(
-            error(json!([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}])),
-            "messages.1.role: must be \"user\" or \"assistant\""
+            error(json!([{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}])),
+            "messages.1.role: must be \"user\", \"assistant\" or \"system\""
         );
         assert_eq!(
             error(
