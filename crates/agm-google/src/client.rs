@@ -84,6 +84,37 @@ pub struct CallAuth<'a> {
     pub project_header: bool,
     /// The circuit breaker for this account's calls, if any.
     pub gate: Option<&'a dyn EndpointGate>,
+    /// Send in the Code Assist style (an organisation-licence account of the
+    /// `code-assist` pool) instead of Antigravity's.
+    pub code_assist: Option<CodeAssistStyle<'a>>,
+}
+
+/// The Code Assist header style (PROTOCOL.md §2 "Pools"): gemini-cli's `User-Agent`,
+/// the production endpoint only. The caller leaves `requestType`, `userAgent` and
+/// `requestId` out of the envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeAssistStyle<'a> {
+    pub endpoint: &'a str,
+    /// `GeminiCLI/<version>/<model> (<os>; <arch>)`, see [`CodeAssistStyle::user_agent`].
+    pub user_agent: &'a str,
+}
+
+impl CodeAssistStyle<'_> {
+    /// gemini-cli's `User-Agent` for `version` and `model` on this machine (Node's
+    /// platform and arch names).
+    pub fn user_agent(version: &str, model: &str) -> String {
+        let os = match std::env::consts::OS {
+            "macos" => "darwin",
+            "windows" => "win32",
+            other => other,
+        };
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "x64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        format!("GeminiCLI/{version}/{model} ({os}; {arch})")
+    }
 }
 
 impl std::fmt::Debug for CallAuth<'_> {
@@ -92,6 +123,7 @@ impl std::fmt::Debug for CallAuth<'_> {
             .field("access_token", &"<redacted>")
             .field("project_header", &self.project_header)
             .field("gate", &self.gate.is_some())
+            .field("code_assist", &self.code_assist)
             .finish()
     }
 }
@@ -102,6 +134,7 @@ impl<'a> CallAuth<'a> {
             access_token,
             project_header: true,
             gate: None,
+            code_assist: None,
         }
     }
 }
@@ -389,7 +422,7 @@ impl GoogleClient {
         auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<CloudCodeResponse, UpstreamError> {
-        self.with_endpoints(auth.gate, |base| {
+        self.generation_endpoints(auth, |base| {
             let url = format!("{base}/v1internal:generateContent");
             let request = self.generation_request(&url, auth, body);
             async move {
@@ -413,7 +446,7 @@ impl GoogleClient {
         auth: CallAuth<'_>,
         body: &CloudCodeRequest,
     ) -> Result<ChunkStream, UpstreamError> {
-        self.with_endpoints(auth.gate, |base| {
+        self.generation_endpoints(auth, |base| {
             let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
             let request = self.generation_request(&url, auth, body);
             open_sse(url, request)
@@ -463,7 +496,11 @@ impl GoogleClient {
             .post(url)
             .header(AUTHORIZATION, format!("Bearer {}", auth.access_token))
             .header(CONTENT_TYPE, "application/json")
-            .header(USER_AGENT, &self.config.user_agent)
+            .header(
+                USER_AGENT,
+                auth.code_assist
+                    .map_or(self.config.user_agent.as_str(), |style| style.user_agent),
+            )
             .json(body);
         if auth.project_header && !body.project.is_empty() {
             request = request.header("x-goog-user-project", &body.project);
@@ -479,6 +516,40 @@ impl GoogleClient {
     async fn with_endpoints<T, F, Fut>(
         &self,
         gate: Option<&dyn EndpointGate>,
+        call: F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: FnMut(&str) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        self.with_these_endpoints(&self.config.code_assist_endpoints, gate, call)
+            .await
+    }
+
+    /// The generation endpoints of a call: the configured list, or the Code Assist
+    /// style's one endpoint.
+    async fn generation_endpoints<T, F, Fut>(
+        &self,
+        auth: CallAuth<'_>,
+        call: F,
+    ) -> Result<T, UpstreamError>
+    where
+        F: FnMut(&str) -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        match auth.code_assist {
+            Some(style) => {
+                self.with_these_endpoints(&[style.endpoint.to_owned()], auth.gate, call)
+                    .await
+            }
+            None => self.with_endpoints(auth.gate, call).await,
+        }
+    }
+
+    async fn with_these_endpoints<T, F, Fut>(
+        &self,
+        endpoints: &[String],
+        gate: Option<&dyn EndpointGate>,
         mut call: F,
     ) -> Result<T, UpstreamError>
     where
@@ -486,7 +557,7 @@ impl GoogleClient {
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let mut last = None;
-        for base in &self.config.code_assist_endpoints {
+        for base in endpoints {
             let base = base.trim_end_matches('/');
             if let Some(gate) = gate
                 && !gate.allow(base)

@@ -15,7 +15,8 @@ mod stats;
 
 pub use classify::{ErrorClass, UpstreamError};
 pub use client::{
-    CallAuth, ChunkStream, EndpointGate, GoogleClient, GoogleConfig, TokenGrant, UserInfo,
+    CallAuth, ChunkStream, CodeAssistStyle, EndpointGate, GoogleClient, GoogleConfig, TokenGrant,
+    UserInfo,
 };
 pub use discovery::{
     DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,

@@ -43,6 +43,8 @@ pub struct Lease {
     pub project: String,
     /// Whether to send `X-Goog-User-Project` (off for accounts it caused 403s for).
     pub project_header: bool,
+    /// `antigravity` or `code-assist`: how calls on this account are sent.
+    pub pool: Pool,
     in_flight: Arc<InFlight>,
 }
 
@@ -54,6 +56,7 @@ impl Lease {
             access_token: &self.access_token,
             project_header: self.project_header,
             gate: None,
+            code_assist: None,
         }
     }
 
@@ -100,6 +103,8 @@ pub enum PoolError {
     NoAccounts,
     #[error("no account can serve requests: {0}")]
     NoneUsable(String),
+    #[error("the {0} pool has no account")]
+    EmptyPool(Pool),
     #[error("every account is cooling down for {model}; the soonest is free again in {}s", .retry_after.as_secs().max(1))]
     AllCoolingDown {
         model: String,
@@ -118,6 +123,7 @@ struct CachedToken {
 struct AccountSlot {
     id: String,
     email: String,
+    pool: Pool,
     tier: Option<Tier>,
     token: Mutex<Option<CachedToken>>,
     /// Held while this account's project is being discovered: one discovery at a time.
@@ -233,7 +239,7 @@ impl AccountPool {
     /// The next usable account, token fresh and project known. Accounts that fail here
     /// (dead refresh token, no project) are skipped; their reason is kept for the error.
     pub async fn acquire(&self) -> Result<Lease, PoolError> {
-        self.acquire_for(None, None, &[]).await
+        self.acquire_for(Pool::Antigravity, None, None, &[]).await
     }
 
     /// An account for one request of conversation `session` (if known) to `model`
@@ -242,15 +248,31 @@ impl AccountPool {
     /// selector's; an account whose token or project cannot be had is skipped.
     pub async fn acquire_for(
         &self,
+        pool: Pool,
         model: Option<&str>,
         session: Option<&str>,
         exclude: &[String],
     ) -> Result<Lease, PoolError> {
-        let slots = self.slots().await?;
+        let slots: Vec<Arc<AccountSlot>> = self
+            .slots()
+            .await?
+            .into_iter()
+            .filter(|s| s.pool == pool)
+            .collect();
         if slots.is_empty() {
-            let all = self.store.list_accounts().await?;
+            let all: Vec<Account> = self
+                .store
+                .list_accounts()
+                .await?
+                .into_iter()
+                .filter(|a| a.pool == pool)
+                .collect();
             if all.is_empty() {
-                return Err(PoolError::NoAccounts);
+                return Err(if pool == Pool::Antigravity {
+                    PoolError::NoAccounts
+                } else {
+                    PoolError::EmptyPool(pool)
+                });
             }
             let reasons: Vec<String> = all.iter().map(describe_unusable).collect();
             return Err(PoolError::NoneUsable(reasons.join("; ")));
@@ -455,6 +477,7 @@ impl AccountPool {
                 latency_us: AtomicU64::new(0),
                 quota: std::sync::RwLock::new(quota),
                 tier: a.tier.as_deref().and_then(Tier::from_id),
+                pool: a.pool,
                 id: a.id,
                 email: a.email,
             }));
@@ -476,6 +499,7 @@ impl AccountPool {
             access_token,
             project,
             project_header: !slot.omit_project_header.load(Ordering::Relaxed),
+            pool: slot.pool,
             in_flight,
         })
     }

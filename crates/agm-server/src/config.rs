@@ -77,6 +77,10 @@ pub struct GoogleSection {
     pub setup_user_agent: String,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// The one endpoint `code-assist` pool accounts are called on (production).
+    pub code_assist_pool_endpoint: String,
+    /// The gemini-cli version in the Code Assist style's `User-Agent`.
+    pub gemini_cli_version: String,
 }
 
 impl Default for GoogleSection {
@@ -97,6 +101,8 @@ impl Default for GoogleSection {
             antigravity_version: "1.15.8".into(),
             setup_user_agent: "google-api-nodejs-client/9.15.1".into(),
             connect_timeout: Duration::from_secs(10),
+            code_assist_pool_endpoint: "https://cloudcode-pa.googleapis.com".into(),
+            gemini_cli_version: "0.21.0".into(),
         }
     }
 }
@@ -107,6 +113,7 @@ impl GoogleSection {
     pub fn all_at(&mut self, base_url: &str) {
         let base = base_url.trim_end_matches('/');
         self.code_assist_endpoints = vec![base.to_owned()];
+        self.code_assist_pool_endpoint = base.to_owned();
         self.oauth_auth_url = format!("{base}/o/oauth2/v2/auth");
         self.oauth_token_url = format!("{base}/token");
         self.userinfo_url = format!("{base}/oauth2/v2/userinfo");
@@ -132,6 +139,8 @@ pub struct RoutingSection {
     /// How often each account's quota is fetched in the background ("0s": never).
     #[serde(with = "humantime_serde")]
     pub quota_refresh: Duration,
+    /// For Gemini models: the pools tried in turn, the next when one is exhausted.
+    pub gemini_pool_order: Vec<String>,
 }
 
 impl Default for RoutingSection {
@@ -144,6 +153,7 @@ impl Default for RoutingSection {
             sticky_wait: Duration::from_secs(5),
             quota_threshold: 0.10,
             quota_refresh: Duration::from_secs(600),
+            gemini_pool_order: vec!["antigravity".into(), "code-assist".into()],
         }
     }
 }
@@ -438,6 +448,13 @@ impl Config {
             &["sqlite", "postgres"],
         )?;
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        for pool in &self.routing.gemini_pool_order {
+            one_of(
+                "routing.gemini_pool_order",
+                pool,
+                &["antigravity", "code-assist", "gemini-api"],
+            )?;
+        }
         if !(0.0..=1.0).contains(&self.routing.quota_threshold) {
             return Err(ConfigError::Invalid {
                 key: "routing.quota_threshold",

@@ -16,7 +16,7 @@ use agm_google::{ChunkStream, ErrorClass, UpstreamError};
 use agm_pool::backoff::Backoff;
 use agm_pool::cooldown::{Decision, Limit};
 use agm_pool::safe_mode::Route;
-use agm_store::AuditKind;
+use agm_store::{AuditKind, Pool};
 use agm_translate::models::official_is_substitute;
 use agm_wire::cloudcode::{CloudCodeRequest, CloudCodeResponse};
 use agm_wire::gemini::GenerateContentRequest;
@@ -105,12 +105,14 @@ struct OfficialTarget {
 
 impl UpstreamCall<'_> {
     fn envelope(&self, lease: &Lease) -> CloudCodeRequest {
+        // The Code Assist style sends none of Antigravity's envelope fields.
+        let antigravity = lease.pool != Pool::CodeAssist;
         CloudCodeRequest {
             project: lease.project.clone(),
             model: self.model.to_owned(),
-            request_id: Some(format!("agent-{}", uuid::Uuid::new_v4())),
-            user_agent: Some("antigravity".into()),
-            request_type: Some("agent".into()),
+            request_id: antigravity.then(|| format!("agent-{}", uuid::Uuid::new_v4())),
+            user_agent: antigravity.then(|| "antigravity".into()),
+            request_type: antigravity.then(|| "agent".into()),
             request: self.request.clone(),
         }
     }
@@ -128,84 +130,191 @@ impl UpstreamCall<'_> {
         &self,
         state: &AppState,
     ) -> Result<(CloudCodeResponse, Served), ApiError> {
-        if self.goes_official(state).await? {
-            return self.official_generate(state).await;
-        }
-        let result = self
-            .with_accounts(state, |lease| async move {
-                let body = self.envelope(&lease);
-                let gate = gate(state, &lease);
-                let auth = agm_google::CallAuth {
-                    gate: Some(&gate),
-                    ..lease.auth()
-                };
-                let started = Instant::now();
-                let mut empty = 0;
-                loop {
-                    let answer = state.google.generate(auth, &body).await?;
-                    if has_content(&answer) {
-                        lease.record_latency(started.elapsed());
-                        return Ok((answer, self.served_by()));
-                    }
-                    empty += 1;
-                    if empty > EMPTY_ANSWER_RETRIES {
-                        return Err(empty_answer(&lease));
-                    }
-                    tracing::debug!(account = %lease.email, "empty upstream answer; asking again");
+        self.route(
+            state,
+            |pool| self.generate_on(state, pool),
+            || self.official_generate(state),
+        )
+        .await
+    }
+
+    async fn generate_on(
+        &self,
+        state: &AppState,
+        pool: Pool,
+    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+        self.with_accounts(state, pool, |lease| async move {
+            let body = self.envelope(&lease);
+            let gate = gate(state, &lease);
+            let user_agent = self.code_assist_user_agent(state, &lease);
+            let auth = self.auth(state, &lease, &gate, user_agent.as_deref());
+            let started = Instant::now();
+            let mut empty = 0;
+            loop {
+                let answer = state.google.generate(auth, &body).await?;
+                if has_content(&answer) {
+                    lease.record_latency(started.elapsed());
+                    return Ok((answer, self.served_by()));
                 }
-            })
-            .await;
-        match result {
-            Err(e) if self.falls_back(state, &e) => self.official_generate(state).await,
-            other => other,
-        }
+                empty += 1;
+                if empty > EMPTY_ANSWER_RETRIES {
+                    return Err(empty_answer(&lease));
+                }
+                tracing::debug!(account = %lease.email, "empty upstream answer; asking again");
+            }
+        })
+        .await
     }
 
     /// `streamGenerateContent`, returned once the first chunk has arrived, so that a
     /// failure before it still rotates accounts or becomes a proper error status.
     pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
-        if self.goes_official(state).await? {
-            return self.official_stream(state).await;
-        }
-        let result = self
-            .with_accounts(state, |lease| async move {
-                let body = self.envelope(&lease);
-                let gate = gate(state, &lease);
-                let auth = agm_google::CallAuth {
-                    gate: Some(&gate),
-                    ..lease.auth()
-                };
-                let started = Instant::now();
-                let mut empty = 0;
-                loop {
-                    let stream = state.google.stream(auth, &body).await?;
-                    if let Some((first, rest)) = first_content(stream).await? {
-                        lease.record_latency(started.elapsed());
-                        return Ok(OpenStream {
-                            first,
-                            rest,
-                            account: lease.email.clone(),
-                            served: self.served_by(),
-                            lease: Some(lease.clone()),
-                        });
-                    }
-                    empty += 1;
-                    if empty > EMPTY_ANSWER_RETRIES {
-                        return Err(empty_answer(&lease));
-                    }
-                    tracing::debug!(account = %lease.email, "empty upstream stream; asking again");
+        self.route(
+            state,
+            |pool| self.open_stream_on(state, pool),
+            || self.official_stream(state),
+        )
+        .await
+    }
+
+    async fn open_stream_on(&self, state: &AppState, pool: Pool) -> Result<OpenStream, ApiError> {
+        self.with_accounts(state, pool, |lease| async move {
+            let body = self.envelope(&lease);
+            let gate = gate(state, &lease);
+            let user_agent = self.code_assist_user_agent(state, &lease);
+            let auth = self.auth(state, &lease, &gate, user_agent.as_deref());
+            let started = Instant::now();
+            let mut empty = 0;
+            loop {
+                let stream = state.google.stream(auth, &body).await?;
+                if let Some((first, rest)) = first_content(stream).await? {
+                    lease.record_latency(started.elapsed());
+                    return Ok(OpenStream {
+                        first,
+                        rest,
+                        account: lease.email.clone(),
+                        served: self.served_by(),
+                        lease: Some(lease.clone()),
+                    });
                 }
-            })
-            .await;
-        match result {
-            Err(e) if self.falls_back(state, &e) => self.official_stream(state).await,
-            other => other,
+                empty += 1;
+                if empty > EMPTY_ANSWER_RETRIES {
+                    return Err(empty_answer(&lease));
+                }
+                tracing::debug!(account = %lease.email, "empty upstream stream; asking again");
+            }
+        })
+        .await
+    }
+
+    /// The pools this request may use, in order: for a Gemini model the configured
+    /// `routing.gemini_pool_order`; for anything else (Claude, GPT-OSS) Antigravity,
+    /// which alone serves them.
+    fn pools(&self, state: &AppState) -> Vec<Pool> {
+        if !self.model.starts_with("gemini-") {
+            return vec![Pool::Antigravity];
         }
+        state
+            .config
+            .routing
+            .gemini_pool_order
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// L0/L1 then the pools in order: the next pool when one is exhausted (every
+    /// account limited or unusable, or none in it); the official API when safe mode
+    /// says so, when it is in the pool order, or as the fallback when no account could
+    /// serve at all.
+    async fn route<T, A, AF, O, OF>(
+        &self,
+        state: &AppState,
+        on_pool: A,
+        official: O,
+    ) -> Result<T, ApiError>
+    where
+        A: Fn(Pool) -> AF,
+        AF: Future<Output = Result<T, ApiError>>,
+        O: Fn() -> OF,
+        OF: Future<Output = Result<T, ApiError>>,
+    {
+        if self.goes_official(state) {
+            return official().await;
+        }
+        let pools = self.pools(state);
+        let keys = !state.config.safe_mode.gemini_api_keys.is_empty();
+        let mut last: Option<ApiError> = None;
+        let mut tried_official = false;
+        for (i, pool) in pools.iter().enumerate() {
+            let result = match pool {
+                Pool::GeminiApi if !keys => continue,
+                Pool::GeminiApi => {
+                    tried_official = true;
+                    official().await
+                }
+                oauth => on_pool(*oauth).await,
+            };
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            let exhausted = error.pool_empty
+                || matches!(error.kind, ErrorKind::RateLimited | ErrorKind::Overloaded);
+            let more = pools[i + 1..].iter().any(|p| *p != Pool::GeminiApi || keys);
+            // A pool with no account at all says less than an earlier pool's failure.
+            if last.is_none() || !error.pool_empty {
+                last = Some(error);
+            }
+            if !(exhausted && more) {
+                break;
+            }
+            tracing::info!(model = self.model, pool = %pool, "pool exhausted; trying the next");
+        }
+        let error = last.unwrap_or_else(|| {
+            ApiError::new(
+                self.api,
+                ErrorKind::Unavailable,
+                "no pool in routing.gemini_pool_order can serve this request",
+            )
+        });
+        if !tried_official && self.falls_back(state, &error) {
+            return official().await;
+        }
+        Err(error)
+    }
+
+    /// How a lease's calls are sent: gated by its breakers, in the Code Assist style
+    /// for a `code-assist` account.
+    fn auth<'a>(
+        &self,
+        state: &'a AppState,
+        lease: &'a Lease,
+        gate: &'a AccountGate<'a>,
+        code_assist_user_agent: Option<&'a str>,
+    ) -> agm_google::CallAuth<'a> {
+        agm_google::CallAuth {
+            gate: Some(gate),
+            code_assist: code_assist_user_agent.map(|user_agent| agm_google::CodeAssistStyle {
+                endpoint: &state.config.google.code_assist_pool_endpoint,
+                user_agent,
+            }),
+            ..lease.auth()
+        }
+    }
+
+    fn code_assist_user_agent(&self, state: &AppState, lease: &Lease) -> Option<String> {
+        (lease.pool == Pool::CodeAssist).then(|| {
+            agm_google::CodeAssistStyle::user_agent(
+                &state.config.google.gemini_cli_version,
+                self.model,
+            )
+        })
     }
 
     /// `countTokens` on the upstream model, for the request's contents.
     pub async fn count_tokens(&self, state: &AppState) -> Result<u64, ApiError> {
-        if self.goes_official(state).await? {
+        if self.goes_official(state) {
             let target = self.official_target(state)?;
             return crate::telemetry::upstream(state.google.official_count_tokens(
                 &target.key,
@@ -215,7 +324,7 @@ impl UpstreamCall<'_> {
             .await
             .map_err(|e| ApiError::from_upstream(self.api, &e, &target.model, &target.label));
         }
-        self.with_accounts(state, |lease| async move {
+        self.with_accounts(state, Pool::Antigravity, |lease| async move {
             state
                 .google
                 .count_tokens(
@@ -230,14 +339,14 @@ impl UpstreamCall<'_> {
 
     /// L0/L1: whether this request goes to the official Gemini API. With no Google
     /// account at all but an API key configured, the official API is the way too.
-    async fn goes_official(&self, state: &AppState) -> Result<bool, ApiError> {
+    fn goes_official(&self, state: &AppState) -> bool {
         match state.safe_mode.route() {
-            Route::OfficialApi => Ok(true),
+            Route::OfficialApi => true,
             Route::ProbeAntigravity => {
                 tracing::info!("safe mode: trying the Antigravity path again with this request");
-                Ok(false)
+                false
             }
-            Route::Antigravity => Ok(false),
+            Route::Antigravity => false,
         }
     }
 
@@ -404,7 +513,12 @@ impl UpstreamCall<'_> {
         }
     }
 
-    async fn with_accounts<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
+    async fn with_accounts<T, F, Fut>(
+        &self,
+        state: &AppState,
+        pool: Pool,
+        call: F,
+    ) -> Result<T, ApiError>
     where
         F: Fn(Lease) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
@@ -423,6 +537,7 @@ impl UpstreamCall<'_> {
         let mut previous: Option<String> = None;
         while done_with.len() < MAX_ACCOUNTS_PER_REQUEST && calls < MAX_UPSTREAM_CALLS {
             let lease = match crate::telemetry::upstream(state.accounts.acquire_for(
+                pool,
                 Some(self.model),
                 session,
                 &done_with,
@@ -686,14 +801,19 @@ fn empty_answer(lease: &Lease) -> UpstreamError {
 fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
     let (kind, retry_after) = match err {
         PoolError::Store(_) => (ErrorKind::Internal, None),
-        PoolError::NoAccounts | PoolError::NoneUsable(_) => (ErrorKind::Unavailable, None),
+        PoolError::NoAccounts | PoolError::NoneUsable(_) | PoolError::EmptyPool(_) => {
+            (ErrorKind::Unavailable, None)
+        }
         PoolError::AllCoolingDown { retry_after, .. } => {
             (ErrorKind::RateLimited, Some(*retry_after))
         }
     };
     ApiError {
         retry_after,
-        pool_empty: matches!(err, PoolError::NoAccounts | PoolError::NoneUsable(_)),
+        pool_empty: matches!(
+            err,
+            PoolError::NoAccounts | PoolError::NoneUsable(_) | PoolError::EmptyPool(_)
+        ),
         ..ApiError::new(api, kind, err.to_string())
     }
 }

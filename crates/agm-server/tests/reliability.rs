@@ -439,3 +439,96 @@ async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn gemini_requests_fail_over_to_the_code_assist_pool_in_its_own_style() {
+    let h = start_with(|c| {
+        c.routing.gemini_pool_order = vec!["antigravity".into(), "code-assist".into()];
+    })
+    .await;
+    // An organisation-licence account in the code-assist pool, before the first request.
+    h.sim.add_account(agm_sim::SimAccount::new(
+        "carol@corp.agm",
+        "corp-refresh-carol",
+        Some("corp-project-carol"),
+        "standard-tier",
+    ));
+    h.state
+        .store
+        .upsert_account(agm_store::NewAccount {
+            pool: agm_store::Pool::CodeAssist,
+            ..agm_store::NewAccount::antigravity("carol@corp.agm", "corp-refresh-carol")
+        })
+        .await
+        .unwrap();
+    for email in ["alice@demo.agm", "bob@demo.agm"] {
+        for method in [SimMethod::GenerateContent, SimMethod::StreamGenerateContent] {
+            h.sim.script(
+                Fault::quota_exhausted(method, "1h")
+                    .for_account(email)
+                    .always(),
+            );
+        }
+    }
+    for i in 0..2 {
+        let response = h
+            .post(&ask("gemini-3-flash", &format!("pool {i}"), i == 1))
+            .await;
+        assert_eq!(response.status(), 200, "the code-assist pool serves it");
+        assert_eq!(response.headers()["x-agm-upstream"], "antigravity");
+    }
+    let carol: Vec<_> = h
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.account.as_deref() == Some("carol@corp.agm"))
+        .filter(|r| {
+            matches!(
+                r.method,
+                SimMethod::GenerateContent | SimMethod::StreamGenerateContent
+            )
+        })
+        .collect();
+    assert_eq!(carol.len(), 2);
+    for r in &carol {
+        let agent = r.header("user-agent").unwrap();
+        assert!(
+            agent.starts_with("GeminiCLI/0.21.0/gemini-3-flash ("),
+            "{agent}"
+        );
+        for field in ["requestType", "userAgent", "requestId"] {
+            assert!(r.body.get(field).is_none(), "{field} in {}", r.body);
+        }
+    }
+    // Claude is Antigravity's alone: no failover, the client hears the limit.
+    let response = h.post(&ask("claude-sonnet-4-5", "claude", false)).await;
+    assert_eq!(response.status(), 429);
+}
+
+#[tokio::test]
+async fn the_paid_pool_is_used_only_when_the_order_names_it() {
+    let h = start_with(|c| {
+        c.routing.gemini_pool_order = vec!["antigravity".into(), "gemini-api".into()];
+        c.safe_mode.gemini_api_keys = vec![KEY.into()];
+        c.safe_mode.daily_request_cap = 1;
+    })
+    .await;
+    h.sim
+        .script(Fault::quota_exhausted(SimMethod::GenerateContent, "1h").always());
+    let response = h.post(&ask("gemini-3-flash", "paid", false)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-upstream"], "gemini-api");
+    assert_eq!(response.headers()["x-agm-safe-mode"], "off");
+    // The daily cap of 1 is reached: the next one is refused with when it resets.
+    let capped = h.post(&ask("gemini-3-flash", "paid again", false)).await;
+    assert_eq!(capped.status(), 429);
+    assert!(capped.headers().contains_key("retry-after"));
+    let body: Value = capped.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daily_request_cap"),
+        "{body}"
+    );
+}
