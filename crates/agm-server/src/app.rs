@@ -31,7 +31,7 @@ pub struct AppState {
     pub config: Config,
     pub google: GoogleClient,
     pub store: Store,
-    pub accounts: AccountPool,
+    pub accounts: Arc<AccountPool>,
     pub models: ModelMap,
     /// Thinking signatures the upstream handed out, per conversation.
     pub signatures: SignatureCache,
@@ -64,12 +64,12 @@ impl AppState {
             crate::safe_mode::config_of(&config),
             store.clone(),
         ));
-        let accounts = AccountPool::new(
+        let accounts = Arc::new(AccountPool::new(
             store.clone(),
             google.clone(),
             pool_settings(&config),
             Arc::clone(&safe_mode),
-        );
+        ));
         let models = ModelMap::new(&config.models.map);
         let config_key_hashes = config.server.api_keys.iter().map(|k| sha256(k)).collect();
         Ok(AppState {

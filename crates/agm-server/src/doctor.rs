@@ -71,6 +71,8 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
         Ok(store) => {
             checks.push(secrets_check(&store, data_dir).await);
             checks.push(accounts_check(&store).await);
+            checks.push(discovery_check(&store).await);
+            checks.push(safe_mode_check(loaded, &store).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -204,6 +206,104 @@ async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
         Status::Ok,
         format!("{SEALED}; key file {} (mode 0600): {why}", path.display()),
     )
+}
+
+/// Project discovery as the running server measured it (it writes its telemetry to the
+/// store every minute): attempts, success rate, latency percentiles, errors by class.
+async fn discovery_check(store: &Store) -> Check {
+    const NAME: &str = "project discovery";
+    let value = match store.get_setting(crate::jobs::DISCOVERY_STATS_KEY).await {
+        Ok(Some(value)) => value,
+        Ok(None) => {
+            return check(
+                NAME,
+                Status::Ok,
+                "no telemetry yet: `agm serve` records every discovery and writes it here once a minute",
+            );
+        }
+        Err(e) => return check(NAME, Status::Fail, e.to_string()),
+    };
+    let summary = &value["summary"];
+    let attempts = summary["attempts"].as_u64().unwrap_or(0);
+    let rate = summary["success_rate"].as_f64().unwrap_or(0.0);
+    let ms = |key: &str| {
+        summary[key]
+            .as_f64()
+            .map_or_else(|| "-".to_owned(), |v| format!("{v:.0} ms"))
+    };
+    let errors = summary["errors_by_class"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(class, n)| format!("{class} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let detail = format!(
+        "{attempts} attempts, {:.1} % succeeded, p50 {} / p95 {} / p99 {}{} (written by the server at {})",
+        rate * 100.0,
+        ms("p50_ms"),
+        ms("p95_ms"),
+        ms("p99_ms"),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!("; errors: {errors}")
+        },
+        value["written_at"].as_str().unwrap_or("?"),
+    );
+    if rate >= 0.9 {
+        check(NAME, Status::Ok, detail)
+    } else {
+        check(
+            NAME,
+            Status::Warn,
+            format!(
+                "{detail}: under the 90 % the validation gate asks; `agm accounts list` shows which accounts fail"
+            ),
+        )
+    }
+}
+
+/// Whether requests go to the official Gemini API, and whether a key is there for it.
+async fn safe_mode_check(loaded: &LoadedConfig, store: &Store) -> Check {
+    const NAME: &str = "safe mode";
+    let config = crate::safe_mode::config_of(&loaded.config);
+    let status =
+        match crate::safe_mode::apply(config, store, crate::safe_mode::Command::Status).await {
+            Ok(status) => status,
+            Err(e) => return check(NAME, Status::Fail, e.to_string()),
+        };
+    let keys = loaded.config.safe_mode.gemini_api_keys.len();
+    match (status.active, keys) {
+        (false, 0) => check(
+            NAME,
+            Status::Ok,
+            "off; no Gemini API key for it (GEMINI_API_KEY or [safe_mode] gemini_api_keys would let it answer if Antigravity keeps failing)",
+        ),
+        (false, n) => check(
+            NAME,
+            Status::Ok,
+            format!("off; {n} Gemini API key(s) ready for it"),
+        ),
+        (true, 0) => check(
+            NAME,
+            Status::Fail,
+            format!(
+                "ON ({}) and no Gemini API key: requests get a 503; add GEMINI_API_KEY or run `agm safe-mode disable`",
+                status.reason.unwrap_or_default()
+            ),
+        ),
+        (true, n) => check(
+            NAME,
+            Status::Warn,
+            format!(
+                "ON ({}): requests go to the official Gemini API with {n} key(s); `agm safe-mode status` says more",
+                status.reason.unwrap_or_default()
+            ),
+        ),
+    }
 }
 
 async fn accounts_check(store: &Store) -> Check {

@@ -115,18 +115,26 @@ async fn housekeeping(state: SharedState) {
 async fn telemetry(state: SharedState) {
     loop {
         tokio::time::sleep(TELEMETRY_EVERY).await;
-        let summary = state.accounts.discovery_stats.summary();
-        if summary.attempts == 0 {
-            continue;
-        }
-        let value = serde_json::json!({
-            "written_at": crate::safe_mode::now_rfc3339(),
-            "summary": summary,
-        });
-        if let Err(e) = state.store.set_setting(DISCOVERY_STATS_KEY, &value).await {
+        if let Err(e) = write_discovery_telemetry(&state).await {
             tracing::debug!(error = %e, "could not store the discovery telemetry");
         }
     }
+}
+
+/// Writes the project-discovery summary where `agm doctor` reads it (nothing when no
+/// discovery ran yet).
+pub async fn write_discovery_telemetry(
+    state: &crate::app::AppState,
+) -> Result<(), agm_store::StoreError> {
+    let summary = state.accounts.discovery_stats.summary();
+    if summary.attempts == 0 {
+        return Ok(());
+    }
+    let value = serde_json::json!({
+        "written_at": crate::safe_mode::now_rfc3339(),
+        "summary": summary,
+    });
+    state.store.set_setting(DISCOVERY_STATS_KEY, &value).await
 }
 
 /// Fetches each active account's quota now and then, stores the snapshot (as
@@ -167,4 +175,67 @@ async fn refresh_quota(state: SharedState) {
             }
         }
     }
+}
+
+/// Confirms a quota-exhausted cooldown whose hint was missing or absurd with the
+/// account's quota: the cooldown then ends at the model's reset time, or at once if
+/// quota is left. Runs on the side; the request has moved on.
+pub fn recheck_quota(state: &crate::app::AppState, account_id: &str, model: &str) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let google = state.google.clone();
+    let account_id = account_id.to_owned();
+    let model = model.to_owned();
+    let accounts = std::sync::Arc::clone(&state.accounts);
+    handle.spawn(async move {
+        let lease = match accounts.lease_for(&account_id).await {
+            Ok(lease) => lease,
+            Err(reason) => {
+                tracing::debug!(%reason, "no quota re-check");
+                return;
+            }
+        };
+        let snapshot = match google
+            .quota_snapshot(
+                &lease.access_token,
+                &lease.project,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+        {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                tracing::debug!(account = %lease.email, error = %e, "quota re-check failed");
+                return;
+            }
+        };
+        let Some(quota) = snapshot.models.iter().find(|m| m.model == model) else {
+            return;
+        };
+        let now = Instant::now();
+        match (quota.remaining_fraction, quota.reset_time) {
+            (Some(left), _) if left > 0.0 => {
+                accounts.cooldowns.clear(&account_id, &model);
+                tracing::info!(account = %lease.email, %model, "quota re-check: quota left; cooldown cleared");
+            }
+            (_, Some(reset)) => {
+                let wait = reset - time::OffsetDateTime::now_utc();
+                let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+                accounts.cooldowns.set(
+                    &account_id,
+                    &model,
+                    now + wait,
+                    agm_pool::cooldown::CooldownReason::QuotaExhausted {
+                        needs_quota_recheck: false,
+                    },
+                );
+                tracing::info!(account = %lease.email, %model, reset = %reset, "quota re-check: cooling down until the reset");
+            }
+            _ => {}
+        }
+        accounts
+            .set_quota(&account_id, crate::quota::fractions(&snapshot))
+            .await;
+    });
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use agm_google::{ChunkStream, ErrorClass, UpstreamError};
 use agm_pool::backoff::Backoff;
-use agm_pool::cooldown::{Decision, Limit};
+use agm_pool::cooldown::{CooldownReason, Decision, Limit};
 use agm_pool::safe_mode::Route;
 use agm_store::{AuditKind, Pool};
 use agm_translate::models::official_is_substitute;
@@ -673,6 +673,18 @@ impl UpstreamCall<'_> {
                                     return Err(ApiError::from_upstream(
                                         self.api, &err, self.model, &account,
                                     ));
+                                }
+                                Decision::Switch {
+                                    reason:
+                                        CooldownReason::QuotaExhausted {
+                                            needs_quota_recheck: true,
+                                        },
+                                    ..
+                                } => {
+                                    // No hint, or an absurd one: ask Google's quota call
+                                    // when this account's quota really comes back.
+                                    crate::jobs::recheck_quota(state, &account_id, self.model);
+                                    done_with.push(account_id);
                                 }
                                 Decision::WaitThenRetrySame(_) | Decision::Switch { .. } => {
                                     done_with.push(account_id);

@@ -730,3 +730,37 @@ async fn count_tokens_keeps_client_errors() {
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_upstream_stream() {
+    use futures_util::StreamExt;
+    let slow = SimConfig {
+        stream_chunks: 20,
+        stream_chunk_delay: std::time::Duration::from_millis(50),
+        ..SimConfig::default()
+    };
+    let h = start_sim_with(slow, |_| {}).await;
+    // Read to the end: nothing is abandoned.
+    let whole = h.post(&hello(true)).await.text().await.unwrap();
+    assert!(whole.contains("message_stop"));
+    assert_eq!(h.sim.abandoned_streams(), 0);
+
+    // Read the first text, then hang up.
+    let response = h.post(&hello(true)).await;
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("content_block_delta") {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while h.sim.abandoned_streams() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream stream was not cancelled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.sim.abandoned_streams(), 1);
+}

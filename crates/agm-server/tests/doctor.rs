@@ -88,3 +88,63 @@ async fn every_line_says_what_it_found() {
     assert!(accounts.detail.contains("https://v/bob"));
     assert_eq!(find(&checks, "data dir")[0].status, Status::Ok);
 }
+
+#[tokio::test]
+async fn discovery_telemetry_and_safe_mode_are_reported() {
+    let sim = Sim::demo().start().await.unwrap();
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.server.port = 0;
+    config.storage.key_store = KeyStore::File;
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let loaded = LoadedConfig {
+        config: config.clone(),
+        path: PathBuf::from("/nowhere/config.toml"),
+        file_exists: false,
+    };
+    let before = run_checks(&loaded, &data).await;
+    assert!(
+        find(&before, "project discovery")[0]
+            .detail
+            .starts_with("no telemetry yet")
+    );
+    assert!(
+        find(&before, "safe mode")[0]
+            .detail
+            .starts_with("off; no Gemini API key")
+    );
+
+    // A server on this data dir discovers both demo accounts' projects.
+    let store = Store::open_sqlite_with(&data, KeyStore::File)
+        .await
+        .unwrap();
+    for (email, token) in [
+        ("alice@demo.agm", "demo-refresh-alice"),
+        ("bob@demo.agm", "demo-refresh-bob"),
+    ] {
+        store
+            .upsert_account(NewAccount::antigravity(email, token))
+            .await
+            .unwrap();
+    }
+    let state = std::sync::Arc::new(agm_server::app::AppState::new(config, store).unwrap());
+    for _ in 0..2 {
+        state.accounts.acquire().await.unwrap();
+    }
+    agm_server::jobs::write_discovery_telemetry(&state)
+        .await
+        .unwrap();
+    drop(state);
+
+    let after = run_checks(&loaded, &data).await;
+    let discovery = find(&after, "project discovery")[0];
+    assert_eq!(discovery.status, Status::Ok, "{}", discovery.detail);
+    assert!(
+        discovery
+            .detail
+            .starts_with("2 attempts, 100.0 % succeeded, p50 "),
+        "{}",
+        discovery.detail
+    );
+}

@@ -532,3 +532,85 @@ async fn the_paid_pool_is_used_only_when_the_order_names_it() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_absurd_quota_hint_is_checked_with_the_quota_call() {
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let alice = h
+        .state
+        .store
+        .get_account("alice@demo.agm")
+        .await
+        .unwrap()
+        .unwrap();
+    // 100 hours is beyond any real reset: the cooldown is capped and flagged, and the
+    // quota call says alice has quota left, so the cooldown goes.
+    h.sim.script(
+        Fault::quota_exhausted(SimMethod::GenerateContent, "100h")
+            .for_account("alice@demo.agm")
+            .times(1),
+    );
+    assert_eq!(
+        h.post(&ask("gemini-3-flash", "absurd", false))
+            .await
+            .status(),
+        200
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h
+        .state
+        .accounts
+        .cooldowns
+        .until(&alice.id, "gemini-3-flash", Instant::now())
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the quota re-check did not clear it"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(h.sim.count(SimMethod::FetchAvailableModels) >= 1);
+
+    // With the quota really gone, the cooldown is set to Google's reset time instead.
+    h.sim.set_quota("alice@demo.agm", "gemini-3-flash", 0.0);
+    h.sim.script(
+        Fault::quota_exhausted(SimMethod::GenerateContent, "100h")
+            .for_account("alice@demo.agm")
+            .times(1),
+    );
+    for i in 0..2 {
+        assert_eq!(
+            h.post(&ask("gemini-3-flash", &format!("gone {i}"), false))
+                .await
+                .status(),
+            200
+        );
+    }
+    let confirmed = |h: &common::Harness| {
+        h.state
+            .accounts
+            .cooldowns
+            .list(Instant::now())
+            .iter()
+            .any(|c| {
+                c.account == alice.id
+                    && c.reason
+                        == agm_pool::cooldown::CooldownReason::QuotaExhausted {
+                            needs_quota_recheck: false,
+                        }
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !confirmed(&h) {
+        assert!(Instant::now() < deadline, "the reset time was not taken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let until = h
+        .state
+        .accounts
+        .cooldowns
+        .until(&alice.id, "gemini-3-flash", Instant::now())
+        .expect("still cooling down");
+    assert!(until > Instant::now(), "until the reset Google names");
+}

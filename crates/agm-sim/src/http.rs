@@ -154,7 +154,49 @@ async fn handle(State(sim): State<Sim>, request: Request) -> Response {
         model,
     };
     let answer = dispatch(&ctx).unwrap_or_else(|error| error);
-    shape(&ctx, answer).into_response()
+    let streamed = matches!(answer, Answer::Stream { .. });
+    let response = shape(&ctx, answer).into_response();
+    if streamed && response.status().is_success() {
+        watch_for_abandon(response, ctx.sim.clone())
+    } else {
+        response
+    }
+}
+
+/// Counts the stream as abandoned if its body is dropped before it ended.
+fn watch_for_abandon(response: Response, sim: Sim) -> Response {
+    struct Watched {
+        inner: axum::body::BodyDataStream,
+        sim: Sim,
+        ended: bool,
+    }
+    impl futures_util::Stream for Watched {
+        type Item = Result<bytes::Bytes, axum::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            let item = std::pin::Pin::new(&mut self.inner).poll_next(cx);
+            if matches!(item, std::task::Poll::Ready(None | Some(Err(_)))) {
+                self.ended = true;
+            }
+            item
+        }
+    }
+    impl Drop for Watched {
+        fn drop(&mut self) {
+            if !self.ended {
+                self.sim.record_abandoned_stream();
+            }
+        }
+    }
+    let (parts, body) = response.into_parts();
+    let watched = Watched {
+        inner: body.into_data_stream(),
+        sim,
+        ended: false,
+    };
+    Response::from_parts(parts, axum::body::Body::from_stream(watched))
 }
 
 fn dispatch(ctx: &Ctx) -> Outcome {

@@ -42,6 +42,8 @@ struct State {
     faults: Vec<Fault>,
     /// The state of the random source behind `Fault::sometimes` (xorshift64*).
     random: u64,
+    /// Streamed answers the client stopped reading before their end.
+    abandoned_streams: usize,
     requests: VecDeque<CapturedRequest>,
     /// Requests per method since the last `clear_requests`, kept even when the
     /// capture list is bounded.
@@ -325,6 +327,16 @@ impl Sim {
     /// How many requests to `method` were received (counted even past the capture limit).
     pub fn count(&self, method: SimMethod) -> usize {
         self.state().counts.get(&method).copied().unwrap_or(0)
+    }
+
+    /// How many streamed answers the client dropped before their end: a gateway that
+    /// cancels its upstream call when its own client goes away shows up here.
+    pub fn abandoned_streams(&self) -> usize {
+        self.state().abandoned_streams
+    }
+
+    pub(crate) fn record_abandoned_stream(&self) {
+        self.state().abandoned_streams += 1;
     }
 
     /// Forgets every captured request and resets the counts.

@@ -38,6 +38,11 @@ enum Command {
     /// Show, turn on or off, or reset safe mode (requests to the official Gemini API)
     #[command(subcommand)]
     SafeMode(commands::safe_mode::SafeModeCommand),
+    /// Print what a client needs to use this gateway: claude, codex, opencode or gemini
+    Env {
+        #[arg(value_enum)]
+        client: commands::env::Client,
+    },
     /// Show the audit log: safe mode, account switches, breakers, alerts
     Audit(commands::audit::AuditArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
@@ -72,6 +77,7 @@ fn main() -> ExitCode {
             Command::Validate(cmd) => commands::validate::run(config, cmd).await,
             Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
             Command::Audit(args) => commands::audit::run(config, args).await,
+            Command::Env { client } => commands::env::run(config, client).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
         }

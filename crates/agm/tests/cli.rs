@@ -287,3 +287,37 @@ fn safe_mode_commands_change_the_stored_state_and_audit_it() {
         stderr(&bad)
     );
 }
+
+#[test]
+fn env_prints_what_each_client_needs() {
+    let home = tempfile::tempdir().unwrap();
+    let claude = command(home.path(), &["env", "claude"])
+        .env("AGM_SERVER__PORT", "9123")
+        .output()
+        .unwrap();
+    assert!(claude.status.success(), "{}", stderr(&claude));
+    assert_eq!(
+        stdout(&claude),
+        "export ANTHROPIC_BASE_URL=http://127.0.0.1:9123\nexport ANTHROPIC_API_KEY=agm\n"
+    );
+    for client in ["codex", "opencode", "gemini"] {
+        let out = agm(home.path(), &["env", client]);
+        assert!(out.status.success(), "{client}: {}", stderr(&out));
+        assert!(stdout(&out).contains("http://127.0.0.1:8045"), "{client}");
+    }
+    // Once keys are required, the key is the user's to fill in.
+    assert!(
+        agm(home.path(), &["keys", "create", "--name", "laptop"])
+            .status
+            .success()
+    );
+    let keyed = agm(home.path(), &["env", "gemini"]);
+    assert!(stdout(&keyed).contains("GEMINI_API_KEY=<your agm client key>"));
+    assert!(stderr(&keyed).contains("agm keys create"));
+    let bad = agm(home.path(), &["env", "vim"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "an unknown client is a usage error"
+    );
+}

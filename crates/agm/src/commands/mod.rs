@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod env;
 pub mod keys;
 pub mod quota;
 pub mod safe_mode;
