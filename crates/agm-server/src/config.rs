@@ -27,6 +27,23 @@ pub struct Config {
     pub storage: StorageSection,
     pub models: ModelsSection,
     pub logging: LoggingSection,
+    pub updates: UpdatesSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdatesSection {
+    /// Where `agm update check` reads the newest release (GitHub's releases API shape:
+    /// `tag_name`, `html_url`).
+    pub url: String,
+}
+
+impl Default for UpdatesSection {
+    fn default() -> Self {
+        UpdatesSection {
+            url: "https://api.github.com/repos/agm-gateway/agm/releases/latest".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -43,6 +43,9 @@ enum Command {
         #[arg(value_enum)]
         client: commands::env::Client,
     },
+    /// Check whether a newer agm release is out
+    #[command(subcommand)]
+    Update(commands::update::UpdateCommand),
     /// Show the audit log: safe mode, account switches, breakers, alerts
     Audit(commands::audit::AuditArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
             Command::Audit(args) => commands::audit::run(config, args).await,
             Command::Env { client } => commands::env::run(config, client).await,
+            Command::Update(cmd) => commands::update::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
         }

@@ -321,3 +321,60 @@ fn env_prints_what_each_client_needs() {
         "an unknown client is a usage error"
     );
 }
+
+/// Answers every HTTP request on a loopback port with `body` (JSON), from a thread.
+fn serve_json(body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/releases/latest", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn update_check_compares_with_the_newest_release() {
+    let home = tempfile::tempdir().unwrap();
+    let newer =
+        serve_json(r#"{"tag_name": "v99.0.0", "html_url": "https://example.test/r/v99.0.0"}"#);
+    let out = command(home.path(), &["update", "check"])
+        .env("AGM_UPDATES__URL", &newer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with(&format!(
+            "agm 99.0.0 is out (this is {})",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{}",
+        stdout(&out)
+    );
+    let same = serve_json(concat!(
+        r#"{"tag_name": "v"#,
+        env!("CARGO_PKG_VERSION"),
+        r#""}"#
+    ));
+    let out = command(home.path(), &["update", "check"])
+        .env("AGM_UPDATES__URL", &same)
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("is up to date"), "{}", stdout(&out));
+    let dead = format!("http://127.0.0.1:{}/x", free_port());
+    let out = command(home.path(), &["update", "check"])
+        .env("AGM_UPDATES__URL", &dead)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+}

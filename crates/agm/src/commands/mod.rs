@@ -13,6 +13,7 @@ pub mod quota;
 pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
+pub mod update;
 pub mod validate;
 pub mod verify;
 
