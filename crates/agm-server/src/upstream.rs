@@ -615,6 +615,11 @@ impl UpstreamCall<'_> {
                         .accounts
                         .cooldowns
                         .record_success(&account_id, self.model);
+                    if state.safe_mode.is_active() {
+                        // A safe-mode probe served by an account whose project was
+                        // cached: the Antigravity path works again.
+                        state.safe_mode.record_project_success(&account).await;
+                    }
                     return Ok(value);
                 }
                 Err(err) => {

@@ -614,3 +614,50 @@ async fn an_absurd_quota_hint_is_checked_with_the_quota_call() {
         .expect("still cooling down");
     assert!(until > Instant::now(), "until the reset Google names");
 }
+
+#[tokio::test]
+async fn a_due_probe_that_succeeds_turns_automatic_safe_mode_off() {
+    use agm_pool::safe_mode::{SafeModeReason, SafeModeRecord};
+    let h = start_with(|c| c.safe_mode.gemini_api_keys = vec![KEY.into()]).await;
+    // Projects discovered and cached.
+    assert_eq!(
+        h.post(&ask("gemini-3-flash", "warm", false)).await.status(),
+        200
+    );
+    // Automatic safe mode whose retry is due (as another process, or a restart, left it).
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let record = SafeModeRecord {
+        revision: 1_000,
+        reason: Some(SafeModeReason::Auto {
+            failures: 5,
+            last_error: "loadCodeAssist was refused".into(),
+        }),
+        since_ms: Some(now_ms - 60_000),
+        next_retry_ms: Some(now_ms - 1_000),
+        ..SafeModeRecord::default()
+    };
+    agm_server::safe_mode::save_record(&h.state.store, &record)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !h.state.safe_mode.is_active() {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not take the stored state"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The probe goes the Antigravity way, succeeds, and safe mode is off again.
+    let probe = h.post(&ask("gemini-3-flash", "probe", false)).await;
+    assert_eq!(probe.headers()["x-agm-upstream"], "antigravity");
+    assert!(!h.state.safe_mode.is_active());
+    let after = h.post(&ask("gemini-3-flash", "after", false)).await;
+    assert_eq!(after.headers()["x-agm-safe-mode"], "off");
+    assert_eq!(after.headers()["x-agm-upstream"], "antigravity");
+}
