@@ -403,6 +403,31 @@ impl AccountPool {
         self.prepare(&slot).await
     }
 
+    /// Turns an account off with `reason` (kept, shown by `agm accounts list`), and
+    /// records it in the audit log. Its conversations move to other accounts.
+    pub async fn disable(&self, account_id: &str, reason: &str) {
+        let email = self
+            .find(account_id)
+            .await
+            .map_or_else(|| account_id.to_owned(), |s| s.email.clone());
+        tracing::error!(account = %email, %reason, "account disabled");
+        let state = AccountState::Disabled {
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.store.set_account_state(account_id, state).await {
+            tracing::warn!(account = %email, error = %e, "could not disable the account");
+        }
+        self.selector.unbind_account(account_id);
+        self.snapshot.write().await.take();
+        crate::safe_mode::append_audit(
+            &self.store,
+            agm_store::AuditKind::Account,
+            &email,
+            &format!("disabled: {reason}"),
+        )
+        .await;
+    }
+
     /// Forgets the cached access token (after an upstream 401) so the next lease refreshes.
     pub async fn invalidate_token(&self, account_id: &str) {
         if let Some(slot) = self.find(account_id).await {

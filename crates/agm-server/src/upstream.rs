@@ -632,6 +632,17 @@ impl UpstreamCall<'_> {
                             // more try with it, then the account is done.
                             state.accounts.invalidate_token(&account_id).await;
                             if refreshed.contains(&account_id) {
+                                // Refused with a fresh token too (PROTOCOL.md §3).
+                                state
+                                    .accounts
+                                    .disable(
+                                        &account_id,
+                                        &format!(
+                                            "Google refused a freshly refreshed access token (401: {}); sign in again with `agm accounts add`, then `agm accounts enable`",
+                                            err.message()
+                                        ),
+                                    )
+                                    .await;
                                 done_with.push(account_id);
                             } else {
                                 refreshed.push(account_id);
@@ -716,9 +727,20 @@ impl UpstreamCall<'_> {
                                 done_with.pop();
                             }
                         }
-                        ErrorClass::ValidationRequired { .. } | ErrorClass::Banned => {
-                            done_with.push(account_id)
+                        ErrorClass::Banned => {
+                            state
+                                .accounts
+                                .disable(
+                                    &account_id,
+                                    &format!(
+                                        "Google disabled this account for a Terms of Service violation: {}",
+                                        err.message()
+                                    ),
+                                )
+                                .await;
+                            done_with.push(account_id);
                         }
+                        ErrorClass::ValidationRequired { .. } => done_with.push(account_id),
                         ErrorClass::NotFound => {
                             let mut error =
                                 ApiError::from_upstream(self.api, &err, self.model, &account);

@@ -661,3 +661,66 @@ async fn a_due_probe_that_succeeds_turns_automatic_safe_mode_off() {
     assert_eq!(after.headers()["x-agm-safe-mode"], "off");
     assert_eq!(after.headers()["x-agm-upstream"], "antigravity");
 }
+
+#[tokio::test]
+async fn a_banned_account_and_one_refusing_a_fresh_token_are_disabled_with_the_reason() {
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    h.sim.script(
+        Fault::status(
+            SimMethod::GenerateContent,
+            403,
+            "PERMISSION_DENIED",
+            "This service has been disabled for violation of Terms of Service.",
+        )
+        .for_account("alice@demo.agm")
+        .times(1),
+    );
+    h.sim.script(
+        Fault::status(
+            SimMethod::GenerateContent,
+            401,
+            "UNAUTHENTICATED",
+            "bad token",
+        )
+        .for_account("bob@demo.agm")
+        .times(2),
+    );
+    // Both accounts go out during the first request: the client hears why, in its own
+    // shape; the second finds no usable account.
+    for i in 0..2 {
+        let response = h
+            .post(&ask("gemini-3-flash", &format!("ban {i}"), false))
+            .await;
+        assert!(response.status().is_client_error() || response.status().is_server_error());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["type"], "error", "{body}");
+    }
+    let state_of = |email: &'static str| {
+        let store = h.state.store.clone();
+        async move { store.get_account(email).await.unwrap().unwrap().state }
+    };
+    match state_of("alice@demo.agm").await {
+        agm_store::AccountState::Disabled { reason } => {
+            assert!(reason.contains("Terms of Service"), "{reason}");
+        }
+        other => panic!("alice should be disabled: {other:?}"),
+    }
+    match state_of("bob@demo.agm").await {
+        agm_store::AccountState::Disabled { reason } => {
+            assert!(
+                reason.contains("freshly refreshed access token"),
+                "{reason}"
+            );
+        }
+        other => panic!("bob should be disabled: {other:?}"),
+    }
+    let audit = h.state.store.list_audit(None, 50).await.unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.event.kind == AuditKind::Account)
+            .count(),
+        2,
+        "{audit:?}"
+    );
+}
