@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use agm_sim::{Fault, Sim, SimMethod};
+use agm_sim::{Fault, SimMethod};
 use common::start_with;
 use serde_json::{Value, json};
 
@@ -169,16 +169,7 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
     };
     assert_eq!(refused.post(&ask("a")).await.status(), 200);
 
-    let broken = Sim::demo().start().await.unwrap();
-    broken.script(Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "x").always());
-    broken.script(Fault::status(SimMethod::LoadCodeAssist, 503, "UNAVAILABLE", "x").always());
-    let broken_url = broken.base_url();
-    let h = start_with(|c| {
-        let good = c.google.code_assist_endpoints[0].clone();
-        c.google.code_assist_endpoints = vec![broken_url.clone(), good];
-        c.routing.scheduling = "round-robin".into();
-    })
-    .await;
+    let (h, _broken) = common::start_with_a_broken_first_endpoint().await;
     h.sim
         .script(Fault::quota_exhausted(SimMethod::GenerateContent, "1h").times(1));
     for i in 0..8 {

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use agm_server::safe_mode::{Command, apply, config_of};
-use agm_sim::{Fault, Sim, SimMethod};
+use agm_sim::{Fault, SimMethod};
 use agm_store::AuditKind;
 use common::{sse_events, start_with};
 use serde_json::{Value, json};
@@ -200,17 +200,8 @@ async fn a_running_server_follows_the_cli_within_two_seconds() {
 #[tokio::test]
 async fn an_endpoint_that_keeps_failing_is_skipped_by_its_breaker() {
     // Two endpoints: the first answers 500 to everything, the second is the sim.
-    let broken = Sim::demo().start().await.unwrap();
-    broken.script(Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom").always());
-    // Setup calls (no breaker) move on to the next endpoint too.
-    broken.script(Fault::status(SimMethod::LoadCodeAssist, 503, "UNAVAILABLE", "down").always());
+    let (h, broken) = common::start_with_a_broken_first_endpoint().await;
     let broken_url = broken.base_url();
-    let h = start_with(|c| {
-        let good = c.google.code_assist_endpoints[0].clone();
-        c.google.code_assist_endpoints = vec![broken_url.clone(), good];
-        c.routing.scheduling = "round-robin".into();
-    })
-    .await;
     for i in 0..10 {
         let response = h
             .post(&ask("gemini-3-flash", &format!("n{i}"), false))

@@ -46,6 +46,24 @@ pub async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut C
     }
 }
 
+/// A harness whose first Code Assist endpoint is a second sim that fails every
+/// generation with a 500 (and setup calls with a 503, so they move on), the second the
+/// working sim; round-robin scheduling. Returns the broken sim too (keep it alive).
+pub async fn start_with_a_broken_first_endpoint() -> (Harness, RunningSim) {
+    use agm_sim::{Fault, SimMethod};
+    let broken = Sim::demo().start().await.unwrap();
+    broken.script(Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom").always());
+    broken.script(Fault::status(SimMethod::LoadCodeAssist, 503, "UNAVAILABLE", "down").always());
+    let broken_url = broken.base_url();
+    let h = start_with(|c| {
+        let good = c.google.code_assist_endpoints[0].clone();
+        c.google.code_assist_endpoints = vec![broken_url, good];
+        c.routing.scheduling = "round-robin".into();
+    })
+    .await;
+    (h, broken)
+}
+
 pub async fn start() -> Harness {
     start_with(|_| {}).await
 }
