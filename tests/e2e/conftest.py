@@ -66,7 +66,10 @@ def agm_demo():
             proc.kill()
             raise
     out = proc.stdout.read()
-    assert code == 0, f"agm demo exited {code} on SIGTERM: {proc.stderr.read()}"
+    err = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert code == 0, f"agm demo exited {code} on SIGTERM: {err}"
     assert f"agm demo is running on {url}" in out, out
     # Nothing secret is printed or logged.
     assert "demo-refresh" not in out
