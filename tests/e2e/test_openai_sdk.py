@@ -207,8 +207,11 @@ def test_responses_tool_round_trip(client):
     items = [{"role": "user", "content": 'Weather in Rome?\nagm-sim:call get_weather {"city": "Rome"}'}]
     first = client.responses.create(model="gpt-5-codex", input=items, tools=RESPONSES_TOOLS)
     assert first.status == "completed"
-    assert [item.type for item in first.output] == ["function_call"]
-    call = first.output[0]
+    # gpt-5-codex runs on Gemini 3, which signs its first call: the signature comes as a
+    # reasoning item (encrypted content) that goes back with the call.
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    assert first.output[0].encrypted_content
+    call = first.output[1]
     assert call.name == "get_weather" and call.call_id
     assert json.loads(call.arguments) == {"city": "Rome"}
     assert first.output_text == ""
@@ -231,8 +234,8 @@ def test_responses_tool_round_trip_streaming(client):
     assert types[0] == "response.created" and types[-1] == "response.completed"
     done = [e for e in events if e.type == "response.function_call_arguments.done"]
     assert len(done) == 1 and json.loads(done[0].arguments) == {"city": "Lima"}
-    assert [item.type for item in first.output] == ["function_call"]
-    call = first.output[0]
+    assert [item.type for item in first.output] == ["reasoning", "function_call"]
+    call = first.output[1]
     assert call.name == "get_weather" and call.call_id
     assert json.loads(call.arguments) == {"city": "Lima"}
 

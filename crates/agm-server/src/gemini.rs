@@ -97,7 +97,7 @@ async fn handle(
                 ));
             }
             let session = session_id(&request);
-            prepare_request(&mut request, &session);
+            prepare_request(&mut request, &session, &upstream_model);
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut request, &upstream_model)
             {

@@ -208,7 +208,8 @@ impl Reply {
             == Some(true);
         let user_text = last_user_text(request_object);
         let thought = include_thoughts.then(|| thought_part(model, &user_text));
-        if let Some(reply) = Reply::directed(request_object, prompt_tokens, thought.as_ref()) {
+        if let Some(reply) = Reply::directed(model, request_object, prompt_tokens, thought.as_ref())
+        {
             return reply;
         }
         let mut text = format!("Simulated {model} reply to: {user_text}");
@@ -272,6 +273,7 @@ impl Reply {
     /// The answer to call directives in the last user turn (see the module docs):
     /// the calls, or a text saying why they cannot be made. `None`: no directive.
     fn directed(
+        model: &str,
         request: &Map<String, Value>,
         prompt_tokens: u64,
         thought: Option<&(Value, u64)>,
@@ -286,13 +288,21 @@ impl Reply {
         let mut parts: Vec<Value> = thought.into_iter().map(|(part, _)| part.clone()).collect();
         for (index, line) in directives.iter().enumerate() {
             match function_call(request, line) {
-                Ok((name, args)) => parts.push(json!({
-                    "functionCall": {
-                        "name": name,
-                        "args": args,
-                        "id": format!("agm-sim-call-{turn}-{index}"),
+                Ok((name, args)) => {
+                    let mut call = json!({
+                        "functionCall": {
+                            "name": name,
+                            "args": args,
+                            "id": format!("agm-sim-call-{turn}-{index}"),
+                        }
+                    });
+                    // Gemini 3 signs the first call of a turn, as Google does; the
+                    // client must send the signature back with it.
+                    if index == 0 && model.starts_with("gemini-3") {
+                        call["thoughtSignature"] = json!(mint_signature(model));
                     }
-                })),
+                    parts.push(call);
+                }
                 Err(problem) => {
                     let parts = vec![json!({ "text": format!("agm-sim: {problem}") })];
                     return Some(Reply {

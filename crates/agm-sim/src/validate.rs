@@ -1143,9 +1143,45 @@ fn check_turns(contents: &Value, model: &SimModel) -> Result<(), GoogleError> {
     Ok(())
 }
 
-/// A thought signature minted by the sim for one model family, replayed to another.
+/// A thought signature minted by the sim for one model family, replayed to another; and
+/// Gemini 3's rule that the first `functionCall` of every model turn carries a
+/// `thoughtSignature` (the documented dummy `skip_thought_signature_validator` counts).
 fn check_signatures(contents: &Value, model: &SimModel) -> Result<(), GoogleError> {
     let family = crate::generate::model_family(&model.id);
+    if model.id.starts_with("gemini-3") {
+        for (index, content) in contents.as_array().into_iter().flatten().enumerate() {
+            if content.get("role").and_then(Value::as_str) != Some("model") {
+                continue;
+            }
+            let first_call = content
+                .get("parts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .find(|(_, p)| {
+                    p.as_object()
+                        .and_then(|p| field(p, "functionCall"))
+                        .is_some()
+                });
+            if let Some((position, part)) = first_call {
+                let signed = part
+                    .as_object()
+                    .and_then(|p| field(p, "thoughtSignature"))
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty());
+                if !signed {
+                    return Err(GoogleError::invalid_argument(format!(
+                        "Function call is missing a thought_signature in functionCall parts. \
+                         This is required for tools to work correctly, and missing \
+                         thought_signature may lead to degraded model performance. Additional \
+                         data, content {index}, position {position}. Please refer to \
+                         https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                    )));
+                }
+            }
+        }
+    }
     for (index, content) in contents.as_array().into_iter().flatten().enumerate() {
         for part in content
             .get("parts")
@@ -1346,6 +1382,37 @@ mod tests {
     }
 
     #[test]
+    fn gemini_3_wants_the_first_function_call_of_a_turn_signed() {
+        let request = |signature: Option<&str>| {
+            let mut call = json!({"functionCall": {"name": "f", "args": {}, "id": "t1"}});
+            if let Some(s) = signature {
+                call["thoughtSignature"] = json!(s);
+            }
+            json!([
+                {"role": "user", "parts": [{"text": "hi"}]},
+                {"role": "model", "parts": [{"text": "calling"}, call,
+                    {"functionCall": {"name": "f", "args": {}, "id": "t2"}}]},
+            ])
+        };
+        let gemini3 = SimModel::new("gemini-3-flash", "Gemini 3 Flash", 1_000, 100);
+        let err = check_signatures(&request(None), &gemini3).unwrap_err();
+        assert!(
+            err.message
+                .starts_with("Function call is missing a thought_signature"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("content 1, position 1"),
+            "{}",
+            err.message
+        );
+        check_signatures(&request(Some("skip_thought_signature_validator")), &gemini3).unwrap();
+        let older = SimModel::new("gemini-2.5-flash", "Gemini 2.5 Flash", 1_000, 100);
+        check_signatures(&request(None), &older).unwrap();
+    }
+
+    #[test]
     fn names_convert() {
         assert_eq!(camel("system_instruction"), "systemInstruction");
         assert_eq!(snake("systemInstruction"), "system_instruction");
@@ -1363,7 +1430,8 @@ mod tests {
                 {"role": "user", "parts": [{"text": "hi"}]},
                 {"role": "model", "parts": [
                     {"text": "thinking", "thought": true, "thoughtSignature": "c2ln"},
-                    {"functionCall": {"name": "read_file", "args": {"path": "a"}, "id": "t1"}}]},
+                    {"functionCall": {"name": "read_file", "args": {"path": "a"}, "id": "t1"},
+                     "thoughtSignature": "c2ln"}]},
                 {"role": "user", "parts": [{"functionResponse": {"name": "read_file", "response": {"ok": true}, "id": "t1"}}]},
             ],
             "system_instruction": {"role": "user", "parts": [{"text": "be brief"}]},

@@ -154,11 +154,16 @@ async fn a_streamed_directive_sends_each_call_as_a_chunk() {
         .collect();
     assert_eq!(chunks.len(), 3, "{body}");
     assert_eq!(parts(&chunks[0])[0]["thought"], true);
+    // Gemini 3 signs the first call of the turn, as Google does.
+    let first_call = &parts(&chunks[1])[0];
     assert_eq!(
-        parts(&chunks[1]),
-        &vec![
-            json!({"functionCall": {"name": "Bash", "args": {"command": "ls"}, "id": "agm-sim-call-1-0"}})
-        ]
+        first_call["functionCall"],
+        json!({"name": "Bash", "args": {"command": "ls"}, "id": "agm-sim-call-1-0"})
+    );
+    assert!(
+        first_call["thoughtSignature"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
     );
     assert_eq!(
         parts(&chunks[2]),

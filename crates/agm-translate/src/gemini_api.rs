@@ -25,8 +25,14 @@ pub fn split_model_action(path: &str) -> Option<(&str, &str)> {
 ///   URL-safe, which the upstream rejects);
 /// - function parameter schemas through the schema cleaner (clients write full JSON
 ///   Schema here too);
+/// - Gemini 3's first function call of each model turn signed (the documented dummy
+///   when the client dropped the signature);
 /// - `sessionId` set so that Cloud Code keeps its prompt cache per conversation.
-pub fn prepare_request(request: &mut GenerateContentRequest, session_id: &str) {
+pub fn prepare_request(
+    request: &mut GenerateContentRequest,
+    session_id: &str,
+    upstream_model: &str,
+) {
     let parts = request
         .contents
         .iter_mut()
@@ -48,6 +54,11 @@ pub fn prepare_request(request: &mut GenerateContentRequest, session_id: &str) {
         if let Some(schema) = declaration.parameters.as_ref() {
             declaration.parameters = Some(clean_parameters(schema));
         }
+    }
+    // A client that dropped Gemini 3's call signature gets the documented dummy, as
+    // the other APIs' translations do.
+    if crate::thinking::needs_function_call_signatures(upstream_model) {
+        crate::thinking::sign_first_function_calls(&mut request.contents);
     }
     if request.session_id.is_none() {
         request.session_id = Some(session_id.to_owned());
@@ -111,7 +122,7 @@ mod tests {
             )],
             ..GenerateContentRequest::default()
         };
-        prepare_request(&mut request, "s1");
+        prepare_request(&mut request, "s1", "gemini-2.5-flash");
         assert_eq!(
             request.contents[0].parts[0].thought_signature.as_deref(),
             Some(STANDARD.encode(bytes).as_str())
@@ -138,7 +149,7 @@ mod tests {
             }],
             ..GenerateContentRequest::default()
         };
-        prepare_request(&mut request, "s");
+        prepare_request(&mut request, "s", "gemini-2.5-flash");
         let cleaned = request.tools[0].function_declarations[0]
             .parameters
             .as_ref()
