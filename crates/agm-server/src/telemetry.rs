@@ -21,6 +21,12 @@ const BUCKETS: &[f64] = &[
     60.0,
 ];
 
+/// Finer buckets for the gateway's own overhead, which lives well below a millisecond.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_15, 0.000_2, 0.000_25, 0.000_3, 0.000_4, 0.000_5, 0.000_75, 0.001,
+    0.001_5, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1,
+];
+
 static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// The process-wide recorder, installed on first use. `None` when another recorder
@@ -28,7 +34,16 @@ static PROMETHEUS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     PROMETHEUS
         .get_or_init(|| {
-            let builder = PrometheusBuilder::new().set_buckets(BUCKETS).ok()?;
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "agm_gateway_overhead_seconds".into(),
+                    ),
+                    OVERHEAD_BUCKETS,
+                )
+                .ok()?;
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
