@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use agm_translate::sse::SseParser;
@@ -153,8 +154,53 @@ pub trait EndpointGate: Send + Sync {
 /// One shared client (a connection pool per host); cheap to clone.
 #[derive(Clone)]
 pub struct GoogleClient {
+    /// Setup calls (OAuth, discovery, quota, countTokens) and the first of the
+    /// generation clients.
     pub(crate) http: reqwest::Client,
+    generation: Arc<Generation>,
     pub(crate) config: Arc<GoogleConfig>,
+}
+
+/// What generation calls use: the clients they take turns on, and the generation
+/// URLs of the configured endpoints, parsed once.
+///
+/// Over HTTP/2 (Google's endpoints offer it through TLS ALPN) one client multiplexes
+/// every request to a host on one connection, and Google's front ends allow about 100
+/// concurrent streams per connection; past that, hyper queues new requests on the
+/// client side instead of opening another connection (RFC 9113 §9.1). An answer can
+/// stream for minutes, so each client here is one more connection, and 100 more
+/// concurrent generations, per host (docs/BENCHMARKS.md, "HTTP/2 connections").
+struct Generation {
+    clients: Vec<reqwest::Client>,
+    next: AtomicUsize,
+    urls: Vec<EndpointUrls>,
+}
+
+/// `{base}/v1internal:generateContent` and `…:streamGenerateContent?alt=sse` of one
+/// endpoint, as text (for errors) and parsed (for reqwest, which would otherwise
+/// parse the text again for every request).
+struct EndpointUrls {
+    base: String,
+    generate: (String, reqwest::Url),
+    stream: (String, reqwest::Url),
+}
+
+const GENERATE: &str = "v1internal:generateContent";
+const STREAM: &str = "v1internal:streamGenerateContent?alt=sse";
+
+impl EndpointUrls {
+    fn parse(base: &str) -> Option<EndpointUrls> {
+        let base = base.trim_end_matches('/');
+        let url = |method: &str| {
+            let text = format!("{base}/{method}");
+            reqwest::Url::parse(&text).ok().map(|url| (text, url))
+        };
+        Some(EndpointUrls {
+            base: base.to_owned(),
+            generate: url(GENERATE)?,
+            stream: url(STREAM)?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -174,18 +220,51 @@ struct OAuthError {
 }
 
 impl GoogleClient {
-    /// Fails only when the TLS backend cannot start.
+    /// A client with one connection per upstream host for generation calls. Fails only
+    /// when the TLS backend cannot start.
     pub fn new(config: GoogleConfig) -> Result<GoogleClient, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .build()?;
+        GoogleClient::with_connections(config, 1)
+    }
+
+    /// A client whose generation calls take turns on `connections` HTTP clients, each
+    /// with its own connection pool: over HTTP/2, `connections` connections per host
+    /// (see [`Generation`]). Setup calls use the first. At least one.
+    pub fn with_connections(
+        config: GoogleConfig,
+        connections: usize,
+    ) -> Result<GoogleClient, reqwest::Error> {
+        let clients = (0..connections.max(1))
+            .map(|_| http_client(&config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let urls = config
+            .code_assist_endpoints
+            .iter()
+            .filter_map(|base| EndpointUrls::parse(base))
+            .collect();
         Ok(GoogleClient {
-            http,
+            http: clients[0].clone(),
+            generation: Arc::new(Generation {
+                clients,
+                next: AtomicUsize::new(0),
+                urls,
+            }),
             config: Arc::new(config),
         })
+    }
+
+    /// How many HTTP clients generation calls take turns on.
+    pub fn connections(&self) -> usize {
+        self.generation.clients.len()
+    }
+
+    /// The HTTP client for the next generation call (round robin).
+    pub(crate) fn generation_http(&self) -> &reqwest::Client {
+        let clients = &self.generation.clients;
+        if clients.len() == 1 {
+            return &clients[0];
+        }
+        let turn = self.generation.next.fetch_add(1, Ordering::Relaxed);
+        &clients[turn % clients.len()]
     }
 
     pub fn config(&self) -> &GoogleConfig {
@@ -417,14 +496,14 @@ impl GoogleClient {
 
     /// `generateContent`, with endpoint fallback. An empty 200 comes back as an answer
     /// with no candidates.
-    pub async fn generate(
+    pub async fn generate<R: Serialize>(
         &self,
         auth: CallAuth<'_>,
-        body: &CloudCodeRequest,
+        body: &CloudCodeRequest<R>,
     ) -> Result<CloudCodeResponse, UpstreamError> {
         self.generation_endpoints(auth, |base| {
-            let url = format!("{base}/v1internal:generateContent");
-            let request = self.generation_request(&url, auth, body);
+            let (url, parsed) = self.generation_url(base, GENERATE);
+            let request = self.generation_request(&url, parsed, auth, body);
             async move {
                 let bytes = send(&url, request).await?;
                 if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -441,14 +520,14 @@ impl GoogleClient {
     /// `streamGenerateContent?alt=sse`, with endpoint fallback until one answers 200.
     /// The returned stream yields one item per upstream `data:` line; empty lines are
     /// skipped, a broken connection ends it with an error item.
-    pub async fn stream(
+    pub async fn stream<R: Serialize>(
         &self,
         auth: CallAuth<'_>,
-        body: &CloudCodeRequest,
+        body: &CloudCodeRequest<R>,
     ) -> Result<ChunkStream, UpstreamError> {
         self.generation_endpoints(auth, |base| {
-            let url = format!("{base}/v1internal:streamGenerateContent?alt=sse");
-            let request = self.generation_request(&url, auth, body);
+            let (url, parsed) = self.generation_url(base, STREAM);
+            let request = self.generation_request(&url, parsed, auth, body);
             open_sse(url, request)
         })
         .await
@@ -485,15 +564,35 @@ impl GoogleClient {
         Ok(answer.total_tokens)
     }
 
-    fn generation_request(
+    /// `{base}/{method}` as text, and parsed when `base` is a configured endpoint.
+    fn generation_url(&self, base: &str, method: &str) -> (String, Option<reqwest::Url>) {
+        let base = base.trim_end_matches('/');
+        match self.generation.urls.iter().find(|u| u.base == base) {
+            Some(urls) => {
+                let (text, url) = if method == GENERATE {
+                    &urls.generate
+                } else {
+                    &urls.stream
+                };
+                (text.clone(), Some(url.clone()))
+            }
+            None => (format!("{base}/{method}"), None),
+        }
+    }
+
+    fn generation_request<R: Serialize>(
         &self,
         url: &str,
+        parsed: Option<reqwest::Url>,
         auth: CallAuth<'_>,
-        body: &CloudCodeRequest,
+        body: &CloudCodeRequest<R>,
     ) -> reqwest::RequestBuilder {
-        let mut request = self
-            .http
-            .post(url)
+        let http = self.generation_http();
+        let request = match parsed {
+            Some(parsed) => http.post(parsed),
+            None => http.post(url),
+        };
+        let mut request = request
             .header(AUTHORIZATION, format!("Bearer {}", auth.access_token))
             .header(CONTENT_TYPE, "application/json")
             .header(
@@ -594,6 +693,21 @@ impl GoogleClient {
             message: "no endpoint configured".into(),
         }))
     }
+}
+
+/// One HTTP client: a connection pool per host, HTTP/2 where the server offers it.
+fn http_client(config: &GoogleConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .tcp_nodelay(true)
+        .tcp_keepalive(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        // HTTP/2 pings find a dead connection (a NAT that forgot it, a half-open
+        // socket) before a request waits on it; only while requests are open.
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(20))
+        .build()
 }
 
 pub(crate) async fn send(

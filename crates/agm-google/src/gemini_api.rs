@@ -16,6 +16,7 @@ use std::borrow::Cow;
 
 use agm_wire::gemini::{
     Content, CountTokensResponse, GenerateContentRequest, GenerateContentResponse,
+    GenerationConfig, SafetySetting, Tool, ToolConfig,
 };
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -168,19 +169,49 @@ impl GoogleClient {
         url: &str,
         api_key: &str,
     ) -> Result<reqwest::RequestBuilder, UpstreamError> {
-        Ok(with_key(self.http.post(url), url, api_key)?.header(CONTENT_TYPE, "application/json"))
+        Ok(with_key(self.generation_http().post(url), url, api_key)?
+            .header(CONTENT_TYPE, "application/json"))
     }
 }
 
-/// The request as the official API takes it: Cloud-Code-only fields (`sessionId`)
-/// removed. Borrowed when there is nothing to remove.
-fn official_body(request: &GenerateContentRequest) -> Cow<'_, GenerateContentRequest> {
-    if request.session_id.is_none() {
-        Cow::Borrowed(request)
-    } else {
-        let mut plain = request.clone();
-        plain.session_id = None;
-        Cow::Owned(plain)
+/// The request as the official API takes it: every field of `GenerateContentRequest`
+/// in its order and with its rules, except the Cloud-Code-only `sessionId`. Borrowed,
+/// so that no attempt copies the request.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OfficialBody<'a> {
+    contents: &'a [Content],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system_instruction: Option<&'a Content>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: &'a [Tool],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_config: Option<&'a ToolConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation_config: Option<&'a GenerationConfig>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    safety_settings: &'a [SafetySetting],
+}
+
+fn official_body(request: &GenerateContentRequest) -> OfficialBody<'_> {
+    // Exhaustive: a field added to the request stops this from compiling until it is
+    // added above (or left out on purpose, like `session_id`).
+    let GenerateContentRequest {
+        contents,
+        system_instruction,
+        tools,
+        tool_config,
+        generation_config,
+        safety_settings,
+        session_id: _,
+    } = request;
+    OfficialBody {
+        contents,
+        system_instruction: system_instruction.as_ref(),
+        tools,
+        tool_config: tool_config.as_ref(),
+        generation_config: generation_config.as_ref(),
+        safety_settings,
     }
 }
 
@@ -281,12 +312,38 @@ mod tests {
 
     #[test]
     fn session_id_is_stripped() {
-        let mut request = GenerateContentRequest::default();
-        assert!(matches!(official_body(&request), Cow::Borrowed(_)));
-        request.session_id = Some("s".into());
+        let request = GenerateContentRequest {
+            session_id: Some("s".into()),
+            ..GenerateContentRequest::default()
+        };
         let body = serde_json::to_value(official_body(&request)).unwrap_or_default();
         assert!(body.get("sessionId").is_none(), "{body}");
         assert!(body.get("contents").is_some());
+    }
+
+    #[test]
+    fn the_official_body_is_the_request_without_its_session_id_byte_for_byte() {
+        let full: GenerateContentRequest = serde_json::from_value(serde_json::json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "systemInstruction": {"parts": [{"text": "be terse"}]},
+            "tools": [{"functionDeclarations": [{"name": "f", "description": "d"}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+            "generationConfig": {"maxOutputTokens": 10, "temperature": 0.5},
+            "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"}],
+            "sessionId": "sess-1",
+        }))
+        .unwrap();
+        assert!(full.safety_settings.len() == 1 && full.tool_config.is_some());
+        for request in [full, GenerateContentRequest::default()] {
+            let plain = GenerateContentRequest {
+                session_id: None,
+                ..request.clone()
+            };
+            assert_eq!(
+                serde_json::to_string(&official_body(&request)).unwrap(),
+                serde_json::to_string(&plain).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -146,6 +146,60 @@ async fn stream_yields_chunks_then_ends() {
 }
 
 #[tokio::test]
+async fn generation_calls_take_turns_on_several_connections() {
+    let sim = Sim::demo().start().await.unwrap();
+    let base = sim.base_url();
+    // A trailing slash on the endpoint: the parsed URLs are looked up by the bare base.
+    let google =
+        GoogleClient::with_connections(config(vec![format!("{base}/")], &base), 3).unwrap();
+    assert_eq!(google.connections(), 3);
+    assert_eq!(
+        GoogleClient::new(config(vec![base.clone()], &base))
+            .unwrap()
+            .connections(),
+        1
+    );
+    let token = google
+        .refresh("demo-refresh-bob")
+        .await
+        .unwrap()
+        .access_token;
+    // Borrowed or owned, the envelope is the same request.
+    let owned = envelope("demo-project-bob", "turns");
+    let borrowed = CloudCodeRequest {
+        project: owned.project.clone(),
+        model: owned.model.clone(),
+        request_id: owned.request_id.clone(),
+        user_agent: owned.user_agent.clone(),
+        request_type: owned.request_type.clone(),
+        request: &owned.request,
+    };
+    for i in 0..6 {
+        let answer = if i % 2 == 0 {
+            google.generate(CallAuth::bearer(&token), &owned).await
+        } else {
+            google.generate(CallAuth::bearer(&token), &borrowed).await
+        };
+        assert!(answer.unwrap().response.parts()[0].text.is_some());
+        let chunks: Vec<_> = google
+            .stream(CallAuth::bearer(&token), &borrowed)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(chunks.iter().all(Result::is_ok));
+    }
+    let bodies: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == SimMethod::GenerateContent)
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(bodies.len(), 6);
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test]
 async fn broken_stream_ends_with_an_error_item() {
     let (sim, google) = setup().await;
     sim.script(Fault::break_stream_after(

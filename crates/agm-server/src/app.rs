@@ -1,8 +1,10 @@
 //! The axum application: shared state, routes, client-key auth, and serving with a
 //! graceful shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use agm_google::{GoogleClient, GoogleConfig};
@@ -46,6 +48,8 @@ pub struct AppState {
     /// Whether the store holds live client keys, and when that was read: keys made
     /// with `agm keys` reach a running server within [`KEYS_RELOAD_EVERY`].
     store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
+    /// Store keys that verified recently: the hot path does no store I/O.
+    verified_keys: VerifiedKeys,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -54,12 +58,19 @@ pub type SharedState = Arc<AppState>;
 const SIGNATURE_TTL: Duration = Duration::from_secs(3 * 3600);
 const SIGNATURE_CAPACITY: usize = 100_000;
 
-/// How long the "does the store hold client keys" answer is reused.
+/// How long the "does the store hold client keys" answer is reused, and how long a
+/// store key that verified is taken as valid without asking the store again: a key
+/// revoked with `agm keys revoke` is refused within this time.
 const KEYS_RELOAD_EVERY: Duration = Duration::from_secs(2);
+/// The most verified store keys remembered at once.
+const VERIFIED_KEYS_CAPACITY: usize = 1024;
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> Result<AppState, reqwest::Error> {
-        let google = GoogleClient::new(google_config(&config))?;
+        let google = GoogleClient::with_connections(
+            google_config(&config),
+            config.google.http2_connections,
+        )?;
         let safe_mode = Arc::new(SafeModeControl::new(
             crate::safe_mode::config_of(&config),
             store.clone(),
@@ -86,6 +97,7 @@ impl AppState {
             daily_cap: DailyCap::new(config.safe_mode.daily_request_cap),
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
+            verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
             store,
             config,
         })
@@ -128,6 +140,19 @@ impl AppState {
         Ok(has_keys)
     }
 
+    /// How long a store key that verified is taken as valid without asking the store
+    /// again (2 s unless changed here; tests lengthen or shorten it).
+    pub fn with_client_key_ttl(mut self, ttl: Duration) -> AppState {
+        self.verified_keys = VerifiedKeys::new(ttl);
+        self
+    }
+
+    /// How many times a presented key was checked against the store (the cache of
+    /// verified keys answers the rest).
+    pub fn client_key_store_reads(&self) -> u64 {
+        self.verified_keys.store_reads.load(Ordering::Relaxed)
+    }
+
     async fn key_is_valid(&self, presented: &str) -> bool {
         let hash = sha256(presented);
         if self
@@ -137,7 +162,73 @@ impl AppState {
         {
             return true;
         }
-        matches!(self.store.verify_client_key(presented).await, Ok(Some(_)))
+        // The time is taken before the store is asked: a cached answer is never
+        // younger than the read it came from, so a revocation is seen within the TTL.
+        let asked_at = Instant::now();
+        if self.verified_keys.is_fresh(&hash, asked_at) {
+            return true;
+        }
+        self.verified_keys
+            .store_reads
+            .fetch_add(1, Ordering::Relaxed);
+        let valid = matches!(self.store.verify_client_key(presented).await, Ok(Some(_)));
+        if valid {
+            self.verified_keys.remember(hash, asked_at);
+        } else {
+            self.verified_keys.forget(&hash);
+        }
+        valid
+    }
+}
+
+/// Store keys that verified, by the SHA-256 of the secret, with when the store said so.
+/// Only valid keys are kept (a new key works at once; a flood of wrong keys cannot fill
+/// the map), at most [`VERIFIED_KEYS_CAPACITY`]. Looking a hash up is not constant-time,
+/// but what it could reveal is a prefix of the SHA-256 of a secret, which does not help
+/// to find the secret; the store's own lookup narrows by the plain prefix anyway.
+struct VerifiedKeys {
+    ttl: Duration,
+    entries: std::sync::Mutex<HashMap<[u8; 32], Instant>>,
+    store_reads: AtomicU64,
+}
+
+impl VerifiedKeys {
+    fn new(ttl: Duration) -> VerifiedKeys {
+        VerifiedKeys {
+            ttl,
+            entries: std::sync::Mutex::new(HashMap::new()),
+            store_reads: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the store said this key is valid less than the TTL before `now`.
+    fn is_fresh(&self, hash: &[u8; 32], now: Instant) -> bool {
+        self.lock()
+            .get(hash)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.ttl)
+    }
+
+    /// The store said this key is valid, in a read that started at `at`.
+    fn remember(&self, hash: [u8; 32], at: Instant) {
+        let mut entries = self.lock();
+        if entries.len() >= VERIFIED_KEYS_CAPACITY && !entries.contains_key(&hash) {
+            entries.retain(|_, seen| at.saturating_duration_since(*seen) < self.ttl);
+            if entries.len() >= VERIFIED_KEYS_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, at);
+    }
+
+    /// The store no longer knows this key (revoked, or never valid).
+    fn forget(&self, hash: &[u8; 32]) {
+        self.lock().remove(hash);
     }
 }
 
@@ -504,5 +595,44 @@ mod tests {
         h.insert("x-api-key", HeaderValue::from_static("k4"));
         assert_eq!(presented_key(&h, None), Some("k4"));
         assert_eq!(presented_key(&HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn a_verified_key_is_trusted_for_the_ttl_only() {
+        let keys = VerifiedKeys::new(KEYS_RELOAD_EVERY);
+        let (a, b) = (sha256("agm-a"), sha256("agm-b"));
+        let t0 = Instant::now();
+        assert!(!keys.is_fresh(&a, t0), "unknown keys go to the store");
+        keys.remember(a, t0);
+        assert!(keys.is_fresh(&a, t0));
+        assert!(keys.is_fresh(&a, t0 + KEYS_RELOAD_EVERY - Duration::from_millis(1)));
+        assert!(
+            !keys.is_fresh(&a, t0 + KEYS_RELOAD_EVERY),
+            "after the TTL the store is asked again, so a revoked key is refused"
+        );
+        assert!(!keys.is_fresh(&b, t0));
+        keys.forget(&a);
+        assert!(!keys.is_fresh(&a, t0));
+    }
+
+    #[test]
+    fn the_verified_keys_stay_bounded() {
+        let keys = VerifiedKeys::new(KEYS_RELOAD_EVERY);
+        let t0 = Instant::now();
+        for i in 0..VERIFIED_KEYS_CAPACITY {
+            keys.remember(sha256(&format!("agm-{i}")), t0);
+        }
+        // Full of live entries: making room drops them all, the new one stays.
+        keys.remember(sha256("agm-new"), t0);
+        assert_eq!(keys.lock().len(), 1);
+        assert!(keys.is_fresh(&sha256("agm-new"), t0));
+        // Expired entries are dropped first.
+        for i in 0..VERIFIED_KEYS_CAPACITY - 1 {
+            keys.remember(sha256(&format!("agm-{i}")), t0);
+        }
+        let later = t0 + KEYS_RELOAD_EVERY * 2;
+        keys.remember(sha256("agm-fresh"), later);
+        keys.remember(sha256("agm-fresh-2"), later);
+        assert_eq!(keys.lock().len(), 2);
     }
 }

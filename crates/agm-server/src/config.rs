@@ -98,6 +98,9 @@ pub struct GoogleSection {
     pub code_assist_pool_endpoint: String,
     /// The gemini-cli version in the Code Assist style's `User-Agent`.
     pub gemini_cli_version: String,
+    /// HTTP clients that generation calls take turns on: over HTTP/2, connections per
+    /// Google host, each good for about 100 concurrent requests (docs/BENCHMARKS.md).
+    pub http2_connections: usize,
 }
 
 impl Default for GoogleSection {
@@ -120,6 +123,7 @@ impl Default for GoogleSection {
             connect_timeout: Duration::from_secs(10),
             code_assist_pool_endpoint: "https://cloudcode-pa.googleapis.com".into(),
             gemini_cli_version: "0.21.0".into(),
+            http2_connections: 4,
         }
     }
 }
@@ -490,6 +494,15 @@ impl Config {
         for endpoint in &self.google.code_assist_endpoints {
             url("google.code_assist_endpoints", endpoint)?;
         }
+        if !(1..=64).contains(&self.google.http2_connections) {
+            return Err(ConfigError::Invalid {
+                key: "google.http2_connections",
+                message: format!(
+                    "`{}` is not between 1 and 64 (each connection carries about 100 concurrent requests)",
+                    self.google.http2_connections
+                ),
+            });
+        }
         url("google.oauth_auth_url", &self.google.oauth_auth_url)?;
         url("google.oauth_token_url", &self.google.oauth_token_url)?;
         url("google.userinfo_url", &self.google.userinfo_url)?;
@@ -718,6 +731,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("google.code_assist_endpoints"), "{err}");
+        let err = Config::from_toml_and_env(
+            "[google]\nhttp2_connections = 0\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("google.http2_connections"), "{err}");
     }
 
     #[test]

@@ -104,7 +104,9 @@ struct OfficialTarget {
 }
 
 impl UpstreamCall<'_> {
-    fn envelope(&self, lease: &Lease) -> CloudCodeRequest {
+    /// The Cloud Code envelope of one attempt, around the translated request itself
+    /// (borrowed: an attempt serializes it, never copies it).
+    fn envelope(&self, lease: &Lease) -> CloudCodeRequest<&GenerateContentRequest> {
         // The Code Assist style sends none of Antigravity's envelope fields.
         let antigravity = lease.pool != Pool::CodeAssist;
         CloudCodeRequest {
@@ -113,7 +115,7 @@ impl UpstreamCall<'_> {
             request_id: antigravity.then(|| format!("agent-{}", uuid::Uuid::new_v4())),
             user_agent: antigravity.then(|| "antigravity".into()),
             request_type: antigravity.then(|| "agent".into()),
-            request: self.request.clone(),
+            request: &self.request,
         }
     }
 
@@ -389,23 +391,15 @@ impl UpstreamCall<'_> {
         }
     }
 
-    /// The request for the official API: without Cloud-Code-only fields.
-    fn official_request(&self) -> GenerateContentRequest {
-        GenerateContentRequest {
-            session_id: None,
-            ..self.request.clone()
-        }
-    }
-
     async fn official_generate(
         &self,
         state: &AppState,
     ) -> Result<(CloudCodeResponse, Served), ApiError> {
         self.with_keys(state, |target| async move {
-            let request = self.official_request();
+            // The Gemini API client leaves Cloud-Code-only fields (`sessionId`) out.
             let response = state
                 .google
-                .official_generate(&target.key, &target.model, &request)
+                .official_generate(&target.key, &target.model, &self.request)
                 .await?;
             let answer = CloudCodeResponse {
                 response,
@@ -424,10 +418,9 @@ impl UpstreamCall<'_> {
 
     async fn official_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
         self.with_keys(state, |target| async move {
-            let request = self.official_request();
             let stream = state
                 .google
-                .official_stream(&target.key, &target.model, &request)
+                .official_stream(&target.key, &target.model, &self.request)
                 .await?;
             let wrapped: ChunkStream = Box::pin(stream.map_ok(|response| CloudCodeResponse {
                 response,

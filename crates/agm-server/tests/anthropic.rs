@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agm_server::app::{AppState, bind, serve};
 use agm_server::config::Config;
 use agm_sim::{Fault, Sim, SimConfig, SimMethod};
-use agm_store::{AccountState, Store};
+use agm_store::{AccountState, NewAccount, Store};
 use common::{sse_events, start, start_sim_with, start_with};
 use serde_json::{Value, json};
 
@@ -487,6 +487,105 @@ async fn keys_created_in_the_store_are_enforced() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
+}
+
+/// A server whose store keys, once verified, are trusted for `ttl` without asking the
+/// store again.
+async fn start_with_key_ttl(ttl: std::time::Duration) -> common::Harness {
+    let sim = Sim::demo().start().await.unwrap();
+    let mut config = Config::default();
+    config.google.all_at(&sim.base_url());
+    config.server.port = 0;
+    let store = Store::open_in_memory().await.unwrap();
+    for account in sim.accounts() {
+        store
+            .upsert_account(NewAccount::antigravity(
+                account.email.clone(),
+                account.refresh_token.clone(),
+            ))
+            .await
+            .unwrap();
+    }
+    let state = Arc::new(
+        AppState::new(config, store)
+            .unwrap()
+            .with_client_key_ttl(ttl),
+    );
+    let url = common::serve_state(state.clone()).await;
+    common::Harness {
+        sim,
+        url,
+        state,
+        http: reqwest::Client::new(),
+    }
+}
+
+async fn post_with_key(h: &common::Harness, key: &str) -> u16 {
+    h.http
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", key)
+        .json(&hello(false))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn verified_store_keys_are_answered_from_memory_within_the_ttl() {
+    let h = start_with_key_ttl(std::time::Duration::from_secs(3600)).await;
+    let (key, secret) = h.state.store.create_client_key("laptop").await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(post_with_key(&h, &secret).await, 200);
+    }
+    assert_eq!(
+        h.state.client_key_store_reads(),
+        1,
+        "only the first request asks the store"
+    );
+    // Within the TTL the cached answer stands, even for a key revoked meanwhile:
+    // proof that the store was not asked.
+    assert!(h.state.store.revoke_client_key(&key.id).await.unwrap());
+    assert_eq!(post_with_key(&h, &secret).await, 200);
+    assert_eq!(h.state.client_key_store_reads(), 1);
+    // Wrong keys are never cached.
+    assert_eq!(post_with_key(&h, "agm-wrong-key").await, 401);
+    assert_eq!(post_with_key(&h, "agm-wrong-key").await, 401);
+    assert_eq!(h.state.client_key_store_reads(), 3);
+
+    // Once the TTL has passed (here: at once) the store is asked again and the revoked
+    // key is refused.
+    let h = start_with_key_ttl(std::time::Duration::ZERO).await;
+    // Another live key keeps keys required once this one is revoked.
+    h.state.store.create_client_key("other").await.unwrap();
+    let (key, secret) = h.state.store.create_client_key("laptop").await.unwrap();
+    assert_eq!(post_with_key(&h, &secret).await, 200);
+    assert!(h.state.store.revoke_client_key(&key.id).await.unwrap());
+    assert_eq!(post_with_key(&h, &secret).await, 401);
+    assert_eq!(h.state.client_key_store_reads(), 2);
+}
+
+#[tokio::test]
+async fn a_revoked_store_key_is_refused_after_the_default_ttl() {
+    let h = start().await;
+    // Another live key keeps keys required once this one is revoked.
+    h.state.store.create_client_key("other").await.unwrap();
+    let (key, secret) = h.state.store.create_client_key("laptop").await.unwrap();
+    assert_eq!(post_with_key(&h, &secret).await, 200);
+    assert_eq!(post_with_key(&h, &secret).await, 200);
+    assert!(h.state.store.revoke_client_key(&key.id).await.unwrap());
+    // The cache trusts a verified key for 2 s (the unit tests of `app.rs` pin the
+    // boundary); here it only has to flip, well within the guard.
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while post_with_key(&h, &secret).await == 200 {
+        assert!(
+            std::time::Instant::now() < guard,
+            "a revoked key still works after 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(post_with_key(&h, &secret).await, 401, "and stays refused");
 }
 
 #[tokio::test]

@@ -7,10 +7,12 @@ use serde_json::Value;
 use crate::gemini::{GenerateContentRequest, GenerateContentResponse};
 
 /// The envelope around a Gemini request for `:generateContent` and
-/// `:streamGenerateContent`.
+/// `:streamGenerateContent`. `R` is the request itself or a reference to it: the
+/// gateway wraps `&GenerateContentRequest`, so that each attempt of a request (another
+/// account, a retry) serializes the translated request without copying it first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CloudCodeRequest {
+pub struct CloudCodeRequest<R = GenerateContentRequest> {
     pub project: String,
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -19,7 +21,7 @@ pub struct CloudCodeRequest {
     pub user_agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_type: Option<String>,
-    pub request: GenerateContentRequest,
+    pub request: R,
 }
 
 /// A generation answer, and every `data:` line of a stream.
@@ -311,6 +313,36 @@ impl GoogleError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_borrowed_request_serializes_like_an_owned_one() {
+        let request: GenerateContentRequest = serde_json::from_value(serde_json::json!({
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"maxOutputTokens": 10},
+            "sessionId": "sess-1",
+        }))
+        .unwrap();
+        let owned = CloudCodeRequest {
+            project: "p".into(),
+            model: "m".into(),
+            request_id: Some("agent-1".into()),
+            user_agent: Some("antigravity".into()),
+            request_type: Some("agent".into()),
+            request: request.clone(),
+        };
+        let borrowed = CloudCodeRequest {
+            project: owned.project.clone(),
+            model: owned.model.clone(),
+            request_id: owned.request_id.clone(),
+            user_agent: owned.user_agent.clone(),
+            request_type: owned.request_type.clone(),
+            request: &request,
+        };
+        assert_eq!(
+            serde_json::to_string(&owned).unwrap(),
+            serde_json::to_string(&borrowed).unwrap()
+        );
+    }
 
     #[test]
     fn quota_summary_reads_googles_shape() {

@@ -29,7 +29,7 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a client key: the gateway refuses it from then on
+    /// Revoke a client key: a running gateway refuses it within 2 s
     Revoke {
         #[arg(value_name = "ID")]
         id: String,
