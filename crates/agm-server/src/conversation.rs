@@ -125,6 +125,11 @@ async fn handle<C: Conversation>(
             for note in &translated.notes {
                 tracing::debug!(model = %upstream_model, "{note}");
             }
+            let thinking_off = thinking_as_text
+                || translated
+                    .notes
+                    .iter()
+                    .any(|n| n.starts_with(agm_translate::common::THINKING_OFF_NOTE));
             let seed = uuid::Uuid::new_v4().simple().to_string();
             let unix_now =
                 u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
@@ -140,7 +145,7 @@ async fn handle<C: Conversation>(
             } else {
                 Answer::Whole(call.generate(state).await?)
             };
-            Ok::<_, ApiError>((answer, context, session_id))
+            Ok::<_, ApiError>((answer, context, session_id, thinking_off))
         }
     };
     let timed_out = || {
@@ -157,7 +162,7 @@ async fn handle<C: Conversation>(
     let first_try = tokio::time::timeout_at(deadline, attempt(false))
         .await
         .map_err(|_| timed_out())?;
-    let (answer, context, session_id) = match first_try {
+    let (answer, context, session_id, thinking_off) = match first_try {
         Err(e) if matches!(e.cause, Some(ErrorClass::SignatureInvalid)) => {
             tracing::warn!(model = %upstream_model, "thinking signature refused; retrying with thinking as text");
             tokio::time::timeout_at(deadline, attempt(true))
@@ -176,6 +181,7 @@ async fn handle<C: Conversation>(
                 .remember(&session_id, family, &signatures, std::time::Instant::now());
             let mut response = axum::Json(answer).into_response();
             served.write_headers(response.headers_mut());
+            mark_thinking_off(response.headers_mut(), thinking_off);
             return Ok(response);
         }
         Answer::Stream(open) => *open,
@@ -211,6 +217,7 @@ async fn handle<C: Conversation>(
     }
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     served.write_headers(response.headers_mut());
+    mark_thinking_off(response.headers_mut(), thinking_off);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -220,6 +227,15 @@ async fn handle<C: Conversation>(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// `x-agm-thinking: off` when the request went without the thinking the client asked
+/// for (a replayed signature agm does not know, a forced tool choice, or a refused
+/// signature retried with thinking as text): the answer then has no thinking blocks.
+fn mark_thinking_off(headers: &mut axum::http::HeaderMap, off: bool) {
+    if off {
+        headers.insert("x-agm-thinking", HeaderValue::from_static("off"));
+    }
 }
 
 /// The client's side of a stream: upstream chunks in, SSE frames out, with keep-alives

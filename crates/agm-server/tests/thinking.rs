@@ -53,6 +53,7 @@ async fn signatures_round_trip_for_the_same_family() {
     assert_eq!(blocks[1]["type"], "text");
 
     let response = h.post(&second_turn(first["content"].clone())).await;
+    assert!(response.headers().get("x-agm-thinking").is_none());
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     let sent = last_generate(&h);
     let model_turn = &sent["request"]["contents"][1];
@@ -100,6 +101,7 @@ async fn a_refused_signature_is_retried_once_as_text() {
     );
     let before = h.sim.count(SimMethod::GenerateContent);
     let response = h.post(&second_turn(first["content"].clone())).await;
+    assert_eq!(response.headers()["x-agm-thinking"], "off");
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
     assert_eq!(
         h.sim.count(SimMethod::GenerateContent),
@@ -111,6 +113,60 @@ async fn a_refused_signature_is_retried_once_as_text() {
     assert!(
         parts.iter().all(|p| p.get("thoughtSignature").is_none()),
         "{parts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_loop_without_a_known_signature_says_thinking_is_off() {
+    let h = start().await;
+    let tools = json!([{"name": "lookup", "description": "d",
+                        "input_schema": {"type": "object", "properties": {}}}]);
+    let first: Value = h
+        .post(&json!({
+            "model": MODEL, "max_tokens": 4096, "tools": tools,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [{"role": "user", "content": "Look it up\nagm-sim:call lookup {}"}],
+        }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let content = first["content"].as_array().unwrap().clone();
+    let call = content.iter().find(|b| b["type"] == "tool_use").unwrap();
+    let next = |assistant: Vec<Value>| {
+        json!({
+            "model": MODEL, "max_tokens": 4096, "tools": tools,
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [
+                {"role": "user", "content": "Look it up\nagm-sim:call lookup {}"},
+                {"role": "assistant", "content": assistant},
+                {"role": "user", "content": [{"type": "tool_result",
+                    "tool_use_id": call["id"], "content": "found"}]},
+            ],
+        })
+    };
+    // Replayed as received: thinking stays on.
+    let kept = h.post(&next(content.clone())).await;
+    assert_eq!(kept.status(), 200);
+    assert!(kept.headers().get("x-agm-thinking").is_none());
+    // The signature altered: Claude would refuse thinking here, so it goes without,
+    // and the client is told.
+    let mut forged = content.clone();
+    for block in &mut forged {
+        if block["type"] == "thinking" {
+            block["signature"] = json!("Zm9yZ2VkLXNpZ25hdHVyZQ==");
+        }
+    }
+    let dropped = h.post(&next(forged)).await;
+    assert_eq!(dropped.status(), 200);
+    assert_eq!(dropped.headers()["x-agm-thinking"], "off");
+    let body: Value = dropped.json().await.unwrap();
+    assert!(
+        body["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["type"] != "thinking")
     );
 }
 

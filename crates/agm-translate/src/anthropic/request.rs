@@ -82,6 +82,7 @@ pub fn to_gemini(
     };
     let mut contents = history.contents(req, &mut tool_names)?;
 
+    let mut notes = Vec::new();
     let mut thinking = matches!(
         req.thinking,
         Some(Thinking::Enabled { .. } | Thinking::Adaptive)
@@ -96,6 +97,15 @@ pub fn to_gemini(
         );
         if forced || !last_tool_turn_has_signed_thinking(&contents) {
             thinking = false;
+            notes.push(format!(
+                "{}: {}",
+                crate::common::THINKING_OFF_NOTE,
+                if forced {
+                    "Claude refuses thinking with a forced tool choice"
+                } else {
+                    "the tool loop's assistant turn carries no thinking signature agm knows (dropped, or from another model)"
+                }
+            ));
         }
     }
     if needs_function_call_signatures(upstream_model) {
@@ -119,7 +129,7 @@ pub fn to_gemini(
         session_id,
         thinking,
         stop_sequences: stop_sequences(req.stop_sequences.iter().map(String::as_str)),
-        notes: Vec::new(),
+        notes,
     })
 }
 

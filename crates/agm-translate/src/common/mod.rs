@@ -17,7 +17,7 @@ pub mod request;
 pub mod response;
 pub mod stop;
 
-pub use request::{RequestOptions, Translated};
+pub use request::{RequestOptions, THINKING_OFF_NOTE, Translated};
 pub use response::{Finish, TokenCounts};
 
 /// What a caller streaming an answer asks of every stream transcoder (Anthropic, Chat

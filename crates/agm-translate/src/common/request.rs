@@ -34,6 +34,10 @@ impl std::fmt::Debug for RequestOptions<'_> {
     }
 }
 
+/// The start of the note a translator adds when it sends a request without the
+/// thinking the client asked for (the server says so in `x-agm-thinking: off`).
+pub const THINKING_OFF_NOTE: &str = "thinking turned off";
+
 /// A translated request and what the answer's translation needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translated {
