@@ -30,9 +30,12 @@ use crate::error::{ApiError, ApiKind, ErrorKind};
 
 /// At most this many accounts are tried for one request.
 const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
-/// At most this many waits (short rate limits, capacity and server-error backoff) per
-/// request.
-const MAX_WAITS: usize = 2;
+/// At most this many waits (short rate limits, capacity and server-error backoff, the
+/// soonest reset when every account is limited) per request.
+const MAX_WAITS: usize = 3;
+/// When every account is limited and the first is free again within this, wait for it
+/// (within `routing.max_wait`) instead of answering 429 at once.
+const SHORT_POOL_WAIT: Duration = Duration::from_secs(2);
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
 /// The most upstream generation calls one client request can cause, retries and
@@ -538,12 +541,31 @@ impl UpstreamCall<'_> {
             .await
             {
                 Ok(lease) => lease,
+                Err(PoolError::AllCoolingDown { retry_after, .. })
+                    if retry_after <= SHORT_POOL_WAIT
+                        && Instant::now() + retry_after <= wait_until
+                        && waits < MAX_WAITS =>
+                {
+                    // Every account is limited, but the first is free again in a
+                    // moment: a short wait beats a 429 the client has to retry.
+                    waits += 1;
+                    crate::telemetry::upstream(tokio::time::sleep(retry_after)).await;
+                    continue;
+                }
                 Err(PoolError::AllCoolingDown { retry_after, .. }) => {
+                    let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
                     let mut error = match &last {
-                        Some((err, account)) => {
+                        Some((err, account))
+                            if matches!(
+                                err.class(now_unix),
+                                ErrorClass::RateLimited { .. }
+                                    | ErrorClass::QuotaExhausted { .. }
+                                    | ErrorClass::CapacityExhausted { .. }
+                            ) =>
+                        {
                             ApiError::from_upstream(self.api, err, self.model, account)
                         }
-                        None => ApiError::new(
+                        _ => ApiError::new(
                             self.api,
                             ErrorKind::RateLimited,
                             format!(

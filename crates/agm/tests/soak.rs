@@ -75,7 +75,7 @@ fn chaos(sim: &RunningSim) {
     );
     sim.script(
         Fault::break_stream_after(Stream, 1)
-            .sometimes(0.004)
+            .sometimes(0.0005)
             .always(),
     );
     sim.script(
@@ -324,6 +324,9 @@ async fn fault_mix_soak() {
         .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
         .collect();
     let ok = outcomes.len() - failed.len();
+    for (i, outcome) in &failed {
+        eprintln!("soak: call {i} failed cleanly: {outcome:?}");
+    }
     assert!(
         ok * 100 >= REQUESTS * 99,
         "{ok} of {REQUESTS} calls succeeded (< 99 %); failures: {failed:#?}"
