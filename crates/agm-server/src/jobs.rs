@@ -1,7 +1,9 @@
 //! Background jobs beside the request path, started with the server and stopped with
-//! it: following safe-mode changes made with the CLI, refreshing each account's quota
-//! (for quota protection), pruning the request log and expired sticky sessions, and
-//! keeping the discovery telemetry where `agm doctor` can read it.
+//! it: following safe-mode changes made with the CLI, storing the running cooldowns and
+//! following the CLI's requests to clear them, refreshing each account's quota (for
+//! quota protection), pruning the request log and expired sticky sessions, and keeping
+//! the discovery telemetry where `agm doctor` can read it. Also the one-off quota
+//! re-check after a quota limit with an absurd hint.
 
 use std::time::{Duration, Instant};
 
