@@ -36,13 +36,7 @@ async fn an_account_without_a_project_is_onboarded() {
     }
     assert_eq!(h.sim.count(SimMethod::OnboardUser), 1);
     assert_eq!(h.sim.count(SimMethod::GetOperation), 2);
-    let bob = h
-        .state
-        .store
-        .get_account("bob@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let bob = h.account("bob@demo.agm").await;
     let project = bob.project_id.expect("the onboarded project is saved");
     assert_eq!(
         h.sim.account("bob@demo.agm").unwrap().project.as_deref(),
@@ -66,13 +60,7 @@ async fn an_account_needing_verification_is_blocked_with_the_link() {
         let body: Value = h.post(&hello()).await.json().await.unwrap();
         assert_eq!(body["type"], "message", "bob answers: {body}");
     }
-    let alice = h
-        .state
-        .store
-        .get_account("alice@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = h.account("alice@demo.agm").await;
     match alice.state {
         AccountState::Blocked { url, reason } => {
             assert_eq!(

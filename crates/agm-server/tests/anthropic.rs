@@ -9,7 +9,7 @@ use std::sync::Arc;
 use agm_server::app::{AppState, bind, serve};
 use agm_server::config::Config;
 use agm_sim::{Fault, Sim, SimConfig, SimMethod};
-use agm_store::{AccountState, NewAccount, Store};
+use agm_store::{AccountState, Store};
 use common::{sse_events, start, start_sim_with, start_with};
 use serde_json::{Value, json};
 
@@ -290,13 +290,7 @@ async fn dead_refresh_token_disables_that_account_only() {
         let body: Value = h.post(&hello(false)).await.json().await.unwrap();
         assert_eq!(body["content"][0]["text"], REPLY);
     }
-    let alice = h
-        .state
-        .store
-        .get_account("alice@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = h.account("alice@demo.agm").await;
     match alice.state {
         AccountState::Disabled { reason } => assert!(reason.contains("sign in again"), "{reason}"),
         other => panic!("alice should be disabled, is {other:?}"),
@@ -492,32 +486,12 @@ async fn keys_created_in_the_store_are_enforced() {
 /// A server whose store keys, once verified, are trusted for `ttl` without asking the
 /// store again.
 async fn start_with_key_ttl(ttl: std::time::Duration) -> common::Harness {
-    let sim = Sim::demo().start().await.unwrap();
-    let mut config = Config::default();
-    config.google.all_at(&sim.base_url());
-    config.server.port = 0;
-    let store = Store::open_in_memory().await.unwrap();
-    for account in sim.accounts() {
-        store
-            .upsert_account(NewAccount::antigravity(
-                account.email.clone(),
-                account.refresh_token.clone(),
-            ))
-            .await
-            .unwrap();
-    }
-    let state = Arc::new(
-        AppState::new(config, store)
-            .unwrap()
-            .with_client_key_ttl(ttl),
-    );
-    let url = common::serve_state(state.clone()).await;
-    common::Harness {
-        sim,
-        url,
-        state,
-        http: reqwest::Client::new(),
-    }
+    common::start_shaped(
+        SimConfig::default(),
+        |_| {},
+        |state| state.with_client_key_ttl(ttl),
+    )
+    .await
 }
 
 async fn post_with_key(h: &common::Harness, key: &str) -> u16 {

@@ -260,13 +260,7 @@ async fn a_conversation_sticks_to_its_account_and_new_ones_spread() {
 async fn an_account_under_its_quota_threshold_is_left_alone() {
     let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
     // A stored quota snapshot saying alice has 5 % of gemini-3-flash left.
-    let alice = h
-        .state
-        .store
-        .get_account("alice@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = h.account("alice@demo.agm").await;
     let snapshot: agm_google::QuotaSnapshot = serde_json::from_value(json!({
         "fetched_at": "2026-11-30T00:00:00Z",
         "models": [{"model": "gemini-3-flash", "remaining_fraction": 0.05,
@@ -372,13 +366,7 @@ async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
             200
         );
     }
-    let alice = h
-        .state
-        .store
-        .get_account("alice@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = h.account("alice@demo.agm").await;
     // Written within the sync interval.
     let deadline = Instant::now() + Duration::from_secs(5);
     let stored = loop {
@@ -526,13 +514,7 @@ async fn the_paid_pool_is_used_only_when_the_order_names_it() {
 #[tokio::test]
 async fn an_absurd_quota_hint_is_checked_with_the_quota_call() {
     let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
-    let alice = h
-        .state
-        .store
-        .get_account("alice@demo.agm")
-        .await
-        .unwrap()
-        .unwrap();
+    let alice = h.account("alice@demo.agm").await;
     // 100 hours is beyond any real reset: the cooldown is capped and flagged, and the
     // quota call says alice has quota left, so the cooldown goes.
     h.sim.script(

@@ -244,6 +244,20 @@ pub(crate) fn sign_first_function_calls(contents: &mut [Content]) {
     }
 }
 
+/// The note a translator adds when Claude must go without the thinking asked for:
+/// with a forced tool choice, or in a tool loop whose turn has no signature agm knows.
+pub(crate) fn thinking_off_note(forced: bool) -> String {
+    format!(
+        "{}: {}",
+        crate::common::THINKING_OFF_NOTE,
+        if forced {
+            "Claude refuses thinking with a forced tool choice"
+        } else {
+            "the tool loop's assistant turn carries no thinking signature agm knows (dropped, or from another model)"
+        }
+    )
+}
+
 /// False when the request continues a tool loop (it ends with function responses)
 /// whose model turn does not start with a signed thought: Anthropic refuses thinking
 /// then.

@@ -21,6 +21,16 @@ pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Harness {
 }
 
 pub async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut Config)) -> Harness {
+    start_shaped(sim_config, configure, |state| state).await
+}
+
+/// Like [`start_sim_with`], with a last say on the state before it serves (settings
+/// only tests change, e.g. `AppState::with_client_key_ttl`).
+pub async fn start_shaped(
+    sim_config: SimConfig,
+    configure: impl FnOnce(&mut Config),
+    shape: impl FnOnce(AppState) -> AppState,
+) -> Harness {
     let sim = Sim::demo_with(sim_config).start().await.unwrap();
     let mut config = Config::default();
     config.google.all_at(&sim.base_url());
@@ -36,7 +46,7 @@ pub async fn start_sim_with(sim_config: SimConfig, configure: impl FnOnce(&mut C
             .await
             .unwrap();
     }
-    let state = Arc::new(AppState::new(config, store).unwrap());
+    let state = Arc::new(shape(AppState::new(config, store).unwrap()));
     let url = serve_state(state.clone()).await;
     Harness {
         sim,
@@ -71,6 +81,11 @@ pub async fn start() -> Harness {
 impl Harness {
     pub async fn post(&self, body: &Value) -> reqwest::Response {
         self.post_to("/v1/messages", body).await
+    }
+
+    /// The stored account with this e-mail.
+    pub async fn account(&self, email: &str) -> agm_store::Account {
+        self.state.store.get_account(email).await.unwrap().unwrap()
     }
 
     /// `GET path`, its body as text.

@@ -97,15 +97,7 @@ pub fn to_gemini(
         );
         if forced || !last_tool_turn_has_signed_thinking(&contents) {
             thinking = false;
-            notes.push(format!(
-                "{}: {}",
-                crate::common::THINKING_OFF_NOTE,
-                if forced {
-                    "Claude refuses thinking with a forced tool choice"
-                } else {
-                    "the tool loop's assistant turn carries no thinking signature agm knows (dropped, or from another model)"
-                }
-            ));
+            notes.push(crate::thinking::thinking_off_note(forced));
         }
     }
     if needs_function_call_signatures(upstream_model) {

@@ -98,15 +98,7 @@ pub fn to_gemini(
         // Anthropic refuses thinking with a forced tool choice, and in a tool loop
         // whose turn has no signed thinking (Chat Completions cannot carry it back).
         thinking_config = None;
-        notes.push(format!(
-            "{}: {}",
-            crate::common::THINKING_OFF_NOTE,
-            if forced {
-                "Claude refuses thinking with a forced tool choice"
-            } else {
-                "the tool loop's assistant turn carries no thinking signature agm knows"
-            }
-        ));
+        notes.push(crate::thinking::thinking_off_note(forced));
     }
     let thinking = thinking_config
         .as_ref()

@@ -90,15 +90,7 @@ pub fn to_gemini(
         // Anthropic refuses thinking with a forced tool choice, and in a tool loop
         // whose turn does not start with signed thinking.
         thinking_config = None;
-        notes.push(format!(
-            "{}: {}",
-            crate::common::THINKING_OFF_NOTE,
-            if forced {
-                "Claude refuses thinking with a forced tool choice"
-            } else {
-                "the tool loop's assistant turn carries no thinking signature agm knows"
-            }
-        ));
+        notes.push(crate::thinking::thinking_off_note(forced));
     }
     // Thoughts reach the client when it asked for a summary, as OpenAI's do; Claude's
     // always, because its signed thinking must come back whole in the next turn.
