@@ -5,19 +5,72 @@
 use agm_wire::gemini::{GenerateContentRequest, Part};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use thiserror::Error;
 
+use crate::edge::{self, ModelNameError, check_model_name};
 use crate::schema::clean_parameters;
 use crate::thinking::signature_bytes;
 
-/// `gemini-2.5-flash:generateContent` → (`gemini-2.5-flash`, `generateContent`). The
-/// model may carry a `models/` or `tunedModels/` prefix, which is dropped.
-pub fn split_model_action(path: &str) -> Option<(&str, &str)> {
-    let (model, action) = path.rsplit_once(':')?;
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    if model.is_empty() || action.is_empty() || model.contains('/') {
-        return None;
+/// The Gemini methods agm serves.
+pub const ACTIONS: [&str; 3] = ["generateContent", "streamGenerateContent", "countTokens"];
+
+/// Why a Gemini path (what follows `/v1beta/models/`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PathError {
+    /// Not `<model>:<action>` (no `:`, an empty model, or a `/` in the model after the
+    /// optional `models/` prefix): not a Gemini method at all. HTTP 404.
+    #[error(
+        "no Gemini method at models/{shown}: expected models/<model>:generateContent, :streamGenerateContent or :countTokens"
+    )]
+    NotAMethod {
+        /// The path, escaped and cut (see [`edge::shown`]).
+        shown: String,
+    },
+    /// `<model>:<action>` with an action agm does not serve. HTTP 404.
+    #[error(
+        "the Gemini method {shown} is not served; agm serves generateContent, streamGenerateContent and countTokens"
+    )]
+    UnknownAction {
+        /// The action, escaped and cut (see [`edge::shown`]).
+        shown: String,
+    },
+    /// A served method with an invalid model name. HTTP 400 (`INVALID_ARGUMENT`).
+    #[error(transparent)]
+    InvalidModel(#[from] ModelNameError),
+}
+
+impl PathError {
+    /// Whether the answer is a 404 (the path names no method agm serves) rather than a
+    /// 400 (a served method, but an invalid model name).
+    pub fn is_not_found(&self) -> bool {
+        !matches!(self, PathError::InvalidModel(_))
     }
-    Some((model, action))
+}
+
+/// `gemini-2.5-flash:generateContent` → (`gemini-2.5-flash`, `generateContent`); an
+/// optional `models/` prefix is dropped. The model is checked with
+/// [`check_model_name`] and the action is one of [`ACTIONS`].
+pub fn parse_model_path(path: &str) -> Result<(&str, &str), PathError> {
+    let not_a_method = || PathError::NotAMethod {
+        shown: edge::shown(path),
+    };
+    let (model, action) = path.rsplit_once(':').ok_or_else(not_a_method)?;
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if model.is_empty() || model.contains('/') {
+        return Err(not_a_method());
+    }
+    if !ACTIONS.contains(&action) {
+        return Err(PathError::UnknownAction {
+            shown: edge::shown(action),
+        });
+    }
+    Ok((check_model_name(model)?, action))
+}
+
+/// [`parse_model_path`] when only success matters: `None` for anything that is not
+/// `<model>:<action>` with a valid model name and a served action.
+pub fn split_model_action(path: &str) -> Option<(&str, &str)> {
+    parse_model_path(path).ok()
 }
 
 /// Prepares a client's Gemini request for the upstream:
@@ -104,6 +157,74 @@ mod tests {
         assert_eq!(split_model_action("gemini-2.5-flash"), None);
         assert_eq!(split_model_action(":generateContent"), None);
         assert_eq!(split_model_action("a/b:generateContent"), None);
+        assert_eq!(split_model_action("x:deleteEverything"), None);
+        assert_eq!(
+            split_model_action("gemini-2.5-flash\n:generateContent"),
+            None
+        );
+    }
+
+    #[test]
+    fn parses_paths_strictly() {
+        assert_eq!(
+            parse_model_path("models/x:generateContent"),
+            Ok(("x", "generateContent"))
+        );
+        assert_eq!(
+            parse_model_path("o3:countTokens"),
+            Ok(("o3", "countTokens"))
+        );
+        assert_eq!(
+            parse_model_path("claude-sonnet-4-5@20250929:streamGenerateContent"),
+            Ok(("claude-sonnet-4-5@20250929", "streamGenerateContent"))
+        );
+        // The model may hold a colon; the action is after the last one.
+        assert_eq!(
+            parse_model_path("a:b:countTokens"),
+            Ok(("a:b", "countTokens"))
+        );
+        for not_found in [
+            "",
+            "::",
+            ":generateContent",
+            "models/:generateContent",
+            "gemini-2.5-flash",
+            "a/b:generateContent",
+            "models/a/b:generateContent",
+            "x:deleteEverything",
+            "x:",
+            "x:generateContent\n",
+        ] {
+            let err = parse_model_path(not_found).unwrap_err();
+            assert!(err.is_not_found(), "{not_found:?}: {err}");
+        }
+        for invalid in [
+            "gemini-2.5-flash\r\nX-Evil: 1:generateContent",
+            "gemini-2.5-flash%0D%0AX-Evil: 1:generateContent",
+            "gemini\0:generateContent",
+            "gémini:countTokens",
+            "..:generateContent",
+        ] {
+            let err = parse_model_path(invalid).unwrap_err();
+            assert!(
+                matches!(err, PathError::InvalidModel(_)),
+                "{invalid:?}: {err}"
+            );
+            assert!(!err.is_not_found());
+        }
+        assert_eq!(
+            parse_model_path("gemini-2.5-flash\r\nX-Evil: 1:generateContent")
+                .unwrap_err()
+                .to_string(),
+            r#"the model name "gemini-2.5-flash\r\nX-Evil: 1" is not valid: use at most 128 of the characters A-Z a-z 0-9 . _ - : @ / +"#
+        );
+        let err = parse_model_path("x\u{1b}[2J:run").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the Gemini method run is not served; agm serves generateContent, streamGenerateContent and countTokens"
+        );
+        let err = parse_model_path("x\u{1b}[2J").unwrap_err();
+        assert!(!err.to_string().chars().any(char::is_control), "{err}");
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //! - [`session`]: stable per-conversation session ids.
 //! - [`models`]: client model name → upstream model id.
 //! - [`tokens`]: a local estimate of a request's input tokens.
+//! - [`edge`]: checks of client values before they reach a header or a URL (model
+//!   names, header values).
 
 pub mod anthropic;
 pub mod common;
+pub mod edge;
 pub mod error;
 pub mod gemini_api;
 pub mod models;
