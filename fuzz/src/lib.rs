@@ -12,10 +12,15 @@
 //! | `schema` | a JSON Schema | the cleaned schema is in Gemini's subset (keys, types, `required`, non-empty objects) and cleaning it again changes nothing |
 //! | `anthropic_request`, `openai_chat_request`, `openai_responses_request` | a client request body | translating it for a Claude and a Gemini upstream never panics, the result serializes, and every function name is one Gemini takes |
 //! | `anthropic_stream`, `openai_chat_stream`, `openai_responses_stream` | an upstream SSE stream | the client events are well formed: one end, in last place; for Anthropic, `message_start` first and content blocks opened, filled and closed in order; for Responses, sequence numbers from 0 |
+//! | `model_name` | a client's model name | `check_model_name` accepts exactly the names of the rule (1–128 of `A-Z a-z 0-9 . _ - : @ / +`, no empty, `.` or `..` segment); what it accepts is header-safe and a valid `http::HeaderValue` in both `User-Agent` shapes; its error message holds no raw control character and is short |
+//! | `gemini_path` | the path after `/v1beta/models/`, as sent and percent-decoded | `parse_model_path` accepts a valid model and a served action only, agrees with `split_model_action`, and its errors are clean and short |
+//! | `header_value` | a header value | `is_header_safe` implies `http::HeaderValue::from_str` succeeds, and on ASCII the two agree |
 
 use std::sync::OnceLock;
 
 use agm_translate::common::{RequestOptions, Translated};
+use agm_translate::edge::{MAX_MODEL_NAME, check_model_name, is_header_safe};
+use agm_translate::gemini_api::{ACTIONS, PathError, parse_model_path, split_model_action};
 use agm_translate::schema::{ALLOWED_KEYS, clean_parameters, clean_schema};
 use agm_translate::sse::{SseEvent, SseParser};
 use agm_translate::upstream::{UpstreamChunk, parse_chunk};
@@ -27,7 +32,7 @@ use serde_json::{Map, Value};
 pub type Body = fn(&[u8]) -> bool;
 
 /// Every target: its name (the directory of its seeds in `fuzz/corpus/`) and body.
-pub const TARGETS: [(&str, Body); 8] = [
+pub const TARGETS: [(&str, Body); 11] = [
     ("sse", sse),
     ("schema", schema),
     ("anthropic_request", anthropic_request),
@@ -36,6 +41,9 @@ pub const TARGETS: [(&str, Body); 8] = [
     ("anthropic_stream", anthropic_stream),
     ("openai_chat_stream", openai_chat_stream),
     ("openai_responses_stream", openai_responses_stream),
+    ("model_name", model_name),
+    ("gemini_path", gemini_path),
+    ("header_value", header_value),
 ];
 
 /// The upstream models each request is translated for: one per model family.
@@ -591,4 +599,131 @@ pub fn openai_responses_stream(data: &[u8]) -> bool {
         "{events:?}"
     );
     !payloads.is_empty()
+}
+
+// ----------------------------------------------------------------------- edge
+
+/// The longest error message an edge check may give: the value is shown cut to 64
+/// characters, each escaped to at most 10 (`\u{10ffff}`), plus the sentence.
+const MAX_EDGE_MESSAGE: usize = 64 * 10 + 300;
+
+/// An edge check's error message: no raw control character, and short whatever the
+/// input's length.
+fn assert_clean_message(message: &str) {
+    assert!(
+        !message.chars().any(char::is_control),
+        "a raw control character in {message:?}"
+    );
+    assert!(
+        message.len() <= MAX_EDGE_MESSAGE,
+        "a message of {} bytes: {message:?}",
+        message.len()
+    );
+}
+
+/// The model-name rule, written out again as the oracle for `check_model_name`.
+fn is_valid_model_name(name: &str) -> bool {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-:@/+".contains(c);
+    (1..=MAX_MODEL_NAME).contains(&name.len())
+        && name.chars().all(allowed)
+        && name.split('/').all(|s| !matches!(s, "" | "." | ".."))
+}
+
+/// Model names: `check_model_name` accepts exactly the names of the rule, returns them
+/// unchanged, and every accepted name fits both `User-Agent` shapes; a refusal's
+/// message is clean and short.
+pub fn model_name(data: &[u8]) -> bool {
+    let name = String::from_utf8_lossy(data);
+    match check_model_name(&name) {
+        Ok(accepted) => {
+            assert_eq!(accepted, name, "the name came back changed");
+            assert!(is_valid_model_name(accepted), "accepted {accepted:?}");
+            assert!(is_header_safe(accepted), "{accepted:?} is not header-safe");
+            for agent in [
+                format!("GeminiCLI/0.21.0/{accepted} (linux; x64)"),
+                format!("antigravity/{accepted} linux/amd64"),
+            ] {
+                assert!(
+                    http::HeaderValue::from_str(&agent).is_ok(),
+                    "{agent:?} is not a valid header value"
+                );
+            }
+        }
+        Err(err) => {
+            assert!(!is_valid_model_name(&name), "refused {name:?}: {err}");
+            assert_clean_message(&err.to_string());
+        }
+    }
+    std::str::from_utf8(data).is_ok()
+}
+
+/// `%XX` escapes decoded, as the server's path extractor does (invalid ones kept).
+fn percent_decode(data: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'%'
+            && let Some(&[hi, lo]) = data.get(i + 1..i + 3)
+            && let (Some(hi), Some(lo)) = (hex(hi), hex(lo))
+        {
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or_default());
+            i += 3;
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn check_gemini_path(path: &str) {
+    let parsed = parse_model_path(path);
+    assert_eq!(
+        split_model_action(path),
+        parsed.as_ref().ok().copied(),
+        "split_model_action and parse_model_path disagree on {path:?}"
+    );
+    match parsed {
+        Ok((model, action)) => {
+            assert_eq!(check_model_name(model), Ok(model), "{path:?}");
+            assert!(ACTIONS.contains(&action), "{path:?}: action {action:?}");
+            let bare = path.strip_prefix("models/").unwrap_or(path);
+            assert_eq!(bare, format!("{model}:{action}"), "{path:?}");
+        }
+        Err(err) => {
+            assert_eq!(
+                err.is_not_found(),
+                !matches!(err, PathError::InvalidModel(_)),
+                "{err:?}"
+            );
+            assert_clean_message(&err.to_string());
+        }
+    }
+}
+
+/// The Gemini path after `/v1beta/models/`, as sent and percent-decoded: only a valid
+/// model and a served action get through, and errors are clean and short.
+pub fn gemini_path(data: &[u8]) -> bool {
+    check_gemini_path(&String::from_utf8_lossy(data));
+    check_gemini_path(&String::from_utf8_lossy(&percent_decode(data)));
+    std::str::from_utf8(data).is_ok()
+}
+
+/// Header values: whatever `is_header_safe` passes, `http` takes; on ASCII, the two
+/// agree (outside ASCII `http` takes opaque bytes, which agm refuses).
+pub fn header_value(data: &[u8]) -> bool {
+    let value = String::from_utf8_lossy(data);
+    let safe = is_header_safe(&value);
+    let valid = http::HeaderValue::from_str(&value).is_ok();
+    if safe {
+        assert!(
+            valid,
+            "{value:?} is header-safe but not a valid header value"
+        );
+    }
+    if value.is_ascii() {
+        assert_eq!(safe, valid, "{value:?}");
+    }
+    std::str::from_utf8(data).is_ok()
 }

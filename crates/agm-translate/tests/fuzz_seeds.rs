@@ -125,6 +125,21 @@ fn openai_responses_stream() {
 }
 
 #[test]
+fn model_name() {
+    run("model_name");
+}
+
+#[test]
+fn gemini_path() {
+    run("gemini_path");
+}
+
+#[test]
+fn header_value() {
+    run("header_value");
+}
+
+#[test]
 fn the_stream_targets_requests_still_translate() {
     assert!(bodies::anthropic_context().is_some());
     assert!(bodies::openai_chat_context().is_some());
