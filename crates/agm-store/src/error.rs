@@ -76,8 +76,7 @@ pub enum StoreError {
     )]
     KeychainInvalid { entry: String },
     #[error(
-        "the OS keychain has no entry {entry}, which {} names as holding the key that seals the stored tokens; if that key is in another keychain, make that one answer (unlock it, or start its service) and try again; if it is gone for good, delete {} to start with a new key (stored tokens then cannot be read: re-add the accounts)",
-        keychain_file.display(),
+        "the OS keychain has no entry {entry}, which {} names as holding the key that seals the stored tokens; if that key is in another keychain, make that one answer (unlock it, or start its service) and try again; if it is gone for good, run with --force-new-key to start with a new key (stored tokens then cannot be read: re-add the accounts)",
         keychain_file.display()
     )]
     KeychainEntryMissing {
@@ -101,6 +100,21 @@ pub enum StoreError {
     KeyInKeychain {
         entry: String,
         keychain_file: PathBuf,
+    },
+    #[error(
+        "the seal key is missing: it was expected in {expected}, and the stored accounts ({accounts}) cannot be read without it; restore it from a backup, or run with --force-new-key to make a new key and leave those accounts unreadable (they are then disabled when used)"
+    )]
+    SealKeyMissing {
+        /// Where the key was looked for: a key file, or a keychain entry and a key file.
+        expected: String,
+        /// How many accounts hold tokens sealed with the missing key.
+        accounts: i64,
+    },
+    #[error("{}", data_dir_in_use(*pid, dir))]
+    DataDirInUse {
+        /// The process holding the lock, if it has written its id yet.
+        pid: Option<u32>,
+        dir: PathBuf,
     },
     #[error("no {what} {id:?} ({hint})")]
     NotFound {
@@ -128,6 +142,17 @@ impl StoreError {
             hint: "`agm accounts list` shows the ids and e-mails",
         }
     }
+}
+
+fn data_dir_in_use(pid: Option<u32>, dir: &std::path::Path) -> String {
+    let holder = match pid {
+        Some(pid) => format!("another agm serve (pid {pid})"),
+        None => "another agm serve".to_owned(),
+    };
+    format!(
+        "{holder} is using the data dir {}: stop it first, or give this one another data dir (AGM_DATA_DIR)",
+        dir.display()
+    )
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -36,6 +36,7 @@ use crate::seal::{
     write_private_file,
 };
 use crate::secret::Secret;
+use crate::sqlite::SqliteStore;
 use crate::store::KEY_FILE;
 
 /// The keychain service under which agm keeps its sealing keys.
@@ -288,11 +289,36 @@ pub(crate) struct SelectedKey {
     pub(crate) created: bool,
 }
 
-/// Picks (creating if need be) the sealing key for `data_dir`, which must exist.
+/// Whether a new sealing key may be made: never while the database holds accounts (their
+/// tokens are sealed with the key that is gone), unless the user forces it.
+pub(crate) struct NewKeyPolicy<'a> {
+    pub(crate) db_path: &'a Path,
+    pub(crate) force: bool,
+}
+
+impl NewKeyPolicy<'_> {
+    /// `Ok` if a new key may be made; `expected` says where the missing one was looked for.
+    fn check(&self, expected: impl FnOnce() -> String) -> Result<(), StoreError> {
+        if self.force {
+            return Ok(());
+        }
+        match SqliteStore::count_accounts_in(self.db_path)? {
+            0 => Ok(()),
+            accounts => Err(StoreError::SealKeyMissing {
+                expected: expected(),
+                accounts,
+            }),
+        }
+    }
+}
+
+/// Picks (creating if need be, as `policy` allows) the sealing key for `data_dir`,
+/// which must exist.
 pub(crate) fn select_key(
     data_dir: &Path,
     mode: KeyStore,
     vault: &dyn KeyVault,
+    policy: &NewKeyPolicy<'_>,
 ) -> Result<SelectedKey, StoreError> {
     let key_path = data_dir.join(KEY_FILE);
     let keychain_file = data_dir.join(KEYCHAIN_FILE);
@@ -328,7 +354,7 @@ pub(crate) fn select_key(
                 keychain_file,
             });
         }
-        return file_key(&key_path, KeyChoice::FileForced);
+        return file_key(&key_path, KeyChoice::FileForced, policy);
     }
 
     // 2. The keychain.
@@ -341,6 +367,7 @@ pub(crate) fn select_key(
         recorded: recorded.is_some(),
         key_path: &key_path,
         keychain_file: &keychain_file,
+        policy,
     };
     match vault.get(&keychain.entry.service, &keychain.entry.user) {
         Ok(Some(text)) => keychain.use_key(&text),
@@ -357,9 +384,16 @@ pub(crate) fn select_key(
     }
 }
 
-/// The key file, read or created. 3. in the module docs.
-fn file_key(key_path: &Path, choice: KeyChoice) -> Result<SelectedKey, StoreError> {
+/// The key file, read or created (as `policy` allows). 3. in the module docs.
+fn file_key(
+    key_path: &Path,
+    choice: KeyChoice,
+    policy: &NewKeyPolicy<'_>,
+) -> Result<SelectedKey, StoreError> {
     let existed = key_path.exists();
+    if !existed {
+        policy.check(|| format!("the key file {}", key_path.display()))?;
+    }
     let sealer = Sealer::load_or_create(key_path)?;
     Ok(SelectedKey {
         sealer,
@@ -376,6 +410,7 @@ struct Keychain<'a> {
     recorded: bool,
     key_path: &'a Path,
     keychain_file: &'a Path,
+    policy: &'a NewKeyPolicy<'a>,
 }
 
 impl Keychain<'_> {
@@ -416,7 +451,7 @@ impl Keychain<'_> {
                     key_file = %self.key_path.display(),
                     "no OS keychain answered; the sealing key is kept in the key file"
                 );
-                file_key(self.key_path, KeyChoice::NoKeychain { reason })
+                file_key(self.key_path, KeyChoice::NoKeychain { reason }, self.policy)
             }
         }
     }
@@ -425,7 +460,7 @@ impl Keychain<'_> {
     /// with the creation lock held.
     fn create(&self) -> Result<SelectedKey, StoreError> {
         let entry = self.entry.to_string();
-        if self.recorded {
+        if self.recorded && !self.policy.force {
             // The key the tokens are sealed with may well be in another keychain (or
             // collection, or login session) than the one answering now: a new key here
             // would mix two keys in one database. Only the user can tell.
@@ -434,6 +469,12 @@ impl Keychain<'_> {
                 keychain_file: self.keychain_file.to_path_buf(),
             });
         }
+        self.policy.check(|| {
+            format!(
+                "the OS keychain entry {entry} or the key file {}",
+                self.key_path.display()
+            )
+        })?;
         let key = random_key().map_err(|e| StoreError::Keychain {
             action: "make a new key for",
             entry: entry.clone(),
@@ -451,7 +492,11 @@ impl Keychain<'_> {
                     key_file = %self.key_path.display(),
                     "the OS keychain did not take the new sealing key; keeping it in the key file instead"
                 );
-                return file_key(self.key_path, KeyChoice::KeychainRefused { reason });
+                return file_key(
+                    self.key_path,
+                    KeyChoice::KeychainRefused { reason },
+                    self.policy,
+                );
             }
             return Err(StoreError::Keychain {
                 action: "store a new key in",

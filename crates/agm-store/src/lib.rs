@@ -10,6 +10,7 @@
 mod account;
 mod audit;
 mod client_key;
+mod data_dir_lock;
 mod error;
 pub mod keychain;
 mod names;
@@ -24,6 +25,7 @@ mod timestamp;
 pub use account::{Account, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
+pub use data_dir_lock::{DataDirLock, LOCK_FILE};
 pub use error::{StoreError, UnknownName};
 pub use keychain::{
     KEYCHAIN_FILE, KEYCHAIN_SERVICE, KeyChoice, KeyStore, KeyVault, OsKeychain, VaultError,
@@ -31,4 +33,4 @@ pub use keychain::{
 pub use request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
 pub use seal::{KeySource, Sealer, UnsealError};
 pub use secret::Secret;
-pub use store::{DB_FILE, KEY_FILE, Store};
+pub use store::{DB_FILE, KEY_FILE, Store, StoreOptions};

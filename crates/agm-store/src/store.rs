@@ -11,7 +11,7 @@ use crate::account::{Account, AccountState, NewAccount, Pool, TokenUpdate, norma
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::client_key::{ClientKey, generate_secret, secret_prefix, secret_sha256};
 use crate::error::StoreError;
-use crate::keychain::{KeyChoice, KeyStore, KeyVault, OsKeychain, select_key};
+use crate::keychain::{KeyChoice, KeyStore, KeyVault, NewKeyPolicy, OsKeychain, select_key};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::seal::{KeySource, Sealer};
@@ -23,6 +23,27 @@ use crate::timestamp::now_millis;
 pub const DB_FILE: &str = "agm.db";
 /// The sealing key file in the data dir, where the key is not in the OS keychain.
 pub const KEY_FILE: &str = "secret.key";
+
+/// How [`Store::open_sqlite_with`] opens a data dir. A bare [`KeyStore`] converts into
+/// the defaults with that key store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreOptions {
+    /// Where to keep the sealing key: `[storage] key_store`.
+    pub key_store: KeyStore,
+    /// Make a new sealing key even though the database holds accounts sealed with one
+    /// that is gone (`agm --force-new-key`). Their tokens stay unreadable: the gateway
+    /// disables each such account when it is used, and it must be signed in again.
+    pub force_new_key: bool,
+}
+
+impl From<KeyStore> for StoreOptions {
+    fn from(key_store: KeyStore) -> StoreOptions {
+        StoreOptions {
+            key_store,
+            force_new_key: false,
+        }
+    }
+}
 
 /// Persistence for accounts, settings, client keys and logs. Cheap to clone: clones share
 /// one connection and one sealing key.
@@ -58,28 +79,36 @@ impl Store {
     /// sealing key as needed, and brings the schema up to date. The key is kept where
     /// `key_store` says ([`crate::keychain`] has the rules): in the OS keychain where one
     /// answers, else in `data_dir/secret.key` (mode 0600). An existing `secret.key` is
-    /// always used.
+    /// always used. A key that is gone while the database holds accounts sealed with it
+    /// is [`StoreError::SealKeyMissing`], never silently replaced, unless
+    /// [`StoreOptions::force_new_key`] says so.
     pub async fn open_sqlite_with(
         data_dir: &Path,
-        key_store: KeyStore,
+        options: impl Into<StoreOptions>,
     ) -> Result<Store, StoreError> {
-        Store::open_sqlite_with_vault(data_dir, key_store, Arc::new(OsKeychain)).await
+        Store::open_sqlite_with_vault(data_dir, options, Arc::new(OsKeychain)).await
     }
 
     /// [`Store::open_sqlite_with`], with `vault` standing in for the OS keychain (tests).
     pub async fn open_sqlite_with_vault(
         data_dir: &Path,
-        key_store: KeyStore,
+        options: impl Into<StoreOptions>,
         vault: Arc<dyn KeyVault>,
     ) -> Result<Store, StoreError> {
         let data_dir = data_dir.to_path_buf();
+        let options = options.into();
         // Keychain calls block (D-Bus, Keychain Services), like SQLite: all of it runs here.
         blocking(move || {
             create_data_dir(&data_dir)?;
-            let key = select_key(&data_dir, key_store, vault.as_ref())?;
-            let db = SqliteStore::open(&data_dir.join(DB_FILE))?;
+            let db_path = data_dir.join(DB_FILE);
+            let policy = NewKeyPolicy {
+                db_path: &db_path,
+                force: options.force_new_key,
+            };
+            let key = select_key(&data_dir, options.key_store, vault.as_ref(), &policy)?;
+            let db = SqliteStore::open(&db_path)?;
             if key.created {
-                warn_if_sealed_with_another_key(&db, key.sealer.source());
+                warn_if_sealed_with_another_key(&db_path, key.sealer.source());
             }
             Ok(Store {
                 backend: Backend::Sqlite(db),
@@ -289,6 +318,15 @@ impl Store {
         }
     }
 
+    /// Deletes the rows of every revoked key; returns their ids, oldest first. A server
+    /// keeps requiring keys while any key row is left, revoked or not: with none left,
+    /// a loopback gateway serves without keys again.
+    pub async fn purge_revoked_client_keys(&self) -> Result<Vec<String>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.purge_revoked_client_keys().await,
+        }
+    }
+
     /// The active key with this secret, if any (hashes compared in constant time).
     /// Records the use in `last_used_at`, at most once a minute per key.
     pub async fn verify_client_key(&self, secret: &str) -> Result<Option<ClientKey>, StoreError> {
@@ -441,7 +479,7 @@ where
         .map_err(|e| StoreError::Internal(e.to_string()))?
 }
 
-fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -456,15 +494,19 @@ fn create_data_dir(dir: &Path) -> Result<(), StoreError> {
     })
 }
 
-/// A new key next to a database that already holds accounts means the old key is gone:
-/// their tokens cannot be read. Say so once at startup rather than only per account.
-fn warn_if_sealed_with_another_key(db: &SqliteStore, key: &KeySource) {
-    if let Some(count) = db.count_accounts_blocking().filter(|&n| n > 0) {
+/// A new key next to a database that already holds accounts means the old key is gone
+/// and the user forced a new one (else [`NewKeyPolicy`] refused): say once at startup
+/// that those accounts cannot be read, rather than only per account.
+fn warn_if_sealed_with_another_key(db_path: &Path, key: &KeySource) {
+    if let Some(count) = SqliteStore::count_accounts_in(db_path)
+        .ok()
+        .filter(|&n| n > 0)
+    {
         tracing::warn!(
             key = %key,
             accounts = count,
-            "created a new sealing key, but the database already holds accounts sealed with another key; \
-             restore the old key (secret.key, or the keychain entry named in secret.keychain) to read their tokens, or re-add them"
+            "created a new sealing key (--force-new-key), but the database already holds accounts sealed with another key; \
+             they are disabled when used: sign them in again, or restore the old key (secret.key, or the keychain entry named in secret.keychain)"
         );
     }
 }

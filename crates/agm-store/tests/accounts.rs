@@ -361,6 +361,34 @@ async fn client_keys_create_verify_revoke() {
     assert!(find(&listed, &other.id).is_active());
 }
 
+#[tokio::test]
+async fn purging_deletes_only_revoked_keys() {
+    let store = Store::open_in_memory().await.unwrap();
+    assert!(store.purge_revoked_client_keys().await.unwrap().is_empty());
+    let (first, _) = store.create_client_key("old").await.unwrap();
+    let (second, _) = store.create_client_key("older").await.unwrap();
+    let (live, live_secret) = store.create_client_key("live").await.unwrap();
+    assert!(store.revoke_client_key(&second.id).await.unwrap());
+    assert!(store.revoke_client_key(&first.id).await.unwrap());
+
+    let mut purged = store.purge_revoked_client_keys().await.unwrap();
+    purged.sort();
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(purged, expected);
+    let listed = store.list_client_keys().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, live.id);
+    assert!(
+        store
+            .verify_client_key(&live_secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.purge_revoked_client_keys().await.unwrap().is_empty());
+}
+
 fn event(at: OffsetDateTime, kind: AuditKind, subject: &str) -> AuditEvent {
     AuditEvent {
         at,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use agm_store::{
     AccountState, AuditEvent, AuditKind, KeySource, KeyStore, NewAccount, Pool, Secret, Store,
-    StoreError, TokenUpdate,
+    StoreError, StoreOptions, TokenUpdate,
 };
 use time::macros::datetime;
 
@@ -30,6 +30,15 @@ fn alice() -> NewAccount {
 /// covers the keychain.
 async fn open(dir: &Path) -> Result<Store, StoreError> {
     Store::open_sqlite_with(dir, KeyStore::File).await
+}
+
+/// [`open`], allowed to replace a lost key (`agm --force-new-key`).
+async fn open_forcing_a_new_key(dir: &Path) -> Result<Store, StoreError> {
+    let options = StoreOptions {
+        key_store: KeyStore::File,
+        force_new_key: true,
+    };
+    Store::open_sqlite_with(dir, options).await
 }
 
 /// Every byte SQLite keeps for the database: the file, its WAL and shared memory.
@@ -320,9 +329,9 @@ async fn another_key_is_an_unseal_error() {
     store.upsert_account(alice()).await.unwrap();
     drop(store);
 
-    // The key file is lost; a new one is made on the next start.
+    // The key file is lost, and the user forces a new one.
     fs::remove_file(tmp.path().join("secret.key")).unwrap();
-    let store = open(tmp.path()).await.unwrap();
+    let store = open_forcing_a_new_key(tmp.path()).await.unwrap();
     let err = store.get_account("alice@example.com").await.unwrap_err();
     assert_unseal_error(&err, tmp.path());
     assert!(
@@ -330,6 +339,55 @@ async fn another_key_is_an_unseal_error() {
             .contains("is not the one it was sealed with"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_lost_key_file_is_never_replaced_while_accounts_are_sealed_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path()).await.unwrap();
+    store.upsert_account(alice()).await.unwrap();
+    drop(store);
+    let key_file = tmp.path().join("secret.key");
+    fs::remove_file(&key_file).unwrap();
+
+    let err = open(tmp.path()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SealKeyMissing { accounts: 1, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    for words in [
+        "the seal key is missing",
+        &format!("expected in the key file {}", key_file.display()),
+        "cannot be read without it",
+        "restore it from a backup",
+        "--force-new-key",
+        "disabled when used",
+    ] {
+        assert!(message.contains(words), "{words:?} in {message}");
+    }
+    assert!(!key_file.exists(), "no new key was made");
+
+    // Forced: a new key, and the old account says it cannot be read.
+    let store = open_forcing_a_new_key(tmp.path()).await.unwrap();
+    assert!(key_file.is_file());
+    let err = store.get_account("alice@example.com").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unseal { .. }), "{err}");
+    drop(store);
+    // The new key is now the key: a plain open uses it.
+    open(tmp.path()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lost_key_file_with_no_accounts_is_simply_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = open(tmp.path()).await.unwrap();
+    store.create_client_key("laptop").await.unwrap();
+    drop(store);
+    fs::remove_file(tmp.path().join("secret.key")).unwrap();
+    // Client keys are hashes, not sealed: nothing is lost with the key.
+    let store = open(tmp.path()).await.unwrap();
+    assert_eq!(store.list_client_keys().await.unwrap().len(), 1);
 }
 
 #[tokio::test]

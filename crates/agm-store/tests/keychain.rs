@@ -11,7 +11,7 @@ use std::time::Duration;
 use agm_store::keychain::{keychain_answers, keychain_user, os_keychain_status};
 use agm_store::{
     KEYCHAIN_FILE, KEYCHAIN_SERVICE, KeyChoice, KeySource, KeyStore, KeyVault, NewAccount, Secret,
-    Store, StoreError, VaultError,
+    Store, StoreError, StoreOptions, VaultError,
 };
 
 const REFRESH: &str = "1//0gREFRESH-token-that-must-never-leak";
@@ -118,7 +118,11 @@ impl KeyVault for FakeKeychain {
     }
 }
 
-async fn open(dir: &Path, mode: KeyStore, vault: &Arc<FakeKeychain>) -> Result<Store, StoreError> {
+async fn open(
+    dir: &Path,
+    mode: impl Into<StoreOptions>,
+    vault: &Arc<FakeKeychain>,
+) -> Result<Store, StoreError> {
     Store::open_sqlite_with_vault(dir, mode, Arc::clone(vault) as Arc<dyn KeyVault>).await
 }
 
@@ -545,16 +549,22 @@ async fn the_real_os_keychain_keeps_the_key() {
     .unwrap();
 }
 
-#[tokio::test]
-async fn a_recorded_entry_gone_from_the_keychain_is_an_error_until_the_user_says_so() {
+/// A data dir whose key is in the keychain, with alice sealed with it, and then the
+/// entry gone: another keychain answers now, or the entry was deleted.
+async fn alice_sealed_with_a_lost_entry() -> (tempfile::TempDir, Arc<FakeKeychain>) {
     let tmp = tempfile::tempdir().unwrap();
     let vault = FakeKeychain::answering();
     let store = open(tmp.path(), KeyStore::Auto, &vault).await.unwrap();
     add_alice(&store).await;
     drop(store);
-
-    // Another keychain answers now (or the entry was deleted): no new key on its own.
     vault.with(|s| s.entries.clear());
+    (tmp, vault)
+}
+
+#[tokio::test]
+async fn a_recorded_entry_gone_from_the_keychain_is_an_error_until_the_user_says_so() {
+    // No new key on its own.
+    let (tmp, vault) = alice_sealed_with_a_lost_entry().await;
     let err = open(tmp.path(), KeyStore::Auto, &vault).await.unwrap_err();
     assert!(
         matches!(err, StoreError::KeychainEntryMissing { .. }),
@@ -563,9 +573,24 @@ async fn a_recorded_entry_gone_from_the_keychain_is_an_error_until_the_user_says
     let message = err.to_string();
     assert!(message.contains("make that one answer"), "{message}");
     assert!(
+        message.contains("run with --force-new-key to start with a new key"),
+        "{message}"
+    );
+    assert_eq!(vault.len(), 0);
+    assert!(!tmp.path().join("secret.key").exists());
+
+    // Deleting the entry's name does not get around it: the accounts are still sealed.
+    fs::remove_file(tmp.path().join(KEYCHAIN_FILE)).unwrap();
+    let err = open(tmp.path(), KeyStore::Auto, &vault).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SealKeyMissing { accounts: 1, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
         message.contains(&format!(
-            "delete {} to start with a new key",
-            tmp.path().join(KEYCHAIN_FILE).display()
+            "expected in the OS keychain entry agm/{}",
+            keychain_user(tmp.path())
         )),
         "{message}"
     );
@@ -573,9 +598,31 @@ async fn a_recorded_entry_gone_from_the_keychain_is_an_error_until_the_user_says
     assert!(!tmp.path().join("secret.key").exists());
 
     // The way out it names: a new key, and the old accounts say they cannot be read.
-    fs::remove_file(tmp.path().join(KEYCHAIN_FILE)).unwrap();
-    let store = open(tmp.path(), KeyStore::Auto, &vault).await.unwrap();
+    let forced = StoreOptions {
+        key_store: KeyStore::Auto,
+        force_new_key: true,
+    };
+    let store = open(tmp.path(), forced, &vault).await.unwrap();
     assert_eq!(store.key_choice(), &KeyChoice::Keychain { created: true });
     let err = alice_refresh(&store).await.unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_forced_new_key_goes_into_the_recorded_entry() {
+    let (tmp, vault) = alice_sealed_with_a_lost_entry().await;
+    let forced = StoreOptions {
+        key_store: KeyStore::Auto,
+        force_new_key: true,
+    };
+    let store = open(tmp.path(), forced, &vault).await.unwrap();
+    assert_eq!(store.key_choice(), &KeyChoice::Keychain { created: true });
+    assert_eq!(store.key_source(), keychain_source(tmp.path()));
+    assert_eq!(vault.len(), 1);
+    assert!(tmp.path().join(KEYCHAIN_FILE).is_file());
+    assert!(!tmp.path().join("secret.key").exists());
+    drop(store);
+    // From then on the new key is simply used.
+    let store = open(tmp.path(), KeyStore::Auto, &vault).await.unwrap();
+    assert_eq!(store.key_choice(), &KeyChoice::Keychain { created: false });
 }

@@ -88,6 +88,21 @@ pub(super) fn revoke(conn: &Connection, id: &str, now: i64) -> Result<bool, Stor
     Ok(changed > 0)
 }
 
+/// Deletes every revoked key's row; returns the ids deleted, oldest first.
+pub(super) fn purge_revoked(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ids = {
+        let mut stmt = tx.prepare(
+            "SELECT id FROM client_keys WHERE revoked_at IS NOT NULL ORDER BY created_at, id",
+        )?;
+        stmt.query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    tx.execute("DELETE FROM client_keys WHERE revoked_at IS NOT NULL", [])?;
+    tx.commit()?;
+    Ok(ids)
+}
+
 /// The active key whose hash is `secret_sha256`. Candidates are narrowed by prefix, then
 /// every candidate's hash is compared in constant time.
 pub(super) fn verify(

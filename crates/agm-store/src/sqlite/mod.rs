@@ -68,11 +68,24 @@ impl SqliteStore {
         self.path.as_deref()
     }
 
-    /// How many accounts there are; `None` if that cannot be read. Blocking.
-    pub(crate) fn count_accounts_blocking(&self) -> Option<i64> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.query_row("SELECT count(*) FROM accounts", [], |row| row.get(0))
-            .ok()
+    /// How many accounts the database file at `path` holds, read without creating or
+    /// changing anything: 0 when there is no such file or no accounts table yet.
+    /// Blocking.
+    pub(crate) fn count_accounts_in(path: &Path) -> Result<i64, StoreError> {
+        if !path.exists() {
+            return Ok(0);
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts'",
+            [],
+            |row| row.get(0),
+        )?;
+        if tables == 0 {
+            return Ok(0);
+        }
+        Ok(conn.query_row("SELECT count(*) FROM accounts", [], |row| row.get(0))?)
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -203,6 +216,10 @@ impl SqliteStore {
 
     pub(crate) async fn revoke_client_key(&self, id: String, now: i64) -> Result<bool, StoreError> {
         self.run(move |c| client_keys::revoke(c, &id, now)).await
+    }
+
+    pub(crate) async fn purge_revoked_client_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.run(client_keys::purge_revoked).await
     }
 
     pub(crate) async fn verify_client_key(
