@@ -19,6 +19,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     config: Option<PathBuf>,
 
+    /// Make a new sealing key if the one the stored accounts are sealed with is gone
+    /// (their tokens stay unreadable: sign them in again). Without it agm refuses.
+    #[arg(long, global = true)]
+    force_new_key: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +37,7 @@ enum Command {
     /// Add, import, export, list, enable, disable or remove Google accounts
     #[command(subcommand)]
     Accounts(commands::accounts::AccountsCommand),
-    /// Create, list or revoke the client API keys clients send to the gateway
+    /// Create, list, revoke or purge the client API keys clients send to the gateway
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
     /// Show, turn on or off, or reset safe mode (requests to the official Gemini API)
@@ -46,7 +51,7 @@ enum Command {
     /// Check whether a newer agm release is out
     #[command(subcommand)]
     Update(commands::update::UpdateCommand),
-    /// Show the audit log: safe mode, account switches, breakers, alerts
+    /// Show the audit log: safe mode, account switches, breakers, account and key changes, alerts
     Audit(commands::audit::AuditArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
     #[command(subcommand)]
@@ -60,6 +65,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.force_new_key {
+        commands::force_new_key();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

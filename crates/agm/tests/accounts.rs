@@ -386,6 +386,14 @@ async fn import_a_refresh_token() {
         stdout(&out),
         "imported alice@demo.agm (project demo-project-alice, tier g1-pro-tier)\n"
     );
+    // A token on the command line works, with a warning (never showing the token).
+    let warning = stderr(&out);
+    assert_eq!(warning.lines().count(), 1, "{warning}");
+    assert!(warning.starts_with("agm: warning: "), "{warning}");
+    for words in ["process list", "shell history", "`--refresh-token -`"] {
+        assert!(warning.contains(words), "{words:?} in {warning}");
+    }
+    assert!(!warning.contains("demo-refresh-alice"), "{warning}");
     let alice = user.account("alice@demo.agm").await;
     assert_eq!(alice["pool"], "antigravity");
 
@@ -415,6 +423,7 @@ async fn import_a_refresh_token() {
         .await;
     assert!(piped.status.success(), "{}", stderr(&piped));
     assert!(stdout(&piped).starts_with("imported bob@demo.agm"));
+    assert_eq!(stderr(&piped), "", "no warning for a token on stdin");
     assert_eq!(user.accounts().await.len(), 2);
 }
 
@@ -422,7 +431,10 @@ async fn import_a_refresh_token() {
 async fn import_refuses_a_bad_token_or_another_account() {
     let user = User::new().await;
     let bad = user
-        .agm(&["accounts", "import", "--refresh-token", "1//0g-not-a-token"])
+        .agm_with_stdin(
+            &["accounts", "import", "--refresh-token", "-"],
+            "1//0g-not-a-token\n",
+        )
         .await;
     let err = user_error(&bad);
     assert!(err.contains("not imported"), "{err}");
@@ -435,14 +447,17 @@ async fn import_refuses_a_bad_token_or_another_account() {
     );
 
     let other = user
-        .agm(&[
-            "accounts",
-            "import",
-            "--refresh-token",
-            "demo-refresh-alice",
-            "--email",
-            "bob@demo.agm",
-        ])
+        .agm_with_stdin(
+            &[
+                "accounts",
+                "import",
+                "--refresh-token",
+                "-",
+                "--email",
+                "bob@demo.agm",
+            ],
+            "demo-refresh-alice\n",
+        )
         .await;
     let err = user_error(&other);
     assert!(
@@ -1006,4 +1021,293 @@ async fn validation_gate_go_and_no_go() {
     let md = std::fs::read_to_string(&markdown).unwrap();
     assert!(md.starts_with("# Project-ID validation gate: NO-GO"));
     assert!(md.contains("| not_found |"), "{md}");
+}
+
+/// `agm audit --kind KIND --json`, oldest first.
+async fn audit_of(user: &User, kind: &str) -> Vec<Value> {
+    let out = user.agm(&["audit", "--kind", kind, "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut rows: Vec<Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    rows.reverse();
+    rows
+}
+
+#[tokio::test]
+async fn revoking_the_last_key_warns_and_purge_deletes_revoked_keys() {
+    let user = User::new().await;
+    let mut keys = Vec::new();
+    for name in ["laptop", "ci"] {
+        let out = user
+            .agm(&["keys", "create", "--name", name, "--json"])
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        keys.push(serde_json::from_str::<Value>(&stdout(&out)).unwrap());
+    }
+    let id = |i: usize| keys[i]["id"].as_str().unwrap().to_owned();
+
+    let first = user.agm(&["keys", "revoke", &id(0)]).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(stderr(&first), "", "another key is still active");
+
+    let last = user.agm(&["keys", "revoke", &id(1)]).await;
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert_eq!(stdout(&last), format!("revoked {}\n", id(1)));
+    let warning = stderr(&last);
+    assert_eq!(warning.lines().count(), 1, "{warning}");
+    for words in [
+        "agm: warning: that was the last active client key",
+        "refuses every client until you create one with `agm keys create`",
+        "agm keys purge",
+    ] {
+        assert!(warning.contains(words), "{words:?} in {warning}");
+    }
+
+    let purge = user.agm(&["keys", "purge"]).await;
+    assert!(purge.status.success(), "{}", stderr(&purge));
+    assert_eq!(stdout(&purge), "purged 2 revoked keys\n");
+    assert!(
+        stderr(&purge).contains("a gateway on a loopback address now serves without keys again"),
+        "{}",
+        stderr(&purge)
+    );
+    assert!(stdout(&user.agm(&["keys", "list"]).await).contains("no client keys"));
+    let again = user.agm(&["keys", "purge"]).await;
+    assert_eq!(stdout(&again), "purged 0 revoked keys\n");
+
+    // A live key survives a purge, and nothing is said about keyless serving.
+    let out = user.agm(&["keys", "create", "--name", "desk"]).await;
+    let desk_secret = stdout(&out).trim().to_owned();
+    let purge = user.agm(&["keys", "purge"]).await;
+    assert_eq!(stdout(&purge), "purged 0 revoked keys\n");
+    assert_eq!(stderr(&purge), "");
+
+    // Every change is in the audit log, by key id, with no secret.
+    let rows = audit_of(&user, "key").await;
+    let events: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["subject"].as_str().unwrap().to_owned(),
+                r["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = [
+        (id(0), "created: name \"laptop\", prefix agm-"),
+        (id(1), "created: name \"ci\", prefix agm-"),
+        (id(0), "revoked: name \"laptop\""),
+        (id(1), "revoked: name \"ci\""),
+    ];
+    for (i, (subject, detail)) in expect.iter().enumerate() {
+        assert_eq!(&events[i].0, subject, "{events:?}");
+        assert!(events[i].1.starts_with(detail), "{events:?}");
+    }
+    let purged: Vec<&String> = events[4..6].iter().map(|(s, _)| s).collect();
+    assert!(
+        purged.contains(&&id(0)) && purged.contains(&&id(1)),
+        "{events:?}"
+    );
+    assert!(events[4].1.starts_with("purged"), "{events:?}");
+    assert_eq!(events.len(), 7, "and the desk key's creation: {events:?}");
+    for (_, detail) in &events {
+        for key in &keys {
+            assert!(
+                !detail.contains(key["secret"].as_str().unwrap()),
+                "{detail}"
+            );
+        }
+        assert!(!detail.contains(&desk_secret), "{detail}");
+    }
+    let table = user.agm(&["audit"]).await;
+    assert!(
+        stdout(&table).contains("revoked: name \"ci\""),
+        "{}",
+        stdout(&table)
+    );
+}
+
+#[tokio::test]
+async fn account_changes_are_audited() {
+    let user = User::new().await;
+    let out = user
+        .agm_with_stdin(
+            &["accounts", "import", "--refresh-token", "-"],
+            "demo-refresh-alice\n",
+        )
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no warning for a token on stdin");
+    let path = user.home.path().join("bob.json");
+    std::fs::write(
+        &path,
+        json!([{"email": "bob@demo.agm", "refresh_token": "demo-refresh-bob"}]).to_string(),
+    )
+    .unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", path.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    for args in [
+        &[
+            "accounts",
+            "disable",
+            "alice@demo.agm",
+            "--reason",
+            "on holiday",
+        ][..],
+        &["accounts", "enable", "alice@demo.agm"],
+        &["accounts", "remove", "bob@demo.agm"],
+    ] {
+        let out = user.agm(args).await;
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let rows = audit_of(&user, "account").await;
+    let events: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["subject"].as_str().unwrap(),
+                r["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "alice@demo.agm imported with `agm accounts import` (pool antigravity)",
+            "bob@demo.agm imported with `agm accounts import` (pool antigravity)",
+            "alice@demo.agm disabled with `agm accounts disable`: on holiday",
+            "alice@demo.agm enabled with `agm accounts enable`",
+            "bob@demo.agm removed with `agm accounts remove`",
+        ]
+    );
+    for row in &rows {
+        assert!(!row.to_string().contains("demo-refresh"), "{row}");
+    }
+}
+
+#[tokio::test]
+async fn export_never_writes_through_a_symbolic_link() {
+    let user = User::new().await;
+    import_demo_accounts(&user).await;
+    let victim = user.home.path().join("victim.txt");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    let link = user.home.path().join("export.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let dangling = user.home.path().join("dangling.json");
+    let nowhere = user.home.path().join("created-through-a-link.json");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+
+    for path in [&link, &dangling] {
+        let out = user
+            .agm(&["accounts", "export", "--file", path.to_str().unwrap()])
+            .await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let last = err.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!(
+                "agm: {} is a symbolic link: agm does not write an export through one; give the path of a new or regular file",
+                path.display()
+            )
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert!(!nowhere.exists());
+
+    // An existing regular file is replaced by a new private one; no temp file is left.
+    let plain = user.home.path().join("plain.json");
+    std::fs::write(&plain, "old").unwrap();
+    std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = user
+        .agm(&["accounts", "export", "--file", plain.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&plain).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
+    assert_eq!(file["accounts"].as_array().unwrap().len(), 2);
+    let names: Vec<String> = std::fs::read_dir(user.home.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+}
+
+#[tokio::test]
+async fn import_reads_only_regular_files_of_bounded_size() {
+    let user = User::new().await;
+    let fifo = user.home.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let dir = user.home.path().to_path_buf();
+    for path in [Path::new("/dev/zero"), fifo.as_path(), dir.as_path()] {
+        let out = tokio::time::timeout(
+            Duration::from_secs(20),
+            user.agm(&["accounts", "import", "--file", path.to_str().unwrap()]),
+        )
+        .await
+        .expect("agm does not wait on the file");
+        let err = user_error(&out);
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "agm: cannot import {}: it is not a regular file (a device, a FIFO or a directory); give the path of a JSON file",
+                path.display()
+            )
+        );
+    }
+    let huge = user.home.path().join("huge.json");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(16 * 1024 * 1024 + 1).unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", huge.to_str().unwrap()])
+        .await;
+    let err = user_error(&out);
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+    assert!(user.accounts().await.is_empty());
+}
+
+#[tokio::test]
+async fn control_characters_from_a_file_are_escaped_on_the_terminal() {
+    let user = User::new().await;
+    let path = user.home.path().join("hostile.json");
+    std::fs::write(
+        &path,
+        json!([
+            {"email": "eve\u{1b}]0;pwned\u{7}\r@x.test", "refresh_token": "demo-refresh-alice"},
+            {"email": "mallory\n@x.test\u{9b}2J"},
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let out = user
+        .agm(&["accounts", "import", "--file", path.to_str().unwrap()])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
+    let report = stdout(&out);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 2, "{report}");
+    assert!(
+        lines[0].starts_with(
+            "refused eve\\x1b]0;pwned\\x07\\r@x.test: the token belongs to alice@demo.agm"
+        ),
+        "{report}"
+    );
+    assert_eq!(
+        lines[1],
+        "refused mallory\\n@x.test\\u{9b}2J: it has no refresh_token"
+    );
 }

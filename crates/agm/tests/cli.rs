@@ -378,3 +378,158 @@ fn update_check_compares_with_the_newest_release() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
 }
+
+#[test]
+fn one_serve_per_data_dir_and_the_other_commands_work_beside_it() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let serve = |port: u16| {
+        command(home.path(), &["serve", "--port", &port.to_string()])
+            .env("AGM_DATA_DIR", &data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let port = free_port();
+    let mut first = serve(port);
+    wait_healthy(&format!("http://127.0.0.1:{port}"));
+
+    let second = command(home.path(), &["serve", "--port", &free_port().to_string()])
+        .env("AGM_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
+    assert_eq!(
+        stderr(&second),
+        format!(
+            "agm: another agm serve (pid {}) is using the data dir {}: stop it first, or give this one another data dir (AGM_DATA_DIR)\n",
+            first.id(),
+            data.display()
+        )
+    );
+    for args in [
+        &["keys", "create"][..],
+        &["keys", "list"],
+        &["accounts", "list"],
+        &["audit"],
+    ] {
+        let out = command(home.path(), args)
+            .env("AGM_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+
+    // However the first one ends, the lock goes with it.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let port = free_port();
+    let mut third = serve(port);
+    wait_healthy(&format!("http://127.0.0.1:{port}"));
+    sigterm(&third);
+    assert_eq!(third.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_lost_seal_key_is_never_replaced_without_force_new_key() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = agm_store::Store::open_sqlite_with(&data, agm_store::KeyStore::File)
+            .await
+            .unwrap();
+        store
+            .upsert_account(agm_store::NewAccount::antigravity(
+                "alice@example.com",
+                "1//0g-sealed",
+            ))
+            .await
+            .unwrap();
+    });
+    let key = data.join("secret.key");
+    std::fs::remove_file(&key).unwrap();
+    let run = |args: &[&str]| {
+        command(home.path(), args)
+            .env("AGM_DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+
+    for args in [
+        &["accounts", "list"][..],
+        &["keys", "list"],
+        &["serve", "--port", "0"],
+    ] {
+        let out = run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for words in [
+            "the seal key is missing",
+            &format!("expected in the key file {}", key.display()),
+            "cannot be read without it",
+            "restore it from a backup",
+            "--force-new-key",
+        ] {
+            assert!(err.contains(words), "{words:?} in {err}");
+        }
+        assert!(!key.exists(), "no new key was made");
+    }
+
+    let forced = run(&["--force-new-key", "keys", "list"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(key.is_file());
+    // The account can still be removed, and then there is nothing sealed to lose.
+    let removed = run(&["accounts", "remove", "alice@example.com"]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    let help = run(&["--help"]);
+    assert!(stdout(&help).contains("--force-new-key"));
+}
+
+#[test]
+fn config_show_masks_every_secret() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("agm.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+api_keys = ["agm-0123456789abcdefSECRET", "short-SECRET"]
+admin_password = "hunter2-hunter2-SECRET"
+
+[google]
+oauth_client_secret = "GOCSPX-client-SECRET-value"
+
+[safe_mode]
+gemini_api_keys = ["AIzaSy-gemini-SECRET-000"]
+
+[storage]
+postgres_url = "postgres://agm:pg-SECRET-password@db.example:5432/agm"
+redis_url = "redis://:redis-SECRET@cache.example:6379/0"
+"#,
+    )
+    .unwrap();
+    let out = agm(
+        home.path(),
+        &["--config", path.to_str().unwrap(), "config", "show"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(!shown.contains("SECRET"), "{shown}");
+    for line in [
+        r#"api_keys = ["#,
+        r#""agm-****","#,
+        r#""****","#,
+        r#"admin_password = "hunt****""#,
+        r#"oauth_client_secret = "GOCS****""#,
+        r#"gemini_api_keys = ["AIza****"]"#,
+        r#"postgres_url = "postgres://agm:****@db.example:5432/agm""#,
+        r#"redis_url = "redis://:****@cache.example:6379/0""#,
+    ] {
+        assert!(shown.contains(line), "{line} in {shown}");
+    }
+    // The built-in OAuth client secret is masked too.
+    let defaults = agm(home.path(), &["config", "show"]);
+    assert!(stdout(&defaults).contains(r#"oauth_client_secret = "GOCS****""#));
+}

@@ -4,11 +4,11 @@
 //! (which picks changes up within seconds). Adding and importing check each account
 //! with Google before anything is saved.
 
-use std::io::Write;
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agm_store::{Account, AccountState, Pool, Store};
+use agm_store::{Account, AccountState, AuditKind, Pool, Store};
 use anyhow::{Context, anyhow, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
@@ -28,7 +28,7 @@ pub enum AccountsCommand {
     Import(ImportArgs),
     /// Print every account with its refresh token, in the JSON `import --file` reads
     Export {
-        /// Write to this file (mode 0600) instead of stdout
+        /// Write to this file (a new file, mode 0600; never through a symbolic link) instead of stdout
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
     },
@@ -92,13 +92,13 @@ pub struct AddArgs {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["refresh_token", "file"])))]
 pub struct ImportArgs {
-    /// A Google refresh token; `-` reads it from stdin (keeps it out of the shell history)
+    /// A Google refresh token; `-` reads it from stdin, which keeps it out of the process list and the shell history
     #[arg(long, value_name = "TOKEN")]
     refresh_token: Option<String>,
     /// Refuse the token unless it belongs to this e-mail
     #[arg(long, value_name = "EMAIL", conflicts_with = "file")]
     email: Option<String>,
-    /// A JSON file: an agm export, a gemini-cli oauth_creds.json, or an Antigravity Manager account file (one or a list)
+    /// A JSON file (at most 16 MiB): an agm export, a gemini-cli oauth_creds.json, or an Antigravity Manager account file (one or a list)
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
 }
@@ -115,10 +115,16 @@ pub async fn run(explicit: Option<&Path>, command: AccountsCommand) -> anyhow::R
         AccountsCommand::Export { file } => export(&workspace.store, file.as_deref()).await,
         AccountsCommand::List { json } => list(&workspace.store, json).await,
         AccountsCommand::Remove { account } => {
-            let name = display_name(&workspace.store, &account).await;
+            let (subject, name) = identify(&workspace.store, &account).await;
             if !workspace.store.remove_account(&account).await? {
                 bail!("no account {account:?} (`agm accounts list` shows the ids and e-mails)");
             }
+            audit(
+                &workspace.store,
+                &subject,
+                "removed with `agm accounts remove`",
+            )
+            .await;
             output::line(&format!("removed {name}"));
             Ok(())
         }
@@ -188,10 +194,7 @@ async fn add(workspace: &Workspace, args: AddArgs) -> anyhow::Result<()> {
         }
     };
     let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
-    output::line(&summary(
-        if saved.created { "added" } else { "updated" },
-        &saved,
-    ));
+    report(&workspace.store, &saved, "added", "add").await;
     Ok(())
 }
 
@@ -201,12 +204,19 @@ async fn import_token(
     email: Option<&str>,
 ) -> anyhow::Result<()> {
     let token = if token == "-" {
+        if std::io::stdin().is_terminal() {
+            output::prompt("Paste the refresh token: ");
+        }
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)
             .context("cannot read the refresh token from stdin")?;
         line.trim().to_owned()
     } else {
+        output::warn(
+            "a refresh token on the command line is visible to other users in the process list and stays in your shell history; \
+             next time give `--refresh-token -` and paste it (or pipe it) on stdin",
+        );
         token.trim().to_owned()
     };
     let google = workspace.google()?;
@@ -214,13 +224,12 @@ async fn import_token(
         .await
         .map_err(|reason| anyhow!("not imported: {reason}; nothing was saved"))?;
     let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
-    output::line(&summary(verb(&saved), &saved));
+    report(&workspace.store, &saved, "imported", "import").await;
     Ok(())
 }
 
 async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_import_file(path)?;
     let file = account_files::parse(&text)
         .map_err(|reason| anyhow!("cannot import {}: {reason}", path.display()))?;
     let total = file.entries.len();
@@ -237,11 +246,15 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
             Ok(entry) => entry,
             Err(bad) => {
                 refused += 1;
-                output::line(&format!("refused {}: {}", bad.label, bad.reason));
+                output::line(&format!(
+                    "refused {}: {}",
+                    output::one_line(&bad.label),
+                    output::one_line(&bad.reason)
+                ));
                 continue;
             }
         };
-        let label = entry.label(index);
+        let label = output::one_line(&entry.label(index)).into_owned();
         if entry.pool == Pool::GeminiApi {
             refused += 1;
             output::line(&format!(
@@ -255,11 +268,12 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
             Ok(verified) => {
                 let saved =
                     verify::save(&workspace.store, verified, entry.pool, entry.state).await?;
-                output::line(&summary(verb(&saved), &saved));
+                report(&workspace.store, &saved, "imported", "import").await;
             }
             Err(reason) => {
                 refused += 1;
-                output::line(&format!("refused {label}: {reason}"));
+                // The reason may repeat the e-mail the file gave.
+                output::line(&format!("refused {label}: {}", output::one_line(&reason)));
             }
         }
     }
@@ -274,11 +288,72 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verb(saved: &Saved) -> &'static str {
-    if saved.created { "imported" } else { "updated" }
+/// The most `accounts import --file` reads: far more than any real account file.
+const IMPORT_FILE_MAX: u64 = 16 * 1024 * 1024;
+
+/// The text of an account file: a regular file (not a device, FIFO or directory) of at
+/// most [`IMPORT_FILE_MAX`] bytes, read through a bounded reader whatever its size says.
+fn read_import_file(path: &Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let not_regular = || {
+        anyhow!(
+            "cannot import {shown}: it is not a regular file (a device, a FIFO or a directory); give the path of a JSON file"
+        )
+    };
+    let too_large = || {
+        anyhow!(
+            "cannot import {shown}: it is larger than 16 MiB, the most `agm accounts import --file` reads; is it really an account file?"
+        )
+    };
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    if !metadata.is_file() {
+        return Err(not_regular());
+    }
+    if metadata.len() > IMPORT_FILE_MAX {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
+    // The same file, as opened (it could have been swapped since).
+    if !file
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?
+        .is_file()
+    {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(IMPORT_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if bytes.len() as u64 > IMPORT_FILE_MAX {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow!("cannot import {shown}: it is not UTF-8 text; give a JSON file"))
 }
 
-/// `added alice@example.com (project p, tier t)`, plus what the user should know.
+/// Records an account saved by `agm accounts <command>` in the audit log, and prints
+/// its summary: `<created>` (e.g. `added`) for a new account, else `updated`.
+async fn report(store: &Store, saved: &Saved, created: &str, command: &str) {
+    let account = &saved.account;
+    let verb = if saved.created { created } else { "updated" };
+    let detail = format!(
+        "{verb} with `agm accounts {command}` (pool {})",
+        account.pool
+    );
+    audit(store, &account.email, &detail).await;
+    output::line(&summary(verb, saved));
+}
+
+/// An `account` audit entry. The subject is the account's e-mail: this is the
+/// operator's own terminal and store.
+async fn audit(store: &Store, subject: &str, detail: &str) {
+    agm_server::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
+}
+
+/// `added alice@example.com (project p, tier t)`, plus what the user should know, as
+/// one line.
 fn summary(verb: &str, saved: &Saved) -> String {
     let account = &saved.account;
     let mut facts = Vec::new();
@@ -310,7 +385,8 @@ fn summary(verb: &str, saved: &Saved) -> String {
             }
         }
     }
-    line
+    // The e-mail, reason and URL came from a file or from Google.
+    output::one_line(&line).into_owned()
 }
 
 async fn export(store: &Store, file: Option<&Path>) -> anyhow::Result<()> {
@@ -324,8 +400,7 @@ async fn export(store: &Store, file: Option<&Path>) -> anyhow::Result<()> {
         Some(path) => {
             let mut text = serde_json::to_string_pretty(&export)?;
             text.push('\n');
-            write_private(path, &text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_private(path, &text)?;
             output::line(&format!(
                 "exported {} account{} to {}",
                 accounts.len(),
@@ -337,23 +412,64 @@ async fn export(store: &Store, file: Option<&Path>) -> anyhow::Result<()> {
     }
 }
 
-/// Writes `text` to `path`, readable by its owner only (also when the file existed).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` as a new file readable by its owner only: written to a new
+/// temporary file (mode 0600) in the same directory, then renamed over `path`. A rename
+/// replaces a link rather than following it, so nothing is ever written through one,
+/// even if a link appears at `path` after the check; a link there is refused.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let shown = path.display();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{shown} is a symbolic link: agm does not write an export through one; give the path of a new or regular file"
+        ),
+        Ok(meta) if !meta.is_file() => {
+            bail!("{shown} is not a regular file; give the path of a new or regular file")
+        }
+        _ => {}
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{shown} does not name a file"))?
+        .to_string_lossy();
+    let (tmp, mut file) = create_temp(dir, &name)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow!(e).context(format!("cannot write {shown}")));
+    }
+    Ok(())
+}
+
+/// A new file `.<name>.<n>.tmp` in `dir`, mode 0600, that did not exist before (never
+/// a link: `create_new` refuses anything already there).
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let seed = std::process::id() ^ OffsetDateTime::now_utc().nanosecond();
+    let mut attempt = 0u32;
+    loop {
+        let tmp = dir.join(format!(".{name}.{:08x}.tmp", seed.wrapping_add(attempt)));
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 /// An account as `list --json` shows it: no token.
@@ -498,16 +614,26 @@ async fn set_state(
     state: AccountState,
     done: &str,
 ) -> anyhow::Result<()> {
+    // `enabled` is what `agm accounts enable` did.
+    let command = done.strip_suffix('d').unwrap_or(done);
+    let detail = match &state {
+        AccountState::Disabled { reason } => {
+            format!("{done} with `agm accounts {command}`: {reason}")
+        }
+        _ => format!("{done} with `agm accounts {command}`"),
+    };
     store.set_account_state(account, state).await?;
-    let name = display_name(store, account).await;
+    let (subject, name) = identify(store, account).await;
+    audit(store, &subject, &detail).await;
     output::line(&format!("{done} {name}"));
     Ok(())
 }
 
-/// `alice@example.com (1a2b3c4d)` when the account can be read, else what the user typed.
-async fn display_name(store: &Store, account: &str) -> String {
+/// The account's e-mail, and `alice@example.com (1a2b3c4d)`, when it can be read; else
+/// what the user typed, twice.
+async fn identify(store: &Store, account: &str) -> (String, String) {
     match store.get_account(account).await {
-        Ok(Some(a)) => format!("{} ({})", a.email, a.id),
-        _ => account.to_owned(),
+        Ok(Some(a)) => (a.email.clone(), format!("{} ({})", a.email, a.id)),
+        _ => (account.to_owned(), account.to_owned()),
     }
 }

@@ -74,7 +74,7 @@ pub async fn run(explicit: Option<&Path>, args: AuditArgs) -> anyhow::Result<()>
     }
     if rows.is_empty() {
         output::note(
-            "no audit events (yet): safe mode, account switches, breakers and alerts are recorded as they happen",
+            "no audit events (yet): safe mode, account switches, breakers, account and key changes and alerts are recorded as they happen",
         );
         return Ok(());
     }

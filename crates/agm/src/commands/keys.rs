@@ -1,9 +1,11 @@
-//! `agm keys create|list|revoke`: the client API keys clients send to the gateway.
-//! The store keeps only a hash of each secret, so a secret is shown once, at creation.
+//! `agm keys create|list|revoke|purge`: the client API keys clients send to the
+//! gateway. The store keeps only a hash of each secret, so a secret is shown once, at
+//! creation. Each change is recorded in the audit log (id, name and prefix; never a
+//! secret).
 
 use std::path::Path;
 
-use agm_store::{ClientKey, Store};
+use agm_store::{AuditKind, ClientKey, Store};
 use anyhow::bail;
 use clap::Subcommand;
 use serde::Serialize;
@@ -34,6 +36,8 @@ pub enum KeysCommand {
         #[arg(value_name = "ID")]
         id: String,
     },
+    /// Delete the revoked keys from the store (with no key left at all, a loopback gateway serves without keys again)
+    Purge,
 }
 
 pub async fn run(explicit: Option<&Path>, command: KeysCommand) -> anyhow::Result<()> {
@@ -42,14 +46,53 @@ pub async fn run(explicit: Option<&Path>, command: KeysCommand) -> anyhow::Resul
     match command {
         KeysCommand::Create { name, json } => create(store, &name, json).await,
         KeysCommand::List { json } => list(store, json).await,
-        KeysCommand::Revoke { id } => {
-            if !store.revoke_client_key(&id).await? {
-                bail!("no active client key {id:?} (`agm keys list` shows the ids)");
-            }
-            output::line(&format!("revoked {}", id.trim()));
-            Ok(())
-        }
+        KeysCommand::Revoke { id } => revoke(store, id.trim()).await,
+        KeysCommand::Purge => purge(store).await,
     }
+}
+
+async fn revoke(store: &Store, id: &str) -> anyhow::Result<()> {
+    let keys = store.list_client_keys().await?;
+    if !store.revoke_client_key(id).await? {
+        bail!("no active client key {id:?} (`agm keys list` shows the ids)");
+    }
+    if let Some(key) = keys.iter().find(|k| k.id == id) {
+        audit(store, key, "revoked").await;
+    }
+    output::line(&format!("revoked {id}"));
+    if !keys.iter().any(|k| k.id != id && k.is_active()) {
+        output::warn(
+            "that was the last active client key: the gateway now refuses every client until you create one with `agm keys create` \
+             (once a gateway has had keys it keeps requiring them; `agm keys purge` deletes the revoked ones)",
+        );
+    }
+    Ok(())
+}
+
+async fn purge(store: &Store) -> anyhow::Result<()> {
+    let keys = store.list_client_keys().await?;
+    let purged = store.purge_revoked_client_keys().await?;
+    for key in keys.iter().filter(|k| purged.contains(&k.id)) {
+        audit(store, key, "purged (a revoked key's row deleted)").await;
+    }
+    let count = purged.len();
+    output::line(&format!(
+        "purged {count} revoked key{}",
+        if count == 1 { "" } else { "s" }
+    ));
+    if keys.len() == count {
+        output::note(
+            "No client key is left: a gateway on a loopback address now serves without keys again \
+             (one on any other address still refuses to start without one).",
+        );
+    }
+    Ok(())
+}
+
+/// A `key` audit entry: the key's id as the subject, its name and prefix in the detail.
+async fn audit(store: &Store, key: &ClientKey, done: &str) {
+    let detail = format!("{done}: name {:?}, prefix {}", key.name, key.prefix);
+    agm_server::safe_mode::append_audit(store, AuditKind::Key, &key.id, &detail).await;
 }
 
 #[derive(Serialize)]
@@ -63,6 +106,7 @@ struct CreatedKey<'a> {
 
 async fn create(store: &Store, name: &str, json: bool) -> anyhow::Result<()> {
     let (key, secret) = store.create_client_key(name).await?;
+    audit(store, &key, "created").await;
     if json {
         output::json(&CreatedKey {
             id: &key.id,
@@ -81,8 +125,8 @@ async fn create(store: &Store, name: &str, json: bool) -> anyhow::Result<()> {
     };
     output::note(&format!(
         "Created client key {}{named}. This is the only time its secret is shown: store it now. \
-         Clients send it as x-api-key or Authorization: Bearer; while any key is active, the gateway \
-         refuses requests without one.",
+         Clients send it as x-api-key or Authorization: Bearer; from now on the gateway refuses \
+         requests without a valid key.",
         key.id
     ));
     Ok(())

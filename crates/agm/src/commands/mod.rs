@@ -18,9 +18,10 @@ pub mod validate;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use agm_server::config::{Config, Env, LoadedConfig, LoggingSection, process_env};
-use agm_store::Store;
+use agm_store::{Store, StoreOptions};
 use anyhow::{Context, bail};
 
 use crate::logging;
@@ -64,7 +65,16 @@ pub fn load_config(explicit: Option<&Path>) -> anyhow::Result<(LoadedConfig, Env
     Ok((loaded, env))
 }
 
+/// `agm --force-new-key`: set once by `main` before any command runs.
+static FORCE_NEW_KEY: AtomicBool = AtomicBool::new(false);
+
+/// Lets every store this process opens replace a lost sealing key (`--force-new-key`).
+pub fn force_new_key() {
+    FORCE_NEW_KEY.store(true, Ordering::Relaxed);
+}
+
 /// Opens the store the config names (SQLite in the data dir); returns the data dir too.
+/// A lost sealing key is replaced only under `--force-new-key`.
 pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, Store)> {
     if config.storage.backend != "sqlite" {
         bail!(
@@ -73,7 +83,11 @@ pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, 
         );
     }
     let data_dir = config.data_dir(env);
-    let store = Store::open_sqlite_with(&data_dir, config.storage.key_store)
+    let options = StoreOptions {
+        key_store: config.storage.key_store,
+        force_new_key: FORCE_NEW_KEY.load(Ordering::Relaxed),
+    };
+    let store = Store::open_sqlite_with(&data_dir, options)
         .await
         .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
     Ok((data_dir, store))

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use agm_server::app::{AppState, bind, serve, shutdown_signal};
+use agm_store::DataDirLock;
 use clap::Args;
 
 use crate::commands::{load_config, open_store};
@@ -30,6 +31,9 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
         config.server.port = port;
     }
     logging::init(&config.logging);
+    // One server per data dir, for as long as this one runs: two would overwrite each
+    // other's writes. The other commands never take the lock.
+    let _lock = DataDirLock::acquire(&config.data_dir(&env))?;
     let (data_dir, store) = open_store(&config, &env).await?;
     let state = Arc::new(
         AppState::new(config, store.clone())?
