@@ -250,6 +250,13 @@ async fn add_signs_in_through_the_loopback_redirect() {
         !contains(&user.data_dir_bytes(), "demo-refresh-bob"),
         "sealed at rest"
     );
+    let audit = audit_of(&user, "account").await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["subject"], "bob@demo.agm");
+    assert_eq!(
+        audit[0]["detail"],
+        "added with `agm accounts add` (pool antigravity)"
+    );
 }
 
 #[tokio::test]
