@@ -32,6 +32,11 @@ pub enum UpstreamError {
         "every Code Assist endpoint's circuit is open for this account (last: {endpoint}); not calling it until the breaker's timeout has passed"
     )]
     CircuitOpen { endpoint: String },
+    /// agm could not build the request (a header value the HTTP client refuses, and the
+    /// like): nothing was sent, so it says nothing about Google, the endpoint or the
+    /// account. Never retried, never counted by a breaker.
+    #[error("agm could not build the request to {endpoint}: {message}")]
+    Local { endpoint: String, message: String },
 }
 
 /// What an upstream failure means for routing and for the client.
@@ -72,6 +77,8 @@ pub enum ErrorClass {
     InvalidApiKey,
     /// An unreadable 200.
     Decode,
+    /// agm's own failure to build the request: nothing reached Google.
+    Local,
 }
 
 /// Delays above this mean the quota is gone, not a per-minute limit.
@@ -177,6 +184,7 @@ impl UpstreamError {
             }
             UpstreamError::InvalidGrant { .. } => return ErrorClass::InvalidGrant,
             UpstreamError::Decode { .. } => return ErrorClass::Decode,
+            UpstreamError::Local { .. } => return ErrorClass::Local,
             UpstreamError::Status { status, error, .. } => (*status, error),
         };
         let reason = error.reason().unwrap_or_default();
@@ -229,7 +237,9 @@ impl UpstreamError {
         match self {
             UpstreamError::Network { .. } | UpstreamError::Decode { .. } => true,
             UpstreamError::Status { status, .. } => *status >= 500,
-            UpstreamError::InvalidGrant { .. } | UpstreamError::CircuitOpen { .. } => false,
+            UpstreamError::InvalidGrant { .. }
+            | UpstreamError::CircuitOpen { .. }
+            | UpstreamError::Local { .. } => false,
         }
     }
 
@@ -243,7 +253,8 @@ impl UpstreamError {
             }
             UpstreamError::InvalidGrant { .. }
             | UpstreamError::Decode { .. }
-            | UpstreamError::CircuitOpen { .. } => false,
+            | UpstreamError::CircuitOpen { .. }
+            | UpstreamError::Local { .. } => false,
         }
     }
 }

@@ -670,7 +670,11 @@ impl GoogleClient {
                 continue;
             }
             let result = call(base).await;
-            if let Some(gate) = gate {
+            // A request agm could not build never reached the endpoint: its breaker
+            // hears nothing, neither a failure nor a success.
+            if let Some(gate) = gate
+                && !matches!(result, Err(UpstreamError::Local { .. }))
+            {
                 gate.record(
                     base,
                     match &result {
@@ -744,6 +748,13 @@ pub(crate) fn decode<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, U
 }
 
 pub(crate) fn network(url: &str, err: &reqwest::Error) -> UpstreamError {
+    if err.is_builder() {
+        // Nothing was sent: a value (a header, the URL) the HTTP client refuses.
+        return UpstreamError::Local {
+            endpoint: url.to_owned(),
+            message: err.to_string(),
+        };
+    }
     let message = if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {

@@ -263,7 +263,8 @@ fn redact(err: UpstreamError, api_key: &str) -> UpstreamError {
     let mut err = err;
     match &mut err {
         UpstreamError::Network { endpoint, message }
-        | UpstreamError::Decode { endpoint, message } => {
+        | UpstreamError::Decode { endpoint, message }
+        | UpstreamError::Local { endpoint, message } => {
             scrub(endpoint);
             scrub(message);
         }

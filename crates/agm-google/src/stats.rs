@@ -208,6 +208,7 @@ pub fn error_class_name(class: &ErrorClass) -> &'static str {
         ErrorClass::InvalidGrant => "invalid_grant",
         ErrorClass::InvalidApiKey => "invalid_api_key",
         ErrorClass::Decode => "decode",
+        ErrorClass::Local => "local",
     }
 }
 

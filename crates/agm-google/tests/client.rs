@@ -403,3 +403,47 @@ async fn the_gate_skips_open_circuits_and_hears_each_outcome() {
     assert!(matches!(err, UpstreamError::CircuitOpen { .. }), "{err:?}");
     assert_eq!(sim.count(SimMethod::GenerateContent), 1);
 }
+
+/// A request agm cannot build (a CR/LF in the code-assist `User-Agent`, which carries
+/// the model name) is agm's own failure: nothing is sent, no endpoint is tried after
+/// it, and no breaker hears of it. Before, it was a "network" failure that opened
+/// every account's circuits.
+#[tokio::test]
+async fn a_request_agm_cannot_build_is_local_and_blames_no_endpoint() {
+    let sim = Sim::demo().start().await.unwrap();
+    let second = Sim::demo().start().await.unwrap();
+    let google = GoogleClient::new(config(
+        vec![sim.base_url(), second.base_url()],
+        &sim.base_url(),
+    ))
+    .unwrap();
+    let token = google
+        .refresh("demo-refresh-bob")
+        .await
+        .unwrap()
+        .access_token;
+    let gate = RecordingGate::default();
+    let user_agent = "GeminiCLI/0.21.0/gemini-2.5-flash\r\nX-Evil: 1 (linux; x64)";
+    let endpoint = sim.base_url();
+    let auth = CallAuth {
+        gate: Some(&gate),
+        code_assist: Some(agm_google::CodeAssistStyle {
+            endpoint: &endpoint,
+            user_agent,
+        }),
+        ..CallAuth::bearer(&token)
+    };
+    let err = google
+        .generate(auth, &envelope("demo-project-bob", "hi"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, UpstreamError::Local { .. }), "{err:?}");
+    assert_eq!(err.class(0), agm_google::ErrorClass::Local);
+    assert!(!err.breaks_circuit() && !err.tries_next_endpoint());
+    assert!(
+        gate.outcomes.lock().unwrap().is_empty(),
+        "the breaker hears nothing: the endpoint was never reached"
+    );
+    assert_eq!(sim.count(SimMethod::GenerateContent), 0, "nothing was sent");
+    assert_eq!(second.count(SimMethod::GenerateContent), 0);
+}

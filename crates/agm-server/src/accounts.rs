@@ -262,8 +262,9 @@ impl AccountPool {
         if slots.is_empty() {
             let all: Vec<Account> = self
                 .store
-                .list_accounts()
+                .list_accounts_lenient()
                 .await?
+                .0
                 .into_iter()
                 .filter(|a| a.pool == pool)
                 .collect();
@@ -326,7 +327,7 @@ impl AccountPool {
                 Ok(lease) => return Ok(lease),
                 Err(reason) => {
                     tracing::warn!(account = %slot.email, %reason, "account skipped");
-                    reasons.push(format!("{}: {reason}", slot.email));
+                    reasons.push(format!("account {}: {reason}", slot.id));
                     skipped.push(slot.id.clone());
                 }
             }
@@ -428,6 +429,28 @@ impl AccountPool {
         .await;
     }
 
+    /// An account whose sealed tokens cannot be opened (a damaged row, or one sealed with
+    /// another key) is turned off, with the reason and an audit entry, so that the other
+    /// accounts keep serving. Called with the snapshot lock held: touches no snapshot.
+    async fn disable_unreadable(&self, bad: &agm_store::UnreadableAccount) {
+        tracing::error!(account = %bad.email, error = %bad.error, "account disabled: its stored tokens cannot be read");
+        let reason = "its stored tokens cannot be decrypted with this data dir's seal key (the key changed, or the row is damaged); sign in again with `agm accounts add`, then `agm accounts enable`";
+        let state = AccountState::Disabled {
+            reason: reason.to_owned(),
+        };
+        if let Err(e) = self.store.set_account_state(&bad.id, state).await {
+            tracing::warn!(account = %bad.email, error = %e, "could not disable the account");
+        }
+        self.selector.unbind_account(&bad.id);
+        crate::safe_mode::append_audit(
+            &self.store,
+            agm_store::AuditKind::Account,
+            &bad.email,
+            &format!("disabled: {reason}"),
+        )
+        .await;
+    }
+
     /// Forgets the cached access token (after an upstream 401) so the next lease refreshes.
     pub async fn invalidate_token(&self, account_id: &str) {
         if let Some(slot) = self.find(account_id).await {
@@ -462,7 +485,12 @@ impl AccountPool {
         {
             return Ok(s.slots.clone());
         }
-        let accounts = self.store.list_accounts().await?;
+        let (accounts, unreadable) = self.store.list_accounts_lenient().await?;
+        for bad in unreadable {
+            if matches!(bad.state, AccountState::Active) {
+                self.disable_unreadable(&bad).await;
+            }
+        }
         let old: HashMap<String, Arc<AccountSlot>> = guard
             .take()
             .map(|s| {
@@ -544,7 +572,11 @@ impl AccountPool {
             .store
             .get_account(&slot.id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                // The detail (e-mail, key file) is for the operator's log only.
+                tracing::error!(account = %slot.email, error = %e, "cannot read the account");
+                "its stored tokens cannot be read (see the server log)".to_owned()
+            })?
             .ok_or_else(|| "the account was removed".to_owned())?;
         match self.google.refresh(account.refresh_token.expose()).await {
             Ok(grant) => {
@@ -569,19 +601,8 @@ impl AccountPool {
                 let reason = format!(
                     "Google refused the refresh token ({description}); sign in again with `agm accounts add`"
                 );
-                if let Err(e) = self
-                    .store
-                    .set_account_state(
-                        &slot.id,
-                        AccountState::Disabled {
-                            reason: reason.clone(),
-                        },
-                    )
-                    .await
-                {
-                    tracing::warn!(account = %slot.email, error = %e, "could not disable the account");
-                }
-                self.snapshot.write().await.take();
+                // Audited, and its conversations move to other accounts.
+                self.disable(&slot.id, &reason).await;
                 Err(reason)
             }
             Err(e) => Err(format!("token refresh failed: {e}")),
@@ -670,7 +691,15 @@ impl AccountPool {
                 {
                     tracing::warn!(account = %slot.email, error = %err, "could not block the account");
                 }
+                self.selector.unbind_account(&slot.id);
                 self.snapshot.write().await.take();
+                crate::safe_mode::append_audit(
+                    &self.store,
+                    agm_store::AuditKind::Account,
+                    &slot.email,
+                    &format!("blocked: {reason}"),
+                )
+                .await;
                 Err(reason)
             }
             Err(e) => {
@@ -683,13 +712,16 @@ impl AccountPool {
     }
 }
 
+/// Why an account cannot serve, for the client: by id, never by e-mail (other key
+/// holders of a shared gateway must not learn whose accounts these are).
 fn describe_unusable(account: &Account) -> String {
+    let id = &account.id;
     match &account.state {
-        AccountState::Active => format!("{}: active", account.email),
-        AccountState::Disabled { reason } => format!("{} is disabled: {reason}", account.email),
+        AccountState::Active => format!("account {id}: active"),
+        AccountState::Disabled { reason } => format!("account {id} is disabled: {reason}"),
         AccountState::Blocked { reason, url } => match url {
-            Some(url) => format!("{} is blocked: {reason} (open {url})", account.email),
-            None => format!("{} is blocked: {reason}", account.email),
+            Some(url) => format!("account {id} is blocked: {reason} (open {url})"),
+            None => format!("account {id} is blocked: {reason}"),
         },
     }
 }

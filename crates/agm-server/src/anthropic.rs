@@ -51,6 +51,10 @@ impl Conversation for Messages {
         request.is_stream()
     }
 
+    fn counts(request: &MessagesRequest) -> (usize, usize) {
+        (request.messages.len(), request.tools.len())
+    }
+
     fn check(request: &MessagesRequest) -> Result<(), String> {
         if request.messages.is_empty() {
             return Err("messages: at least one message is required".into());
@@ -143,7 +147,10 @@ pub async fn count_tokens(
                 "messages: at least one message is required",
             ));
         }
+        agm_translate::edge::check_model_name(&request.model)
+            .map_err(|e| ApiError::invalid(API, format!("model: {e}")))?;
         let upstream_model = state.models.resolve(&request.model).to_owned();
+        crate::request_log::note_models(&request.model, &upstream_model);
         let counted = count_tokens_to_gemini(&request, &upstream_model)
             .map_err(|e| ApiError::invalid(API, e.to_string()))?;
         let call = UpstreamCall {

@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -50,6 +49,10 @@ pub struct AppState {
     store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
     /// Store keys that verified recently: the hot path does no store I/O.
     verified_keys: VerifiedKeys,
+    /// The request log's queue to its writer.
+    pub request_log: crate::request_log::RequestLog,
+    /// Request bodies held at once (`server.max_inflight_body`).
+    pub body_budget: crate::edge::BodyBudget,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -98,6 +101,8 @@ impl AppState {
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
+            request_log: crate::request_log::RequestLog::default(),
+            body_budget: crate::edge::BodyBudget::new(config.server.max_inflight_body.as_u64()),
             store,
             config,
         })
@@ -113,9 +118,11 @@ impl AppState {
         self
     }
 
-    /// Whether client keys are required: some are configured or created with `agm keys`.
+    /// Whether client keys are required: some are configured, the bind is not loopback,
+    /// or keys were ever created with `agm keys` (revoked ones count: revoking the last
+    /// key must not open the gateway; `agm keys purge` is the way back to keyless).
     async fn keys_required(&self) -> Result<bool, ApiError> {
-        if !self.config_key_hashes.is_empty() {
+        if !self.config_key_hashes.is_empty() || !self.config.server.bind.is_loopback() {
             return Ok(true);
         }
         let cached = *self
@@ -132,7 +139,7 @@ impl AppState {
                 format!("the key store failed: {e}"),
             )
         })?;
-        let has_keys = keys.iter().any(|k| k.revoked_at.is_none());
+        let has_keys = !keys.is_empty();
         *self
             .store_has_keys
             .lock()
@@ -309,6 +316,10 @@ pub fn router(state: SharedState) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::edge::read_body,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
             require_client_key,
         ))
         .layer(DefaultBodyLimit::max(max_body));
@@ -348,7 +359,12 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     };
     let active = match state.accounts.active_count().await {
         Ok(n) => n,
-        Err(e) => return not_ready(e.to_string()),
+        Err(e) => {
+            // The detail can name accounts and files: the log has it, /readyz (which
+            // anyone who reaches the port can read) does not.
+            tracing::error!(error = %e, "readiness: cannot read the accounts");
+            return not_ready("the account store cannot be read; see the server log".into());
+        }
     };
     if safe_mode.active {
         if keys == 0 {
@@ -444,7 +460,15 @@ async fn require_client_key(
 ) -> Response {
     let api = api_of_path(request.uri().path());
     match state.keys_required().await {
-        Ok(false) => return next.run(request).await,
+        Ok(false) => {
+            return match crate::edge::check_keyless(api, request.method(), request.headers()) {
+                Ok(()) => next.run(request).await,
+                Err(e) => {
+                    tracing::info!(route = %request.uri().path(), reason = %e.message, "refused a keyless request");
+                    e.into_response()
+                }
+            };
+        }
         Ok(true) => {}
         Err(e) => return ApiError { api, ..e }.into_response(),
     }
@@ -524,34 +548,53 @@ pub async fn serve(
         Ok(n) => tracing::info!(cooldowns = n, "restored the running cooldowns"),
         Err(e) => tracing::warn!(error = %e, "could not read the stored cooldowns"),
     }
-    let _jobs = crate::jobs::start(&state);
-    let app = router(state);
-    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-    // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's algorithm holds
-    // them back until the client's delayed ACK (~40 ms per stream, seen in bench/).
-    let listener = listener.tap_io(|stream| {
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: draining open requests");
-        let _ = stopped_tx.send(());
-    });
-    let drain_deadline = async move {
-        if stopped_rx.await.is_ok() {
-            tokio::time::sleep(DRAIN_TIMEOUT).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        result = graceful => result.map_err(ServeError::Io),
-        () = drain_deadline => {
+    let jobs = crate::jobs::start(&state);
+    let limits = connection_limits(&state.config);
+    let app = router(state.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let accepting = tokio::spawn(crate::listener::run(listener, app, limits, stop.clone()));
+    shutdown.await;
+    tracing::info!("shutting down: draining open requests");
+    stop.cancel();
+    let drained = match tokio::time::timeout(DRAIN_TIMEOUT, accepting).await {
+        Ok(Ok(result)) => result.map_err(ServeError::Io),
+        Ok(Err(join)) => Err(ServeError::Io(std::io::Error::other(join))),
+        Err(_) => {
             tracing::warn!("open requests did not finish within {DRAIN_TIMEOUT:?}; closing them");
             Ok(())
         }
+    };
+    drop(jobs);
+    state.request_log.flush(&state.store).await;
+    drained
+}
+
+/// The connection limits from `[server]`, with `max_connections` lowered to what the
+/// file-descriptor limit allows (raised to its hard limit first).
+fn connection_limits(config: &Config) -> crate::listener::Limits {
+    /// Descriptors kept for the store, Google connections, logs and the like.
+    const RESERVED_FDS: u64 = 256;
+    let wanted = config.server.max_connections;
+    let max_connections = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+            if room < wanted {
+                tracing::warn!(
+                    fd_limit = limit,
+                    "server.max_connections = {wanted} needs more file descriptors than the process may open; using {room} (raise `ulimit -n`, or LimitNOFILE in a systemd unit)"
+                );
+            }
+            wanted.min(room.max(1))
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read or raise the file-descriptor limit");
+            wanted
+        }
+    };
+    crate::listener::Limits {
+        header_timeout: config.server.header_timeout,
+        idle_timeout: config.server.idle_timeout,
+        max_connections,
     }
 }
 

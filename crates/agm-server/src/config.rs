@@ -56,6 +56,25 @@ pub struct ServerSection {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub max_body: ByteSize,
+    /// More messages (contents, input items) in one request: a 400.
+    pub max_messages: usize,
+    /// More tool (function) declarations in one request: a 400.
+    pub max_tools: usize,
+    /// The request bodies held at once, all requests together; over it a request waits
+    /// briefly, then gets a 503.
+    pub max_inflight_body: ByteSize,
+    /// A request's header block must arrive within this (also how long an idle HTTP/1
+    /// keep-alive connection waits for its next request).
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request body must arrive whole within this.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// A connection with no request in progress is closed after this.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// The most connections open at once; see `crate::listener`.
+    pub max_connections: usize,
     pub language: String,
     /// Send `x-agm-overhead-ms` (the gateway's own time, Google's excluded) on answers.
     pub overhead_header: bool,
@@ -69,7 +88,14 @@ impl Default for ServerSection {
             api_keys: Vec::new(),
             admin_password: String::new(),
             request_timeout: Duration::from_secs(600),
-            max_body: ByteSize::mib(50),
+            max_body: ByteSize::mib(32),
+            max_messages: 10_000,
+            max_tools: 1_000,
+            max_inflight_body: ByteSize::mib(256),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 1024,
             language: "en".into(),
             overhead_header: true,
         }
@@ -513,6 +539,39 @@ impl Config {
                 message: "must be at least 1KiB".into(),
             });
         }
+        if self.server.max_inflight_body < self.server.max_body {
+            return Err(ConfigError::Invalid {
+                key: "server.max_inflight_body",
+                message: format!(
+                    "`{}` is smaller than server.max_body ({}): one largest request must fit",
+                    self.server.max_inflight_body, self.server.max_body
+                ),
+            });
+        }
+        for (key, value) in [
+            ("server.max_messages", self.server.max_messages),
+            ("server.max_tools", self.server.max_tools),
+            ("server.max_connections", self.server.max_connections),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        for (key, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+            ("server.idle_timeout", self.server.idle_timeout),
+        ] {
+            if value < Duration::from_millis(100) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 100ms".into(),
+                });
+            }
+        }
         if self.storage.backend == "postgres" && self.storage.postgres_url.is_empty() {
             return Err(ConfigError::Invalid {
                 key: "storage.postgres_url",
@@ -533,33 +592,6 @@ impl Config {
         }
         xdg_dir(env, "XDG_DATA_HOME", ".local/share").join("agm")
     }
-
-    /// The effective config as TOML with every secret masked (`agm config show`).
-    pub fn to_masked_toml(&self) -> String {
-        let mut shown = self.clone();
-        let mask = |v: &mut Vec<String>| {
-            for key in v.iter_mut() {
-                *key = mask_secret(key);
-            }
-        };
-        mask(&mut shown.server.api_keys);
-        mask(&mut shown.safe_mode.gemini_api_keys);
-        if !shown.server.admin_password.is_empty() {
-            shown.server.admin_password = "********".into();
-        }
-        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
-    }
-}
-
-/// `sk-abcdef123456` → `sk-a…3456`: enough to tell keys apart, not to use one.
-pub fn mask_secret(secret: &str) -> String {
-    let chars: Vec<char> = secret.chars().collect();
-    if chars.len() <= 8 {
-        return "********".into();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
 }
 
 /// `AGM_SERVER__PORT` → (`server`, `port`). Variables without `__` (such as
@@ -626,7 +658,7 @@ mod tests {
         let c = Config::from_toml_and_env("", Path::new("c.toml"), &Env::new()).unwrap();
         assert_eq!(c.server.port, 8045);
         assert_eq!(c.server.bind.to_string(), "127.0.0.1");
-        assert_eq!(c.server.max_body, ByteSize::mib(50));
+        assert_eq!(c.server.max_body, ByteSize::mib(32));
     }
 
     #[test]
@@ -766,18 +798,5 @@ mod tests {
             PathBuf::from("/b.toml")
         );
         assert_eq!(Config::default().data_dir(&e), PathBuf::from("/data"));
-    }
-
-    #[test]
-    fn show_masks_secrets() {
-        let mut c = Config::default();
-        c.server.api_keys = vec!["agm-supersecretvalue".into()];
-        c.safe_mode.gemini_api_keys = vec!["AIzaSyVerySecretKey".into()];
-        c.server.admin_password = "hunter2".into();
-        let shown = c.to_masked_toml();
-        assert!(!shown.contains("supersecret"), "{shown}");
-        assert!(!shown.contains("VerySecret"), "{shown}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("agm-…alue"), "{shown}");
     }
 }

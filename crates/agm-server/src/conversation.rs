@@ -44,6 +44,9 @@ pub trait Conversation: 'static {
     fn is_stream(request: &Self::Request) -> bool;
     /// Checks serde cannot make (non-empty lists and the like), naming the field.
     fn check(request: &Self::Request) -> Result<(), String>;
+    /// How many messages (input items) and tools the client sent, for
+    /// `server.max_messages` and `server.max_tools`.
+    fn counts(request: &Self::Request) -> (usize, usize);
     fn translate(
         request: &Self::Request,
         upstream_model: &str,
@@ -101,7 +104,13 @@ async fn handle<C: Conversation>(
         ));
     }
     C::check(&request).map_err(|message| ApiError::invalid(api, message))?;
+    let (messages, tools) = C::counts(&request);
+    crate::edge::check_limits(api, messages, tools, &state.config.server)?;
+    // The name goes into headers and URLs upstream: refused here, before any call.
+    agm_translate::edge::check_model_name(C::model(&request))
+        .map_err(|e| ApiError::invalid(api, format!("model: {e}")))?;
     let upstream_model = state.models.resolve(C::model(&request)).to_owned();
+    crate::request_log::note_models(C::model(&request), &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
     let attempt = |thinking_as_text: bool| {
         let request = &request;
@@ -117,6 +126,7 @@ async fn handle<C: Conversation>(
                 C::translate(request, upstream_model, &options)
                     .map_err(|e| ApiError::invalid(api, e.to_string()))?
             };
+            crate::edge::check_counts(api, &translated.request, &state.config.server)?;
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut translated.request, upstream_model)
             {

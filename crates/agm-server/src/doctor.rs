@@ -307,7 +307,7 @@ async fn safe_mode_check(loaded: &LoadedConfig, store: &Store) -> Check {
 }
 
 async fn accounts_check(store: &Store) -> Check {
-    let accounts = match store.list_accounts().await {
+    let accounts = match store.list_account_infos().await {
         Ok(a) => a,
         Err(e) => return check("accounts", Status::Fail, e.to_string()),
     };
@@ -323,6 +323,19 @@ async fn accounts_check(store: &Store) -> Check {
         .filter(|a| matches!(a.state, AccountState::Active))
         .count();
     let mut problems = Vec::new();
+    // Tokens that cannot be opened with this data dir's key (a changed key, a damaged
+    // row): the server disables such an account on first use.
+    if let Ok((_, unreadable)) = store.list_accounts_lenient().await {
+        for bad in unreadable
+            .iter()
+            .filter(|b| matches!(b.state, AccountState::Active))
+        {
+            problems.push(format!(
+                "{}'s tokens cannot be decrypted with this seal key (re-add it with `agm accounts add`)",
+                bad.email
+            ));
+        }
+    }
     for a in &accounts {
         match &a.state {
             AccountState::Active => {}

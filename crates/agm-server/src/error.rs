@@ -25,8 +25,14 @@ pub enum ErrorKind {
     InvalidRequest,
     /// 401: missing or unknown client key.
     Authentication,
+    /// 403: a keyless gateway refuses a request from a web page or a foreign host name.
+    PermissionDenied,
     /// 404: unknown model or route.
     NotFound,
+    /// 408: the body did not arrive within `server.body_timeout`.
+    RequestTimeout,
+    /// 415: a keyless gateway takes JSON bodies only.
+    UnsupportedMediaType,
     /// 413: body over `server.max_body`.
     PayloadTooLarge,
     /// 429: every account is rate-limited.
@@ -42,6 +48,31 @@ pub enum ErrorKind {
     /// 500: a bug in agm.
     Internal,
 }
+
+impl ErrorKind {
+    /// A short name, for the request log's `error_class`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid-request",
+            ErrorKind::Authentication => "authentication",
+            ErrorKind::PermissionDenied => "permission-denied",
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::RequestTimeout => "body-timeout",
+            ErrorKind::UnsupportedMediaType => "unsupported-media-type",
+            ErrorKind::PayloadTooLarge => "too-large",
+            ErrorKind::RateLimited => "rate-limited",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::UpstreamFailed => "upstream-failed",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// Put on an error response, for the request log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorName(pub &'static str);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -118,6 +149,11 @@ impl ApiError {
                 format!("cannot reach Google's Cloud Code API: {err}"),
                 None,
             ),
+            ErrorClass::Local => (
+                ErrorKind::Internal,
+                format!("agm could not build the request to Google, so nothing was sent: {err}"),
+                None,
+            ),
             ErrorClass::Decode => (
                 ErrorKind::UpstreamFailed,
                 format!("Google's Cloud Code API sent an answer agm cannot read: {err}"),
@@ -186,7 +222,10 @@ impl ApiError {
         match self.kind {
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Authentication => StatusCode::UNAUTHORIZED,
+            ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Overloaded if self.api == ApiKind::Anthropic => {
@@ -202,8 +241,11 @@ impl ApiError {
     /// Anthropic's `error.type` for this error.
     pub fn anthropic_type(&self) -> &'static str {
         match self.kind {
-            ErrorKind::InvalidRequest => "invalid_request_error",
+            ErrorKind::InvalidRequest
+            | ErrorKind::RequestTimeout
+            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::NotFound => "not_found_error",
             ErrorKind::PayloadTooLarge => "request_too_large",
             ErrorKind::RateLimited => "rate_limit_error",
@@ -214,8 +256,12 @@ impl ApiError {
 
     fn google_status(&self) -> &'static str {
         match self.kind {
-            ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
+            ErrorKind::InvalidRequest
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::UnsupportedMediaType => "INVALID_ARGUMENT",
             ErrorKind::Authentication => "UNAUTHENTICATED",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            ErrorKind::RequestTimeout => "DEADLINE_EXCEEDED",
             ErrorKind::NotFound => "NOT_FOUND",
             ErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
             ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::UpstreamFailed => {
@@ -228,10 +274,13 @@ impl ApiError {
 
     fn openai_type(&self) -> &'static str {
         match self.kind {
-            ErrorKind::InvalidRequest | ErrorKind::PayloadTooLarge | ErrorKind::NotFound => {
-                "invalid_request_error"
-            }
+            ErrorKind::InvalidRequest
+            | ErrorKind::PayloadTooLarge
+            | ErrorKind::NotFound
+            | ErrorKind::RequestTimeout
+            | ErrorKind::UnsupportedMediaType => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
+            ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::RateLimited => "rate_limit_exceeded",
             _ => "api_error",
         }
@@ -257,6 +306,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), axum::Json(self.body())).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorName(self.kind.name()));
         if let Some(delay) = self.retry_after {
             let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {

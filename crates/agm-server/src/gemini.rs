@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-use agm_translate::gemini_api::{prepare_request, session_id, split_model_action};
+use agm_translate::gemini_api::{parse_model_path, prepare_request, session_id};
 use agm_wire::gemini::{Content, GenerateContentRequest, GenerateContentResponse};
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
@@ -53,16 +53,16 @@ async fn handle(
     query: &HashMap<String, String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let Some((model, action)) = split_model_action(path) else {
-        return Err(ApiError::new(
-            API,
-            ErrorKind::NotFound,
-            format!(
-                "no Gemini method at models/{path}: expected models/<model>:generateContent, :streamGenerateContent or :countTokens"
-            ),
-        ));
-    };
+    let (model, action) = parse_model_path(path).map_err(|e| {
+        let kind = if e.is_not_found() {
+            ErrorKind::NotFound
+        } else {
+            ErrorKind::InvalidRequest
+        };
+        ApiError::new(API, kind, e.to_string())
+    })?;
     let upstream_model = state.models.resolve(model).to_owned();
+    crate::request_log::note_models(model, &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
     match action {
         "countTokens" => {
@@ -98,6 +98,7 @@ async fn handle(
             }
             let session = session_id(&request);
             prepare_request(&mut request, &session, &upstream_model);
+            crate::edge::check_counts(API, &request, &state.config.server)?;
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut request, &upstream_model)
             {
@@ -116,7 +117,7 @@ async fn handle(
             }
             let open = within(state, deadline, call.open_stream(state)).await?;
             if query.get("alt").map(String::as_str) == Some("sse") {
-                Ok(sse_response(open))
+                Ok(sse_response(open, deadline))
             } else {
                 json_array_response(open, deadline).await
             }
@@ -154,8 +155,9 @@ fn sse_frame(chunk: &GenerateContentResponse) -> Bytes {
 }
 
 /// Upstream chunks as Gemini SSE, unwrapped from the Cloud Code envelope. A broken
-/// upstream ends the stream with an error object, as Google's own API does.
-fn sse_response(open: OpenStream) -> Response {
+/// upstream ends the stream with an error object, as Google's own API does, and so
+/// does the request's deadline (an upstream that stalls after its first chunk).
+fn sse_response(open: OpenStream, deadline: Instant) -> Response {
     let OpenStream {
         first,
         rest,
@@ -169,17 +171,18 @@ fn sse_response(open: OpenStream) -> Response {
             .map(|c| Ok::<_, Infallible>(sse_frame(&c.response)))
             .collect::<Vec<_>>(),
     );
-    let tail = rest.map(move |item| {
-        // The account counts the stream as in flight until it ends.
-        let _in_flight = &lease;
-        Ok::<_, Infallible>(match item {
-            Ok(chunk) => sse_frame(&chunk.response),
-            Err(err) => {
-                let error = json!({"error": {"code": 502, "message": format!("the upstream stream broke: {}", err.message()), "status": "UNAVAILABLE"}});
-                Bytes::from(format!("data: {error}\r\n\r\n"))
-            }
-        })
-    });
+    // The lease keeps the account's in-flight count up until the stream ends.
+    let tail = futures_util::stream::unfold(Some((rest, lease)), move |state| async move {
+        let (mut rest, lease) = state?;
+        let frame = match tokio::time::timeout_at(deadline, rest.next()).await {
+            Ok(None) => return None,
+            Ok(Some(Ok(chunk))) => return Some((sse_frame(&chunk.response), Some((rest, lease)))),
+            Ok(Some(Err(err))) => json!({"error": {"code": 502, "message": format!("the upstream stream broke: {}", err.message()), "status": "UNAVAILABLE"}}),
+            Err(_) => json!({"error": {"code": 504, "message": "the request took longer than server.request_timeout", "status": "DEADLINE_EXCEEDED"}}),
+        };
+        Some((Bytes::from(format!("data: {frame}\r\n\r\n")), None))
+    })
+    .map(Ok::<_, Infallible>);
     let mut response = Response::new(Body::from_stream(head.chain(tail)));
     served.write_headers(response.headers_mut());
     let headers = response.headers_mut();

@@ -27,6 +27,10 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     jobs.spawn(housekeeping(state.clone()));
     jobs.spawn(telemetry(state.clone()));
     jobs.spawn(keep_cooldowns(state.clone()));
+    {
+        let state = state.clone();
+        jobs.spawn(async move { state.request_log.run(state.store.clone()).await });
+    }
     if !state.config.routing.quota_refresh.is_zero() {
         jobs.spawn(refresh_quota(state.clone()));
     }

@@ -5,10 +5,13 @@ mod anthropic;
 mod body;
 mod breaker;
 mod conversation;
+mod edge;
 mod gemini;
+mod listener;
 mod models;
 mod official;
 mod openai;
+mod request_log;
 mod telemetry;
 mod upstream;
 

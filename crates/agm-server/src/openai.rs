@@ -53,6 +53,10 @@ impl Conversation for ChatCompletions {
         request.is_stream()
     }
 
+    fn counts(request: &ChatCompletionRequest) -> (usize, usize) {
+        (request.messages.len(), request.tools.len())
+    }
+
     fn check(request: &ChatCompletionRequest) -> Result<(), String> {
         if request.messages.is_empty() {
             return Err("messages: at least one message is required".into());
@@ -128,6 +132,14 @@ impl Conversation for Responses {
 
     fn is_stream(request: &ResponsesRequest) -> bool {
         request.is_stream()
+    }
+
+    fn counts(request: &ResponsesRequest) -> (usize, usize) {
+        let items = match &request.input {
+            agm_wire::openai::responses::Input::Text(_) => 1,
+            agm_wire::openai::responses::Input::Items(items) => items.len(),
+        };
+        (items, request.tools.len())
     }
 
     fn check(_request: &ResponsesRequest) -> Result<(), String> {

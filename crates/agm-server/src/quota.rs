@@ -42,7 +42,7 @@ pub fn fractions(snapshot: &QuotaSnapshot) -> HashMap<String, f64> {
 /// model map forwards them.
 pub async fn deprecations(store: &Store) -> Result<BTreeMap<String, String>, StoreError> {
     let mut out = BTreeMap::new();
-    for account in store.list_accounts().await? {
+    for account in store.list_account_infos().await? {
         if let Some(snapshot) = load(store, &account.id).await? {
             out.extend(snapshot.deprecated);
         }

@@ -90,21 +90,29 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
+    let logged = request.method() == axum::http::Method::POST && api != "agm";
+    let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let (mut response, upstream_nanos) = UPSTREAM_NANOS
-        .scope(std::cell::Cell::new(0), async move {
+    let ((mut response, upstream_nanos), facts) =
+        crate::request_log::with_facts(UPSTREAM_NANOS.scope(std::cell::Cell::new(0), async move {
             let response = next.run(request).await;
             (response, UPSTREAM_NANOS.with(std::cell::Cell::get))
-        })
+        }))
         .await;
     let elapsed = started.elapsed();
+    let overhead = (upstream_nanos > 0)
+        .then(|| elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos)));
+    if logged {
+        state.request_log.record(log_entry(
+            &path, &route, &response, elapsed, overhead, facts,
+        ));
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!("agm_requests_total", "api" => api, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("agm_request_first_byte_seconds", "api" => api, "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    if upstream_nanos > 0 {
-        let overhead = elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos));
+    if let Some(overhead) = overhead {
         metrics::histogram!("agm_gateway_overhead_seconds", "api" => api, "route" => route)
             .record(overhead.as_secs_f64());
         if state.config.server.overhead_header
@@ -115,6 +123,46 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
         }
     }
     response
+}
+
+/// The request-log row of a finished request (for a stream: when its first byte left).
+fn log_entry(
+    path: &str,
+    route: &str,
+    response: &Response,
+    elapsed: std::time::Duration,
+    overhead: Option<std::time::Duration>,
+    facts: crate::request_log::Facts,
+) -> agm_store::RequestLogEntry {
+    use agm_store::ApiKind as Logged;
+    let api = if path.starts_with("/v1/messages") {
+        Logged::Anthropic
+    } else if path.starts_with("/v1/chat") {
+        Logged::OpenAiChat
+    } else if path.starts_with("/v1/responses") {
+        Logged::OpenAiResponses
+    } else {
+        Logged::Gemini
+    };
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    agm_store::RequestLogEntry {
+        at: time::OffsetDateTime::now_utc(),
+        api,
+        client_model: facts.client_model.unwrap_or_default(),
+        upstream_model: facts.upstream_model.unwrap_or_default(),
+        account_id: facts.account_id,
+        status: response.status().as_u16(),
+        latency_ms: micros(elapsed) / 1000,
+        input_tokens: 0,
+        output_tokens: 0,
+        error_class: response
+            .extensions()
+            .get::<crate::error::ErrorName>()
+            .map(|e| e.0.to_owned()),
+        route: route.to_owned(),
+        attempts: facts.attempts,
+        overhead_us: overhead.map(micros),
+    }
 }
 
 /// `GET /metrics`.

@@ -197,7 +197,7 @@ impl UpstreamCall<'_> {
                     return Ok(OpenStream {
                         first,
                         rest,
-                        account: lease.email.clone(),
+                        account: lease.account_id.clone(),
                         served: self.served_by(),
                         lease: Some(lease.clone()),
                     });
@@ -473,6 +473,7 @@ impl UpstreamCall<'_> {
             let label = target.label.clone();
             let model = target.model.clone();
             metrics::counter!("api_call_total", "pool" => "gemini-api").increment(1);
+            crate::request_log::note_attempt(None);
             match crate::telemetry::upstream(call(target)).await {
                 Ok(value) => {
                     metrics::counter!("api_call_success_total", "pool" => "gemini-api")
@@ -582,16 +583,20 @@ impl UpstreamCall<'_> {
                 Err(_) if last.is_some() => break,
                 Err(e) => return Err(pool_error(self.api, &e)),
             };
+            // Logs name the account by e-mail (the operator's own); what reaches the
+            // client names it by id only (other key holders share this gateway).
             let account = lease.email.clone();
             let account_id = lease.account_id.clone();
+            let shown = account_id.clone();
             if let Some(from) = previous.replace(account.clone())
                 && from != account
                 && let Some((err, _)) = &last
             {
                 metrics::counter!("agm_account_switches_total").increment(1);
                 let detail = format!(
-                    "{}: moved from {from} after: {}",
+                    "{}: moved from {} after: {}",
                     self.model,
+                    account_hash(&from),
                     agm_google::error_class_name(
                         &err.class(time::OffsetDateTime::now_utc().unix_timestamp())
                     )
@@ -609,6 +614,7 @@ impl UpstreamCall<'_> {
                 });
             }
             calls += 1;
+            crate::request_log::note_attempt(Some(&account_id));
             metrics::counter!("api_call_total", "pool" => "antigravity").increment(1);
             let mut result = crate::telemetry::upstream(call(lease.clone())).await;
             if let Err(err) = &result
@@ -620,6 +626,7 @@ impl UpstreamCall<'_> {
                 state.accounts.omit_project_header(&account_id).await;
                 let without = lease.without_project_header();
                 calls += 1;
+                crate::request_log::note_attempt(Some(&account_id));
                 result = crate::telemetry::upstream(call(without)).await;
             }
             match result {
@@ -702,7 +709,7 @@ impl UpstreamCall<'_> {
                                 }
                                 Decision::BackOff { .. } => {
                                     return Err(ApiError::from_upstream(
-                                        self.api, &err, self.model, &account,
+                                        self.api, &err, self.model, &shown,
                                     ));
                                 }
                                 Decision::Switch {
@@ -731,7 +738,7 @@ impl UpstreamCall<'_> {
                                 rand::random::<f64>(),
                             );
                             if waits >= MAX_WAITS || Instant::now() + delay > wait_until {
-                                last = Some((err, account));
+                                last = Some((err, shown));
                                 break;
                             }
                             waits += 1;
@@ -758,7 +765,7 @@ impl UpstreamCall<'_> {
                         ErrorClass::ValidationRequired { .. } => done_with.push(account_id),
                         ErrorClass::NotFound => {
                             let mut error =
-                                ApiError::from_upstream(self.api, &err, self.model, &account);
+                                ApiError::from_upstream(self.api, &err, self.model, &shown);
                             error.message = format!(
                                 "{}; models agm knows: {}",
                                 error.message,
@@ -768,11 +775,11 @@ impl UpstreamCall<'_> {
                         }
                         _ => {
                             return Err(ApiError::from_upstream(
-                                self.api, &err, self.model, &account,
+                                self.api, &err, self.model, &shown,
                             ));
                         }
                     }
-                    last = Some((err, account));
+                    last = Some((err, shown));
                 }
             }
         }
@@ -847,7 +854,7 @@ fn blames_project_header(err: &UpstreamError, project: &str) -> bool {
 
 fn empty_answer(lease: &Lease) -> UpstreamError {
     UpstreamError::Decode {
-        endpoint: format!("Cloud Code (account {})", lease.email),
+        endpoint: format!("Cloud Code (account {})", lease.account_id),
         message: "Google answered with no content, twice".into(),
     }
 }

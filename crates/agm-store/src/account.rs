@@ -68,6 +68,21 @@ pub struct Account {
     pub updated_at: OffsetDateTime,
 }
 
+/// What can be known of an account without its seal key: everything but the tokens
+/// ([`Store::list_account_infos`](crate::Store::list_account_infos)). Listing accounts
+/// never needs a secret, so an account whose tokens cannot be opened is still shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub id: String,
+    pub email: String,
+    pub pool: Pool,
+    pub project_id: Option<String>,
+    pub tier: Option<String>,
+    pub state: AccountState,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
 /// What [`Store::upsert_account`](crate::Store::upsert_account) adds or updates.
 #[derive(Debug, Clone)]
 pub struct NewAccount {

@@ -22,7 +22,7 @@ mod sqlite;
 mod store;
 mod timestamp;
 
-pub use account::{Account, AccountState, NewAccount, Pool, TokenUpdate};
+pub use account::{Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
 pub use data_dir_lock::{DataDirLock, LOCK_FILE};
@@ -33,4 +33,4 @@ pub use keychain::{
 pub use request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
 pub use seal::{KeySource, Sealer, UnsealError};
 pub use secret::Secret;
-pub use store::{DB_FILE, KEY_FILE, Store, StoreOptions};
+pub use store::{DB_FILE, KEY_FILE, Store, StoreOptions, UnreadableAccount};

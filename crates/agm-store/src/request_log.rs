@@ -31,6 +31,13 @@ pub struct RequestLogEntry {
     pub output_tokens: u64,
     /// A short error classification (`rate-limited`, `upstream-5xx`...), `None` on success.
     pub error_class: Option<String>,
+    /// The route it came in on (`/v1/messages`, `/v1beta/models/{*rest}`, …).
+    pub route: String,
+    /// Upstream calls made for it (retries and fallbacks included).
+    pub attempts: u32,
+    /// agm's own share of the latency (Google's time excluded), in microseconds; `None`
+    /// when no upstream call was made.
+    pub overhead_us: Option<u64>,
 }
 
 /// A recorded request (`at` truncated to the millisecond).

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::account::{Account, AccountState, NewAccount, Pool, TokenUpdate, normalize_email};
+use crate::account::{
+    Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate, normalize_email,
+};
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::client_key::{ClientKey, generate_secret, secret_prefix, secret_sha256};
 use crate::error::StoreError;
@@ -52,6 +54,15 @@ pub struct Store {
     backend: Backend,
     sealer: Arc<Sealer>,
     key_choice: KeyChoice,
+}
+
+/// An account whose sealed tokens cannot be opened ([`Store::list_accounts_lenient`]).
+#[derive(Debug)]
+pub struct UnreadableAccount {
+    pub id: String,
+    pub email: String,
+    pub state: AccountState,
+    pub error: StoreError,
 }
 
 /// Where the data lives. A closed set: PostgreSQL joins for cluster mode.
@@ -182,6 +193,54 @@ impl Store {
             Backend::Sqlite(db) => db.list_accounts().await?,
         };
         rows.into_iter().map(|row| self.open_account(row)).collect()
+    }
+
+    /// Every account without its tokens, oldest first: needs no key, so an account whose
+    /// sealed tokens cannot be opened is listed too.
+    pub async fn list_account_infos(&self) -> Result<Vec<AccountInfo>, StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(db) => db.list_accounts().await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| AccountInfo {
+                id: row.id,
+                email: row.email,
+                pool: row.pool,
+                project_id: row.project_id,
+                tier: row.tier,
+                state: row.state,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+            .collect())
+    }
+
+    /// Every account that can be read, oldest first, and apart from them the accounts
+    /// whose sealed tokens cannot be opened (a damaged row, or sealed with another
+    /// key): one bad account must not take the others down. Each unreadable account
+    /// comes with its id, e-mail and the error.
+    pub async fn list_accounts_lenient(
+        &self,
+    ) -> Result<(Vec<Account>, Vec<UnreadableAccount>), StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(db) => db.list_accounts().await?,
+        };
+        let mut readable = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in rows {
+            let (id, email, state) = (row.id.clone(), row.email.clone(), row.state.clone());
+            match self.open_account(row) {
+                Ok(account) => readable.push(account),
+                Err(error) => unreadable.push(UnreadableAccount {
+                    id,
+                    email,
+                    state,
+                    error,
+                }),
+            }
+        }
+        Ok((readable, unreadable))
     }
 
     /// The account with this id or, failing that, this e-mail (case-insensitive). An
@@ -361,6 +420,20 @@ impl Store {
     pub async fn append_request_log(&self, entry: RequestLogEntry) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(db) => db.append_request_log(entry).await,
+        }
+    }
+
+    /// Appends a batch of request-log entries at once (the server's writer batches them
+    /// off the request path).
+    pub async fn append_request_logs(
+        &self,
+        entries: Vec<RequestLogEntry>,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match &self.backend {
+            Backend::Sqlite(db) => db.append_request_logs(entries).await,
         }
     }
 

@@ -454,7 +454,33 @@ fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
         input_tokens: 1000,
         output_tokens: 50,
         error_class: None,
+        route: "/v1/responses".into(),
+        attempts: 2,
+        overhead_us: Some(180),
     }
+}
+
+#[tokio::test]
+async fn request_log_batches_in_one_go() {
+    let store = Store::open_in_memory().await.unwrap();
+    let at = datetime!(2025-06-01 00:00 UTC);
+    let batch: Vec<RequestLogEntry> = (0..50)
+        .map(|i| RequestLogEntry {
+            overhead_us: None,
+            ..request(at, &format!("m{i}"))
+        })
+        .collect();
+    store.append_request_logs(batch.clone()).await.unwrap();
+    store.append_request_logs(Vec::new()).await.unwrap();
+    let mut stored: Vec<RequestLogEntry> = store
+        .list_request_log(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry)
+        .collect();
+    stored.reverse();
+    assert_eq!(stored, batch, "every field comes back as written");
 }
 
 #[tokio::test]

@@ -53,6 +53,8 @@ enum Command {
     Update(commands::update::UpdateCommand),
     /// Show the audit log: safe mode, account switches, breakers, account and key changes, alerts
     Audit(commands::audit::AuditArgs),
+    /// Show the request log: route, model, account, status, upstream calls, latency per request
+    Logs(commands::logs::LogsArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
     #[command(subcommand)]
     Validate(commands::validate::ValidateCommand),
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
             Command::Validate(cmd) => commands::validate::run(config, cmd).await,
             Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
             Command::Audit(args) => commands::audit::run(config, args).await,
+            Command::Logs(args) => commands::logs::run(config, args).await,
             Command::Env { client } => commands::env::run(config, client).await,
             Command::Update(cmd) => commands::update::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,

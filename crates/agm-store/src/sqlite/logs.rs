@@ -68,23 +68,26 @@ pub(super) fn list_audit(
 }
 
 pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Result<(), StoreError> {
-    conn.execute(
+    let mut stmt = conn.prepare_cached(
         "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, status, \
-         latency_ms, input_tokens, output_tokens, error_class) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            to_millis(entry.at),
-            entry.api.as_str(),
-            entry.client_model,
-            entry.upstream_model,
-            entry.account_id,
-            entry.status,
-            to_i64(entry.latency_ms),
-            to_i64(entry.input_tokens),
-            to_i64(entry.output_tokens),
-            entry.error_class
-        ],
+         latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
+    stmt.execute(params![
+        to_millis(entry.at),
+        entry.api.as_str(),
+        entry.client_model,
+        entry.upstream_model,
+        entry.account_id,
+        entry.status,
+        to_i64(entry.latency_ms),
+        to_i64(entry.input_tokens),
+        to_i64(entry.output_tokens),
+        entry.error_class,
+        entry.route,
+        entry.attempts,
+        entry.overhead_us.map(to_i64),
+    ])?;
     Ok(())
 }
 
@@ -100,6 +103,9 @@ struct RawRequest {
     input_tokens: i64,
     output_tokens: i64,
     error_class: Option<String>,
+    route: String,
+    attempts: i64,
+    overhead_us: Option<i64>,
 }
 
 impl RawRequest {
@@ -116,6 +122,9 @@ impl RawRequest {
             input_tokens: row.get(8)?,
             output_tokens: row.get(9)?,
             error_class: row.get(10)?,
+            route: row.get(11)?,
+            attempts: row.get(12)?,
+            overhead_us: row.get(13)?,
         })
     }
 
@@ -145,6 +154,9 @@ impl RawRequest {
                 input_tokens: count(self.input_tokens),
                 output_tokens: count(self.output_tokens),
                 error_class: self.error_class,
+                route: self.route,
+                attempts: u32::try_from(self.attempts).unwrap_or(0),
+                overhead_us: self.overhead_us.map(count),
             },
         })
     }
@@ -157,7 +169,8 @@ pub(super) fn list_requests(
 ) -> Result<Vec<RequestLogRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, at, api, client_model, upstream_model, account_id, status, latency_ms, \
-         input_tokens, output_tokens, error_class FROM request_log WHERE at >= ?1 \
+         input_tokens, output_tokens, error_class, route, attempts, overhead_us \
+         FROM request_log WHERE at >= ?1 \
          ORDER BY at DESC, id DESC LIMIT ?2",
     )?;
     let raw = stmt

@@ -253,6 +253,22 @@ impl SqliteStore {
         self.run(move |c| logs::append_request(c, &entry)).await
     }
 
+    /// Many entries in one transaction (one fsync for the batch).
+    pub(crate) async fn append_request_logs(
+        &self,
+        entries: Vec<RequestLogEntry>,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            for entry in &entries {
+                logs::append_request(&tx, entry)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     pub(crate) async fn list_request_log(
         &self,
         since: Option<OffsetDateTime>,

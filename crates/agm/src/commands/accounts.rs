@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agm_store::{Account, AccountState, AuditKind, Pool, Store};
+use agm_store::{AccountInfo, AccountState, AuditKind, Pool, Store};
 use anyhow::{Context, anyhow, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
@@ -505,7 +505,8 @@ fn lowest_quota(snapshot: Option<&agm_google::QuotaSnapshot>) -> String {
 }
 
 async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
-    let accounts = store.list_accounts().await?;
+    // No secret is needed to list: an account whose tokens cannot be opened shows too.
+    let accounts = store.list_account_infos().await?;
     let mut quotas = Vec::with_capacity(accounts.len());
     for a in &accounts {
         quotas.push(agm_server::quota::load(store, &a.id).await?);
@@ -580,7 +581,7 @@ async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn listed(a: &Account) -> Listed<'_> {
+fn listed(a: &AccountInfo) -> Listed<'_> {
     Listed {
         id: &a.id,
         email: &a.email,

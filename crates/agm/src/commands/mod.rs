@@ -9,6 +9,7 @@ pub mod demo;
 pub mod doctor;
 pub mod env;
 pub mod keys;
+pub mod logs;
 pub mod quota;
 pub mod safe_mode;
 pub mod serve;
