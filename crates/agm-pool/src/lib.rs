@@ -14,7 +14,11 @@
 //!   and the per-model capacity backoff.
 //! - [`breaker`] (L4): the circuit breaker per endpoint+account.
 //! - [`backoff`]: jittered exponential backoff and the retry budget (`max_wait`).
+//! - [`attempts`] (L5): the routing policy of one request as a pure plan: which account
+//!   (or official-API key) next, when to wait, when to fail, and the side effects to
+//!   perform, decided from each upstream outcome.
 
+pub mod attempts;
 pub mod backoff;
 pub mod breaker;
 pub mod cooldown;
