@@ -79,6 +79,12 @@ pub enum ErrorClass {
     Decode,
     /// agm's own failure to build the request: nothing reached Google.
     Local,
+    /// Google refuses the client version agm reports (the `antigravity/<version>` or
+    /// `GeminiCLI/<version>` User-Agent): "This version of Antigravity is no longer
+    /// supported", "Your current version of Antigravity is out of date". The same for
+    /// every account: not the account's fault, and no other account helps. The fix is
+    /// `[google] antigravity_version` (or `gemini_cli_version`).
+    ClientOutdated,
 }
 
 /// Delays above this mean the quota is gone, not a per-minute limit.
@@ -88,6 +94,19 @@ const QUOTA_DELAY: Duration = Duration::from_secs(5 * 60);
 /// `API_KEY_*` reason (`API_KEY_INVALID`, `API_KEY_EXPIRED`, `API_KEY_SERVICE_BLOCKED`,
 /// …), "API key not valid" / "expired" / "reported as leaked", or the 403 for a call
 /// without a key ("unregistered callers"). `message` is lower-cased.
+/// Google's words for a client version it no longer serves (seen since January 2026:
+/// "This version of Antigravity is no longer supported. Please update to receive the
+/// latest features!", and "Your current version of Antigravity is out of date. Please
+/// visit … to download and install the latest version"). `message` is lower-cased.
+pub fn client_outdated(message: &str) -> bool {
+    message.contains("version")
+        && (message.contains("no longer supported")
+            || message.contains("out of date")
+            || message.contains("is not supported")
+            || message.contains("please upgrade")
+            || message.contains("please update"))
+}
+
 fn api_key_refused(reason: &str, message: &str) -> bool {
     reason.starts_with("API_KEY_")
         || message.contains("api key not valid")
@@ -190,6 +209,9 @@ impl UpstreamError {
         let reason = error.reason().unwrap_or_default();
         let message = error.message.to_ascii_lowercase();
         let delay = self.delay(now_unix);
+        if (400..500).contains(&status) && client_outdated(&message) {
+            return ErrorClass::ClientOutdated;
+        }
         match status {
             429 | 503 | 529
                 if reason == "MODEL_CAPACITY_EXHAUSTED"
@@ -271,6 +293,48 @@ mod tests {
         "metadata": {"model": "gemini-3-flash", "quotaResetDelay": "539.477544ms",
                      "quotaResetTimeStamp": "2025-10-20T19:14:08Z"}},
        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.539477544s"}]}}"#;
+
+    #[test]
+    fn an_outdated_client_version_is_its_own_class() {
+        for (status, message) in [
+            (
+                400,
+                "This version of Antigravity is no longer supported. Please update to receive the latest features!",
+            ),
+            (
+                403,
+                "This version of Antigravity is no longer supported. Please upgrade to receive the latest features.",
+            ),
+            (
+                404,
+                "Your current version of Antigravity is out of date. Please visit https://antigravity.google/download to download and install the latest version.",
+            ),
+        ] {
+            let body = format!(r#"{{"error":{{"code":{status},"message":"{message}"}}}}"#);
+            let e = UpstreamError::from_status("h", status, body.as_bytes(), None);
+            assert_eq!(e.class(0), ErrorClass::ClientOutdated, "{status} {message}");
+            assert!(!e.breaks_circuit());
+        }
+        // Not every mention of a version is about the client's.
+        let other = UpstreamError::from_status(
+            "h",
+            400,
+            br#"{"error":{"code":400,"message":"Invalid value at 'request.model'"}}"#,
+            None,
+        );
+        assert_eq!(other.class(0), ErrorClass::InvalidArgument);
+        let server = UpstreamError::from_status(
+            "h",
+            503,
+            br#"{"error":{"code":503,"message":"This version is no longer supported"}}"#,
+            None,
+        );
+        assert_eq!(
+            server.class(0),
+            ErrorClass::ServerError,
+            "5xx stay server errors"
+        );
+    }
 
     #[test]
     fn retry_info_wins() {

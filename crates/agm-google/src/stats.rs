@@ -209,6 +209,7 @@ pub fn error_class_name(class: &ErrorClass) -> &'static str {
         ErrorClass::InvalidApiKey => "invalid_api_key",
         ErrorClass::Decode => "decode",
         ErrorClass::Local => "local",
+        ErrorClass::ClientOutdated => "client-outdated",
     }
 }
 

@@ -199,6 +199,9 @@ pub struct AccountPool {
     pub breakers: Breakers,
     /// Which account serves the next request, and sticky sessions.
     pub selector: Selector,
+    /// What each account is offered (the living model catalogue): a request goes only
+    /// to an account entitled to its model.
+    pub catalogue: Arc<crate::catalogue::LiveCatalogue>,
     /// Fed with every project-discovery outcome.
     safe_mode: Arc<SafeModeControl>,
     endpoints: Vec<String>,
@@ -221,6 +224,7 @@ impl AccountPool {
             cooldowns: Cooldowns::new(CooldownConfig::default()),
             breakers: Breakers::new(settings.breaker),
             selector: Selector::new(settings.selection),
+            catalogue: Arc::default(),
             safe_mode,
             endpoints: settings
                 .endpoints
@@ -346,6 +350,12 @@ impl AccountPool {
             availability = Availability::CoolingDown { until };
         } else if let Some(until) = self.all_circuits_open(&slot.id, now) {
             availability = Availability::CoolingDown { until };
+        } else if let Some(model) = model
+            && self.catalogue.get().entitled(&slot.id, model) == Some(false)
+        {
+            availability = Availability::Disabled {
+                reason: format!("not offered {model} by Google"),
+            };
         }
         let latency = slot.latency_us.load(Ordering::Relaxed);
         AccountView {

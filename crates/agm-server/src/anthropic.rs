@@ -149,7 +149,7 @@ pub async fn count_tokens(
         }
         agm_translate::edge::check_model_name(&request.model)
             .map_err(|e| ApiError::invalid(API, format!("model: {e}")))?;
-        let upstream_model = state.models.resolve(&request.model).to_owned();
+        let upstream_model = crate::catalogue::resolve(&state, API, &request.model)?.model;
         crate::request_log::note_models(&request.model, &upstream_model);
         let counted = count_tokens_to_gemini(&request, &upstream_model)
             .map_err(|e| ApiError::invalid(API, e.to_string()))?;

@@ -49,6 +49,8 @@ pub struct AppState {
     store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
     /// Store keys that verified recently: the hot path does no store I/O.
     verified_keys: VerifiedKeys,
+    /// Google refusing the client version agm reports.
+    pub version_drift: crate::drift::VersionDrift,
     /// The request log's queue to its writer.
     pub request_log: crate::request_log::RequestLog,
     /// Request bodies held at once (`server.max_inflight_body`).
@@ -102,6 +104,7 @@ impl AppState {
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
             request_log: crate::request_log::RequestLog::default(),
+            version_drift: crate::drift::VersionDrift::default(),
             body_budget: crate::edge::BodyBudget::new(config.server.max_inflight_body.as_u64()),
             store,
             config,
@@ -381,6 +384,9 @@ async fn readyz(State(state): State<SharedState>) -> Response {
         "gemini_api_keys": keys,
         "upstream": if safe_mode.active || active == 0 { "gemini-api" } else { "antigravity" },
         "safe_mode": safe_mode,
+        // Google refusing agm's client version: every Antigravity call fails until
+        // the version in the config is raised.
+        "client_version_refused": state.version_drift.current(),
     }))
     .into_response()
 }
@@ -541,6 +547,11 @@ pub async fn serve(
     // Read the stored safe-mode state before the first request; then follow it.
     if let Err(e) = state.safe_mode.sync().await {
         tracing::warn!(error = %e, "could not read the safe-mode state");
+    }
+    // What each account is offered, as last fetched; kept current while serving.
+    match crate::catalogue::load(&state.store).await {
+        Ok(catalogue) => state.accounts.catalogue.add_stored(&catalogue),
+        Err(e) => tracing::warn!(error = %e, "could not read the stored model lists"),
     }
     // Cooldowns still running when the last process stopped are kept.
     match crate::cooldown_sync::restore(&state.store, &state.accounts.cooldowns).await {

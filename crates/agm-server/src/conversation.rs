@@ -109,13 +109,16 @@ async fn handle<C: Conversation>(
     // The name goes into headers and URLs upstream: refused here, before any call.
     agm_translate::edge::check_model_name(C::model(&request))
         .map_err(|e| ApiError::invalid(api, format!("model: {e}")))?;
-    let upstream_model = state.models.resolve(C::model(&request)).to_owned();
-    crate::request_log::note_models(C::model(&request), &upstream_model);
+    let client_model = C::model(&request);
+    let resolved = crate::catalogue::resolve(state, api, client_model)?;
+    let mut upstream_model = resolved.model;
+    let mut retired = resolved.retired;
+    crate::request_log::note_models(client_model, &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
-    let attempt = |thinking_as_text: bool| {
+    let attempt = |thinking_as_text: bool, upstream_model: String| {
         let request = &request;
-        let upstream_model = &upstream_model;
         async move {
+            let upstream_model = upstream_model.as_str();
             // The cache view is not Send: use it before the first await.
             let mut translated = {
                 let view = state.signatures.at(std::time::Instant::now());
@@ -168,14 +171,34 @@ async fn handle<C: Conversation>(
             ),
         )
     };
-    // A refused thinking signature gets one more try with thinking sent as text.
-    let first_try = tokio::time::timeout_at(deadline, attempt(false))
+    let mut first_try = tokio::time::timeout_at(deadline, attempt(false, upstream_model.clone()))
         .await
         .map_err(|_| timed_out())?;
+    // Google no longer serves the model (retired, or not for this account): learn what
+    // the account is offered now and, if the name resolves elsewhere, try once more.
+    if let Err(e) = &first_try
+        && matches!(e.cause, Some(ErrorClass::NotFound))
+        && let Some(again) = crate::catalogue::after_not_found(
+            state,
+            api,
+            client_model,
+            &upstream_model,
+            crate::request_log::last_account().as_deref(),
+        )
+        .await
+    {
+        upstream_model = again.model;
+        retired = again.retired.or_else(|| Some(client_model.to_owned()));
+        crate::request_log::note_models(client_model, &upstream_model);
+        first_try = tokio::time::timeout_at(deadline, attempt(false, upstream_model.clone()))
+            .await
+            .map_err(|_| timed_out())?;
+    }
+    // A refused thinking signature gets one more try with thinking sent as text.
     let (answer, context, session_id, thinking_off) = match first_try {
         Err(e) if matches!(e.cause, Some(ErrorClass::SignatureInvalid)) => {
             tracing::warn!(model = %upstream_model, "thinking signature refused; retrying with thinking as text");
-            tokio::time::timeout_at(deadline, attempt(true))
+            tokio::time::timeout_at(deadline, attempt(true, upstream_model.clone()))
                 .await
                 .map_err(|_| timed_out())??
         }
@@ -191,6 +214,7 @@ async fn handle<C: Conversation>(
                 .remember(&session_id, family, &signatures, std::time::Instant::now());
             let mut response = axum::Json(answer).into_response();
             served.write_headers(response.headers_mut());
+            mark_retired(response.headers_mut(), retired.as_deref());
             mark_thinking_off(response.headers_mut(), thinking_off);
             return Ok(response);
         }
@@ -227,6 +251,7 @@ async fn handle<C: Conversation>(
     }
     let mut response = Response::new(Body::from_stream(body.into_stream()));
     served.write_headers(response.headers_mut());
+    mark_retired(response.headers_mut(), retired.as_deref());
     mark_thinking_off(response.headers_mut(), thinking_off);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -237,6 +262,14 @@ async fn handle<C: Conversation>(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(response)
+}
+
+/// `x-agm-model-retired: <name>` when the model asked for is retired (or no longer
+/// served) and `x-agm-model` names the one that answered instead.
+pub fn mark_retired(headers: &mut axum::http::HeaderMap, retired: Option<&str>) {
+    if let Some(value) = retired.and_then(|r| HeaderValue::from_str(r).ok()) {
+        headers.insert("x-agm-model-retired", value);
+    }
 }
 
 /// `x-agm-thinking: off` when the request went without the thinking the client asked

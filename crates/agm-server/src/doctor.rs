@@ -73,6 +73,7 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
             checks.push(accounts_check(&store).await);
             checks.push(discovery_check(&store).await);
             checks.push(safe_mode_check(loaded, &store).await);
+            checks.push(client_version_check(loaded, &store).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -210,6 +211,29 @@ async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
 
 /// Project discovery as the running server measured it (it writes its telemetry to the
 /// store every minute): attempts, success rate, latency percentiles, errors by class.
+/// Whether Google refused the client version agm reports, as a running server last saw.
+async fn client_version_check(loaded: &LoadedConfig, store: &Store) -> Check {
+    let google = &loaded.config.google;
+    match crate::drift::stored(store).await {
+        Some(refusal) => check(
+            "client version",
+            Status::Fail,
+            format!(
+                "Google refused {} at {} (\"{}\"): {}",
+                refusal.sent, refusal.at, refusal.message, refusal.fix
+            ),
+        ),
+        None => check(
+            "client version",
+            Status::Ok,
+            format!(
+                "antigravity/{}, GeminiCLI/{} (no refusal seen)",
+                google.antigravity_version, google.gemini_cli_version
+            ),
+        ),
+    }
+}
+
 async fn discovery_check(store: &Store) -> Check {
     const NAME: &str = "project discovery";
     let value = match store.get_setting(crate::jobs::DISCOVERY_STATS_KEY).await {

@@ -149,6 +149,11 @@ impl ApiError {
                 format!("cannot reach Google's Cloud Code API: {err}"),
                 None,
             ),
+            ErrorClass::ClientOutdated => (
+                ErrorKind::UpstreamFailed,
+                format!("Google refused the client version agm reports: {google}"),
+                None,
+            ),
             ErrorClass::Local => (
                 ErrorKind::Internal,
                 format!("agm could not build the request to Google, so nothing was sent: {err}"),

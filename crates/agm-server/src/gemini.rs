@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use agm_google::ErrorClass;
 use agm_translate::gemini_api::{parse_model_path, prepare_request, session_id};
 use agm_wire::gemini::{Content, GenerateContentRequest, GenerateContentResponse};
 use axum::body::{Body, Bytes};
@@ -61,7 +62,9 @@ async fn handle(
         };
         ApiError::new(API, kind, e.to_string())
     })?;
-    let upstream_model = state.models.resolve(model).to_owned();
+    let resolved = crate::catalogue::resolve(state, API, model)?;
+    let mut upstream_model = resolved.model;
+    let mut retired = resolved.retired;
     crate::request_log::note_models(model, &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
     match action {
@@ -104,23 +107,66 @@ async fn handle(
             {
                 tracing::debug!(model = %upstream_model, "{note}");
             }
-            let call = UpstreamCall {
-                api: API,
-                model: &upstream_model,
-                request,
+            let mut tries = 0;
+            let (answer, open) = loop {
+                tries += 1;
+                let call = UpstreamCall {
+                    api: API,
+                    model: &upstream_model,
+                    request,
+                };
+                let result = if action == "generateContent" {
+                    within(state, deadline, call.generate(state))
+                        .await
+                        .map(|answer| (Some(answer), None))
+                } else {
+                    within(state, deadline, call.open_stream(state))
+                        .await
+                        .map(|open| (None, Some(open)))
+                };
+                let error = match result {
+                    Ok(done) => break done,
+                    Err(e) => e,
+                };
+                // Google no longer serves the model: learn what the account is offered
+                // now and, if the name resolves elsewhere, try once more.
+                let again = if tries == 1 && matches!(error.cause, Some(ErrorClass::NotFound)) {
+                    crate::catalogue::after_not_found(
+                        state,
+                        API,
+                        model,
+                        &upstream_model,
+                        crate::request_log::last_account().as_deref(),
+                    )
+                    .await
+                } else {
+                    None
+                };
+                let Some(again) = again else {
+                    return Err(error);
+                };
+                request = call.request;
+                upstream_model = again.model;
+                retired = again.retired.or_else(|| Some(model.to_owned()));
+                crate::request_log::note_models(model, &upstream_model);
+                prepare_request(&mut request, &session, &upstream_model);
             };
-            if action == "generateContent" {
-                let (answer, served) = within(state, deadline, call.generate(state)).await?;
+            if let Some((answer, served)) = answer {
                 let mut response = axum::Json(answer.response).into_response();
                 served.write_headers(response.headers_mut());
+                crate::conversation::mark_retired(response.headers_mut(), retired.as_deref());
                 return Ok(response);
             }
-            let open = within(state, deadline, call.open_stream(state)).await?;
-            if query.get("alt").map(String::as_str) == Some("sse") {
-                Ok(sse_response(open, deadline))
+            let Some(open) = open else {
+                return Err(ApiError::new(API, ErrorKind::Internal, "no answer"));
+            };
+            let mut response = if query.get("alt").map(String::as_str) == Some("sse") {
+                sse_response(open, deadline)
             } else {
-                json_array_response(open, deadline).await
-            }
+                json_array_response(open, deadline).await?
+            };
+            crate::conversation::mark_retired(response.headers_mut(), retired.as_deref());
+            Ok(response)
         }
         other => Err(ApiError::new(
             API,

@@ -151,33 +151,11 @@ async fn refresh_quota(state: SharedState) {
         // First after one interval: at start the stored snapshots are used.
         tokio::time::sleep(every).await;
         let accounts = state.accounts.active_accounts().await.unwrap_or_default();
+        // The quota and the model catalogue come from one call per account.
+        let refresher = crate::catalogue::Refresher::new(&state);
         for (id, email) in accounts {
-            let lease = match state.accounts.lease_for(&id).await {
-                Ok(lease) => lease,
-                Err(reason) => {
-                    tracing::debug!(account = %email, %reason, "no quota refresh");
-                    continue;
-                }
-            };
-            match state
-                .google
-                .quota_snapshot(
-                    &lease.access_token,
-                    &lease.project,
-                    time::OffsetDateTime::now_utc(),
-                )
-                .await
-            {
-                Ok(snapshot) => {
-                    state
-                        .accounts
-                        .set_quota(&id, crate::quota::fractions(&snapshot))
-                        .await;
-                    if let Err(e) = crate::quota::save(&state.store, &id, &snapshot).await {
-                        tracing::debug!(account = %email, error = %e, "could not store the quota");
-                    }
-                }
-                Err(e) => tracing::debug!(account = %email, error = %e, "quota refresh failed"),
+            if let Err(reason) = refresher.refresh(&id).await {
+                tracing::debug!(account = %email, %reason, "quota refresh failed");
             }
         }
     }

@@ -4,6 +4,7 @@
 mod anthropic;
 mod body;
 mod breaker;
+pub mod catalogue;
 mod conversation;
 mod edge;
 mod gemini;
@@ -20,6 +21,7 @@ pub mod app;
 pub mod config;
 pub mod cooldown_sync;
 pub mod doctor;
+pub mod drift;
 pub mod error;
 pub mod jobs;
 pub mod quota;

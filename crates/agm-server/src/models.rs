@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::SharedState;
+use crate::catalogue::{Listed, listing};
 use crate::error::{ApiError, ApiKind, ErrorKind};
 
 /// A fixed date for `created`: the catalog is agm's, not a model release history.
@@ -26,84 +27,108 @@ fn display_name(id: &str) -> String {
         .join(" ")
 }
 
-/// One model in every SDK's shape at once.
-fn entry(id: &str) -> Value {
+/// One model in every SDK's shape at once, with agm's own facts under `agm`: the
+/// accounts offered it, or, for an alias, the model it resolves to now.
+fn entry(listed: &Listed) -> Value {
+    let id = listed.id.as_str();
+    let name = listed
+        .display_name
+        .clone()
+        .unwrap_or_else(|| display_name(id));
     json!({
         "id": id,
         "object": "model",
         "created": CREATED,
         "owned_by": "agm",
         "type": "model",
-        "display_name": display_name(id),
+        "display_name": name,
         "created_at": CREATED_AT,
         "name": format!("models/{id}"),
-        "displayName": display_name(id),
+        "displayName": name,
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "agm": agm_facts(listed),
     })
 }
 
-fn gemini_entry(id: &str) -> Value {
+fn agm_facts(listed: &Listed) -> Value {
+    match &listed.resolves_to {
+        Some(target) => json!({"alias_of": target}),
+        None => json!({"accounts": listed.accounts}),
+    }
+}
+
+fn gemini_entry(listed: &Listed) -> Value {
+    let id = listed.id.as_str();
     json!({
         "name": format!("models/{id}"),
-        "displayName": display_name(id),
+        "displayName": listed.display_name.clone().unwrap_or_else(|| display_name(id)),
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "agm": agm_facts(listed),
     })
 }
 
-/// `GET /v1/models`.
+/// `GET /v1/models`: what the pool can serve now, and the client names that resolve
+/// to it (the living catalogue; the built-in table before the first fetch).
 pub async fn list(State(state): State<SharedState>) -> Response {
-    let ids = state.models.listed();
-    let data: Vec<Value> = ids.iter().map(|id| entry(id)).collect();
+    let listed = listing(&state);
+    let data: Vec<Value> = listed.iter().map(entry).collect();
     axum::Json(json!({
         "object": "list",
         "data": data,
         "has_more": false,
-        "first_id": ids.first(),
-        "last_id": ids.last(),
+        "first_id": listed.first().map(|l| &l.id),
+        "last_id": listed.last().map(|l| &l.id),
         "models": data,
     }))
     .into_response()
 }
 
-/// `GET /v1/models/{id}`.
+/// `GET /v1/models/{id}`: a listed model, or any name that resolves to one.
 pub async fn get_one(State(state): State<SharedState>, Path(id): Path<String>) -> Response {
-    let id = id.strip_prefix("models/").unwrap_or(&id);
-    if state.models.listed().contains(&id) {
-        axum::Json(entry(id)).into_response()
-    } else {
-        unknown(&state, ApiKind::OpenAi, id).into_response()
+    match find(&state, ApiKind::OpenAi, &id) {
+        Ok(listed) => axum::Json(entry(&listed)).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
 /// `GET /v1beta/models`.
 pub async fn gemini_list(State(state): State<SharedState>) -> Response {
-    let models: Vec<Value> = state
-        .models
-        .listed()
-        .into_iter()
-        .map(gemini_entry)
-        .collect();
+    let models: Vec<Value> = listing(&state).iter().map(gemini_entry).collect();
     axum::Json(json!({ "models": models })).into_response()
 }
 
 /// `GET /v1beta/models/{id}`.
 pub async fn gemini_get(State(state): State<SharedState>, Path(id): Path<String>) -> Response {
-    let id = id.strip_prefix("models/").unwrap_or(&id);
-    if state.models.listed().contains(&id) {
-        axum::Json(gemini_entry(id)).into_response()
-    } else {
-        unknown(&state, ApiKind::Google, id).into_response()
+    match find(&state, ApiKind::Google, &id) {
+        Ok(listed) => axum::Json(gemini_entry(&listed)).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
-/// The 404 for a model agm does not know, listing the ones it does.
-pub fn unknown(state: &SharedState, api: ApiKind, id: &str) -> ApiError {
-    ApiError::new(
-        api,
-        ErrorKind::NotFound,
-        format!(
-            "model {id} not found; available: {}",
-            state.models.listed().join(", ")
-        ),
-    )
+/// The listed entry for `id`, or, for a name that resolves to an offered model, an
+/// alias entry; else the 404 that names the closest models.
+fn find(state: &SharedState, api: ApiKind, id: &str) -> Result<Listed, ApiError> {
+    let id = id.strip_prefix("models/").unwrap_or(id);
+    let listed = listing(state);
+    if let Some(found) = listed.into_iter().find(|l| l.id == id) {
+        return Ok(found);
+    }
+    if state.accounts.catalogue.get().is_empty() {
+        return Err(ApiError::new(
+            api,
+            ErrorKind::NotFound,
+            format!(
+                "model {} not found; available: {}",
+                agm_translate::edge::shown(id),
+                state.models.listed().join(", ")
+            ),
+        ));
+    }
+    let resolved = crate::catalogue::resolve(state, api, id)?;
+    Ok(Listed {
+        id: id.to_owned(),
+        display_name: None,
+        accounts: Vec::new(),
+        resolves_to: Some(resolved.model),
+    })
 }

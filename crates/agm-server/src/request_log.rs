@@ -119,6 +119,14 @@ pub fn note_models(client: &str, upstream: &str) {
     });
 }
 
+/// The account of the current request's last upstream call, if any.
+pub fn last_account() -> Option<String> {
+    FACTS
+        .try_with(|f| f.borrow().account_id.clone())
+        .ok()
+        .flatten()
+}
+
 /// One upstream call, on `account_id` (`None` for the official API).
 pub fn note_attempt(account_id: Option<&str>) {
     let _ = FACTS.try_with(|f| {

@@ -588,6 +588,7 @@ impl UpstreamCall<'_> {
             let account = lease.email.clone();
             let account_id = lease.account_id.clone();
             let shown = account_id.clone();
+            let lease_pool = lease.pool;
             if let Some(from) = previous.replace(account.clone())
                 && from != account
                 && let Some((err, _)) = &last
@@ -637,6 +638,12 @@ impl UpstreamCall<'_> {
                         .accounts
                         .cooldowns
                         .record_success(&account_id, self.model);
+                    // The first success of an account whose models are not known yet:
+                    // learn them on the side (one fetchAvailableModels).
+                    state.version_drift.clear(&state.store);
+                    if !state.accounts.catalogue.get().knows(&account_id) {
+                        crate::catalogue::Refresher::new(state).learn_in_background(&account_id);
+                    }
                     if state.safe_mode.is_active() {
                         // A safe-mode probe served by an account whose project was
                         // cached: the Antigravity path works again.
@@ -763,13 +770,45 @@ impl UpstreamCall<'_> {
                             done_with.push(account_id);
                         }
                         ErrorClass::ValidationRequired { .. } => done_with.push(account_id),
-                        ErrorClass::NotFound => {
+                        ErrorClass::ClientOutdated => {
+                            // Every account would get the same: no retry, no blame.
+                            let google = &state.config.google;
+                            let (sent, fix) = crate::drift::fix_for(
+                                lease_pool,
+                                &google.antigravity_version,
+                                &google.gemini_cli_version,
+                            );
+                            state.version_drift.record(
+                                &state.store,
+                                crate::drift::Refusal {
+                                    at: time::OffsetDateTime::now_utc()
+                                        .format(&time::format_description::well_known::Rfc3339)
+                                        .unwrap_or_default(),
+                                    pool: lease_pool.to_string(),
+                                    sent,
+                                    message: err.message(),
+                                    fix: fix.clone(),
+                                },
+                            );
                             let mut error =
                                 ApiError::from_upstream(self.api, &err, self.model, &shown);
+                            error.message = format!("{fix}. Google said: {}", err.message());
+                            return Err(error);
+                        }
+                        ErrorClass::NotFound => {
+                            // The caller fetches this account's models again and, if
+                            // the name now resolves elsewhere, retries once.
+                            let mut error =
+                                ApiError::from_upstream(self.api, &err, self.model, &shown);
+                            let known: Vec<String> = crate::catalogue::listing(state)
+                                .into_iter()
+                                .filter(|l| l.resolves_to.is_none())
+                                .map(|l| l.id)
+                                .collect();
                             error.message = format!(
-                                "{}; models agm knows: {}",
+                                "{}; models the pool offers: {}",
                                 error.message,
-                                state.models.listed().join(", ")
+                                known.join(", ")
                             );
                             return Err(error);
                         }

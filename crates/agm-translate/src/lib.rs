@@ -19,6 +19,7 @@
 //!   names, header values).
 
 pub mod anthropic;
+pub mod catalogue;
 pub mod common;
 pub mod edge;
 pub mod error;

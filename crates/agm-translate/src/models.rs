@@ -33,6 +33,10 @@ pub const DEFAULT_MODEL_MAP: &[(&str, &str)] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelMap {
+    /// The user's own `[models.map]` entries: exact names, then patterns (most
+    /// specific first). They win over the living catalogue (`crate::catalogue`).
+    user_exact: BTreeMap<String, String>,
+    user_patterns: Vec<(String, String)>,
     exact: BTreeMap<String, String>,
     /// Upstream ids Google reports as deprecated → their replacements (from the quota
     /// call's `deprecatedModelIds`), applied after the table.
@@ -58,9 +62,15 @@ impl ModelMap {
         let (patterns, exact): (Vec<_>, Vec<_>) =
             all.into_iter().partition(|(k, _)| k.contains('*'));
         let mut patterns = patterns;
-        patterns
-            .sort_by(|(a, _), (b, _)| literal_len(b).cmp(&literal_len(a)).then_with(|| a.cmp(b)));
+        patterns.sort_by(most_specific_first);
+        let (mut user_patterns, user_exact): (Vec<_>, Vec<_>) = overrides
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| k.contains('*'));
+        user_patterns.sort_by(most_specific_first);
         ModelMap {
+            user_exact: user_exact.into_iter().collect(),
+            user_patterns,
             exact: exact.into_iter().collect(),
             deprecated: BTreeMap::new(),
             patterns,
@@ -71,6 +81,26 @@ impl ModelMap {
     pub fn with_deprecations(mut self, deprecated: BTreeMap<String, String>) -> ModelMap {
         self.deprecated = deprecated;
         self
+    }
+
+    /// The user's own `[models.map]` entry for `client_model`, if it decides: an exact
+    /// entry, or a pattern of the user's that is the most specific match (a more
+    /// specific built-in pattern still beats a user's catch-all, as in [`Self::resolve`]).
+    pub fn configured(&self, client_model: &str) -> Option<&str> {
+        if let Some(target) = self.user_exact.get(client_model) {
+            return Some(target);
+        }
+        if self.exact.contains_key(client_model) {
+            return None;
+        }
+        let (pattern, target) = self
+            .patterns
+            .iter()
+            .find(|(pattern, _)| wildcard_match(pattern, client_model))?;
+        self.user_patterns
+            .iter()
+            .any(|(p, _)| p == pattern)
+            .then_some(target.as_str())
     }
 
     /// The upstream id for `client_model`.
@@ -85,6 +115,11 @@ impl ModelMap {
         };
         // One hop only: a replacement that is itself deprecated is Google's to fix.
         self.deprecated.get(mapped).map_or(mapped, String::as_str)
+    }
+
+    /// The exact client names of the table (built-in and the user's).
+    pub fn exact_names(&self) -> impl Iterator<Item = &str> {
+        self.exact.keys().map(String::as_str)
     }
 
     /// The model names worth listing to clients: every exact name in the table and every
@@ -250,6 +285,12 @@ fn is_claude_like(model: &str) -> bool {
 /// ([`OfficialEquivalents::DEFAULT`]).
 pub fn official_equivalent(upstream_model: &str) -> &str {
     OfficialEquivalents::DEFAULT.resolve(upstream_model)
+}
+
+fn most_specific_first(a: &(String, String), b: &(String, String)) -> std::cmp::Ordering {
+    literal_len(&b.0)
+        .cmp(&literal_len(&a.0))
+        .then_with(|| a.0.cmp(&b.0))
 }
 
 fn literal_len(pattern: &str) -> usize {

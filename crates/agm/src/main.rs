@@ -53,6 +53,8 @@ enum Command {
     Update(commands::update::UpdateCommand),
     /// Show the audit log: safe mode, account switches, breakers, account and key changes, alerts
     Audit(commands::audit::AuditArgs),
+    /// List the models the pool can serve, the accounts offered each, and the names that resolve to it
+    Models(commands::models::ModelsArgs),
     /// Show the request log: route, model, account, status, upstream calls, latency per request
     Logs(commands::logs::LogsArgs),
     /// Run the validation gate: project discovery over time, GO or NO-GO
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
             Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
             Command::Audit(args) => commands::audit::run(config, args).await,
             Command::Logs(args) => commands::logs::run(config, args).await,
+            Command::Models(args) => commands::models::run(config, args).await,
             Command::Env { client } => commands::env::run(config, client).await,
             Command::Update(cmd) => commands::update::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,

@@ -935,6 +935,47 @@ async fn quota_is_fetched_stored_and_printed() {
 }
 
 #[tokio::test]
+async fn models_lists_what_the_pool_is_offered_and_the_names_that_resolve_to_it() {
+    let user = User::new().await;
+    import_demo_accounts(&user).await;
+    // Before any model list is known: the built-in table, with a note saying so.
+    let before = user.agm(&["models"]).await;
+    assert!(before.status.success(), "{}", stderr(&before));
+    assert!(
+        stderr(&before).contains("agm accounts quota"),
+        "{}",
+        stderr(&before)
+    );
+
+    assert!(user.agm(&["accounts", "quota"]).await.status.success());
+    let out = user.agm(&["models", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let models: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let models = models.as_array().unwrap();
+    let pro = models
+        .iter()
+        .find(|m| m["id"] == "gemini-3-pro-high")
+        .unwrap_or_else(|| panic!("{models:?}"));
+    assert_eq!(pro["accounts"].as_array().unwrap().len(), 2, "{pro}");
+    assert!(
+        pro["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "gemini-3.1-pro-preview"),
+        "Gemini CLI's default name resolves to it: {pro}"
+    );
+    let table = stdout(&user.agm(&["models"]).await);
+    assert!(table.starts_with("MODEL"), "{table}");
+    assert!(
+        table.lines().any(
+            |l| l.starts_with("claude-sonnet-4-5 ") && l.contains("claude-sonnet-4-5-20250929")
+        ),
+        "{table}"
+    );
+}
+
+#[tokio::test]
 async fn doctor_reports_each_check() {
     let user = User::new().await;
     import_demo_accounts(&user).await;

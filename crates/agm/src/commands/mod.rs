@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod env;
 pub mod keys;
 pub mod logs;
+pub mod models;
 pub mod quota;
 pub mod safe_mode;
 pub mod serve;
