@@ -554,8 +554,16 @@ impl AccountPool {
 
     async fn prepare(&self, slot: &Arc<AccountSlot>) -> Result<Lease, String> {
         let in_flight = InFlight::start(slot);
-        let access_token = self.access_token(slot).await?;
-        let project = self.project(slot, &access_token).await?;
+        let mut access_token = self.access_token(slot).await?;
+        let project = match self.project(slot, &access_token).await {
+            Ok(project) => project,
+            // Discovery refused the token (it was dropped): once more with a fresh one.
+            Err(_) if slot.token.lock().await.is_none() => {
+                access_token = self.access_token(slot).await?;
+                self.project(slot, &access_token).await?
+            }
+            Err(reason) => return Err(reason),
+        };
         Ok(Lease {
             account_id: slot.id.clone(),
             email: slot.email.clone(),
@@ -713,9 +721,20 @@ impl AccountPool {
                 Err(reason)
             }
             Err(e) => {
-                self.safe_mode
-                    .record_project_failure(&slot.email, &e.to_string())
-                    .await;
+                // A 401 (the token expired early, or was revoked) says nothing about
+                // the project: the token is refreshed on the next lease, and safe mode
+                // does not count it (issue 12: five such 401s turned it on falsely).
+                let counts = e.class().is_none_or(|class| {
+                    agm_pool::attempts::failure(class).counts_against_project()
+                });
+                if counts {
+                    self.safe_mode
+                        .record_project_failure(&slot.email, &e.to_string())
+                        .await;
+                } else {
+                    *slot.token.lock().await = None;
+                    tracing::info!(account = %slot.email, error = %e, "project discovery refused the access token; it is refreshed on the next try");
+                }
                 Err(format!("project discovery failed: {e}"))
             }
         }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod cooldown_sync;
 pub mod doctor;
 pub mod drift;
+mod effects;
 pub mod error;
 pub mod jobs;
 pub mod quota;

@@ -5,18 +5,19 @@
 //! - L2/L3: the account pool picks an account (scheduling, sticky sessions, cooldowns,
 //!   quota protection) with a fresh token and its project.
 //! - L4: each account's calls pass its circuit breakers, one per endpoint.
-//! - L5: the call, with endpoint fallback in the Google client; here the next account
-//!   on an account-level failure (each account once, twice after a 401), a short wait
-//!   on a short rate limit, and jittered backoff on server errors — every wait bounded
-//!   by `routing.max_wait`, the number of upstream calls by [`MAX_UPSTREAM_CALLS`].
+//! - L5: the call, with endpoint fallback in the Google client. What happens after each
+//!   outcome (the next account, the same one with a fresh token, a wait, giving up) is
+//!   the pure plan of `agm_pool::attempts`; [`UpstreamCall::with_accounts`] and
+//!   `with_keys` only execute its steps, and `crate::effects` performs its effects.
 
 use std::time::{Duration, Instant};
 
 use agm_google::{ChunkStream, ErrorClass, UpstreamError};
-use agm_pool::backoff::Backoff;
-use agm_pool::cooldown::{CooldownReason, Decision, Limit};
+use agm_pool::attempts::{
+    self, Failed, Limits, Outcome, Plan, PoolAnswer, RouteFailure, RouteFailureKind, Step,
+};
 use agm_pool::safe_mode::Route;
-use agm_store::{AuditKind, Pool};
+use agm_store::Pool;
 use agm_translate::models::official_is_substitute;
 use agm_wire::cloudcode::{CloudCodeRequest, CloudCodeResponse};
 use agm_wire::gemini::GenerateContentRequest;
@@ -28,27 +29,8 @@ use crate::app::AppState;
 use crate::breaker::AccountGate;
 use crate::error::{ApiError, ApiKind, ErrorKind};
 
-/// At most this many accounts are tried for one request.
-const MAX_ACCOUNTS_PER_REQUEST: usize = 3;
-/// At most this many waits (short rate limits, capacity and server-error backoff, the
-/// soonest reset when every account is limited) per request.
-const MAX_WAITS: usize = 3;
-/// When every account is limited and the first is free again within this, wait for it
-/// (within `routing.max_wait`) instead of answering 429 at once.
-const SHORT_POOL_WAIT: Duration = Duration::from_secs(2);
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
-/// The most upstream generation calls one client request can cause, retries and
-/// fallbacks included (the retry budget: no self-DDoS). Each call may still walk the
-/// configured endpoints in order.
-pub const MAX_UPSTREAM_CALLS: usize = 6;
-/// Backoff before retrying after a server error or a network failure: short, because
-/// the client is waiting; the circuit breaker takes over for longer outages.
-const SERVER_ERROR_BACKOFF: Backoff = Backoff {
-    base: Duration::from_millis(250),
-    cap: Duration::from_secs(4),
-    jitter: agm_pool::backoff::Jitter::Equal,
-};
 
 /// A request bound for one upstream model.
 pub struct UpstreamCall<'a> {
@@ -100,6 +82,7 @@ pub struct OpenStream {
 }
 
 /// The official-API side of a call: which key and model.
+#[derive(Clone)]
 struct OfficialTarget {
     key: String,
     label: String,
@@ -367,23 +350,31 @@ impl UpstreamCall<'_> {
     fn official_target(&self, state: &AppState) -> Result<OfficialTarget, ApiError> {
         let keys = &state.config.safe_mode.gemini_api_keys;
         if keys.is_empty() {
-            return Err(ApiError::new(
-                self.api,
-                ErrorKind::Unavailable,
-                if state.config.routing.enable_antigravity {
-                    "safe mode is on (the Antigravity path keeps failing) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config, or turn safe mode off with `agm safe-mode disable`"
-                } else {
-                    "the Antigravity path is turned off (ENABLE_ANTIGRAVITY_AUTH=false) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config"
-                },
-            ));
+            return Err(self.no_key(state));
         }
-        let model = state.official_models.resolve(self.model).to_owned();
-        let index = state.official_key_cursor.next(keys.len());
-        Ok(OfficialTarget {
-            key: keys[index].clone(),
+        Ok(self.official_target_at(state, state.official_key_cursor.next(keys.len())))
+    }
+
+    /// The official API's key number `index` (in range) and the model for it.
+    fn official_target_at(&self, state: &AppState, index: usize) -> OfficialTarget {
+        OfficialTarget {
+            key: state.config.safe_mode.gemini_api_keys[index].clone(),
             label: format!("gemini-api key {}", index + 1),
-            model,
-        })
+            model: state.official_models.resolve(self.model).to_owned(),
+        }
+    }
+
+    /// The 503 for the official path with no key: how to add one.
+    fn no_key(&self, state: &AppState) -> ApiError {
+        ApiError::new(
+            self.api,
+            ErrorKind::Unavailable,
+            if state.config.routing.enable_antigravity {
+                "safe mode is on (the Antigravity path keeps failing) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config, or turn safe mode off with `agm safe-mode disable`"
+            } else {
+                "the Antigravity path is turned off (ENABLE_ANTIGRAVITY_AUTH=false) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config"
+            },
+        )
     }
 
     fn official_served(&self, target: &OfficialTarget) -> Served {
@@ -446,14 +437,15 @@ impl UpstreamCall<'_> {
         .await
     }
 
-    /// Runs `call` with the official API's keys: the next key after a refused key or
-    /// a rate limit, each key once; the daily cap checked first.
+    /// Runs `call` with the official API's keys, as the routing plan says (next key
+    /// after a refused key, a limit or a fault; a single key retried once after a
+    /// back-off); the daily cap checked first.
     async fn with_keys<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
     where
         F: Fn(OfficialTarget) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
-        let keys = state.config.safe_mode.gemini_api_keys.len().max(1);
+        let keys = state.config.safe_mode.gemini_api_keys.len();
         if let Some(cap) = state.daily_cap.check() {
             return Err(ApiError {
                 retry_after: Some(cap),
@@ -467,49 +459,89 @@ impl UpstreamCall<'_> {
                 )
             });
         }
-        let mut last = None;
-        for _ in 0..keys {
-            let target = self.official_target(state)?;
-            let label = target.label.clone();
-            let model = target.model.clone();
-            metrics::counter!("api_call_total", "pool" => "gemini-api").increment(1);
-            crate::request_log::note_attempt(None);
-            match crate::telemetry::upstream(call(target)).await {
-                Ok(value) => {
-                    metrics::counter!("api_call_success_total", "pool" => "gemini-api")
-                        .increment(1);
-                    return Ok(value);
-                }
-                Err(err) => {
-                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                    tracing::warn!(key = %label, model = %model, error = %err, "official Gemini API call failed");
-                    let next = matches!(
-                        err.class(now),
-                        ErrorClass::InvalidApiKey
-                            | ErrorClass::RateLimited { .. }
-                            | ErrorClass::QuotaExhausted { .. }
-                            | ErrorClass::ServerError
-                            | ErrorClass::Network
-                    );
-                    last = Some((err, label, model));
-                    if !next {
-                        break;
+        if keys == 0 {
+            return Err(self.no_key(state));
+        }
+        let mut plan = Plan::for_keys(
+            Limits::keys(keys, state.config.routing.max_wait),
+            Instant::now(),
+        );
+        let mut turn = plan.start(Instant::now());
+        let mut target: Option<OfficialTarget> = None;
+        let mut value = None;
+        let mut last: Option<(UpstreamError, String, String)> = None;
+        loop {
+            turn = match turn.step {
+                Step::Acquire { exclude } => {
+                    let next = (0..keys)
+                        .map(|_| state.official_key_cursor.next(keys))
+                        .find(|i| !exclude.contains(&key_id(*i)));
+                    match next {
+                        Some(index) => {
+                            target = Some(self.official_target_at(state, index));
+                            plan.acquired(PoolAnswer::Acquired(key_id(index)), Instant::now())
+                        }
+                        None => plan.acquired(PoolAnswer::NoneUsable, Instant::now()),
                     }
                 }
-            }
-        }
-        match last {
-            Some((err, label, model)) => {
-                Err(ApiError::from_upstream(self.api, &err, &model, &label))
-            }
-            None => Err(ApiError::new(
-                self.api,
-                ErrorKind::Unavailable,
-                "no Gemini API key could be tried",
-            )),
+                Step::Call { .. } | Step::RetrySame { .. } => {
+                    let Some(t) = target.as_ref() else {
+                        return Err(ApiError::new(
+                            self.api,
+                            ErrorKind::Internal,
+                            "the routing plan called a key it was not given",
+                        ));
+                    };
+                    let (label, model) = (t.label.clone(), t.model.clone());
+                    metrics::counter!("api_call_total", "pool" => "gemini-api").increment(1);
+                    crate::request_log::note_attempt(None);
+                    match crate::telemetry::upstream(call(t.clone())).await {
+                        Ok(v) => {
+                            metrics::counter!("api_call_success_total", "pool" => "gemini-api")
+                                .increment(1);
+                            value = Some(v);
+                            plan.called(Outcome::Success, Instant::now(), 0.0)
+                        }
+                        Err(err) => {
+                            tracing::warn!(key = %label, model = %model, error = %err, "official Gemini API call failed");
+                            let class = err.class(unix_now());
+                            last = Some((err, label, model));
+                            plan.called(
+                                Outcome::Failed(Failed::new(class)),
+                                Instant::now(),
+                                rand::random(),
+                            )
+                        }
+                    }
+                }
+                Step::Wait(d) => {
+                    crate::telemetry::upstream(tokio::time::sleep(d)).await;
+                    plan.waited(Instant::now())
+                }
+                Step::Done => {
+                    return value.ok_or_else(|| {
+                        ApiError::new(self.api, ErrorKind::Internal, "no answer was kept")
+                    });
+                }
+                Step::Fail(_) => {
+                    return Err(match last {
+                        Some((err, label, model)) => {
+                            ApiError::from_upstream(self.api, &err, &model, &label)
+                        }
+                        None => ApiError::new(
+                            self.api,
+                            ErrorKind::Unavailable,
+                            "no Gemini API key could be tried",
+                        ),
+                    });
+                }
+            };
         }
     }
 
+    /// Runs `call` on the pool's accounts as the routing plan (`agm_pool::attempts`)
+    /// says: this is only its executor. Each step's effects go through
+    /// `crate::effects`; the plan owns every limit and decision.
     async fn with_accounts<T, F, Fut>(
         &self,
         state: &AppState,
@@ -521,318 +553,241 @@ impl UpstreamCall<'_> {
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let session = self.request.session_id.as_deref();
-        let mut last: Option<(UpstreamError, String)> = None;
-        // Accounts this request is done with: each is asked once (twice after a 401,
-        // with a fresh token), so a rate-limited single account is not hammered.
-        let mut done_with: Vec<String> = Vec::new();
-        let mut refreshed: Vec<String> = Vec::new();
-        // Waits on a short rate limit, Google's capacity backoff or a server error,
-        // bounded by max_wait.
-        let wait_until = Instant::now() + state.config.routing.max_wait;
-        let mut waits = 0;
-        let mut calls = 0;
-        let mut previous: Option<String> = None;
-        while done_with.len() < MAX_ACCOUNTS_PER_REQUEST && calls < MAX_UPSTREAM_CALLS {
-            let lease = match crate::telemetry::upstream(state.accounts.acquire_for(
-                pool,
-                Some(self.model),
-                session,
-                &done_with,
-            ))
-            .await
-            {
-                Ok(lease) => lease,
-                Err(PoolError::AllCoolingDown { retry_after, .. })
-                    if retry_after <= SHORT_POOL_WAIT
-                        && Instant::now() + retry_after <= wait_until
-                        && waits < MAX_WAITS =>
-                {
-                    // Every account is limited, but the first is free again in a
-                    // moment: a short wait beats a 429 the client has to retry.
-                    waits += 1;
-                    crate::telemetry::upstream(tokio::time::sleep(retry_after)).await;
+        let mut plan = Plan::new(
+            Limits::accounts(state.config.routing.max_wait),
+            Instant::now(),
+        );
+        let mut turn = plan.start(Instant::now());
+        let mut lease: Option<Lease> = None;
+        let mut last: Option<Failure> = None;
+        let mut pool_err: Option<PoolError> = None;
+        let mut value: Option<T> = None;
+        loop {
+            for effect in std::mem::take(&mut turn.effects) {
+                crate::effects::apply(state, self.model, effect, lease.as_ref(), last.as_ref())
+                    .await;
+            }
+            let (current, without_header) = match turn.step {
+                Step::Acquire { exclude } => {
+                    let answer = match crate::telemetry::upstream(state.accounts.acquire_for(
+                        pool,
+                        Some(self.model),
+                        session,
+                        &exclude,
+                    ))
+                    .await
+                    {
+                        Ok(l) => {
+                            let id = l.account_id.clone();
+                            lease = Some(l);
+                            PoolAnswer::Acquired(id)
+                        }
+                        Err(PoolError::AllCoolingDown { retry_after, .. }) => {
+                            PoolAnswer::AllCoolingDown { retry_after }
+                        }
+                        Err(e) => {
+                            pool_err = Some(e);
+                            PoolAnswer::NoneUsable
+                        }
+                    };
+                    turn = plan.acquired(answer, Instant::now());
                     continue;
                 }
-                Err(PoolError::AllCoolingDown { retry_after, .. }) => {
-                    let now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
-                    let mut error = match &last {
-                        Some((err, account))
-                            if matches!(
-                                err.class(now_unix),
-                                ErrorClass::RateLimited { .. }
-                                    | ErrorClass::QuotaExhausted { .. }
-                                    | ErrorClass::CapacityExhausted { .. }
-                            ) =>
-                        {
-                            ApiError::from_upstream(self.api, err, self.model, account)
-                        }
-                        _ => ApiError::new(
-                            self.api,
-                            ErrorKind::RateLimited,
-                            format!(
-                                "every account is rate-limited for {}; retry after the delay",
-                                self.model
-                            ),
-                        ),
+                Step::Call {
+                    without_project_header,
+                    ..
+                } => match lease.clone() {
+                    Some(l) => (l, without_project_header),
+                    None => {
+                        turn = plan.lease_failed(Instant::now());
+                        continue;
+                    }
+                },
+                Step::RetrySame {
+                    account,
+                    fresh_token,
+                    without_project_header,
+                } => {
+                    let again = if fresh_token
+                        || lease.as_ref().is_none_or(|l| l.account_id != account)
+                    {
+                        // The token was invalidated: lease the account anew, which
+                        // refreshes it (one refresh per account at a time).
+                        crate::telemetry::upstream(state.accounts.lease_for(&account))
+                            .await
+                            .map_err(|reason| {
+                                tracing::debug!(%account, %reason, "cannot lease the account again");
+                            })
+                            .ok()
+                    } else {
+                        lease.clone()
                     };
-                    error.kind = ErrorKind::RateLimited;
-                    error.retry_after = Some(retry_after.max(Duration::from_secs(1)));
-                    return Err(error);
+                    match again {
+                        Some(l) => {
+                            lease = Some(l.clone());
+                            (l, without_project_header)
+                        }
+                        None => {
+                            turn = plan.lease_failed(Instant::now());
+                            continue;
+                        }
+                    }
                 }
-                // Every usable account failed already: report Google's last answer.
-                Err(_) if last.is_some() => break,
-                Err(e) => return Err(pool_error(self.api, &e)),
+                Step::Wait(d) => {
+                    crate::telemetry::upstream(tokio::time::sleep(d)).await;
+                    turn = plan.waited(Instant::now());
+                    continue;
+                }
+                Step::Done => {
+                    return value.ok_or_else(|| {
+                        ApiError::new(self.api, ErrorKind::Internal, "no answer was kept")
+                    });
+                }
+                Step::Fail(failure) => {
+                    return Err(self.route_error(state, failure, last, pool_err));
+                }
             };
-            // Logs name the account by e-mail (the operator's own); what reaches the
-            // client names it by id only (other key holders share this gateway).
-            let account = lease.email.clone();
-            let account_id = lease.account_id.clone();
-            let shown = account_id.clone();
-            let lease_pool = lease.pool;
-            if let Some(from) = previous.replace(account.clone())
-                && from != account
-                && let Some((err, _)) = &last
-            {
-                metrics::counter!("agm_account_switches_total").increment(1);
-                let detail = format!(
-                    "{}: moved from {} after: {}",
-                    self.model,
-                    account_hash(&from),
-                    agm_google::error_class_name(
-                        &err.class(time::OffsetDateTime::now_utc().unix_timestamp())
-                    )
-                );
-                let store = state.store.clone();
-                let subject = account_hash(&account);
-                tokio::spawn(async move {
-                    crate::safe_mode::append_audit(
-                        &store,
-                        AuditKind::AccountSwitch,
-                        &subject,
-                        &detail,
-                    )
-                    .await;
-                });
-            }
-            calls += 1;
-            crate::request_log::note_attempt(Some(&account_id));
+            let current = if without_header {
+                current.without_project_header()
+            } else {
+                current
+            };
+            crate::request_log::note_attempt(Some(&current.account_id));
             metrics::counter!("api_call_total", "pool" => "antigravity").increment(1);
-            let mut result = crate::telemetry::upstream(call(lease.clone())).await;
-            if let Err(err) = &result
-                && lease.project_header
-                && blames_project_header(err, &lease.project)
-            {
-                // PROTOCOL.md §2: some accounts get 403s because of the header; retry
-                // once without it and remember that for the account.
-                state.accounts.omit_project_header(&account_id).await;
-                let without = lease.without_project_header();
-                calls += 1;
-                crate::request_log::note_attempt(Some(&account_id));
-                result = crate::telemetry::upstream(call(without)).await;
-            }
-            match result {
-                Ok(value) => {
+            turn = match crate::telemetry::upstream(call(current.clone())).await {
+                Ok(v) => {
                     metrics::counter!("api_call_success_total", "pool" => "antigravity")
                         .increment(1);
-                    state
-                        .accounts
-                        .cooldowns
-                        .record_success(&account_id, self.model);
-                    // The first success of an account whose models are not known yet:
-                    // learn them on the side (one fetchAvailableModels).
-                    state.version_drift.clear(&state.store);
-                    if !state.accounts.catalogue.get().knows(&account_id) {
-                        crate::catalogue::Refresher::new(state).learn_in_background(&account_id);
-                    }
-                    if state.safe_mode.is_active() {
-                        // A safe-mode probe served by an account whose project was
-                        // cached: the Antigravity path works again.
-                        state.safe_mode.record_project_success(&account).await;
-                    }
-                    return Ok(value);
+                    value = Some(v);
+                    plan.called(Outcome::Success, Instant::now(), 0.0)
                 }
                 Err(err) => {
-                    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                    let class = err.class(now);
-                    tracing::warn!(%account, model = self.model, error = %err, "upstream call failed");
-                    match class {
-                        ErrorClass::Unauthorized => {
-                            // The next lease of this account refreshes its token; one
-                            // more try with it, then the account is done.
-                            state.accounts.invalidate_token(&account_id).await;
-                            if refreshed.contains(&account_id) {
-                                // Refused with a fresh token too (PROTOCOL.md §3).
-                                state
-                                    .accounts
-                                    .disable(
-                                        &account_id,
-                                        &format!(
-                                            "Google refused a freshly refreshed access token (401: {}); sign in again with `agm accounts add`, then `agm accounts enable`",
-                                            err.message()
-                                        ),
-                                    )
-                                    .await;
-                                done_with.push(account_id);
-                            } else {
-                                refreshed.push(account_id);
-                            }
-                        }
-                        ErrorClass::ProjectProblem => {
-                            // Discovery runs again for this account on its next lease.
-                            state.accounts.invalidate_project(&account_id);
-                            done_with.push(account_id);
-                        }
-                        ErrorClass::RateLimited { delay }
-                        | ErrorClass::QuotaExhausted { delay }
-                        | ErrorClass::CapacityExhausted { delay } => {
-                            let limit = match class {
-                                ErrorClass::RateLimited { .. } => Limit::RateLimited { delay },
-                                ErrorClass::QuotaExhausted { .. } => {
-                                    Limit::QuotaExhausted { delay }
-                                }
-                                _ => Limit::CapacityExhausted { delay },
-                            };
-                            let now = Instant::now();
-                            match state.accounts.cooldowns.report(
-                                &account_id,
-                                self.model,
-                                limit,
-                                now,
-                            ) {
-                                Decision::WaitThenRetrySame(wait)
-                                    if now + wait <= wait_until && waits < MAX_WAITS =>
-                                {
-                                    waits += 1;
-                                    crate::telemetry::upstream(tokio::time::sleep(wait)).await;
-                                }
-                                Decision::BackOff { until }
-                                    if until <= wait_until && waits < MAX_WAITS =>
-                                {
-                                    waits += 1;
-                                    crate::telemetry::upstream(tokio::time::sleep_until(
-                                        until.into(),
-                                    ))
-                                    .await;
-                                }
-                                Decision::BackOff { .. } => {
-                                    return Err(ApiError::from_upstream(
-                                        self.api, &err, self.model, &shown,
-                                    ));
-                                }
-                                Decision::Switch {
-                                    reason:
-                                        CooldownReason::QuotaExhausted {
-                                            needs_quota_recheck: true,
-                                        },
-                                    ..
-                                } => {
-                                    // No hint, or an absurd one: ask Google's quota call
-                                    // when this account's quota really comes back.
-                                    crate::jobs::recheck_quota(state, &account_id, self.model);
-                                    done_with.push(account_id);
-                                }
-                                Decision::WaitThenRetrySame(_) | Decision::Switch { .. } => {
-                                    done_with.push(account_id);
-                                }
-                            }
-                        }
-                        ErrorClass::ServerError | ErrorClass::Network | ErrorClass::Decode => {
-                            // The endpoints all failed for this account (their breakers
-                            // have heard): back off briefly, then another account, or
-                            // this one again if it is the only one.
-                            let delay = SERVER_ERROR_BACKOFF.delay(
-                                u32::try_from(waits).unwrap_or(u32::MAX),
-                                rand::random::<f64>(),
-                            );
-                            if waits >= MAX_WAITS || Instant::now() + delay > wait_until {
-                                last = Some((err, shown));
-                                break;
-                            }
-                            waits += 1;
-                            crate::telemetry::upstream(tokio::time::sleep(delay)).await;
-                            done_with.push(account_id);
-                            if state.accounts.active_count().await.unwrap_or(0) <= done_with.len() {
-                                // Only this account (or all tried): let it try again.
-                                done_with.pop();
-                            }
-                        }
-                        ErrorClass::Banned => {
-                            state
-                                .accounts
-                                .disable(
-                                    &account_id,
-                                    &format!(
-                                        "Google disabled this account for a Terms of Service violation: {}",
-                                        err.message()
-                                    ),
-                                )
-                                .await;
-                            done_with.push(account_id);
-                        }
-                        ErrorClass::ValidationRequired { .. } => done_with.push(account_id),
-                        ErrorClass::ClientOutdated => {
-                            // Every account would get the same: no retry, no blame.
-                            let google = &state.config.google;
-                            let (sent, fix) = crate::drift::fix_for(
-                                lease_pool,
-                                &google.antigravity_version,
-                                &google.gemini_cli_version,
-                            );
-                            state.version_drift.record(
-                                &state.store,
-                                crate::drift::Refusal {
-                                    at: time::OffsetDateTime::now_utc()
-                                        .format(&time::format_description::well_known::Rfc3339)
-                                        .unwrap_or_default(),
-                                    pool: lease_pool.to_string(),
-                                    sent,
-                                    message: err.message(),
-                                    fix: fix.clone(),
-                                },
-                            );
-                            let mut error =
-                                ApiError::from_upstream(self.api, &err, self.model, &shown);
-                            error.message = format!("{fix}. Google said: {}", err.message());
-                            return Err(error);
-                        }
-                        ErrorClass::NotFound => {
-                            // The caller fetches this account's models again and, if
-                            // the name now resolves elsewhere, retries once.
-                            let mut error =
-                                ApiError::from_upstream(self.api, &err, self.model, &shown);
-                            let known: Vec<String> = crate::catalogue::listing(state)
-                                .into_iter()
-                                .filter(|l| l.resolves_to.is_none())
-                                .map(|l| l.id)
-                                .collect();
-                            error.message = format!(
-                                "{}; models the pool offers: {}",
-                                error.message,
-                                known.join(", ")
-                            );
-                            return Err(error);
-                        }
-                        _ => {
-                            return Err(ApiError::from_upstream(
-                                self.api, &err, self.model, &shown,
-                            ));
-                        }
+                    tracing::warn!(account = %current.email, model = self.model, error = %err, "upstream call failed");
+                    let class = err.class(unix_now());
+                    let mut failed = Failed::new(class.clone());
+                    if let Some(limit) = attempts::limit(&class) {
+                        failed = failed.with_cooldown(state.accounts.cooldowns.report(
+                            &current.account_id,
+                            self.model,
+                            limit,
+                            Instant::now(),
+                        ));
                     }
-                    last = Some((err, shown));
+                    if current.project_header && blames_project_header(&err, &current.project) {
+                        failed = failed.blaming_project_header();
+                    }
+                    last = Some(Failure {
+                        error: err,
+                        account_id: current.account_id.clone(),
+                        pool: current.pool,
+                    });
+                    plan.called(Outcome::Failed(failed), Instant::now(), rand::random())
                 }
-            }
-        }
-        match last {
-            Some((err, account)) => Err(ApiError::from_upstream(
-                self.api, &err, self.model, &account,
-            )),
-            None => Err(ApiError::new(
-                self.api,
-                ErrorKind::Unavailable,
-                "no account could be tried",
-            )),
+            };
         }
     }
+
+    /// The client's error for a failed plan: Google's last answer in words a user can
+    /// act on (accounts named by id), or the pool's own error.
+    fn route_error(
+        &self,
+        state: &AppState,
+        failure: RouteFailure,
+        last: Option<Failure>,
+        pool_err: Option<PoolError>,
+    ) -> ApiError {
+        let from_last = |last: &Failure| {
+            ApiError::from_upstream(self.api, &last.error, self.model, &last.account_id)
+        };
+        match failure.kind {
+            RouteFailureKind::AllLimited { retry_after } => {
+                let mut error = match (&last, &failure.last_error_account) {
+                    (Some(last), Some(_)) => from_last(last),
+                    _ => ApiError::new(
+                        self.api,
+                        ErrorKind::RateLimited,
+                        format!(
+                            "every account is rate-limited for {}; retry after the delay",
+                            self.model
+                        ),
+                    ),
+                };
+                error.kind = ErrorKind::RateLimited;
+                error.retry_after = Some(retry_after.max(Duration::from_secs(1)));
+                error
+            }
+            RouteFailureKind::NoAccount => match pool_err {
+                Some(e) => pool_error(self.api, &e),
+                None => ApiError::new(
+                    self.api,
+                    ErrorKind::Unavailable,
+                    "no account could be tried",
+                ),
+            },
+            RouteFailureKind::Exhausted {
+                token_unconfirmed: true,
+            } => ApiError::new(
+                self.api,
+                ErrorKind::Unavailable,
+                "Google refused an account's access token and no fresh one could be tried in time; retry the request",
+            ),
+            RouteFailureKind::Final | RouteFailureKind::Exhausted { .. } => {
+                let Some(last) = last else {
+                    return match pool_err {
+                        Some(e) => pool_error(self.api, &e),
+                        None => ApiError::new(
+                            self.api,
+                            ErrorKind::Unavailable,
+                            "no account could be tried",
+                        ),
+                    };
+                };
+                let mut error = from_last(&last);
+                match last.error.class(unix_now()) {
+                    ErrorClass::ClientOutdated => {
+                        let google = &state.config.google;
+                        let (_, fix) = crate::drift::fix_for(
+                            last.pool,
+                            &google.antigravity_version,
+                            &google.gemini_cli_version,
+                        );
+                        error.message = format!("{fix}. Google said: {}", last.error.message());
+                    }
+                    ErrorClass::NotFound => {
+                        // The caller fetches this account's models again and, if the
+                        // name now resolves elsewhere, retries once.
+                        let known: Vec<String> = crate::catalogue::listing(state)
+                            .into_iter()
+                            .filter(|l| l.resolves_to.is_none())
+                            .map(|l| l.id)
+                            .collect();
+                        error.message = format!(
+                            "{}; models the pool offers: {}",
+                            error.message,
+                            known.join(", ")
+                        );
+                    }
+                    _ => {}
+                }
+                error
+            }
+        }
+    }
+}
+
+/// The last failed call of a request: Google's error and the account (by store id).
+pub struct Failure {
+    pub error: UpstreamError,
+    pub account_id: String,
+    pub pool: Pool,
+}
+
+fn key_id(index: usize) -> String {
+    format!("key-{index}")
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The breaker gate for one lease's calls.
@@ -864,14 +819,6 @@ async fn first_content(
             None => return Ok(None),
         }
     }
-}
-
-/// A short, stable stand-in for an e-mail in the audit log's account switches.
-fn account_hash(email: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(email.as_bytes());
-    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("acct-{hex}")
 }
 
 /// Whether a chunk carries anything for the client: parts or a finish reason. Chunks
