@@ -127,6 +127,10 @@ pub struct GoogleSection {
     /// HTTP clients that generation calls take turns on: over HTTP/2, connections per
     /// Google host, each good for about 100 concurrent requests (docs/BENCHMARKS.md).
     pub http2_connections: usize,
+    /// A stream whose answer head and first chunk do not arrive within this is a
+    /// stalled call: the request moves to another account.
+    #[serde(with = "humantime_serde")]
+    pub first_chunk_timeout: Duration,
 }
 
 impl Default for GoogleSection {
@@ -150,6 +154,7 @@ impl Default for GoogleSection {
             code_assist_pool_endpoint: "https://cloudcode-pa.googleapis.com".into(),
             gemini_cli_version: "0.21.0".into(),
             http2_connections: 4,
+            first_chunk_timeout: Duration::from_secs(90),
         }
     }
 }

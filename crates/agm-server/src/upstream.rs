@@ -173,9 +173,25 @@ impl UpstreamCall<'_> {
             let auth = self.auth(state, &lease, &gate, user_agent.as_deref());
             let started = Instant::now();
             let mut empty = 0;
+            let stalled = state.config.google.first_chunk_timeout;
             loop {
-                let stream = state.google.stream(auth, &body).await?;
-                if let Some((first, rest)) = first_content(stream).await? {
+                // A stalled call (no head, or no first chunk) must not hold the request
+                // for the whole stall: past the timeout it is a transient fault, and
+                // the routing plan moves on.
+                let opened = tokio::time::timeout(stalled, async {
+                    first_content(state.google.stream(auth, &body).await?).await
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(UpstreamError::Network {
+                        endpoint: format!("Cloud Code (account {})", lease.account_id),
+                        message: format!(
+                            "no first chunk within google.first_chunk_timeout ({})",
+                            humantime::format_duration(stalled)
+                        ),
+                    })
+                });
+                if let Some((first, rest)) = opened? {
                     lease.record_latency(started.elapsed());
                     return Ok(OpenStream {
                         first,

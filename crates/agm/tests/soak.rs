@@ -1,13 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The fault-mix soak: the real `agm serve` binary, four accounts, a few hundred client
+//! The fault-mix soak: the real `agm serve` binary, four accounts, 2,000 client
 //! requests (Anthropic and OpenAI, streaming and not) while the simulated Google
 //! injects a seeded random mix of short and long rate limits, quota exhaustion, 500s,
-//! capacity 503s, slow answers, empty and truncated streams, and project-ID failures.
+//! capacity 503s, slow answers, stalled streams, empty and truncated streams,
+//! access tokens that expire early (401s on generation and discovery), and
+//! project-ID failures.
 //!
-//! It asserts what the reliability stack promises: at least 99 % of client calls
-//! succeed, none hangs past its bound, Google never sees more than the retry budget
-//! per client request (no self-DDoS), and a limited account is used again once its
-//! reset time has passed.
+//! It asserts what the reliability stack promises: at least 99.9 % of client calls
+//! succeed, counting as failures all but streams cut after text was sent (no gateway
+//! can replay half an answer); none hangs past its bound; Google never sees more than
+//! the retry budget per client request (no self-DDoS); and a limited account is used
+//! again once its reset time has passed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +21,7 @@ use agm_sim::{CapturedRequest, Fault, RunningSim, Sim, SimAccount, SimConfig, Si
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const REQUESTS: usize = 320;
+const REQUESTS: usize = 2000;
 const CONCURRENCY: usize = 8;
 /// No client call may take longer than this.
 const CALL_BOUND: Duration = Duration::from_secs(30);
@@ -63,7 +66,35 @@ fn chaos(sim: &RunningSim) {
                 .sometimes(0.02)
                 .always(),
         );
+        // Access tokens that expire early: Google refuses one mid-flight.
+        sim.script(
+            Fault::status(
+                method,
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials.",
+            )
+            .sometimes(0.01)
+            .always(),
+        );
     }
+    // A stalled stream: nothing for far longer than google.first_chunk_timeout.
+    sim.script(
+        Fault::delay(Stream, Duration::from_secs(8))
+            .sometimes(0.004)
+            .always(),
+    );
+    // Discovery refusing a token that expired early.
+    sim.script(
+        Fault::status(
+            LoadCodeAssist,
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        )
+        .sometimes(0.1)
+        .always(),
+    );
     sim.script(Fault::empty_body(Gen).sometimes(0.02).always());
     sim.script(Fault::empty_body(Stream).sometimes(0.02).always());
     // Cut before any content (retried) and, rarely, after the first chunk (the client
@@ -115,6 +146,7 @@ fn command(home: &std::path::Path, data_dir: &PathBuf, base: &str, args: &[&str]
         .env("AGM_GOOGLE__GEMINI_API_BASE", base)
         .env("AGM_ROUTING__MAX_WAIT", "\"10s\"")
         .env("AGM_ROUTING__SCHEDULING", "\"balance\"")
+        .env("AGM_GOOGLE__FIRST_CHUNK_TIMEOUT", "\"1s\"")
         .stdin(Stdio::null())
         .kill_on_drop(true);
     cmd
@@ -327,9 +359,18 @@ async fn fault_mix_soak() {
     for (i, outcome) in &failed {
         eprintln!("soak: call {i} failed cleanly: {outcome:?}");
     }
+    // The only failures no gateway can avoid: a stream cut after text was sent (it
+    // cannot be replayed). Everything else is retried, so at least 99.9 % succeed.
+    let avoidable: Vec<_> = failed
+        .iter()
+        .filter(|(_, o)| {
+            !matches!(o, Outcome::Failed(m)
+                if m.starts_with("stream error event") && m.contains("Simulated gemini"))
+        })
+        .collect();
     assert!(
-        ok * 100 >= REQUESTS * 99,
-        "{ok} of {REQUESTS} calls succeeded (< 99 %); failures: {failed:#?}"
+        (ok + failed.len() - avoidable.len()) * 1000 >= REQUESTS * 999,
+        "{ok} of {REQUESTS} calls succeeded; failures other than streams cut after text: {avoidable:#?}"
     );
 
     // No self-DDoS: per client call, at most the retry budget of generation calls.
