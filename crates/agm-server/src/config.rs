@@ -494,11 +494,15 @@ impl Config {
             &self.routing.scheduling,
             &["cache-first", "balance", "performance-first", "round-robin"],
         )?;
-        one_of(
-            "storage.backend",
-            &self.storage.backend,
-            &["sqlite", "postgres"],
-        )?;
+        // Only what this build can open: cluster mode (PostgreSQL + Redis) is not here
+        // yet, and a config that names it must not pass validation and fail later.
+        if self.storage.backend == "postgres" {
+            return Err(ConfigError::Invalid {
+                key: "storage.backend",
+                message: "`postgres` (cluster mode) is not available in this version; use `sqlite` (the default)".into(),
+            });
+        }
+        one_of("storage.backend", &self.storage.backend, &["sqlite"])?;
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
         for pool in &self.routing.gemini_pool_order {
             one_of(
@@ -576,12 +580,6 @@ impl Config {
                     message: "must be at least 100ms".into(),
                 });
             }
-        }
-        if self.storage.backend == "postgres" && self.storage.postgres_url.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "storage.postgres_url",
-                message: "is required when storage.backend = \"postgres\"".into(),
-            });
         }
         Ok(())
     }
@@ -664,6 +662,19 @@ mod tests {
         assert_eq!(c.server.port, 8045);
         assert_eq!(c.server.bind.to_string(), "127.0.0.1");
         assert_eq!(c.server.max_body, ByteSize::mib(32));
+    }
+
+    #[test]
+    fn only_a_storage_backend_this_build_has_passes() {
+        let err = Config::from_toml_and_env(
+            "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://x@db/agm\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("storage.backend"), "{err}");
+        assert!(err.contains("not available"), "{err}");
     }
 
     #[test]
