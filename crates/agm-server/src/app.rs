@@ -545,6 +545,8 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Every series is exported from the first scrape, before the first request.
+    let _ = crate::telemetry::prometheus();
     // Read the stored safe-mode state before the first request; then follow it.
     if let Err(e) = state.safe_mode.sync().await {
         tracing::warn!(error = %e, "could not read the safe-mode state");

@@ -47,9 +47,50 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            register_every_unlabeled_series();
             Some(handle)
         })
         .as_ref()
+}
+
+/// Counters without labels, exported at 0 from the first scrape: dashboards and
+/// `rate()` alerts need a series before the first event (a counter that appears only
+/// at its first increment hides that increment from `rate()`).
+const UNLABELED_COUNTERS: &[&str] = &[
+    "agm_account_switches_total",
+    "agm_body_budget_refusals_total",
+    "agm_connections_evicted_total",
+    "agm_connections_refused_total",
+    "agm_request_log_dropped_total",
+    "project_id_fetch_success_total",
+    "project_id_fetch_total",
+    "safe_mode_activations_total",
+];
+
+/// Gauges without labels, likewise (registered without changing a value already set).
+const UNLABELED_GAUGES: &[&str] = &[
+    "agm_accounts_available",
+    "agm_active_accounts",
+    "agm_connections_open",
+    "agm_cooldowns_active",
+    "agm_project_discovery_attempts",
+    "agm_project_discovery_success_ratio",
+    "agm_signature_cache_entries",
+    "agm_signature_cache_hit_ratio",
+    "agm_signature_cache_hits",
+    "agm_signature_cache_misses",
+    "agm_upstream_client_outdated",
+    "project_id_consecutive_failures",
+    "safe_mode_active",
+];
+
+fn register_every_unlabeled_series() {
+    for name in UNLABELED_COUNTERS {
+        metrics::counter!(*name).increment(0);
+    }
+    for name in UNLABELED_GAUGES {
+        metrics::gauge!(*name).increment(0.0);
+    }
 }
 
 fn api_label(api: ApiKind) -> &'static str {
