@@ -55,6 +55,8 @@ pub struct AppState {
     pub request_log: crate::request_log::RequestLog,
     /// Request bodies held at once (`server.max_inflight_body`).
     pub body_budget: crate::edge::BodyBudget,
+    /// The web console's sign-in, sessions and templates.
+    pub console: crate::console::Console,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -106,6 +108,7 @@ impl AppState {
             request_log: crate::request_log::RequestLog::default(),
             version_drift: crate::drift::VersionDrift::default(),
             body_budget: crate::edge::BodyBudget::new(config.server.max_inflight_body.as_u64()),
+            console: crate::console::Console::new(&config, store.clone()),
             store,
             config,
         })
@@ -332,6 +335,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(crate::telemetry::render))
         .merge(client_api)
+        .merge(crate::console::router(state.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -410,7 +414,7 @@ async fn safe_mode_header(
     response
 }
 
-async fn not_found(request: Request) -> Response {
+pub(crate) async fn not_found(request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let api = api_of_path(&path);
     ApiError::new(

@@ -19,6 +19,7 @@ mod upstream;
 pub mod accounts;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod cooldown_sync;
 pub mod doctor;
 pub mod drift;

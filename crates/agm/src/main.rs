@@ -65,6 +65,11 @@ enum Command {
     /// Write, show or locate the config file
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Print a fresh sign-in link to the web console (loopback binds)
+    Console,
+    /// The web console's admin password (non-loopback binds)
+    #[command(subcommand)]
+    Admin(commands::console::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +103,8 @@ fn main() -> ExitCode {
             Command::Update(cmd) => commands::update::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
+            Command::Console => commands::console::run(config).await,
+            Command::Admin(cmd) => commands::console::admin(config, cmd).await,
         }
     });
     match result {

@@ -55,6 +55,9 @@ pub async fn run(explicit: Option<&Path>, args: DemoArgs) -> anyhow::Result<()> 
     for line in instructions(&url, &upstream, &emails) {
         output::line(&line);
     }
+    if let Some(link) = state.console.startup_link(listener.local_addr()?) {
+        output::line(&format!("Web console (this link signs in once): {link}"));
+    }
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod account_files;
 pub mod accounts;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod doctor;
 pub mod env;

@@ -47,6 +47,12 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
         "agm {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
     );
+    match state.console.startup_link(addr) {
+        Some(link) => crate::output::line(&format!("web console: {link}")),
+        None => crate::output::line(&format!(
+            "web console: http://{addr}/ui/ (sign in with the admin password: `agm admin set-password`)"
+        )),
+    }
     serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -1,0 +1,520 @@
+//! The admin JSON API under `/api/`: what the console's pages show and do, for scripts
+//! too. Same checks and messages as the CLI; every change is audited as the CLI's is
+//! (with "with the console" where the CLI says which command).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use agm_store::{AccountState, AuditKind, ClientKey};
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ConsoleError, SignedIn};
+use crate::app::SharedState;
+use crate::safe_mode::{Command, append_audit, apply, config_of};
+
+type ApiResult = Result<Json<Value>, ConsoleError>;
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// `GET /api/session`: the CSRF token a script sends as `x-agm-csrf`.
+pub async fn session(Extension(signed_in): Extension<SignedIn>) -> Json<Value> {
+    Json(json!({"csrf": signed_in.csrf}))
+}
+
+/// `GET /api/<unknown>`.
+pub async fn unknown(uri: axum::http::Uri) -> ConsoleError {
+    ConsoleError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no admin API route {}; see docs/ARCHITECTURE.md (the console) for the list",
+            uri.path()
+        ),
+    )
+}
+
+/// `GET /api/accounts`: each account (never a token) with its quota, cooldowns and
+/// open circuits.
+pub async fn accounts(State(state): State<SharedState>) -> ApiResult {
+    let infos = state
+        .store
+        .list_account_infos()
+        .await
+        .map_err(ConsoleError::internal)?;
+    let now = Instant::now();
+    let cooldowns = state.accounts.cooldowns.list(now);
+    let breakers = state.accounts.breakers.snapshot(now);
+    let mut out = Vec::new();
+    for info in infos {
+        let quota = crate::quota::load(&state.store, &info.id)
+            .await
+            .ok()
+            .flatten()
+            .map(|q| {
+                json!({
+                    "fetched_at": rfc3339(q.fetched_at),
+                    "models": q.models.iter().map(|m| json!({
+                        "model": m.model,
+                        "display_name": m.display_name,
+                        "remaining_fraction": m.remaining_fraction,
+                        "reset_time": m.reset_time.map(rfc3339),
+                    })).collect::<Vec<_>>(),
+                    "windows": q.buckets.iter().map(|b| json!({
+                        "bucket": b.bucket_id,
+                        "window": b.window,
+                        "remaining_fraction": b.remaining_fraction,
+                        "reset_time": b.reset_time.map(rfc3339),
+                    })).collect::<Vec<_>>(),
+                })
+            });
+        let (reason, url) = match &info.state {
+            AccountState::Active => (None, None),
+            AccountState::Disabled { reason } => (Some(reason.clone()), None),
+            AccountState::Blocked { reason, url } => (Some(reason.clone()), url.clone()),
+        };
+        out.push(json!({
+            "id": info.id,
+            "email": info.email,
+            "pool": info.pool.to_string(),
+            "tier": info.tier,
+            "project": info.project_id,
+            "state": info.state.name(),
+            "reason": reason,
+            "verify_url": url,
+            "quota": quota,
+            "cooldowns": cooldowns.iter().filter(|c| c.account == info.id).collect::<Vec<_>>(),
+            "open_circuits": breakers.iter().filter(|b| b.account == info.id).collect::<Vec<_>>(),
+            "created_at": rfc3339(info.created_at),
+        }));
+    }
+    Ok(Json(json!({"accounts": out})))
+}
+
+async fn find_account(state: &SharedState, id: &str) -> Result<agm_store::Account, ConsoleError> {
+    state
+        .store
+        .get_account(id)
+        .await
+        .map_err(ConsoleError::internal)?
+        .ok_or_else(|| {
+            ConsoleError::new(
+                StatusCode::NOT_FOUND,
+                format!("no account {id:?} (`agm accounts list` shows the ids and e-mails)"),
+            )
+        })
+}
+
+async fn audit_account(state: &SharedState, email: &str, detail: &str) {
+    append_audit(&state.store, AuditKind::Account, email, detail).await;
+}
+
+/// `POST /api/accounts/{id}/enable`.
+pub async fn enable_account(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult {
+    let account = find_account(&state, &id).await?;
+    state
+        .store
+        .set_account_state(&account.id, AccountState::Active)
+        .await
+        .map_err(ConsoleError::internal)?;
+    audit_account(&state, &account.email, "enabled with the console").await;
+    Ok(Json(json!({"id": account.id, "state": "active"})))
+}
+
+#[derive(Deserialize, Default)]
+pub struct DisableBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/accounts/{id}/disable` with an optional `{"reason": "..."}`.
+pub async fn disable_account(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    body: Option<Json<DisableBody>>,
+) -> ApiResult {
+    let account = find_account(&state, &id).await?;
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "disabled by the user".to_owned());
+    state
+        .store
+        .set_account_state(
+            &account.id,
+            AccountState::Disabled {
+                reason: reason.clone(),
+            },
+        )
+        .await
+        .map_err(ConsoleError::internal)?;
+    state.accounts.selector.unbind_account(&account.id);
+    audit_account(
+        &state,
+        &account.email,
+        &format!("disabled with the console: {reason}"),
+    )
+    .await;
+    Ok(Json(
+        json!({"id": account.id, "state": "disabled", "reason": reason}),
+    ))
+}
+
+/// `DELETE /api/accounts/{id}`.
+pub async fn remove_account(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult {
+    let account = find_account(&state, &id).await?;
+    if !state
+        .store
+        .remove_account(&account.id)
+        .await
+        .map_err(ConsoleError::internal)?
+    {
+        return Err(ConsoleError::new(
+            StatusCode::NOT_FOUND,
+            format!("no account {id:?} (`agm accounts list` shows the ids and e-mails)"),
+        ));
+    }
+    audit_account(&state, &account.email, "removed with the console").await;
+    Ok(Json(json!({"id": account.id, "removed": true})))
+}
+
+fn listed_key(k: &ClientKey) -> Value {
+    json!({
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "created_at": rfc3339(k.created_at),
+        "last_used_at": k.last_used_at.map(rfc3339),
+        "revoked_at": k.revoked_at.map(rfc3339),
+    })
+}
+
+/// A `key` audit entry, as `agm keys` writes it.
+async fn audit_key(state: &SharedState, key: &ClientKey, done: &str) {
+    let detail = format!("{done}: name {:?}, prefix {}", key.name, key.prefix);
+    append_audit(&state.store, AuditKind::Key, &key.id, &detail).await;
+}
+
+/// `GET /api/keys`: the client keys (never a secret).
+pub async fn keys(State(state): State<SharedState>) -> ApiResult {
+    let keys = state
+        .store
+        .list_client_keys()
+        .await
+        .map_err(ConsoleError::internal)?;
+    Ok(Json(
+        json!({"keys": keys.iter().map(listed_key).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateKeyBody {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /api/keys` with `{"name": "..."}`: the secret is in this answer only.
+pub async fn create_key(
+    State(state): State<SharedState>,
+    Json(body): Json<CreateKeyBody>,
+) -> ApiResult {
+    let name = body.name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            "a key's name is at most 100 characters, with no control characters",
+        ));
+    }
+    let (key, secret) = state
+        .store
+        .create_client_key(name)
+        .await
+        .map_err(ConsoleError::internal)?;
+    audit_key(&state, &key, "created").await;
+    let mut out = listed_key(&key);
+    out["secret"] = json!(secret);
+    out["note"] = json!(
+        "This is the only time its secret is shown: store it now. Clients send it as x-api-key or Authorization: Bearer; from now on the gateway refuses requests without a valid key."
+    );
+    Ok(Json(out))
+}
+
+/// `DELETE /api/keys/{id}`: revokes; says so when it was the last active key.
+pub async fn revoke_key(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult {
+    let id = id.trim();
+    let keys = state
+        .store
+        .list_client_keys()
+        .await
+        .map_err(ConsoleError::internal)?;
+    if !state
+        .store
+        .revoke_client_key(id)
+        .await
+        .map_err(ConsoleError::internal)?
+    {
+        return Err(ConsoleError::new(
+            StatusCode::NOT_FOUND,
+            format!("no active client key {id:?} (`agm keys list` shows the ids)"),
+        ));
+    }
+    if let Some(key) = keys.iter().find(|k| k.id == id) {
+        audit_key(&state, key, "revoked").await;
+    }
+    let last = !keys.iter().any(|k| k.id != id && k.is_active());
+    let warning = last.then_some(
+        "that was the last active client key: the gateway now refuses every client until you create one \
+         (once a gateway has had keys it keeps requiring them; `agm keys purge` deletes the revoked ones)",
+    );
+    Ok(Json(json!({"id": id, "revoked": true, "warning": warning})))
+}
+
+/// `GET /api/models`: the catalogue, with the client names that resolve to each model.
+pub async fn models(State(state): State<SharedState>) -> Json<Value> {
+    let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut models = Vec::new();
+    for listed in crate::catalogue::listing(&state) {
+        match listed.resolves_to {
+            Some(target) => aliases.entry(target).or_default().push(listed.id),
+            None => models.push(listed),
+        }
+    }
+    let out: Vec<Value> = models
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id,
+                "display_name": m.display_name,
+                "accounts": m.accounts,
+                "aliases": aliases.remove(&m.id).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Json(json!({"models": out}))
+}
+
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<usize>,
+}
+
+impl Limit {
+    fn get(&self) -> Result<usize, ConsoleError> {
+        match self.limit {
+            None => Ok(50),
+            Some(n @ 1..=1000) => Ok(n),
+            Some(_) => Err(ConsoleError::new(
+                StatusCode::BAD_REQUEST,
+                "limit must be between 1 and 1000",
+            )),
+        }
+    }
+}
+
+/// `GET /api/logs?limit=N`: the request log, newest first.
+pub async fn logs(State(state): State<SharedState>, Query(q): Query<Limit>) -> ApiResult {
+    let rows = state
+        .store
+        .list_request_log(None, q.get()?)
+        .await
+        .map_err(ConsoleError::internal)?;
+    let out: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let e = r.entry;
+            json!({
+                "id": r.id,
+                "at": rfc3339(e.at),
+                "api": e.api.to_string(),
+                "route": e.route,
+                "client_model": e.client_model,
+                "upstream_model": e.upstream_model,
+                "account_id": e.account_id,
+                "status": e.status,
+                "attempts": e.attempts,
+                "latency_ms": e.latency_ms,
+                "overhead_ms": e.overhead_us.map(|us| us as f64 / 1000.0),
+                "input_tokens": e.input_tokens,
+                "output_tokens": e.output_tokens,
+                "error_class": e.error_class,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"requests": out})))
+}
+
+/// `GET /api/audit?limit=N`: the audit log, newest first.
+pub async fn audit(State(state): State<SharedState>, Query(q): Query<Limit>) -> ApiResult {
+    let rows = state
+        .store
+        .list_audit(None, q.get()?)
+        .await
+        .map_err(ConsoleError::internal)?;
+    let out: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "at": rfc3339(r.event.at),
+                "kind": r.event.kind.to_string(),
+                "subject": r.event.subject,
+                "detail": r.event.detail,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"events": out})))
+}
+
+fn safe_mode_json(state: &SharedState) -> Value {
+    json!({
+        "status": state.safe_mode.status(),
+        "gemini_api_keys": state.config.safe_mode.gemini_api_keys.len(),
+    })
+}
+
+/// `GET /api/safe-mode`: what the running server does now.
+pub async fn safe_mode(State(state): State<SharedState>) -> Json<Value> {
+    Json(safe_mode_json(&state))
+}
+
+#[derive(Deserialize)]
+pub struct SafeModeBody {
+    action: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/safe-mode` with `{"action": "enable"|"disable"|"reset-all"}` (and a
+/// `note` for enable): as `agm safe-mode`, applied to this server at once.
+pub async fn change_safe_mode(
+    State(state): State<SharedState>,
+    Json(body): Json<SafeModeBody>,
+) -> ApiResult {
+    let command = match body.action.as_str() {
+        "enable" => Command::Enable { note: body.note },
+        "disable" => Command::Disable,
+        "reset-all" => Command::ResetAll,
+        other => {
+            return Err(ConsoleError::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown action {:?}: use enable, disable or reset-all",
+                    other.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+    };
+    apply(config_of(&state.config), &state.store, command)
+        .await
+        .map_err(ConsoleError::internal)?;
+    // The server follows the stored state now rather than within a second; a
+    // reset-all also clears its breakers and cooldowns, as the background sync does.
+    if state
+        .safe_mode
+        .sync()
+        .await
+        .map_err(ConsoleError::internal)?
+    {
+        state.accounts.breakers.reset_all(Instant::now());
+        state.accounts.cooldowns.clear_all();
+    }
+    Ok(Json(safe_mode_json(&state)))
+}
+
+/// `GET /api/health`: what `/readyz` says, plus the pool's health.
+pub async fn health(State(state): State<SharedState>) -> ApiResult {
+    let now = Instant::now();
+    let infos = state
+        .store
+        .list_account_infos()
+        .await
+        .map_err(ConsoleError::internal)?;
+    let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    for info in &infos {
+        *by_state.entry(info.state.name()).or_default() += 1;
+    }
+    let active = by_state.get("active").copied().unwrap_or(0);
+    let safe_mode = state.safe_mode.status();
+    let keys = state.config.safe_mode.gemini_api_keys.len();
+    let signatures = state.signatures.stats();
+    let ready = if safe_mode.active {
+        keys > 0
+    } else {
+        active > 0 || keys > 0
+    };
+    Ok(Json(json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "upstream": if safe_mode.active || active == 0 { "gemini-api" } else { "antigravity" },
+        "accounts": by_state,
+        "gemini_api_keys": keys,
+        "safe_mode": safe_mode,
+        "client_version_refused": state.version_drift.current(),
+        "cooldowns": state.accounts.cooldowns.list(now),
+        "open_circuits": state.accounts.breakers.snapshot(now),
+        "signature_cache": {
+            "entries": signatures.entries,
+            "hit_rate": signatures.hit_rate(),
+        },
+        "discovery": state.accounts.discovery_stats.summary(),
+        "scheduling": state.config.routing.scheduling,
+    })))
+}
+
+/// `GET /api/settings`: the effective config, every secret masked (read-only in this
+/// version).
+pub async fn settings(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({"config": masked_config(&state.config)}))
+}
+
+/// The config as JSON with every secret replaced by `****` (or left empty when unset).
+pub fn masked_config(config: &crate::config::Config) -> Value {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    let mask = |v: &mut Value| match v {
+        Value::String(s) if !s.is_empty() => *s = "****".to_owned(),
+        Value::Array(items) => {
+            for item in items {
+                *item = json!("****");
+            }
+        }
+        _ => {}
+    };
+    for path in [
+        "/server/api_keys",
+        "/server/admin_password",
+        "/safe_mode/gemini_api_keys",
+        "/google/oauth_client_secret",
+        "/storage/postgres_url",
+        "/storage/redis_url",
+    ] {
+        if let Some(v) = value.pointer_mut(path) {
+            mask(v);
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settings_view_masks_every_secret() {
+        let mut config = crate::config::Config::default();
+        config.server.api_keys = vec!["agm-secret-key-1234567890".into()];
+        config.server.admin_password = "hunter2-hunter2".into();
+        config.safe_mode.gemini_api_keys = vec!["AIzaSECRET".into()];
+        config.storage.postgres_url = "postgres://u:pw@h/db".into();
+        let text = masked_config(&config).to_string();
+        for secret in ["agm-secret", "hunter2", "AIzaSECRET", "pw@h"] {
+            assert!(!text.contains(secret), "{secret} shown in {text}");
+        }
+    }
+}

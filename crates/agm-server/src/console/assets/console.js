@@ -1,0 +1,214 @@
+// agm console: live tables (polling the admin API every 2 s) and actions.
+// Every value is put in the page as text (textContent), never as HTML.
+"use strict";
+(function () {
+  var catalogue = JSON.parse(document.getElementById("agm-i18n").textContent);
+  function T(key, vars) {
+    var text = catalogue[key] || key;
+    Object.keys(vars || {}).forEach(function (name) {
+      text = text.split("{" + name + "}").join(String(vars[name]));
+    });
+    return text;
+  }
+  var csrf = document.querySelector('meta[name="agm-csrf"]').content;
+  var page = document.body.dataset.page;
+
+  function api(method, path, body) {
+    var init = { method: method, credentials: "same-origin", headers: { "x-agm-csrf": csrf } };
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (json) {
+        if (r.status === 401) { location.href = "/ui/login"; }
+        if (!r.ok) { throw new Error((json.error && json.error.message) || r.statusText); }
+        return json;
+      });
+    });
+  }
+  function flash(text, bad) {
+    var el = document.getElementById("flash");
+    el.textContent = text;
+    el.className = bad ? "flash bad" : "flash";
+    el.hidden = false;
+  }
+  function failed(e) { flash(T("error") + ": " + e.message, true); }
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    if (cls) { node.className = cls; }
+    return node;
+  }
+  function row(cells) {
+    var tr = el("tr");
+    cells.forEach(function (c) {
+      var td = el("td");
+      if (c instanceof Node) { td.appendChild(c); } else { td.textContent = c === null || c === undefined ? "" : String(c); }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+  function fill(id, rows, columns) {
+    var body = document.getElementById(id);
+    body.replaceChildren.apply(body, rows.length ? rows : [row([T("empty")])]);
+    if (!rows.length) { body.firstChild.firstChild.colSpan = columns; }
+  }
+  function button(label, onclick, cls) {
+    var b = el("button", label, cls);
+    b.type = "button";
+    b.addEventListener("click", onclick);
+    return b;
+  }
+  function duration(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d) { return d + "d " + h + "h"; }
+    if (h) { return h + "h " + m + "m"; }
+    if (m) { return m + "m " + (s % 60) + "s"; }
+    return s + "s";
+  }
+  function when(iso) { return iso ? new Date(iso).toLocaleString(document.documentElement.lang) : ""; }
+
+  function quotaBars(quota) {
+    var box = el("div", null, "quota");
+    if (!quota || !quota.models.length) { box.textContent = T("quota_unknown"); return box; }
+    quota.windows.concat(quota.models).forEach(function (q) {
+      var line = el("div", null, "q");
+      var frac = q.remaining_fraction === null || q.remaining_fraction === undefined ? 0 : q.remaining_fraction;
+      line.appendChild(el("span", q.model || q.window || q.bucket, "qn"));
+      var bar = el("span", null, "bar");
+      var fillEl = el("span", null, frac < 0.2 ? "low" : "");
+      fillEl.style.width = Math.round(frac * 100) + "%";
+      bar.appendChild(fillEl);
+      line.appendChild(bar);
+      line.appendChild(el("span", Math.round(frac * 100) + "%", "qp"));
+      if (q.reset_time) {
+        line.appendChild(el("span", T("quota_resets_in", { time: duration(new Date(q.reset_time) - Date.now()) }), "muted"));
+      }
+      box.appendChild(line);
+    });
+    return box;
+  }
+
+  var refreshers = {
+    overview: function () {
+      return api("GET", "/api/health").then(function (h) {
+        document.getElementById("h-status").textContent = h.status === "ready" ? T("status_ready") : T("status_not_ready");
+        document.getElementById("h-upstream").textContent = h.upstream;
+        document.getElementById("h-accounts").textContent = Object.keys(h.accounts).map(function (k) {
+          return h.accounts[k] + " " + T("state_" + k);
+        }).join(", ") || "0";
+        document.getElementById("h-cooldowns").textContent = h.cooldowns.length;
+        document.getElementById("h-circuits").textContent = h.open_circuits.length;
+        document.getElementById("h-signatures").textContent = Math.round(h.signature_cache.hit_rate * 100) + "%";
+        document.getElementById("h-discovery").textContent = h.discovery.attempts ? Math.round(h.discovery.success_rate * 100) + "%" : "-";
+        document.getElementById("h-scheduling").textContent = h.scheduling;
+        fill("cooldown-rows", h.cooldowns.map(function (c) {
+          return row([c.account, c.model, c.reason, duration(c.remaining_ms)]);
+        }), 4);
+      });
+    },
+    accounts: function () {
+      return api("GET", "/api/accounts").then(function (data) {
+        fill("account-rows", data.accounts.map(function (a) {
+          var actions = el("span", null, "actions");
+          if (a.state === "active") {
+            actions.appendChild(button(T("btn_disable"), function () { act("POST", "/api/accounts/" + a.id + "/disable", {}); }));
+          } else {
+            actions.appendChild(button(T("btn_enable"), function () { act("POST", "/api/accounts/" + a.id + "/enable"); }));
+          }
+          actions.appendChild(button(T("btn_remove"), function () {
+            if (confirm(T("confirm_remove"))) { act("DELETE", "/api/accounts/" + a.id); }
+          }, "danger"));
+          var state = el("span", T("state_" + a.state), "state " + a.state);
+          if (a.reason) { state.title = a.reason; }
+          return row([a.email, a.id, a.pool, a.tier || "", state, quotaBars(a.quota), actions]);
+        }), 7);
+      });
+    },
+    keys: function () {
+      var gemini = document.getElementById("gemini-keys");
+      gemini.textContent = T("keys_gemini_text", { n: gemini.dataset.count });
+      return api("GET", "/api/keys").then(function (data) {
+        fill("key-rows", data.keys.map(function (k) {
+          var action = k.revoked_at ? "" : button(T("btn_revoke"), function () {
+            if (confirm(T("confirm_revoke"))) { act("DELETE", "/api/keys/" + k.id); }
+          }, "danger");
+          return row([k.id, k.name, k.prefix + "…", when(k.created_at), k.last_used_at ? when(k.last_used_at) : T("never"), when(k.revoked_at), action]);
+        }), 7);
+      });
+    },
+    logs: function () {
+      return api("GET", "/api/logs?limit=100").then(function (data) {
+        fill("log-rows", data.requests.map(function (r) {
+          var model = r.upstream_model && r.upstream_model !== r.client_model ? r.client_model + " → " + r.upstream_model : r.client_model;
+          var status = el("span", r.status + (r.error_class ? " " + r.error_class : ""), r.status >= 400 ? "bad" : "ok");
+          return row([when(r.at), r.route, model, r.account_id || "-", status, r.attempts, r.latency_ms, r.overhead_ms === null ? "-" : r.overhead_ms.toFixed(2)]);
+        }), 8);
+      });
+    },
+    audit: function () {
+      return api("GET", "/api/audit?limit=100").then(function (data) {
+        fill("audit-rows", data.events.map(function (e) {
+          return row([when(e.at), e.kind, e.subject, e.detail]);
+        }), 4);
+      });
+    },
+    models: function () {
+      return api("GET", "/api/models").then(function (data) {
+        fill("model-rows", data.models.map(function (m) {
+          return row([m.id, m.display_name || "", m.accounts.join(" "), m.aliases.join(" ")]);
+        }), 4);
+      });
+    }
+  };
+
+  function refresh() {
+    var work = refreshers[page] ? refreshers[page]() : Promise.resolve();
+    return Promise.all([work, banner()]).catch(failed);
+  }
+  function act(method, path, body) {
+    return api(method, path, body).then(function (answer) {
+      flash(answer && answer.warning ? answer.warning : T("done"), Boolean(answer && answer.warning));
+      return refresh();
+    }).catch(failed);
+  }
+
+  function banner() {
+    return api("GET", "/api/safe-mode").then(function (s) {
+      var node = document.getElementById("safe-mode-banner");
+      var since = s.status.since || "on";
+      var dismissed = sessionStorage.getItem("agm-safe-mode-dismissed") === String(since);
+      node.hidden = !s.status.active || dismissed;
+      document.getElementById("safe-mode-reason").textContent = s.status.reason || "";
+      document.getElementById("safe-mode-no-keys").hidden = s.gemini_api_keys > 0;
+      node.dataset.since = since;
+    });
+  }
+  document.getElementById("safe-mode-retry").addEventListener("click", function () {
+    act("POST", "/api/safe-mode", { action: "disable" });
+  });
+  document.getElementById("safe-mode-dismiss").addEventListener("click", function () {
+    var node = document.getElementById("safe-mode-banner");
+    sessionStorage.setItem("agm-safe-mode-dismissed", node.dataset.since || "on");
+    node.hidden = true;
+  });
+  document.getElementById("sign-out").addEventListener("click", function () {
+    api("POST", "/ui/logout").finally(function () { location.href = "/ui/login"; });
+  });
+  var form = document.getElementById("create-key");
+  if (form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      api("POST", "/api/keys", { name: document.getElementById("key-name").value }).then(function (key) {
+        document.getElementById("new-secret-value").textContent = key.secret;
+        document.getElementById("new-secret").hidden = false;
+        document.getElementById("key-name").value = "";
+        return refresh();
+      }).catch(failed);
+    });
+  }
+  refresh();
+  setInterval(refresh, 2000);
+})();

@@ -1,0 +1,343 @@
+//! The web console: pages at `/ui/` and the JSON admin API under `/api/` that the
+//! pages (and scripts) use. Both sit behind the console's own sign-in ([`auth`]),
+//! never a client key, and every mutation passes [`check_mutation`]: a loopback (or IP
+//! literal) `Host`, a same-origin `Origin` (or `Sec-Fetch-Site: same-origin`), and the
+//! session's CSRF token in `x-agm-csrf`. See docs/SECURITY.md, "The web console".
+
+pub mod api;
+pub mod auth;
+pub mod i18n;
+pub mod pages;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, delete, get, post};
+use serde_json::json;
+
+use crate::app::SharedState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "agm_session";
+/// The language cookie's name (set by `?lang=`).
+pub const LANG_COOKIE: &str = "agm_lang";
+/// The header that carries the CSRF token on every mutation.
+pub const CSRF_HEADER: &str = "x-agm-csrf";
+
+/// The console's state, one per server (in `AppState::console`).
+pub struct Console {
+    pub auth: auth::Auth,
+    pub pages: pages::Pages,
+    /// The configured language (`[server] language`), the last choice before English.
+    pub language: String,
+}
+
+impl Console {
+    pub fn new(config: &crate::config::Config, store: agm_store::Store) -> Console {
+        Console {
+            auth: auth::Auth::new(
+                config.server.bind.is_loopback(),
+                config.server.admin_password.clone(),
+                store,
+            ),
+            pages: pages::Pages::new(),
+            language: config.server.language.clone(),
+        }
+    }
+
+    /// The sign-in link to print at start (`http://127.0.0.1:8045/ui/login?token=…`),
+    /// once; none on a non-loopback bind (the admin password signs in there).
+    pub fn startup_link(&self, addr: SocketAddr) -> Option<String> {
+        self.auth
+            .take_startup_token()
+            .map(|token| login_link(addr, &token))
+    }
+}
+
+/// `http://ADDR/ui/login?token=TOKEN`, with an unspecified address shown as loopback.
+pub fn login_link(addr: SocketAddr, token: &str) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    format!(
+        "http://{}/ui/login?token={token}",
+        SocketAddr::new(host, addr.port())
+    )
+}
+
+/// The console's routes, merged into the app by `app::router`.
+pub fn router(state: SharedState) -> Router<SharedState> {
+    let signed_in = Router::new()
+        .route("/api/session", get(api::session))
+        .route("/api/accounts", get(api::accounts))
+        .route("/api/accounts/{id}", delete(api::remove_account))
+        .route("/api/accounts/{id}/enable", post(api::enable_account))
+        .route("/api/accounts/{id}/disable", post(api::disable_account))
+        .route("/api/keys", get(api::keys).post(api::create_key))
+        .route("/api/keys/{id}", delete(api::revoke_key))
+        .route("/api/models", get(api::models))
+        .route("/api/logs", get(api::logs))
+        .route("/api/audit", get(api::audit))
+        .route(
+            "/api/safe-mode",
+            get(api::safe_mode).post(api::change_safe_mode),
+        )
+        .route("/api/health", get(api::health))
+        .route("/api/settings", get(api::settings))
+        .route("/api/{*rest}", get(api::unknown).post(api::unknown))
+        .route("/ui/", get(pages::overview))
+        .route("/ui/accounts", get(pages::accounts))
+        .route("/ui/keys", get(pages::keys))
+        .route("/ui/logs", get(pages::logs))
+        .route("/ui/audit", get(pages::audit))
+        .route("/ui/models", get(pages::models))
+        .route("/ui/settings", get(pages::settings))
+        .route("/ui/logout", post(pages::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_session,
+        ));
+    Router::new()
+        .route("/", any(root))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/login", get(pages::login_page).post(pages::login_form))
+        .route("/ui/assets/console.js", get(pages::script))
+        .route("/ui/assets/console.css", get(pages::style))
+        .merge(signed_in)
+        .route_layer(middleware::from_fn(pages::client_addr))
+        .route_layer(middleware::from_fn(check_host))
+}
+
+/// `/`: browsers go to the console; API clients get the JSON 404 as before.
+async fn root(request: Request) -> Response {
+    let wants_html = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    if wants_html {
+        Redirect::to("/ui/").into_response()
+    } else {
+        crate::app::not_found(request).await
+    }
+}
+
+/// An admin API error: `{"error":{"message":...}}` with a fitting status.
+#[derive(Debug)]
+pub struct ConsoleError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ConsoleError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ConsoleError {
+        ConsoleError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> ConsoleError {
+        ConsoleError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the store failed: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ConsoleError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"error": {"message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+/// A cookie's value from the `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// The client's address, when the listener recorded it.
+pub fn client_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Whether a `Host` may reach the console: a loopback name or any IP literal. A DNS
+/// name is refused: a DNS-rebinding page sends its own name, and the console never
+/// needs one (a reverse proxy should pass the Host it was reached by as an address).
+pub fn host_allowed(host: &str) -> bool {
+    if crate::edge::is_loopback_host(host) {
+        return true;
+    }
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split_once(']').map_or(rest, |(inside, _)| inside)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.parse::<IpAddr>().is_ok()
+}
+
+async fn check_host(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host.is_empty() && !host_allowed(host) {
+        return ConsoleError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the console answers only requests addressed to localhost or an IP address; this one was for {:?}",
+                host.chars().take(100).collect::<String>()
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// The rules for a request that changes something (any method but GET and HEAD): the
+/// page it came from is this console (`Origin` equal to `http(s)://<Host>`, or no
+/// `Origin` and `Sec-Fetch-Site: same-origin`), and it carries the session's CSRF
+/// token in `x-agm-csrf` (`csrf` is `None` for the sign-in form, which has no session
+/// yet).
+pub fn check_mutation(headers: &HeaderMap, csrf: Option<&str>) -> Result<(), ConsoleError> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = get("host").unwrap_or("");
+    let same_origin = match get("origin") {
+        Some(origin) => {
+            !host.is_empty()
+                && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+        }
+        None => get("sec-fetch-site") == Some("same-origin"),
+    };
+    if !same_origin {
+        return Err(ConsoleError::new(
+            StatusCode::FORBIDDEN,
+            "refused: a change to agm must come from the console's own page (the Origin is another site, or missing)",
+        ));
+    }
+    if let Some(expected) = csrf {
+        let presented = get(CSRF_HEADER).unwrap_or("");
+        if !auth::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+            return Err(ConsoleError::new(
+                StatusCode::FORBIDDEN,
+                "refused: the CSRF token (x-agm-csrf) is missing or wrong; reload the console",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The signed-in session of a request, put in its extensions by [`require_session`].
+#[derive(Clone)]
+pub struct SignedIn {
+    pub id: String,
+    pub csrf: String,
+}
+
+async fn require_session(
+    State(state): State<SharedState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let session = cookie(request.headers(), SESSION_COOKIE)
+        .and_then(|id| Some((id.to_owned(), state.console.auth.session(id)?)));
+    let Some((id, session)) = session else {
+        if is_api {
+            return ConsoleError::new(
+                StatusCode::UNAUTHORIZED,
+                "sign in to the console first: open the link `agm serve` printed, or run `agm console` (a client API key does not open the console)",
+            )
+            .into_response();
+        }
+        return Redirect::to("/ui/login").into_response();
+    };
+    if !matches!(*request.method(), Method::GET | Method::HEAD)
+        && let Err(e) = check_mutation(request.headers(), Some(&session.csrf))
+    {
+        tracing::warn!(route = %request.uri().path(), reason = %e.message, "console: refused a change");
+        return e.into_response();
+    }
+    request.extensions_mut().insert(SignedIn {
+        id,
+        csrf: session.csrf,
+    });
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn hosts_loopback_or_addresses_only() {
+        assert!(host_allowed("127.0.0.1:8045"));
+        assert!(host_allowed("localhost:8045"));
+        assert!(host_allowed("[::1]:8045"));
+        assert!(host_allowed("192.168.1.5:8045"));
+        assert!(!host_allowed("evil.example:8045"));
+        assert!(!host_allowed("rebind.attacker.net"));
+    }
+
+    #[test]
+    fn mutations_need_the_same_origin_and_the_token() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("127.0.0.1:8045"));
+        assert!(
+            check_mutation(&h, None).is_err(),
+            "no Origin, no fetch metadata"
+        );
+        h.insert("origin", HeaderValue::from_static("http://evil.example"));
+        assert!(check_mutation(&h, None).is_err());
+        h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8045"));
+        assert!(check_mutation(&h, None).is_ok());
+        assert!(check_mutation(&h, Some("t0k3n")).is_err(), "no CSRF header");
+        h.insert(CSRF_HEADER, HeaderValue::from_static("t0k3n"));
+        assert!(check_mutation(&h, Some("t0k3n")).is_ok());
+        h.remove("origin");
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(check_mutation(&h, Some("t0k3n")).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check_mutation(&h, Some("t0k3n")).is_ok());
+    }
+
+    #[test]
+    fn cookies_by_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "cookie",
+            HeaderValue::from_static("a=1; agm_session=abc; b=2"),
+        );
+        assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn links_name_loopback_for_an_unspecified_bind() {
+        let addr: SocketAddr = "0.0.0.0:8045".parse().unwrap();
+        assert_eq!(
+            login_link(addr, "t"),
+            "http://127.0.0.1:8045/ui/login?token=t"
+        );
+    }
+}

@@ -1,0 +1,547 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The web console against the sim: the admin API, its sign-in, and its CSRF rules.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Harness;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A browser-like session: the cookie, the CSRF token and the origin.
+struct Console {
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+    csrf: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in with `token` (a sign-in link's); the session cookie's `name=value`.
+async fn sign_in_with(h: &Harness, token: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}/ui/login?token={token}", h.url))
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("agm_session="))
+        .expect("a session cookie");
+    assert!(set.contains("HttpOnly"), "{set}");
+    assert!(set.contains("SameSite=Strict"), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn sign_in(h: &Harness) -> Console {
+    let addr: std::net::SocketAddr = h.url.trim_start_matches("http://").parse().unwrap();
+    let link = h.state.console.startup_link(addr).expect("a loopback link");
+    let token = link.split("token=").nth(1).unwrap();
+    let response = sign_in_with(h, token).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/ui/");
+    let cookie = session_cookie(&response);
+    let http = client();
+    let session: Value = http
+        .get(format!("{}/api/session", h.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Console {
+        http,
+        url: h.url.clone(),
+        cookie,
+        csrf: session["csrf"].as_str().unwrap().to_owned(),
+    }
+}
+
+impl Console {
+    /// A request as the console's own page sends it.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.url)
+            .header("x-agm-csrf", &self.csrf)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+async fn audit_details(console: &Console) -> Vec<String> {
+    console.get("/api/audit?limit=100").await["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["subject"], e["detail"]))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_and_changes_accounts() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    let accounts = console.get("/api/accounts").await;
+    let list = accounts["accounts"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let text = accounts.to_string();
+    for account in h.sim.accounts() {
+        assert!(
+            !text.contains(&account.refresh_token),
+            "no token in the list"
+        );
+    }
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let email = list[0]["email"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["state"], "active");
+
+    let (status, body) = console
+        .send(
+            Method::POST,
+            &format!("/api/accounts/{id}/disable"),
+            Some(json!({"reason": "testing"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h.account(&email).await.state.name(), "disabled");
+    let (status, _) = console
+        .send(Method::POST, &format!("/api/accounts/{id}/enable"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(h.account(&email).await.state.is_active());
+    let (status, body) = console
+        .send(Method::POST, "/api/accounts/nope/enable", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no account \"nope\""),
+        "{body}"
+    );
+    let (status, _) = console
+        .send(Method::DELETE, &format!("/api/accounts/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        console.get("/api/accounts").await["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let audit = audit_details(&console).await;
+    for wanted in [
+        "disabled with the console: testing",
+        "enabled with the console",
+        "removed with the console",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.contains(&email) && a.contains(wanted)),
+            "{wanted} in {audit:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_admin_api_shows_requests_models_health_and_runs_keys_and_safe_mode() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    // A request through the gateway shows in the log.
+    let response = h
+        .post(&json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut logged = Value::Null;
+    for _ in 0..40 {
+        logged = console.get("/api/logs?limit=10").await;
+        if !logged["requests"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let row = &logged["requests"][0];
+    assert_eq!(row["route"], "/v1/messages", "{logged}");
+    assert_eq!(row["status"], 200);
+    let (status, body) = console.send(Method::GET, "/api/logs?limit=0", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    assert!(
+        !console.get("/api/models").await["models"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let health = console.get("/api/health").await;
+    assert_eq!(health["status"], "ready", "{health}");
+    assert_eq!(health["accounts"]["active"], 2);
+    assert_eq!(health["upstream"], "antigravity");
+    let settings = console.get("/api/settings").await;
+    assert_eq!(settings["config"]["server"]["port"], 0);
+
+    // Keys: the secret once, then revoked with the last-key warning.
+    let (status, created) = console
+        .send(Method::POST, "/api/keys", Some(json!({"name": "laptop"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with(created["prefix"].as_str().unwrap()));
+    let listed = console.get("/api/keys").await.to_string();
+    assert!(listed.contains("laptop") && !listed.contains(secret));
+    let id = created["id"].as_str().unwrap();
+    let (status, revoked) = console
+        .send(Method::DELETE, &format!("/api/keys/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        revoked["warning"]
+            .as_str()
+            .unwrap()
+            .contains("last active client key")
+    );
+    let (status, again) = console
+        .send(Method::DELETE, &format!("/api/keys/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        again["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no active client key")
+    );
+    let (status, _) = console
+        .send(Method::POST, "/api/keys", Some(json!({"name": "a\nb"})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Safe mode: on at once in the running server, then off.
+    let (status, on) = console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "enable", "note": "console test"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{on}");
+    assert_eq!(on["status"]["active"], true);
+    assert!(h.state.safe_mode.is_active());
+    let (_, off) = console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "disable"})),
+        )
+        .await;
+    assert_eq!(off["status"]["active"], false);
+    assert!(!h.state.safe_mode.is_active());
+    let (status, _) = console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "explode"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let audit = audit_details(&console).await;
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.contains("created: name") && a.contains("laptop")),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.contains("revoked: name") && a.contains("laptop")),
+        "{audit:?}"
+    );
+    assert!(audit.iter().any(|a| a.contains("turned on")), "{audit:?}");
+}
+
+#[tokio::test]
+async fn forged_cross_site_changes_are_refused() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    let path = format!("{}/api/safe-mode", h.url);
+    let body = json!({"action": "enable"});
+    // Another site's page, with the session cookie (a browser would not even send a
+    // SameSite=Strict cookie; this is the check behind it).
+    let forged = console
+        .http
+        .post(&path)
+        .header("cookie", &console.cookie)
+        .header("origin", "http://evil.example")
+        .header("x-agm-csrf", &console.csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // A form post from another site: no CSRF header, a form body.
+    let form = console
+        .http
+        .post(&path)
+        .header("cookie", &console.cookie)
+        .header("origin", "http://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("action=enable")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    // The right origin without the CSRF token.
+    let no_token = console
+        .http
+        .post(&path)
+        .header("cookie", &console.cookie)
+        .header("origin", &h.url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+    let message = no_token.json::<Value>().await.unwrap()["error"]["message"].clone();
+    assert!(message.as_str().unwrap().contains("CSRF"), "{message}");
+    // No origin and no fetch metadata (not a page of the console).
+    let bare = console
+        .http
+        .post(&path)
+        .header("cookie", &console.cookie)
+        .header("x-agm-csrf", &console.csrf)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    // DNS rebinding: a name that resolves to us, as the Host.
+    let rebound = console
+        .http
+        .get(format!("{}/api/accounts", h.url))
+        .header("cookie", &console.cookie)
+        .header("host", "rebind.attacker.example:8045")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    assert!(!h.state.safe_mode.is_active(), "nothing forged got through");
+    // The console's own page gets through.
+    let (status, _) = console
+        .send(Method::POST, "/api/safe-mode", Some(body))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(h.state.safe_mode.is_active());
+}
+
+#[tokio::test]
+async fn a_client_key_never_opens_the_console() {
+    let h = common::start().await;
+    let (_, secret) = h.state.store.create_client_key("client").await.unwrap();
+    let http = client();
+    for (name, value) in [
+        ("x-api-key", secret.clone()),
+        ("authorization", format!("Bearer {secret}")),
+    ] {
+        let response = http
+            .get(format!("{}/api/accounts", h.url))
+            .header(name, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let page = http
+            .get(format!("{}/ui/accounts", h.url))
+            .header(name, &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::SEE_OTHER);
+        assert_eq!(page.headers()["location"], "/ui/login");
+    }
+    // A made-up session is no session.
+    let forged = http
+        .get(format!("{}/api/accounts", h.url))
+        .header("cookie", "agm_session=0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_tokens_work_once_and_failures_are_limited() {
+    let h = common::start().await;
+    let addr: std::net::SocketAddr = h.url.trim_start_matches("http://").parse().unwrap();
+    let link = h.state.console.startup_link(addr).unwrap();
+    assert!(
+        link.starts_with(&format!("{}/ui/login?token=", h.url)),
+        "{link}"
+    );
+    assert!(h.state.console.startup_link(addr).is_none(), "printed once");
+    let token = link.split("token=").nth(1).unwrap();
+    assert_eq!(
+        sign_in_with(&h, token).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        sign_in_with(&h, token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // `agm console` writes a token into the store the running server reads.
+    let fresh = agm_server::console::auth::mint_login_token(&h.state.store)
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_in_with(&h, &fresh).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    // Wrong tokens (the used one above was the first), then even a right one is held
+    // back.
+    for _ in 1..agm_server::console::auth::MAX_FAILURES {
+        assert_eq!(
+            sign_in_with(&h, "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let fresh = agm_server::console::auth::mint_login_token(&h.state.store)
+        .await
+        .unwrap();
+    let held = sign_in_with(&h, &fresh).await;
+    assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(held.headers().contains_key("retry-after"));
+    // The sign-in form refuses another site's post (login CSRF).
+    let form = client()
+        .post(format!("{}/ui/login", h.url))
+        .header("origin", "http://evil.example")
+        .form(&[("token", fresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn pages_render_in_four_languages_and_browsers_at_the_root_go_to_the_console() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    let root = client()
+        .get(format!("{}/", h.url))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), StatusCode::SEE_OTHER);
+    assert_eq!(root.headers()["location"], "/ui/");
+    let api_client = client().get(format!("{}/", h.url)).send().await.unwrap();
+    assert_eq!(api_client.status(), StatusCode::NOT_FOUND);
+    assert!(
+        api_client
+            .text()
+            .await
+            .unwrap()
+            .contains("no route for GET /")
+    );
+
+    for path in [
+        "/ui/",
+        "/ui/accounts",
+        "/ui/keys",
+        "/ui/logs",
+        "/ui/audit",
+        "/ui/models",
+        "/ui/settings",
+    ] {
+        let page = console.request(Method::GET, path).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains(&console.csrf),
+            "{path} carries the CSRF token"
+        );
+    }
+    for (lang, word) in [
+        ("en", "Accounts"),
+        ("zh-CN", "账号"),
+        ("zh-TW", "帳號"),
+        ("vi", "Tài khoản"),
+    ] {
+        let page = console
+            .request(Method::GET, &format!("/ui/accounts?lang={lang}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            page.headers()
+                .get_all("set-cookie")
+                .iter()
+                .any(|v| v.to_str().unwrap().starts_with(&format!("agm_lang={lang}")))
+        );
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("<html lang=\"{lang}\">")), "{lang}");
+        assert!(html.contains(word), "{lang}: {word}");
+    }
+    let by_header = console
+        .request(Method::GET, "/ui/")
+        .header("accept-language", "vi-VN,vi;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(by_header.contains("Tổng quan"));
+    let settings = console
+        .request(Method::GET, "/ui/settings")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !settings
+            .text()
+            .await
+            .unwrap()
+            .contains("oauth_client_secret\": \"GOCSPX")
+    );
+    let login = client()
+        .get(format!("{}/ui/login?lang=zh-TW", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.text().await.unwrap().contains("登入 agm"));
+}
