@@ -178,20 +178,23 @@ impl UpstreamCall<'_> {
                 // A stalled call (no head, or no first chunk) must not hold the request
                 // for the whole stall: past the timeout it is a transient fault, and
                 // the routing plan moves on.
-                let opened = tokio::time::timeout(stalled, async {
+                let opened = match tokio::time::timeout(stalled, async {
                     first_content(state.google.stream(auth, &body).await?).await
                 })
                 .await
-                .unwrap_or_else(|_| {
-                    Err(UpstreamError::Network {
-                        endpoint: format!("Cloud Code (account {})", lease.account_id),
-                        message: format!(
-                            "no first chunk within google.first_chunk_timeout ({})",
-                            humantime::format_duration(stalled)
-                        ),
-                    })
-                });
-                if let Some((first, rest)) = opened? {
+                {
+                    Ok(opened) => opened?,
+                    Err(_) => {
+                        return Err(UpstreamError::Network {
+                            endpoint: format!("Cloud Code (account {})", lease.account_id),
+                            message: format!(
+                                "no first chunk within google.first_chunk_timeout ({})",
+                                humantime::format_duration(stalled)
+                            ),
+                        });
+                    }
+                };
+                if let Some((first, rest)) = opened {
                     lease.record_latency(started.elapsed());
                     return Ok(OpenStream {
                         first,
