@@ -250,10 +250,10 @@ pub async fn run(
     };
     let mut last_accept_error: Option<Instant> = None;
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: say so at most once a
                     // second, and try again soon (the cap and the eviction free some).
@@ -274,6 +274,7 @@ pub async fn run(
         };
         tokio::spawn(serve_connection(
             stream,
+            peer,
             id,
             conn,
             Arc::clone(&tracker),
@@ -294,6 +295,7 @@ pub async fn run(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     id: u64,
     conn: Arc<Conn>,
     tracker: Arc<Tracker>,
@@ -312,6 +314,10 @@ async fn serve_connection(
         hyper::service::service_fn(move |mut request: Request<Incoming>| {
             let guard = RequestGuard::start(&conn, &tracker, has_body(&request));
             request.extensions_mut().insert(guard.body.clone());
+            // The client's address, as axum's `ConnectInfo` (per-address limits).
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let app = app.clone();
             async move {
                 let response = match app.oneshot(request.map(Body::new)).await {
