@@ -11,7 +11,7 @@ use crate::config::tier_name;
 use crate::error::{GoogleError, Violation};
 use crate::generate::estimate_tokens;
 use crate::http::{Ctx, Outcome};
-use crate::sim::OperationPoll;
+use crate::sim::{ModelLookup, OperationPoll};
 use crate::validate;
 
 const FIVE_HOURS: Duration = Duration::from_secs(5 * 3600);
@@ -191,14 +191,16 @@ fn check_project(ctx: &Ctx, email: &str, body: &Map<String, Value>) -> Result<()
     Ok(())
 }
 
-/// `POST /v1internal:fetchAvailableModels`. Like Google's proto3 JSON, a quota at
-/// 0 omits `remainingFraction`.
+/// `POST /v1internal:fetchAvailableModels`: the models this account may use now
+/// (not those [for](crate::SimModel::only_for) other tiers or accounts), and the
+/// retired ones that have a replacement under `deprecatedModelIds`. Like Google's
+/// proto3 JSON, a quota at 0 omits `remainingFraction`.
 pub(crate) fn fetch_available_models(ctx: &Ctx) -> Outcome {
     let email = ctx.require_account()?;
     let body = setup_body(ctx, &["project"])?;
     check_project(ctx, email, body)?;
     let reset = clock::rfc3339_after(FIVE_HOURS);
-    let models = ctx.sim.models();
+    let models = ctx.sim.models_for(email);
     let mut catalog = Map::new();
     for model in &models {
         let fraction = ctx.sim.remaining_fraction(email, &model.id);
@@ -220,13 +222,11 @@ pub(crate) fn fetch_available_models(ctx: &Ctx) -> Outcome {
         );
     }
     let mut deprecated = Map::new();
-    for (old, new) in [
-        ("gemini-3-pro-preview", "gemini-3-pro-high"),
-        ("gemini-3-flash-preview", "gemini-3-flash"),
-        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
-    ] {
-        if catalog.contains_key(new) && !catalog.contains_key(old) {
-            deprecated.insert(old.to_owned(), json!({ "newModelId": new }));
+    for retired in ctx.sim.retirements() {
+        if let Some(new) = retired.replacement
+            && !catalog.contains_key(&retired.id)
+        {
+            deprecated.insert(retired.id, json!({ "newModelId": new }));
         }
     }
     Ok(Answer::ok(
@@ -276,8 +276,11 @@ pub(crate) fn count_tokens(ctx: &Ctx) -> Outcome {
         )
         .into());
     };
-    if ctx.sim.model(model).is_none() {
-        return Err(GoogleError::not_found("Requested entity was not found.").into());
+    if !matches!(
+        ctx.sim.lookup_model(ctx.require_account()?, model),
+        ModelLookup::Live(_)
+    ) {
+        return Err(GoogleError::model_not_found().into());
     }
     validate::count_tokens_contents(contents)?;
     Ok(Answer::ok(json!({ "totalTokens": count(contents) })))

@@ -21,6 +21,9 @@ pub(crate) struct GoogleError {
     pub message: String,
     pub details: Vec<Value>,
     pub headers: Vec<(String, String)>,
+    /// The legacy `errors` list some Google answers still carry
+    /// (`[{"message", "domain", "reason"}]`); empty: left out.
+    pub errors: Vec<Value>,
 }
 
 impl GoogleError {
@@ -31,6 +34,7 @@ impl GoogleError {
             message: message.into(),
             details: Vec::new(),
             headers: Vec::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -81,6 +85,21 @@ impl GoogleError {
         GoogleError::new(404, "NOT_FOUND", message)
     }
 
+    /// Cloud Code's 404 for a model it does not serve to this account (unknown,
+    /// withdrawn, or not for its tier), as Google sends it:
+    /// `{"error":{"code":404,"message":"Requested entity was not found.","errors":
+    /// [{"message":…,"domain":"global","reason":"notFound"}],"status":"NOT_FOUND"}}`.
+    pub fn model_not_found() -> Self {
+        let message = "Requested entity was not found.";
+        let mut error = GoogleError::not_found(message);
+        error.errors.push(json!({
+            "message": message,
+            "domain": "global",
+            "reason": "notFound",
+        }));
+        error
+    }
+
     /// The 403 of an account its user must verify at `url`.
     pub fn validation_required(url: &str) -> Self {
         let mut error = GoogleError::new(
@@ -121,6 +140,9 @@ impl GoogleError {
             "message": self.message,
             "status": self.status,
         });
+        if !self.errors.is_empty() {
+            error["errors"] = Value::Array(self.errors.clone());
+        }
         if !self.details.is_empty() {
             error["details"] = Value::Array(self.details.clone());
         }

@@ -29,9 +29,12 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::answer::{Answer, StreamFormat};
+use crate::config::{GateForm, client_version, version_less};
 use crate::error::GoogleError;
 use crate::fault::{FaultAction, ScriptedReply};
 use crate::http::{Ctx, Outcome};
+use crate::json_mode;
+use crate::sim::ModelLookup;
 use crate::validate::{self, Flavor, field};
 
 /// What the sim's signatures start with once decoded.
@@ -84,11 +87,70 @@ pub(crate) fn cloud_code(ctx: &Ctx, stream: bool) -> Outcome {
         )
         .into());
     };
-    let Some(model) = ctx.sim.model(model_id) else {
-        return Err(GoogleError::not_found("Requested entity was not found.").into());
+    let user_agent = ctx.header("user-agent").unwrap_or_default();
+    if let Some(gate) = ctx.sim.refusing_gate(user_agent) {
+        return match gate.form {
+            GateForm::Answer => Ok(refusal(ctx, &gate.message, stream)),
+            GateForm::Error(code) => {
+                Err(GoogleError::new(code, status_name(code), gate.message).into())
+            }
+        };
+    }
+    let model = match ctx.sim.lookup_model(email, model_id) {
+        ModelLookup::Live(model) => model,
+        ModelLookup::Notice(text) => return Ok(refusal(ctx, &text, stream)),
+        ModelLookup::NotFound => return Err(GoogleError::model_not_found().into()),
     };
+    if let Some(min) = &model.min_client_version
+        && let Some((client, version)) = client_version(user_agent)
+        && client == "antigravity"
+        && version_less(&version, min)
+    {
+        let text = format!(
+            "{} is not available on this version. Please upgrade to the latest version.",
+            model.display_name
+        );
+        return Ok(refusal(ctx, &text, stream));
+    }
     validate::generate_semantics(envelope.request, Flavor::CloudCode, &model)?;
     Ok(respond(ctx, &model.id, envelope.request, stream, true))
+}
+
+/// A refusal Google writes as the answer (an old client, a model withdrawn with a
+/// notice): HTTP 200, `{"response":{"candidates":[{"content":{"parts":[{"text":
+/// "<message>"}]}}]}}` with no role, finish reason or usage, one chunk when streamed.
+fn refusal(ctx: &Ctx, message: &str, stream: bool) -> Answer {
+    let body = json!({ "response": { "candidates": [
+        { "content": { "parts": [{ "text": message }] } }
+    ]}});
+    if stream {
+        Answer::Stream {
+            chunks: vec![body],
+            format: if ctx.wants_sse() {
+                StreamFormat::Sse
+            } else {
+                StreamFormat::JsonArray
+            },
+            delay: ctx.sim.config().stream_chunk_delay,
+            break_after: None,
+        }
+    } else {
+        Answer::ok(body)
+    }
+}
+
+/// The RPC status name Google pairs with an HTTP status.
+fn status_name(code: u16) -> &'static str {
+    match code {
+        400 | 412 | 426 => "FAILED_PRECONDITION",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        500..=599 => "INTERNAL",
+        _ => "UNKNOWN",
+    }
 }
 
 /// Builds the answer for a validated generation request, taking any
@@ -212,7 +274,8 @@ impl Reply {
         {
             return reply;
         }
-        let mut text = format!("Simulated {model} reply to: {user_text}");
+        let mut text = json_mode::answer(config, model, &user_text)
+            .unwrap_or_else(|| format!("Simulated {model} reply to: {user_text}"));
         let mut finish_reason = "STOP";
         let stops = config
             .and_then(|c| field(c, "stopSequences"))

@@ -28,6 +28,18 @@
 //! finish reason and usage on the last one; without `?alt=sse` a stream answers the
 //! REST form, one JSON array of the chunks.
 //!
+//! A request in JSON mode (`responseMimeType: application/json`) is answered with JSON
+//! that fits its `responseSchema`/`responseJsonSchema` (module `json_mode`).
+//!
+//! The model catalogs change while the sim runs, as Google's do: [`Sim::add_model`]
+//! (a [`SimModel`] may be [only for](SimModel::only_for) some tiers or accounts, or
+//! [need a newer client](SimModel::requires_client_version)), [`Sim::retire_model`]
+//! (listed under `deprecatedModelIds`, 404 for generation),
+//! [`Sim::retire_model_with_notice`], [`Sim::remove_model`]. [`Sim::require_client_version`]
+//! refuses an old `antigravity/<v>` or `GeminiCLI/<v>` client the way Google does: a 200
+//! whose reply is the refusal ([`ANTIGRAVITY_UNSUPPORTED`]); docs/TESTING.md has the
+//! sources.
+//!
 //! # Scripting faults
 //!
 //! A test queues [`Fault`]s on the sim; each one filters on method, account and model
@@ -76,13 +88,17 @@ mod fault;
 mod gemini_api;
 mod generate;
 mod http;
+mod json_mode;
 mod oauth;
 mod route;
 mod sim;
 mod validate;
 
 pub use capture::{CapturedRequest, SimMethod};
-pub use config::{SimAccount, SimConfig, SimModel};
+pub use config::{
+    ANTIGRAVITY_UNSUPPORTED, ClientGate, GEMINI_CLI_UNSUPPORTED, GateForm, ModelSpec, SimAccount,
+    SimConfig, SimModel,
+};
 pub use fault::{Fault, FaultAction, ScriptedReply, parse_go_duration};
 pub use sim::{RunningSim, Sim};
 

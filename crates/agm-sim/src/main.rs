@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use agm_sim::{Sim, SimConfig};
+use agm_sim::{ClientGate, Sim, SimConfig};
 use clap::Parser;
 
 /// The simulated Google (OAuth, Cloud Code Assist, Gemini API) that agm's tests use.
@@ -36,6 +36,22 @@ struct Args {
     /// Add the demo accounts (alice@demo.agm, bob@demo.agm) and API key (demo-gemini-key).
     #[arg(long)]
     demo: bool,
+    /// Refuse Code Assist generation from an older client, as Google does:
+    /// CLIENT=VERSION, e.g. antigravity=1.16.0 or gemini-cli=0.60.0 (repeatable).
+    #[arg(long, value_name = "CLIENT=VERSION", value_parser = parse_gate)]
+    require_client_version: Vec<ClientGate>,
+    /// Retire a Cloud Code model at start: ID or ID=REPLACEMENT (repeatable).
+    #[arg(long, value_name = "ID[=REPLACEMENT]")]
+    retire_model: Vec<String>,
+}
+
+fn parse_gate(text: &str) -> Result<ClientGate, String> {
+    match text.split_once('=') {
+        Some((client, version)) if !client.is_empty() && !version.is_empty() => {
+            Ok(ClientGate::new(client.trim(), version.trim()))
+        }
+        _ => Err(format!("expected CLIENT=VERSION, got {text:?}")),
+    }
 }
 
 #[tokio::main]
@@ -53,6 +69,7 @@ async fn main() -> ExitCode {
         stream_chunks: args.stream_chunks,
         stream_chunk_delay: args.chunk_delay,
         access_token_ttl: args.token_ttl,
+        client_gates: args.require_client_version,
         ..SimConfig::default()
     };
     let sim = if args.demo {
@@ -61,6 +78,12 @@ async fn main() -> ExitCode {
         Sim::new(config)
     };
     sim.set_capture_limit(Some(args.capture_limit));
+    for retired in &args.retire_model {
+        match retired.split_once('=') {
+            Some((id, replacement)) => sim.retire_model(id, Some(replacement)),
+            None => sim.retire_model(retired, None),
+        }
+    }
     let running = match sim.start_on(SocketAddr::new(args.bind, args.port)).await {
         Ok(running) => running,
         Err(error) => {

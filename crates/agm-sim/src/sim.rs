@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::capture::{CapturedRequest, SimMethod};
-use crate::config::{SimAccount, SimConfig, SimModel};
+use crate::config::{ClientGate, SimAccount, SimConfig, SimModel, client_key};
 use crate::fault::{Fault, FaultAction};
 
 /// The `remainingFraction` an account reports for a model nobody set.
@@ -52,6 +52,10 @@ struct State {
     capture_limit: Option<usize>,
     models: Vec<SimModel>,
     gemini_api_models: Vec<SimModel>,
+    /// Cloud Code models withdrawn, in the order they were retired.
+    retired: Vec<Retirement>,
+    /// Client versions refused on Code Assist generation.
+    client_gates: Vec<ClientGate>,
     /// Polls of an onboarding operation until it is done (0: `onboardUser` answers
     /// done at once).
     onboarding_polls: u32,
@@ -87,6 +91,57 @@ struct Operation {
     polls: u32,
 }
 
+/// A Cloud Code model Google withdrew.
+#[derive(Clone, Debug)]
+pub(crate) struct Retirement {
+    pub id: String,
+    pub display_name: String,
+    /// Listed as `newModelId` under `deprecatedModelIds`.
+    pub replacement: Option<String>,
+    /// Generation for it answers Google's "… is no longer available. Please switch
+    /// to …" text (HTTP 200) instead of the 404.
+    pub notice: bool,
+}
+
+/// What a Cloud Code request for a model id finds, for one account.
+pub(crate) enum ModelLookup {
+    /// Served to this account.
+    Live(SimModel),
+    /// Retired with a notice: answer this text.
+    Notice(String),
+    /// Unknown, retired without a notice, or not for this account: Google's 404.
+    NotFound,
+}
+
+/// The retirements the sim starts with (what Google listed in early 2026).
+fn default_retirements() -> Vec<Retirement> {
+    [
+        (
+            "gemini-3-pro-preview",
+            "Gemini 3 Pro Preview",
+            "gemini-3-pro-high",
+        ),
+        (
+            "gemini-3-flash-preview",
+            "Gemini 3 Flash Preview",
+            "gemini-3-flash",
+        ),
+        (
+            "claude-sonnet-4-5-20250929",
+            "Claude Sonnet 4.5",
+            "claude-sonnet-4-5",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, display_name, replacement)| Retirement {
+        id: id.to_owned(),
+        display_name: display_name.to_owned(),
+        replacement: Some(replacement.to_owned()),
+        notice: false,
+    })
+    .collect()
+}
+
 /// How a refresh-token grant went.
 pub(crate) enum RefreshOutcome {
     Granted { email: String },
@@ -107,6 +162,8 @@ impl Sim {
         let state = State {
             models: SimModel::code_assist_defaults(),
             gemini_api_models: SimModel::gemini_api_defaults(),
+            retired: default_retirements(),
+            client_gates: config.client_gates.clone(),
             onboarding_polls: DEFAULT_ONBOARDING_POLLS,
             random: config.seed,
             ..State::default()
@@ -283,6 +340,120 @@ impl Sim {
     /// its generation accepts).
     pub fn set_gemini_api_models(&self, models: Vec<SimModel>) {
         self.state().gemini_api_models = models;
+    }
+
+    /// Adds a model to the Cloud Code catalog while the sim runs (replacing one with
+    /// the same id, and undoing its retirement): `fetchAvailableModels` lists it to
+    /// the accounts it is [for](SimModel::only_for), and generation accepts it from them.
+    pub fn add_model(&self, model: SimModel) {
+        let mut state = self.state();
+        state.retired.retain(|r| r.id != model.id);
+        upsert(&mut state.models, model);
+    }
+
+    /// Adds a model to the official Gemini API catalog (`models.list`, generation),
+    /// replacing one with the same id.
+    pub fn add_gemini_api_model(&self, model: SimModel) {
+        upsert(&mut self.state().gemini_api_models, model);
+    }
+
+    /// Retires a model while the sim runs. Cloud Code: `fetchAvailableModels` stops
+    /// listing it under `models` and, with a replacement, lists it under
+    /// `deprecatedModelIds` as `{"<id>": {"newModelId": "<replacement>"}}`;
+    /// generation and `countTokens` for it answer Google's 404 `NOT_FOUND`
+    /// ("Requested entity was not found."). Official API: it leaves `models.list`
+    /// and its calls answer that API's 404.
+    pub fn retire_model(&self, id: &str, replacement: Option<&str>) {
+        self.retire(id, replacement, false);
+    }
+
+    /// Like [`Sim::retire_model`], but Cloud Code generation for it answers what
+    /// Antigravity users saw when Gemini 3 Pro was withdrawn: HTTP 200 with the text
+    /// `<name> is no longer available. Please switch to <replacement name> in the
+    /// latest version of Antigravity.` as the model's reply.
+    pub fn retire_model_with_notice(&self, id: &str, replacement: &str) {
+        self.retire(id, Some(replacement), true);
+    }
+
+    fn retire(&self, id: &str, replacement: Option<&str>, notice: bool) {
+        let mut state = self.state();
+        let display_name = state
+            .models
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.display_name.clone())
+            .or_else(|| {
+                state
+                    .retired
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map(|r| r.display_name.clone())
+            })
+            .unwrap_or_else(|| id.to_owned());
+        state.models.retain(|m| m.id != id);
+        state.gemini_api_models.retain(|m| m.id != id);
+        state.retired.retain(|r| r.id != id);
+        state.retired.push(Retirement {
+            id: id.to_owned(),
+            display_name,
+            replacement: replacement.map(str::to_owned),
+            notice,
+        });
+    }
+
+    /// Removes a model from both catalogs and from the retired list: it is simply
+    /// gone (404 `NOT_FOUND`, listed nowhere).
+    pub fn remove_model(&self, id: &str) {
+        let mut state = self.state();
+        state.models.retain(|m| m.id != id);
+        state.gemini_api_models.retain(|m| m.id != id);
+        state.retired.retain(|r| r.id != id);
+    }
+
+    /// The Cloud Code catalog as it is now (every account's models, restricted ones included).
+    pub fn models(&self) -> Vec<SimModel> {
+        self.state().models.clone()
+    }
+
+    /// The official Gemini API catalog as it is now.
+    pub fn gemini_api_models(&self) -> Vec<SimModel> {
+        self.state().gemini_api_models.clone()
+    }
+
+    /// The retired Cloud Code models and their replacements, oldest first.
+    pub fn retired_models(&self) -> Vec<(String, Option<String>)> {
+        self.state()
+            .retired
+            .iter()
+            .map(|r| (r.id.clone(), r.replacement.clone()))
+            .collect()
+    }
+
+    /// Refuses Code Assist generation from `client` (`antigravity` or `gemini-cli`,
+    /// as its `User-Agent` names it) older than `min_version`, the way Google does
+    /// (see [`ClientGate::new`]). Replaces an earlier gate for the same client.
+    /// Requests whose `User-Agent` reports no version of that client pass.
+    pub fn require_client_version(&self, client: &str, min_version: &str) {
+        self.gate_client_version(ClientGate::new(client, min_version));
+    }
+
+    /// Adds a client gate with its own message or form, replacing an earlier gate
+    /// for the same client.
+    pub fn gate_client_version(&self, gate: ClientGate) {
+        let mut state = self.state();
+        let key = client_key(&gate.client);
+        state.client_gates.retain(|g| client_key(&g.client) != key);
+        state.client_gates.push(gate);
+    }
+
+    /// Accepts every client version again.
+    pub fn clear_client_versions(&self) {
+        self.state().client_gates.clear();
+    }
+
+    /// The client gates in force.
+    pub fn client_gates(&self) -> Vec<ClientGate> {
+        self.state().client_gates.clone()
     }
 
     /// Sets the `remainingFraction` (0.0–1.0) the account reports for a model
@@ -501,16 +672,61 @@ impl Sim {
         self.state().api_keys.contains(key)
     }
 
-    pub(crate) fn models(&self) -> Vec<SimModel> {
-        self.state().models.clone()
+    /// The Cloud Code models this account may use.
+    pub(crate) fn models_for(&self, email: &str) -> Vec<SimModel> {
+        let state = self.state();
+        let tier = account_tier(&state, email);
+        state
+            .models
+            .iter()
+            .filter(|m| m.is_for(email, &tier))
+            .cloned()
+            .collect()
     }
 
-    pub(crate) fn model(&self, id: &str) -> Option<SimModel> {
-        self.state().models.iter().find(|m| m.id == id).cloned()
+    /// What a Cloud Code request from this account for model `id` finds.
+    pub(crate) fn lookup_model(&self, email: &str, id: &str) -> ModelLookup {
+        let state = self.state();
+        let tier = account_tier(&state, email);
+        if let Some(model) = state.models.iter().find(|m| m.id == id) {
+            return if model.is_for(email, &tier) {
+                ModelLookup::Live(model.clone())
+            } else {
+                ModelLookup::NotFound
+            };
+        }
+        match state.retired.iter().find(|r| r.id == id) {
+            Some(retired) if retired.notice => {
+                let replacement = retired.replacement.as_deref().map(|new| {
+                    state
+                        .models
+                        .iter()
+                        .find(|m| m.id == new)
+                        .map_or_else(|| new.to_owned(), |m| m.display_name.clone())
+                });
+                ModelLookup::Notice(match replacement {
+                    Some(new) => format!(
+                        "{} is no longer available. Please switch to {new} in the latest version of Antigravity.",
+                        retired.display_name
+                    ),
+                    None => format!("{} is no longer available.", retired.display_name),
+                })
+            }
+            _ => ModelLookup::NotFound,
+        }
     }
 
-    pub(crate) fn gemini_api_models(&self) -> Vec<SimModel> {
-        self.state().gemini_api_models.clone()
+    pub(crate) fn retirements(&self) -> Vec<Retirement> {
+        self.state().retired.clone()
+    }
+
+    /// The gate that refuses a request with this `User-Agent`, if any.
+    pub(crate) fn refusing_gate(&self, user_agent: &str) -> Option<ClientGate> {
+        self.state()
+            .client_gates
+            .iter()
+            .find(|g| g.refuses(user_agent))
+            .cloned()
     }
 
     pub(crate) fn gemini_api_model(&self, id: &str) -> Option<SimModel> {
@@ -627,6 +843,24 @@ impl Drop for RunningSim {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Replaces the model with the same id, or appends it.
+fn upsert(models: &mut Vec<SimModel>, model: SimModel) {
+    match models.iter_mut().find(|m| m.id == model.id) {
+        Some(existing) => *existing = model,
+        None => models.push(model),
+    }
+}
+
+/// The tier of an account (empty for an unknown one).
+fn account_tier(state: &State, email: &str) -> String {
+    state
+        .accounts
+        .iter()
+        .find(|e| e.account.email == email)
+        .map(|e| e.account.tier.clone())
+        .unwrap_or_default()
 }
 
 /// A uniform draw in [0, 1) from a xorshift64* state (never 0).

@@ -9,6 +9,9 @@ use agm_sim::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+mod common;
+use common::{ask, envelope, sse_events};
+
 struct Fixture {
     sim: RunningSim,
     http: reqwest::Client,
@@ -88,35 +91,12 @@ impl Fixture {
     }
 }
 
-fn envelope(project: &str, model: &str, request: Value) -> Value {
-    json!({
-        "project": project,
-        "model": model,
-        "requestId": "agent-1",
-        "userAgent": "antigravity",
-        "requestType": "agent",
-        "request": request,
-    })
-}
-
-fn ask(text: &str) -> Value {
-    json!({ "contents": [{ "role": "user", "parts": [{ "text": text }] }] })
-}
-
 fn alice_asks(text: &str) -> Value {
     envelope("demo-project-alice", "gemini-3-flash", ask(text))
 }
 
 fn error_message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or_default()
-}
-
-/// The JSON of each `data:` line of an SSE body.
-fn sse_events(body: &str) -> Vec<Value> {
-    body.split("\r\n\r\n")
-        .filter_map(|event| event.trim().strip_prefix("data: "))
-        .map(|data| serde_json::from_str(data).unwrap())
-        .collect()
 }
 
 fn chunk_text(chunk: &Value) -> String {
