@@ -837,3 +837,54 @@ async fn a_client_that_goes_away_cancels_the_upstream_stream() {
     }
     assert_eq!(h.sim.abandoned_streams(), 1);
 }
+
+/// The `usage` of a stream's `message_start` and of its `message_delta`.
+fn start_and_delta_usage(events: &[(String, Value)]) -> (Value, Value) {
+    let usage = |name: &str| {
+        events
+            .iter()
+            .find(|(e, _)| e == name)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    (
+        usage("message_start")["message"]["usage"].clone(),
+        usage("message_delta")["usage"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn message_start_carries_the_input_tokens_google_reports() {
+    let h = start().await;
+    // One part: one chunk, which carries Google's counts, as Google's first chunks do.
+    h.sim.script(Fault::reply(
+        SimMethod::StreamGenerateContent,
+        agm_sim::ScriptedReply::text("Short answer.").with_usage(json!({
+            "promptTokenCount": 1500, "cachedContentTokenCount": 1024,
+            "candidatesTokenCount": 4, "totalTokenCount": 1504
+        })),
+    ));
+    let response = h.post(&hello(true)).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&response.text().await.unwrap());
+    let (start, delta) = start_and_delta_usage(&events);
+    assert_eq!(start["input_tokens"], 476, "{start}");
+    assert_eq!(start["cache_read_input_tokens"], 1024, "{start}");
+    assert_eq!(start["output_tokens"], 0, "{start}");
+    assert_eq!(delta["input_tokens"], 476, "{delta}");
+    assert_eq!(delta["output_tokens"], 4, "{delta}");
+}
+
+#[tokio::test]
+async fn message_start_estimates_the_input_until_google_counts_it() {
+    let h = start().await;
+    // The default reply streams in several chunks; the sim counts with the last one.
+    let response = h.post(&hello(true)).await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&response.text().await.unwrap());
+    let (start, delta) = start_and_delta_usage(&events);
+    let estimated = start["input_tokens"].as_u64().unwrap();
+    assert!(estimated > 0, "{start}");
+    // The final count is Google's (here the sim's), in message_delta.
+    assert!(delta["input_tokens"].as_u64().unwrap() > 0, "{delta}");
+}

@@ -6,7 +6,9 @@ mod common;
 use agm_translate::anthropic::{ResponseContext, StreamTranscoder, assemble, from_gemini};
 use agm_translate::thinking::SeenSignature;
 use agm_translate::tools::ToolNameMap;
-use agm_wire::anthropic::{ContentBlock, Delta, ErrorKind, StopReason, StreamEvent};
+use agm_wire::anthropic::{
+    ContentBlock, Delta, ErrorKind, MessageDeltaUsage, StopReason, StreamEvent, Usage,
+};
 use agm_wire::gemini::GenerateContentResponse;
 use proptest::prelude::*;
 use serde_json::json;
@@ -20,6 +22,7 @@ fn ctx(thinking: bool) -> ResponseContext {
         thinking,
         id_seed: "seed".into(),
         stop_sequences: Vec::new(),
+        estimated_input_tokens: 0,
     }
 }
 
@@ -194,6 +197,130 @@ fn stop_reasons_and_notes() {
     assert!(!t.is_empty_answer());
     let message = assemble(&t.finish());
     assert_eq!(message.content.len(), 1);
+}
+
+/// The `usage` of a stream's `message_start`, and of its `message_delta`.
+fn start_and_delta_usage(events: &[StreamEvent]) -> (Usage, Option<MessageDeltaUsage>) {
+    let start = events
+        .iter()
+        .find_map(|e| match e {
+            StreamEvent::MessageStart { message } => Some(message.usage),
+            _ => None,
+        })
+        .expect("a message_start");
+    let delta = events.iter().find_map(|e| match e {
+        StreamEvent::MessageDelta { usage, .. } => Some(*usage),
+        _ => None,
+    });
+    (start, delta)
+}
+
+#[test]
+fn message_start_carries_googles_prompt_count_from_the_first_chunk() {
+    let mut t = StreamTranscoder::new(ResponseContext {
+        estimated_input_tokens: 99,
+        ..ctx(true)
+    });
+    // As Google streams: usage on every chunk, the prompt counted from the first.
+    let mut events = t.push(&chunk(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Hel"}]}}],
+        "usageMetadata": {"promptTokenCount": 820, "cachedContentTokenCount": 512}
+    })));
+    assert_eq!(
+        types(&events),
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta"
+        ]
+    );
+    events.extend(t.push(&chunk(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "lo"}]},
+                        "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 820, "cachedContentTokenCount": 512,
+                          "candidatesTokenCount": 7, "thoughtsTokenCount": 3}
+    }))));
+    events.extend(t.finish());
+    let (start, delta) = start_and_delta_usage(&events);
+    assert_eq!(
+        start,
+        Usage {
+            input_tokens: 308,
+            output_tokens: 0,
+            cache_creation_input_tokens: Some(0),
+            cache_read_input_tokens: Some(512),
+        }
+    );
+    let delta = delta.unwrap();
+    assert_eq!(
+        (
+            delta.input_tokens,
+            delta.output_tokens,
+            delta.cache_read_input_tokens
+        ),
+        (Some(308), 10, Some(512))
+    );
+}
+
+#[test]
+fn without_googles_count_message_start_carries_the_estimate() {
+    let estimated = ResponseContext {
+        estimated_input_tokens: 1234,
+        ..ctx(true)
+    };
+    // The count comes only with the last chunk: message_start has the estimate,
+    // message_delta Google's final numbers.
+    let mut t = StreamTranscoder::new(estimated.clone());
+    let mut events = t.push(&parts(json!([{"text": "hi"}])));
+    events.extend(t.push(&finish("STOP")));
+    events.extend(t.finish());
+    let (start, delta) = start_and_delta_usage(&events);
+    assert_eq!(
+        (
+            start.input_tokens,
+            start.output_tokens,
+            start.cache_read_input_tokens
+        ),
+        (1234, 0, Some(0))
+    );
+    let delta = delta.unwrap();
+    assert_eq!((delta.input_tokens, delta.output_tokens), (Some(10), 5));
+
+    // Usage without a prompt count is no count either; Google never counting keeps
+    // the estimate to the end.
+    let mut t = StreamTranscoder::new(estimated);
+    let mut events = t.push(&chunk(json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}],
+        "usageMetadata": {"candidatesTokenCount": 1}
+    })));
+    events.extend(t.push(&parts(json!([{"text": " there"}]))));
+    events.extend(t.finish());
+    let (start, delta) = start_and_delta_usage(&events);
+    assert_eq!(start.input_tokens, 1234);
+    let delta = delta.unwrap();
+    assert_eq!((delta.input_tokens, delta.output_tokens), (Some(1234), 1));
+}
+
+#[test]
+fn the_estimate_is_the_translated_requests() {
+    let req: agm_wire::anthropic::MessagesRequest = serde_json::from_value(json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 100,
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "Count the words in this sentence, please."}]
+    }))
+    .unwrap();
+    let translated = agm_translate::anthropic::to_gemini(
+        &req,
+        "claude-sonnet-4-5",
+        &agm_translate::common::RequestOptions::default(),
+    )
+    .unwrap();
+    let ctx = ResponseContext::for_request(&req.model, &translated, "seed");
+    assert!(ctx.estimated_input_tokens > 0);
+    assert_eq!(
+        ctx.estimated_input_tokens,
+        agm_translate::tokens::estimate(&translated.request)
+    );
 }
 
 #[test]

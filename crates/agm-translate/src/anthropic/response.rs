@@ -29,6 +29,11 @@ pub struct ResponseContext {
     /// The request's stop sequences, which the transcoder enforces on the answer
     /// text: set it from [`Translated::stop_sequences`].
     pub stop_sequences: Vec<String>,
+    /// The local estimate of the request's input tokens ([`crate::tokens::estimate`]
+    /// of the translated request; 0 when unknown): the input count of a stream whose
+    /// first chunk comes without Google's (`message_start` carries one, and Claude
+    /// Code tracks its context from it), and of an answer Google never counted.
+    pub estimated_input_tokens: u64,
 }
 
 impl ResponseContext {
@@ -41,6 +46,7 @@ impl ResponseContext {
             thinking: true,
             id_seed: String::new(),
             stop_sequences: Vec::new(),
+            estimated_input_tokens: 0,
         }
     }
 
@@ -56,6 +62,7 @@ impl ResponseContext {
             thinking: translated.thinking,
             id_seed: id_seed.into(),
             stop_sequences: translated.stop_sequences.clone(),
+            estimated_input_tokens: crate::tokens::estimate(&translated.request),
         }
     }
 }

@@ -15,6 +15,14 @@
 //! call a `tool_use` block (started with empty input, then one `input_json_delta` with
 //! the whole arguments). A new block starts whenever the kind changes.
 //!
+//! `message_start` goes out with the first part with content, after the chunk that
+//! carried it was read: its `usage` has Google's prompt count (`input_tokens` without
+//! the cached part, which is `cache_read_input_tokens`) when a chunk so far carried
+//! `usageMetadata`, as Google's streams do from the first chunk, else the local
+//! estimate of the request ([`ResponseContext::estimated_input_tokens`]), as
+//! Anthropic's `message_start` carries the input count. `message_delta` has the final
+//! numbers.
+//!
 //! Nothing is emitted until the first part with content arrives, so a caller that
 //! holds the client's 200 until the first event can still retry on another account
 //! when the upstream sends nothing ([`StreamTranscoder::is_empty_answer`]).
@@ -179,14 +187,23 @@ impl StreamTranscoder {
         &self.signatures
     }
 
-    /// The usage so far, in Anthropic's terms.
+    /// The usage so far, in Anthropic's terms. Until Google has counted the prompt,
+    /// the input is the local estimate ([`ResponseContext::estimated_input_tokens`]).
     pub fn usage(&self) -> Usage {
-        usage(
-            self.upstream
-                .usage
-                .is_some()
-                .then(|| self.upstream.tokens()),
-        )
+        let tokens = self
+            .upstream
+            .usage
+            .is_some()
+            .then(|| self.upstream.tokens());
+        match tokens {
+            Some(tokens) if tokens.prompt > 0 => usage(Some(tokens)),
+            tokens => Usage {
+                input_tokens: self.ctx.estimated_input_tokens,
+                cache_creation_input_tokens: Some(0),
+                cache_read_input_tokens: Some(0),
+                ..usage(tokens)
+            },
+        }
     }
 
     fn part(&mut self, part: &Part, out: &mut Vec<StreamEvent>) {
