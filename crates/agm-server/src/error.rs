@@ -74,6 +74,11 @@ impl ErrorKind {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorName(pub &'static str);
 
+/// On a 4xx response other than 429: why the request was refused, for the log line
+/// `telemetry::track` writes about it (with the route and the client).
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub api: ApiKind,
@@ -314,6 +319,12 @@ impl IntoResponse for ApiError {
         response
             .extensions_mut()
             .insert(ErrorName(self.kind.name()));
+        let status = response.status();
+        if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+            response
+                .extensions_mut()
+                .insert(Refusal(self.message.clone()));
+        }
         if let Some(delay) = self.retry_after {
             let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -339,6 +350,21 @@ mod tests {
         let o = ApiError::new(ApiKind::Anthropic, ErrorKind::Overloaded, "busy");
         assert_eq!(o.status().as_u16(), 529);
         assert_eq!(o.body()["error"]["type"], "overloaded_error");
+    }
+
+    #[test]
+    fn refusals_carry_their_reason_for_the_log() {
+        let refused = ApiError::invalid(ApiKind::OpenAi, "tools.3.type: \"x\" tools cannot run")
+            .into_response();
+        assert_eq!(
+            refused.extensions().get::<Refusal>().map(|r| r.0.as_str()),
+            Some("tools.3.type: \"x\" tools cannot run")
+        );
+        let busy = ApiError::new(ApiKind::Anthropic, ErrorKind::Overloaded, "busy").into_response();
+        assert!(busy.extensions().get::<Refusal>().is_none());
+        let limited =
+            ApiError::new(ApiKind::Anthropic, ErrorKind::RateLimited, "slow").into_response();
+        assert!(limited.extensions().get::<Refusal>().is_none());
     }
 
     #[test]

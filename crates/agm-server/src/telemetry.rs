@@ -132,6 +132,12 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let logged = request.method() == axum::http::Method::POST && api != "agm";
+    let client = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
     let ((mut response, upstream_nanos), facts) =
@@ -141,6 +147,11 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
         }))
         .await;
     let elapsed = started.elapsed();
+    // Every refused request, with why: a client that fails on a 4xx is found in the log.
+    // Debug-formatted, so a client's text cannot forge log lines.
+    if let Some(crate::error::Refusal(reason)) = response.extensions().get() {
+        tracing::info!(route = %route, client = ?client, reason = ?reason, "request refused");
+    }
     let overhead = (upstream_nanos > 0)
         .then(|| elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos)));
     if logged {

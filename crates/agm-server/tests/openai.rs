@@ -28,6 +28,32 @@ fn data_lines(body: &str) -> Vec<String> {
         .collect()
 }
 
+/// The body of the last request the sim got for `method`.
+fn last_sent(h: &common::Harness, method: SimMethod) -> Value {
+    h.sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == method)
+        .unwrap()
+        .body
+}
+
+/// The first output item of type `kind` in a Responses stream's `response.completed`.
+fn completed_item(events: &[(String, Value)], kind: &str) -> Value {
+    let (_, done) = events
+        .iter()
+        .find(|(e, _)| e == "response.completed")
+        .unwrap();
+    done["response"]["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == kind)
+        .unwrap()
+        .clone()
+}
+
 #[tokio::test]
 async fn chat_completion_round_trip() {
     let h = start().await;
@@ -139,14 +165,8 @@ async fn chat_tool_calls_round_trip() {
     ]);
     let response = h.post_to("/v1/chat/completions", &body).await;
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    let sent = h
-        .sim
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.method == SimMethod::GenerateContent)
-        .unwrap();
-    let contents = sent.body["request"]["contents"].as_array().unwrap();
+    let sent = last_sent(&h, SimMethod::GenerateContent);
+    let contents = sent["request"]["contents"].as_array().unwrap();
     let responses: Vec<&Value> = contents
         .iter()
         .flat_map(|c| c["parts"].as_array().unwrap())
@@ -154,7 +174,7 @@ async fn chat_tool_calls_round_trip() {
         .collect();
     assert_eq!(responses.len(), 2);
     assert_eq!(responses[0]["name"], "get_weather");
-    let tools = &sent.body["request"]["tools"][0]["functionDeclarations"];
+    let tools = &sent["request"]["tools"][0]["functionDeclarations"];
     assert!(
         tools[0]["parameters"].get("additionalProperties").is_none(),
         "schemas are cleaned"
@@ -293,16 +313,128 @@ async fn responses_function_calls_stream_arguments() {
         serde_json::from_str::<Value>(&args).unwrap(),
         json!({"command": ["ls", "-la"]})
     );
-    let (_, done) = events
-        .iter()
-        .find(|(e, _)| e == "response.completed")
-        .unwrap();
-    let call = done["response"]["output"]
+    let call = completed_item(&events, "function_call");
+    assert_eq!(call["name"], "shell");
+    assert!(!call["call_id"].as_str().unwrap().is_empty());
+}
+
+/// A Responses request as Codex 0.171 sends it with its default features: its
+/// sub-agent tools in the `multi_agent_v1` namespace, next to plain tools and the
+/// hosted tools it always declares.
+fn codex_namespace_request() -> Value {
+    let mut body = codex_request(true);
+    body["tools"] = json!([
+        {"type": "function", "name": "shell", "description": "run a command",
+         "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}},
+        {"type": "namespace", "name": "multi_agent_v1",
+         "description": "Tools for spawning and managing sub-agents.",
+         "tools": [
+            {"type": "function", "name": "spawn_agent", "description": "Spawn a sub-agent.",
+             "strict": false,
+             "parameters": {"type": "object", "properties": {"message": {"type": "string"}},
+                            "additionalProperties": false}},
+            {"type": "function", "name": "close_agent", "description": "Close an agent.",
+             "strict": false,
+             "parameters": {"type": "object", "properties": {"id": {"type": "string"}},
+                            "required": ["id"], "additionalProperties": false}}
+         ]},
+        {"type": "web_search", "external_web_access": false},
+        {"type": "image_generation", "output_format": "png"}
+    ]);
+    body
+}
+
+#[tokio::test]
+async fn codex_namespace_tools_are_served_and_calls_map_back() {
+    let h = start().await;
+    h.sim.script(Fault::reply(
+        SimMethod::StreamGenerateContent,
+        ScriptedReply::function_call(
+            "multi_agent_v1__spawn_agent",
+            json!({"message": "review src/lib.rs"}),
+            "call-ns-1",
+        ),
+    ));
+    let mut body = codex_namespace_request();
+    let response = h.post_to("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    let events = common::sse_events(&response.text().await.unwrap());
+    // The call comes back as Codex registers the tool: its name and its namespace,
+    // on the item of every event that carries it.
+    for name in ["response.output_item.added", "response.output_item.done"] {
+        let (_, event) = events
+            .iter()
+            .find(|(e, d)| e == name && d["item"]["type"] == "function_call")
+            .unwrap();
+        assert_eq!(event["item"]["name"], "spawn_agent", "{event}");
+        assert_eq!(event["item"]["namespace"], "multi_agent_v1", "{event}");
+    }
+    let call = completed_item(&events, "function_call");
+    assert_eq!(
+        (&call["name"], &call["namespace"], &call["call_id"]),
+        (
+            &json!("spawn_agent"),
+            &json!("multi_agent_v1"),
+            &json!("call-ns-1")
+        )
+    );
+    // Google saw every tool of the namespace as a function, the namespace's
+    // description carried into each.
+    let sent = last_sent(&h, SimMethod::StreamGenerateContent);
+    let declared = sent["request"]["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(declared.len(), 3, "{declared:?}");
+    assert_eq!(declared[0]["name"], "shell");
+    assert_eq!(declared[1]["name"], "multi_agent_v1__spawn_agent");
+    assert_eq!(declared[2]["name"], "multi_agent_v1__close_agent");
+    assert!(
+        declared[1]["description"].as_str().unwrap().ends_with(
+            "Part of the `multi_agent_v1` tools: Tools for spawning and managing sub-agents."
+        ),
+        "{}",
+        declared[1]
+    );
+
+    // Codex sends the call back with its output: Google gets both under the name the
+    // declaration had.
+    let mut replayed = call.clone();
+    replayed.as_object_mut().unwrap().remove("id");
+    body["input"].as_array_mut().unwrap().extend([
+        replayed,
+        json!({"type": "function_call_output", "call_id": "call-ns-1",
+                                  "output": "{\"agent_id\":\"agent-7\"}"}),
+    ]);
+    let response = h.post_to("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = last_sent(&h, SimMethod::StreamGenerateContent);
+    let parts: Vec<Value> = sent["request"]["contents"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|o| o["type"] == "function_call")
+        .flat_map(|c| c["parts"].as_array().unwrap().clone())
+        .collect();
+    let call_part = parts.iter().find_map(|p| p.get("functionCall")).unwrap();
+    let result_part = parts
+        .iter()
+        .find_map(|p| p.get("functionResponse"))
         .unwrap();
-    assert_eq!(call["name"], "shell");
-    assert!(!call["call_id"].as_str().unwrap().is_empty());
+    assert_eq!(call_part["name"], "multi_agent_v1__spawn_agent");
+    assert_eq!(result_part["name"], "multi_agent_v1__spawn_agent");
+}
+
+#[tokio::test]
+async fn unknown_tool_types_are_still_refused_by_name() {
+    let h = start().await;
+    let mut body = codex_request(false);
+    body["tools"] = json!([{"type": "tool_search", "execution": "client"}]);
+    let response = h.post_to("/v1/responses", &body).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("tools.0.type: \"tool_search\" tools cannot run on Google's models"),
+        "{message}"
+    );
 }

@@ -7,6 +7,13 @@
 //! sanitised, truncated prefix and a hash suffix), so the same name gets the same
 //! stand-in in every request of a conversation.
 //!
+//! OpenAI's tool namespaces (Codex's `multi_agent_v1`, its MCP servers) group tools
+//! whose calls go back to the client as a name *and* a namespace. Such a tool is
+//! registered by both ([`ToolNameMap::to_upstream_namespaced`]): it is sent upstream
+//! as `<namespace>__<name>` (Codex's own flat spelling), or a stand-in derived from
+//! it when that is no valid name or is taken, and [`ToolNameMap::namespace_of`] gives
+//! the namespace back with the name.
+//!
 //! Gemini may also omit `functionCall.id`; [`ToolIdMinter`] makes `toolu_…` (Anthropic)
 //! and `call_…` (OpenAI) ids that are unique per answer and reproducible from a seed.
 
@@ -34,7 +41,13 @@ pub fn is_valid_tool_name(name: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolNameMap {
     to_upstream: HashMap<String, String>,
+    /// Namespaced tools: `(namespace, name)` → upstream name.
+    namespaced: HashMap<(String, String), String>,
+    /// Upstream name → the client's name (a namespaced tool's name within its
+    /// namespace).
     to_client: HashMap<String, String>,
+    /// Upstream name → the namespace of a namespaced tool.
+    namespace: HashMap<String, String>,
 }
 
 impl ToolNameMap {
@@ -57,13 +70,60 @@ impl ToolNameMap {
         // A stand-in could in theory equal another tool's real name, or another
         // stand-in: take the next derivation until it is free.
         let mut attempt = 0u32;
-        while self.to_client.get(&safe).is_some_and(|owner| owner != name) {
+        while self.taken(&safe, None, name) {
             attempt += 1;
             safe = derived_name(name, attempt);
         }
         self.to_upstream.insert(name.to_owned(), safe.clone());
         self.to_client.insert(safe.clone(), name.to_owned());
         safe
+    }
+
+    /// The name to send upstream for the tool `name` of the client's `namespace`,
+    /// registering it: `<namespace>__<name>` when Gemini takes that and no other tool
+    /// has it, else a stand-in derived from it and from both names.
+    pub fn to_upstream_namespaced(&mut self, namespace: &str, name: &str) -> String {
+        let key = (namespace.to_owned(), name.to_owned());
+        if let Some(safe) = self.namespaced.get(&key) {
+            return safe.clone();
+        }
+        let flat = flat_name(namespace, name);
+        let identity = format!("{namespace}\0{name}");
+        let mut attempt = 0u32;
+        let mut safe = if is_valid_tool_name(&flat) {
+            flat.clone()
+        } else {
+            derived_from(&flat, &identity, attempt)
+        };
+        while self.taken(&safe, Some(namespace), name) {
+            attempt += 1;
+            safe = derived_from(&flat, &identity, attempt);
+        }
+        self.namespaced.insert(key, safe.clone());
+        self.to_client.insert(safe.clone(), name.to_owned());
+        self.namespace.insert(safe.clone(), namespace.to_owned());
+        safe
+    }
+
+    /// True when `upstream` already stands for a tool other than `name` (of
+    /// `namespace`, for a namespaced tool).
+    fn taken(&self, upstream: &str, namespace: Option<&str>, name: &str) -> bool {
+        self.to_client.get(upstream).is_some_and(|owner| {
+            owner != name || self.namespace.get(upstream).map(String::as_str) != namespace
+        })
+    }
+
+    /// The namespace of the tool an upstream name stands for, when it is a namespaced
+    /// tool (its name is [`ToolNameMap::to_client`]).
+    pub fn namespace_of(&self, upstream: &str) -> Option<&str> {
+        self.namespace.get(upstream).map(String::as_str)
+    }
+
+    /// The upstream name already registered for the tool `name` of `namespace`.
+    pub fn namespaced_upstream_name(&self, namespace: &str, name: &str) -> Option<&str> {
+        self.namespaced
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map(String::as_str)
     }
 
     /// The client's name for a name the upstream used; unknown names are returned as
@@ -86,17 +146,34 @@ impl ToolNameMap {
             .map(|(client, upstream)| (client.as_str(), upstream.as_str()))
     }
 
-    /// True when no name had to be changed.
+    /// True when no name had to be changed (and no tool is namespaced).
     pub fn is_identity(&self) -> bool {
-        self.to_upstream.iter().all(|(k, v)| k == v)
+        self.namespaced.is_empty() && self.to_upstream.iter().all(|(k, v)| k == v)
     }
 }
 
 /// `prefix_hash`: `name` with every character outside `[A-Za-z0-9_-]` replaced by `_`,
 /// cut so that `_` and an 8-hex-digit hash of the original fit in 64 characters.
 fn derived_name(name: &str, attempt: u32) -> String {
+    derived_from(name, name, attempt)
+}
+
+/// Codex's flat spelling of a namespaced tool: the namespace and the name joined by
+/// `__`, underscores at the join trimmed (`mcp__github` + `create_issue` →
+/// `mcp__github__create_issue`).
+fn flat_name(namespace: &str, name: &str) -> String {
+    format!(
+        "{}__{}",
+        namespace.trim_end_matches('_'),
+        name.trim_start_matches('_')
+    )
+}
+
+/// [`derived_name`]'s stand-in with its prefix from `name` and its hash of `identity`
+/// (a namespaced tool's namespace and name).
+fn derived_from(name: &str, identity: &str, attempt: u32) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(name.as_bytes());
+    hasher.update(identity.as_bytes());
     if attempt > 0 {
         hasher.update(attempt.to_le_bytes());
     }
@@ -252,6 +329,77 @@ mod tests {
         assert_ne!(other, stand_in);
         assert_eq!(map.to_client(&other), odd);
         assert_eq!(map.to_client(&stand_in), stand_in);
+    }
+
+    #[test]
+    fn namespaced_tools_go_up_flat_and_come_back_with_their_namespace() {
+        let mut map = ToolNameMap::new();
+        let spawn = map.to_upstream_namespaced("multi_agent_v1", "spawn_agent");
+        assert_eq!(spawn, "multi_agent_v1__spawn_agent");
+        assert_eq!(map.to_client(&spawn), "spawn_agent");
+        assert_eq!(map.namespace_of(&spawn), Some("multi_agent_v1"));
+        assert_eq!(
+            map.namespaced_upstream_name("multi_agent_v1", "spawn_agent"),
+            Some(spawn.as_str())
+        );
+        assert!(!map.is_identity());
+        // Codex's MCP namespaces end in `__` or not; the join is one `__` either way.
+        assert_eq!(
+            map.to_upstream_namespaced("mcp__github__", "create_issue"),
+            "mcp__github__create_issue"
+        );
+        // The same name in two namespaces, and a plain tool of that name: three tools.
+        let other = map.to_upstream_namespaced("collab", "spawn_agent");
+        let plain = map.to_upstream("spawn_agent");
+        assert_eq!(
+            (other.as_str(), plain.as_str()),
+            ("collab__spawn_agent", "spawn_agent")
+        );
+        assert_eq!(map.namespace_of(&plain), None);
+        assert_eq!(map.namespace_of(&other), Some("collab"));
+        // Stable within a request and across requests.
+        assert_eq!(
+            map.to_upstream_namespaced("multi_agent_v1", "spawn_agent"),
+            spawn
+        );
+        assert_eq!(
+            ToolNameMap::new().to_upstream_namespaced("multi_agent_v1", "spawn_agent"),
+            spawn
+        );
+    }
+
+    #[test]
+    fn namespaced_names_that_collide_or_are_odd_get_stand_ins() {
+        let mut map = ToolNameMap::new();
+        // `a` + `b__c` and `a__b` + `c` are both `a__b__c` when flat.
+        let first = map.to_upstream_namespaced("a", "b__c");
+        let second = map.to_upstream_namespaced("a__b", "c");
+        assert_eq!(first, "a__b__c");
+        assert_ne!(second, first);
+        assert!(second.starts_with("a__b__c_"), "{second}");
+        // A plain tool with that flat name gets a stand-in too.
+        let plain = map.to_upstream("a__b__c");
+        assert!(plain != first && plain != second, "{plain}");
+        for (upstream, namespace, name) in [
+            (&first, Some("a"), "b__c"),
+            (&second, Some("a__b"), "c"),
+            (&plain, None, "a__b__c"),
+        ] {
+            assert!(is_valid_tool_name(upstream), "{upstream}");
+            assert_eq!(map.to_client(upstream), name);
+            assert_eq!(map.namespace_of(upstream), namespace);
+        }
+        // Dotted and long MCP names.
+        let dotted = map.to_upstream_namespaced("mcp__my.server", "search.docs");
+        assert!(
+            dotted.starts_with("mcp__my_server__search_docs_"),
+            "{dotted}"
+        );
+        let long = map.to_upstream_namespaced(&"n".repeat(50), &"t".repeat(50));
+        assert_eq!(long.len(), MAX_TOOL_NAME_LEN);
+        assert!(is_valid_tool_name(&long));
+        assert_eq!(map.to_client(&dotted), "search.docs");
+        assert_eq!(map.namespace_of(&dotted), Some("mcp__my.server"));
     }
 
     #[test]

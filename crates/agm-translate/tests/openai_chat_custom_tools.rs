@@ -119,6 +119,7 @@ fn custom_calls_stream_as_custom_tool_call_deltas() {
         deltas[0].custom,
         Some(CustomToolCallDelta {
             name: Some("apply_patch".into()),
+            namespace: None,
             input: Some(PATCH.into())
         })
     );
@@ -164,6 +165,7 @@ fn custom_calls_stream_as_custom_tool_call_deltas() {
         calls[0].custom,
         Some(CustomToolCall {
             name: "apply_patch".into(),
+            namespace: None,
             input: PATCH.into()
         })
     );
@@ -171,6 +173,7 @@ fn custom_calls_stream_as_custom_tool_call_deltas() {
         calls[2].custom,
         Some(CustomToolCall {
             name: "notes".into(),
+            namespace: None,
             input: "Added NOTES.md".into()
         })
     );

@@ -272,6 +272,10 @@ pub mod chat {
     pub struct FunctionCall {
         #[serde(default)]
         pub name: String,
+        /// The namespace of a tool declared in a `namespace` tool; `name` is then the
+        /// tool's name within it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespace: Option<String>,
         #[serde(default, deserialize_with = "string_or_json")]
         pub arguments: String,
     }
@@ -281,6 +285,10 @@ pub mod chat {
     pub struct CustomToolCall {
         #[serde(default)]
         pub name: String,
+        /// The namespace of a tool declared in a `namespace` tool; `name` is then the
+        /// tool's name within it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespace: Option<String>,
         #[serde(default)]
         pub input: String,
     }
@@ -288,8 +296,8 @@ pub mod chat {
     /// A tool the model may call.
     #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
     pub struct ChatTool {
-        /// `function`, `custom`, or one of OpenAI's hosted tools (`web_search`, …),
-        /// which the translator judges.
+        /// `function`, `custom`, `namespace`, or one of OpenAI's hosted tools
+        /// (`web_search`, …), which the translator judges.
         #[serde(rename = "type", default = "function_type")]
         pub kind: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +305,16 @@ pub mod chat {
         /// A custom (freeform) tool (`type: "custom"`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub custom: Option<CustomToolDef>,
+        /// A namespace's name (`type: "namespace"`, the Responses API's shape).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        /// A namespace's description.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub description: Option<String>,
+        /// A namespace's tools (function or custom tools, in either API's shape),
+        /// judged by the translator.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub tools: Vec<Value>,
     }
 
     /// A custom (freeform) tool: the model calls it with raw text, optionally
@@ -622,6 +640,9 @@ pub mod chat {
     pub struct FunctionCallDelta {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub name: Option<String>,
+        /// See [`FunctionCall::namespace`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespace: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub arguments: Option<String>,
     }
@@ -630,6 +651,9 @@ pub mod chat {
     pub struct CustomToolCallDelta {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub name: Option<String>,
+        /// See [`FunctionCall::namespace`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub namespace: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub input: Option<String>,
     }
@@ -743,6 +767,10 @@ pub mod responses {
         FunctionCall {
             call_id: String,
             name: String,
+            /// The namespace of a tool declared in a `namespace` tool (Codex sends it
+            /// back as it got it); `name` is then the tool's name within it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            namespace: Option<String>,
             #[serde(default, deserialize_with = "string_or_json")]
             arguments: String,
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -762,6 +790,10 @@ pub mod responses {
         CustomToolCall {
             call_id: String,
             name: String,
+            /// The namespace of a tool declared in a `namespace` tool (Codex sends it
+            /// back as it got it); `name` is then the tool's name within it.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            namespace: Option<String>,
             #[serde(default)]
             input: String,
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -943,6 +975,17 @@ pub mod responses {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             format: Option<CustomToolFormat>,
         },
+        /// A named group of tools (Codex's `multi_agent_v1`, its MCP servers): their
+        /// calls name the tool and its namespace.
+        Namespace {
+            name: String,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            description: Option<String>,
+            /// Function and custom tools in this API's shape, judged by the
+            /// translator.
+            #[serde(default)]
+            tools: Vec<Value>,
+        },
         #[serde(untagged)]
         Other(Value),
     }
@@ -953,6 +996,7 @@ pub mod responses {
             match self {
                 Tool::Function { .. } => "function",
                 Tool::Custom { .. } => "custom",
+                Tool::Namespace { .. } => "namespace",
                 Tool::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or("?"),
             }
         }
@@ -1169,6 +1213,9 @@ pub mod responses {
             id: String,
             call_id: String,
             name: String,
+            /// See [`InputItem::FunctionCall`]'s `namespace`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            namespace: Option<String>,
             arguments: String,
             status: ItemStatus,
         },
@@ -1177,6 +1224,9 @@ pub mod responses {
             id: String,
             call_id: String,
             name: String,
+            /// See [`InputItem::FunctionCall`]'s `namespace`.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            namespace: Option<String>,
             input: String,
             status: ItemStatus,
         },
@@ -1546,6 +1596,7 @@ mod tests {
             call.custom,
             Some(CustomToolCall {
                 name: "apply_patch".into(),
+                namespace: None,
                 input: "*** Begin Patch".into()
             })
         );
@@ -1621,6 +1672,7 @@ mod tests {
                         kind: Some("function".into()),
                         function: Some(FunctionCallDelta {
                             name: Some("f".into()),
+                            namespace: None,
                             arguments: Some("{}".into()),
                         }),
                         custom: None,
@@ -1766,6 +1818,7 @@ mod tests {
                     id: "fc_1".into(),
                     call_id: "call_1".into(),
                     name: "shell".into(),
+                    namespace: None,
                     arguments: String::new(),
                     status: responses::ItemStatus::InProgress,
                 },
@@ -1792,6 +1845,67 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
             json!({"type": "error", "sequence_number": 0, "code": null, "message": "boom", "param": null})
+        );
+    }
+
+    #[test]
+    fn namespace_tools_and_namespaced_calls() {
+        let req: responses::ResponsesRequest = serde_json::from_value(json!({
+            "model": "gpt-5-codex",
+            "input": [
+                {"type": "function_call", "call_id": "call_1", "name": "spawn_agent",
+                 "namespace": "multi_agent_v1", "arguments": "{}"},
+                {"type": "function_call", "call_id": "call_2", "name": "shell", "arguments": "{}"}
+            ],
+            "tools": [
+                {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+                 "tools": [{"type": "function", "name": "spawn_agent", "parameters": {}}]},
+                {"type": "namespace", "tools": []}
+            ]
+        }))
+        .unwrap();
+        let Input::Items(items) = &req.input else {
+            panic!("items expected");
+        };
+        assert!(
+            matches!(&items[0], InputItem::FunctionCall { namespace: Some(ns), name, .. }
+            if ns == "multi_agent_v1" && name == "spawn_agent")
+        );
+        assert!(matches!(
+            &items[1],
+            InputItem::FunctionCall {
+                namespace: None,
+                ..
+            }
+        ));
+        assert_eq!(req.tools[0].type_name(), "namespace");
+        assert!(
+            matches!(&req.tools[0], responses::Tool::Namespace { tools, .. } if tools.len() == 1)
+        );
+        // Without its name, a namespace is kept as sent for the translator to refuse.
+        assert!(matches!(req.tools[1], responses::Tool::Other(_)));
+        assert_eq!(req.tools[1].type_name(), "namespace");
+
+        let item = OutputItem::FunctionCall {
+            id: "fc_1".into(),
+            call_id: "call_1".into(),
+            name: "spawn_agent".into(),
+            namespace: Some("multi_agent_v1".into()),
+            arguments: "{}".into(),
+            status: responses::ItemStatus::Completed,
+        };
+        assert_eq!(
+            serde_json::to_value(&item).unwrap(),
+            json!({"type": "function_call", "id": "fc_1", "call_id": "call_1",
+                   "name": "spawn_agent", "namespace": "multi_agent_v1", "arguments": "{}",
+                   "status": "completed"})
+        );
+        let chat: ChatTool = serde_json::from_value(json!({"type": "namespace", "name": "ns",
+            "tools": [{"type": "function", "function": {"name": "f"}}]}))
+        .unwrap();
+        assert_eq!(
+            (chat.kind.as_str(), chat.name.as_deref(), chat.tools.len()),
+            ("namespace", Some("ns"), 1)
         );
     }
 
@@ -1824,6 +1938,7 @@ mod tests {
             InputItem::CustomToolCall {
                 call_id: "call_1".into(),
                 name: "apply_patch".into(),
+                namespace: None,
                 input: "*** Begin Patch\n*** End Patch".into(),
                 id: Some("ctc_1".into()),
                 status: Some("completed".into()),
@@ -1875,6 +1990,7 @@ mod tests {
             id: "ctc_1".into(),
             call_id: "call_1".into(),
             name: "apply_patch".into(),
+            namespace: None,
             input: "patch".into(),
             status: responses::ItemStatus::Completed,
         };

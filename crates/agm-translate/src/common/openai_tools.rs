@@ -18,6 +18,12 @@
 //!   custom tools. Gemini refuses `googleSearch` next to function declarations (that
 //!   needs `toolConfig.includeServerSideToolInvocations`, Gemini 3 only, with history
 //!   parts agm cannot carry back), and the client's own tools matter more.
+//! - A namespace tool (`type: "namespace"`: a `name`, a `description` and `tools`, the
+//!   function and custom tools of the group; Codex declares its sub-agent tools and
+//!   each MCP server's tools so) is flattened: each of its tools becomes a function
+//!   named `<namespace>__<name>` (or a stand-in, see [`crate::tools`]) whose
+//!   description ends with the namespace's. Calls go back with the tool's own `name`
+//!   and its `namespace`, as Codex expects them, and come back the same way.
 //! - `allowed_tools` with mode `required` becomes mode `ANY` restricted to the allowed
 //!   functions (`allowedFunctionNames`). Gemini takes `allowedFunctionNames` only with
 //!   mode `ANY`, so mode `auto` is done by declaring only the allowed tools, mode
@@ -30,6 +36,7 @@ use serde_json::{Value, json};
 
 use crate::common::request::{CallingMode, tool_config};
 use crate::error::TranslateError;
+use crate::schema::clean_parameters;
 use crate::tools::ToolNameMap;
 
 /// The longest grammar (in bytes) copied into a custom tool's description.
@@ -44,6 +51,15 @@ pub const CUSTOM_INPUT: &str = "input";
 pub(crate) fn custom_tool_declaration(
     names: &mut ToolNameMap,
     name: &str,
+    description: Option<&str>,
+    grammar: Option<(&str, &str)>,
+) -> FunctionDeclaration {
+    custom_declaration(names.to_upstream(name), description, grammar)
+}
+
+/// [`custom_tool_declaration`] under the upstream name `upstream`.
+fn custom_declaration(
+    upstream: String,
     description: Option<&str>,
     grammar: Option<(&str, &str)>,
 ) -> FunctionDeclaration {
@@ -64,7 +80,7 @@ pub(crate) fn custom_tool_declaration(
         ));
     }
     FunctionDeclaration {
-        name: names.to_upstream(name),
+        name: upstream,
         description,
         parameters: Some(json!({
             "type": "object",
@@ -159,6 +175,152 @@ fn clash(field: &str) -> TranslateError {
     )
 }
 
+/// A tool of a namespace tool, read from either API's shape: the Responses API's flat
+/// one (`{"type": "function", "name", "description", "parameters"}`, `{"type":
+/// "custom", "name", "format": {"type": "grammar", "syntax", "definition"}}`) or Chat
+/// Completions' nested one (under `function` or `custom`, a grammar under
+/// `format.grammar`).
+struct Member<'a> {
+    custom: bool,
+    name: &'a str,
+    description: Option<&'a str>,
+    parameters: Option<&'a Value>,
+    /// A custom tool's `(syntax, definition)`.
+    grammar: Option<(&'a str, &'a str)>,
+}
+
+/// Reads the tool `tool` of a namespace (at `field`); a tool of any other type is
+/// refused like a hosted tool.
+fn member<'a>(tool: &'a Value, field: &str) -> Result<Member<'a>, TranslateError> {
+    let kind = tool
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("function");
+    let custom = match kind {
+        "function" => false,
+        "custom" => true,
+        other => return Err(hosted_tool_error(other, &format!("{field}.type"))),
+    };
+    let nested = tool.get(kind).filter(|v| v.is_object());
+    let get = move |key: &str| tool.get(key).or_else(|| nested.and_then(|n| n.get(key)));
+    let name = get("name").and_then(Value::as_str).unwrap_or_default();
+    if name.is_empty() {
+        return Err(TranslateError::invalid(
+            format!("{field}.name"),
+            "required (a tool of a namespace needs a name)",
+        ));
+    }
+    let grammar = get("format")
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("grammar"))
+        .map(|f| {
+            let g = f.get("grammar").unwrap_or(f);
+            let text = |key: &str| g.get(key).and_then(Value::as_str).unwrap_or_default();
+            (text("syntax"), text("definition"))
+        });
+    Ok(Member {
+        custom,
+        name,
+        description: get("description").and_then(Value::as_str),
+        parameters: get("parameters").filter(|p| !p.is_null()),
+        grammar,
+    })
+}
+
+/// The description of a namespace's tool: its own, then the namespace's.
+fn member_description(
+    own: Option<&str>,
+    namespace: &str,
+    namespace_description: Option<&str>,
+) -> String {
+    let own = own.unwrap_or_default().trim_end();
+    let group = match namespace_description
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        Some(about) => format!("Part of the `{namespace}` tools: {about}"),
+        None => format!("Part of the `{namespace}` tools."),
+    };
+    if own.is_empty() {
+        group
+    } else {
+        format!("{own}\n\n{group}")
+    }
+}
+
+/// The namespace tool at `field` (`tools.3`), named `namespace`, flattened: a
+/// declaration for each of its function and custom tools ([`ToolNameMap::
+/// to_upstream_namespaced`]), the namespace's description carried into each.
+pub(crate) fn namespace_declarations(
+    namespace: Option<&str>,
+    description: Option<&str>,
+    tools: &[Value],
+    field: &str,
+    names: &mut ToolNameMap,
+    declarations: &mut Vec<FunctionDeclaration>,
+    notes: &mut Vec<String>,
+) -> Result<(), TranslateError> {
+    let Some(namespace) = namespace.filter(|n| !n.is_empty()) else {
+        return Err(TranslateError::invalid(
+            format!("{field}.name"),
+            "required (the namespace's name)",
+        ));
+    };
+    if tools.is_empty() {
+        notes.push(format!(
+            "{field}: namespace \"{namespace}\" declares no tools and was left out"
+        ));
+        return Ok(());
+    }
+    for (k, tool) in tools.iter().enumerate() {
+        let at = format!("{field}.tools.{k}");
+        let member = member(tool, &at)?;
+        if names
+            .namespaced_upstream_name(namespace, member.name)
+            .is_some()
+        {
+            return Err(TranslateError::invalid(
+                format!("{at}.name"),
+                format!(
+                    "namespace \"{namespace}\" already has a tool named \"{}\"",
+                    member.name
+                ),
+            ));
+        }
+        let upstream = names.to_upstream_namespaced(namespace, member.name);
+        let about = member_description(member.description, namespace, description);
+        declarations.push(if member.custom {
+            custom_declaration(upstream, Some(&about), member.grammar)
+        } else {
+            FunctionDeclaration {
+                name: upstream,
+                description: about,
+                parameters: Some(clean_parameters(member.parameters.unwrap_or(&Value::Null))),
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The upstream names of the custom tools of a namespace tool (`namespace`, its
+/// `tools`), from the translated request's name map: their calls go back as custom
+/// tool calls.
+pub(crate) fn namespace_custom_tools(
+    namespace: Option<&str>,
+    tools: &[Value],
+    names: &ToolNameMap,
+) -> Vec<String> {
+    let Some(namespace) = namespace else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter_map(|tool| member(tool, "").ok())
+        .filter(|member| member.custom)
+        .filter_map(|member| names.namespaced_upstream_name(namespace, member.name))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Hosted tools that are left out with a note rather than refused: Codex CLI declares
 /// them in every request by default, whether the user wants them or not.
 pub const AMBIENT_TOOLS: [&str; 1] = ["image_generation"];
@@ -191,9 +353,9 @@ fn hosted_tool_error(kind: &str, field: &str) -> TranslateError {
     TranslateError::unsupported(
         field,
         format!(
-            "\"{kind}\" tools cannot run on Google's models: agm takes function and custom \
-             tools, and web_search (as Google Search), but not OpenAI's hosted tools; \
-             declare it as a function tool your client runs, or leave it out"
+            "\"{kind}\" tools cannot run on Google's models: agm takes function, custom and \
+             namespace tools, and web_search (as Google Search), but not OpenAI's hosted \
+             tools; declare it as a function tool your client runs, or leave it out"
         ),
     )
 }

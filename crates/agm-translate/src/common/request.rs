@@ -256,21 +256,37 @@ pub(crate) fn tool_result_parts(
     parts.append(&mut media);
 }
 
-/// The client's calls of a conversation: call id → the client's tool name, so that a
-/// result finds the name of its call.
+/// The client's calls of a conversation: call id → the client's tool name (or the
+/// upstream name, for a namespaced tool), so that a result finds the name of its call.
 #[derive(Debug, Default)]
-pub(crate) struct CallNames(HashMap<String, String>);
+pub(crate) struct CallNames {
+    client: HashMap<String, String>,
+    upstream: HashMap<String, String>,
+}
 
 impl CallNames {
     pub fn record(&mut self, call_id: &str, name: &str) {
         if !call_id.is_empty() {
-            self.0.insert(call_id.to_owned(), name.to_owned());
+            self.upstream.remove(call_id);
+            self.client.insert(call_id.to_owned(), name.to_owned());
+        }
+    }
+
+    /// Records a call by the upstream name it was sent under (a namespaced tool's).
+    pub fn record_upstream(&mut self, call_id: &str, upstream: &str) {
+        if !call_id.is_empty() {
+            self.client.remove(call_id);
+            self.upstream
+                .insert(call_id.to_owned(), upstream.to_owned());
         }
     }
 
     /// The upstream name of the call `call_id`, when one came before.
     pub fn upstream_name(&self, call_id: &str, names: &mut ToolNameMap) -> Option<String> {
-        self.0.get(call_id).map(|name| names.to_upstream(name))
+        if let Some(upstream) = self.upstream.get(call_id) {
+            return Some(upstream.clone());
+        }
+        self.client.get(call_id).map(|name| names.to_upstream(name))
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::common::media::{file_data_part, inline_part, url_part};
 use crate::common::openai_tools::{
     ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
-    hosted_tool, is_web_search, request_tools,
+    hosted_tool, is_web_search, namespace_custom_tools, namespace_declarations, request_tools,
 };
 use crate::common::request::{
     CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
@@ -195,6 +195,16 @@ fn declarations(
                     grammar,
                 ));
             }
+            // The Responses API's namespace tool, in the same shape.
+            "namespace" => namespace_declarations(
+                tool.name.as_deref(),
+                tool.description.as_deref(),
+                &tool.tools,
+                &format!("tools.{i}"),
+                names,
+                &mut declarations,
+                notes,
+            )?,
             kind if is_web_search(kind) => {
                 search.get_or_insert_with(|| format!("tools.{i}.type"));
             }
@@ -252,7 +262,15 @@ pub fn custom_tool_names(req: &ChatCompletionRequest, names: &ToolNameMap) -> BT
         .filter(|tool| tool.kind == "custom")
         .filter_map(|tool| tool.custom.as_ref())
         .map(|custom| custom.name.as_str());
-    custom_tool_set(custom, names)
+    let mut set = custom_tool_set(custom, names);
+    for tool in req.tools.iter().filter(|tool| tool.kind == "namespace") {
+        set.extend(namespace_custom_tools(
+            tool.name.as_deref(),
+            &tool.tools,
+            names,
+        ));
+    }
+    set
 }
 
 /// `tool_choice` (or the legacy `function_call`) as `toolConfig`; an `allowed_tools`
@@ -460,7 +478,7 @@ fn assistant_parts(
         let empty = |name_field: &str| {
             TranslateError::invalid(format!("{call_field}.{name_field}"), "must not be empty")
         };
-        let (name, args) = match (&call.function, &call.custom) {
+        let (name, namespace, args) = match (&call.function, &call.custom) {
             (Some(function), _) => {
                 if function.name.is_empty() {
                     return Err(empty("function.name"));
@@ -468,6 +486,7 @@ fn assistant_parts(
                 let arguments = format!("{call_field}.function.arguments");
                 (
                     &function.name,
+                    &function.namespace,
                     parse_arguments(&function.arguments, &arguments)?,
                 )
             }
@@ -475,7 +494,11 @@ fn assistant_parts(
                 if custom.name.is_empty() {
                     return Err(empty("custom.name"));
                 }
-                (&custom.name, custom_call_args(&custom.input))
+                (
+                    &custom.name,
+                    &custom.namespace,
+                    custom_call_args(&custom.input),
+                )
             }
             (None, None) => {
                 return Err(TranslateError::invalid(
@@ -484,11 +507,16 @@ fn assistant_parts(
                 ));
             }
         };
-        calls.record(&call.id, name);
+        // A namespaced tool's call goes up under the name its declaration had.
+        let upstream = match namespace.as_deref().filter(|n| !n.is_empty()) {
+            Some(namespace) => names.to_upstream_namespaced(namespace, name),
+            None => names.to_upstream(name),
+        };
+        calls.record_upstream(&call.id, &upstream);
         let signature = policy.call_signature(&call.id, sent_signature(call));
         parts.push(function_call_part(
             Some(&call.id),
-            names.to_upstream(name),
+            upstream,
             args,
             signature,
         ));

@@ -149,6 +149,9 @@ pub fn assemble(events: &[StreamEvent]) -> ChatCompletion {
                     if let Some(name) = &delta.name {
                         function.name.clone_from(name);
                     }
+                    if delta.namespace.is_some() {
+                        function.namespace.clone_from(&delta.namespace);
+                    }
                     if let Some(arguments) = &delta.arguments {
                         function.arguments.push_str(arguments);
                     }
@@ -157,6 +160,9 @@ pub fn assemble(events: &[StreamEvent]) -> ChatCompletion {
                     let custom = call.custom.get_or_insert_with(CustomToolCall::default);
                     if let Some(name) = &delta.name {
                         custom.name.clone_from(name);
+                    }
+                    if delta.namespace.is_some() {
+                        custom.namespace.clone_from(&delta.namespace);
                     }
                     if let Some(input) = &delta.input {
                         custom.input.push_str(input);

@@ -187,6 +187,11 @@ impl StreamTranscoder {
             let index = self.next_call;
             self.next_call += 1;
             let name = Some(self.ctx.tool_names.to_client(&call.name).to_owned());
+            let namespace = self
+                .ctx
+                .tool_names
+                .namespace_of(&call.name)
+                .map(str::to_owned);
             let mut delta = ToolCallDelta {
                 index,
                 id: Some(id.clone()),
@@ -199,12 +204,14 @@ impl StreamTranscoder {
                 delta.kind = Some("custom".to_owned());
                 delta.custom = Some(CustomToolCallDelta {
                     name,
+                    namespace,
                     input: Some(custom_input(&call.args)),
                 });
             } else {
                 delta.kind = Some("function".to_owned());
                 delta.function = Some(FunctionCallDelta {
                     name,
+                    namespace,
                     arguments: Some(client_args(&call.args).to_string()),
                 });
             }

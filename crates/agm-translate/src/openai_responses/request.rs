@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::common::media::{file_data_part, url_part};
 use crate::common::openai_tools::{
     ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
-    hosted_tool, is_web_search, request_tools,
+    hosted_tool, is_web_search, namespace_custom_tools, namespace_declarations, request_tools,
 };
 use crate::common::request::{
     CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
@@ -218,7 +218,20 @@ fn declarations(
                     grammar,
                 ));
             }
-            Tool::Other(_) if matches!(tool.type_name(), "function" | "custom") => {
+            Tool::Namespace {
+                name,
+                description,
+                tools,
+            } => namespace_declarations(
+                Some(name.as_str()),
+                description.as_deref(),
+                tools,
+                &format!("tools.{i}"),
+                names,
+                &mut declarations,
+                notes,
+            )?,
+            Tool::Other(_) if matches!(tool.type_name(), "function" | "custom" | "namespace") => {
                 return Err(TranslateError::invalid(
                     format!("tools.{i}"),
                     format!(
@@ -243,7 +256,13 @@ pub fn custom_tool_names(req: &ResponsesRequest, names: &ToolNameMap) -> BTreeSe
         Tool::Custom { name, .. } => Some(name.as_str()),
         _ => None,
     });
-    custom_tool_set(custom, names)
+    let mut set = custom_tool_set(custom, names);
+    for tool in &req.tools {
+        if let Tool::Namespace { name, tools, .. } = tool {
+            set.extend(namespace_custom_tools(Some(name.as_str()), tools, names));
+        }
+    }
+    set
 }
 
 /// `tool_choice` as `toolConfig`; an `allowed_tools` choice in mode `auto` keeps only
@@ -403,12 +422,14 @@ fn history(
             InputItem::FunctionCall {
                 call_id,
                 name,
+                namespace,
                 arguments,
                 ..
             }
             | InputItem::CustomToolCall {
                 call_id,
                 name,
+                namespace,
                 input: arguments,
                 ..
             } => {
@@ -422,19 +443,19 @@ fn history(
                     InputItem::CustomToolCall { .. } => custom_call_args(arguments),
                     _ => parse_arguments(arguments, &format!("{field}.arguments"))?,
                 };
-                calls.record(call_id, name);
+                // A namespaced tool's call goes up under the name its declaration had.
+                let upstream = match namespace.as_deref().filter(|n| !n.is_empty()) {
+                    Some(namespace) => names.to_upstream_namespaced(namespace, name),
+                    None => names.to_upstream(name),
+                };
+                calls.record_upstream(call_id, &upstream);
                 let signature = policy
                     .cached_tool_signature(call_id)
                     .or_else(|| pending_signature.take());
                 push_turn(
                     &mut contents,
                     "model",
-                    vec![function_call_part(
-                        Some(call_id),
-                        names.to_upstream(name),
-                        args,
-                        signature,
-                    )],
+                    vec![function_call_part(Some(call_id), upstream, args, signature)],
                 );
             }
             InputItem::FunctionCallOutput {
@@ -933,8 +954,9 @@ mod tests {
                 err.to_string(),
                 format!(
                     "tools.1.type: \"{kind}\" tools cannot run on Google's models: agm takes \
-                     function and custom tools, and web_search (as Google Search), but not \
-                     OpenAI's hosted tools; declare it as a function tool your client runs, or \
+                     function, custom and namespace tools, and web_search (as Google Search), \
+                     but not OpenAI's hosted tools; declare it as a function tool your client \
+                     runs, or \
                      leave it out (not supported by agm)"
                 )
             );

@@ -25,7 +25,10 @@
 //! that it finds its call again. Text parts become a message item, each function
 //! call a function_call item (`call_id` minted when Gemini gives none), or a
 //! custom_tool_call item when it calls one of the request's custom tools
-//! ([`ResponseContext::custom_tools`]), its `input` argument being the raw input.
+//! ([`ResponseContext::custom_tools`]), its `input` argument being the raw input. A
+//! call of a tool the client declared in a namespace tool names the tool and, in
+//! `namespace`, its namespace (`{"name": "spawn_agent", "namespace":
+//! "multi_agent_v1"}`), as Codex expects.
 //!
 //! Nothing is emitted until the first part with content arrives, so a caller that
 //! holds the client's 200 until the first event can still retry on another account
@@ -390,6 +393,15 @@ impl StreamTranscoder {
         self.upstream.saw_content = true;
     }
 
+    /// The namespace of the tool a call is for, when the client declared it in a
+    /// namespace tool: the call goes back with it and the tool's own name.
+    fn namespace(&self, call: &FunctionCall) -> Option<String> {
+        self.ctx
+            .tool_names
+            .namespace_of(&call.name)
+            .map(str::to_owned)
+    }
+
     /// Emits the events of a function_call item up to its arguments; returns the
     /// finished item.
     fn function_call(
@@ -400,12 +412,14 @@ impl StreamTranscoder {
     ) -> OutputItem {
         let id = self.upstream.minter().next_id("fc");
         let name = self.ctx.tool_names.to_client(&call.name).to_owned();
+        let namespace = self.namespace(call);
         let arguments = client_args(&call.args).to_string();
         let output_index = self.output.len();
         let item = |arguments: String, status| OutputItem::FunctionCall {
             id: id.clone(),
             call_id: call_id.clone(),
             name: name.clone(),
+            namespace: namespace.clone(),
             arguments,
             status,
         };
@@ -446,12 +460,14 @@ impl StreamTranscoder {
     ) -> OutputItem {
         let id = self.upstream.minter().next_id("ctc");
         let name = self.ctx.tool_names.to_client(&call.name).to_owned();
+        let namespace = self.namespace(call);
         let input = custom_input(&call.args);
         let output_index = self.output.len();
         let item = |input: String, status| OutputItem::CustomToolCall {
             id: id.clone(),
             call_id: call_id.clone(),
             name: name.clone(),
+            namespace: namespace.clone(),
             input,
             status,
         };
