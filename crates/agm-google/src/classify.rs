@@ -107,6 +107,58 @@ pub fn client_outdated(message: &str) -> bool {
             || message.contains("please update"))
 }
 
+/// Google's refusals that arrive as a *successful* answer: the refusal is the model's
+/// whole reply (one text part; no finish reason, no usage), which clients then print
+/// as the assistant's answer. Two are known (docs/TESTING.md has the sources):
+/// - the client version ("This version of Antigravity is no longer supported…", "Gemini
+///   3.1 Pro is not available on this version. Please upgrade…"): `ClientOutdated`;
+/// - a withdrawn model ("Gemini 3 Pro is no longer available. Please switch to Gemini
+///   3.1 Pro…"): `NotFound`, so the catalogue is fetched again and the name resolves
+///   to what the account is offered now.
+///
+/// Returns the error to treat the answer as, or `None` for a real answer.
+pub fn refusal_in_answer(
+    endpoint: &str,
+    answer: &agm_wire::gemini::GenerateContentResponse,
+) -> Option<UpstreamError> {
+    if answer.finish_reason().is_some() || answer.usage_metadata.is_some() {
+        return None;
+    }
+    let parts = answer.parts();
+    let [part] = parts else {
+        return None;
+    };
+    let text = part.text.as_deref()?;
+    if text.len() > 400 {
+        return None;
+    }
+    let lower = text.to_ascii_lowercase();
+    let status = if client_outdated(&lower) {
+        400
+    } else if lower.contains("no longer available")
+        && (lower.contains("switch to") || lower.contains("latest version"))
+    {
+        404
+    } else {
+        return None;
+    };
+    Some(UpstreamError::Status {
+        endpoint: endpoint.to_owned(),
+        status,
+        error: GoogleError {
+            code: status,
+            message: text.to_owned(),
+            status: if status == 404 {
+                "NOT_FOUND".into()
+            } else {
+                "FAILED_PRECONDITION".into()
+            },
+            details: Vec::new(),
+        },
+        retry_after: None,
+    })
+}
+
 fn api_key_refused(reason: &str, message: &str) -> bool {
     reason.starts_with("API_KEY_")
         || message.contains("api key not valid")

@@ -13,7 +13,7 @@ mod project_cache;
 mod quota;
 mod stats;
 
-pub use classify::{ErrorClass, UpstreamError};
+pub use classify::{ErrorClass, UpstreamError, refusal_in_answer};
 pub use client::{
     CallAuth, ChunkStream, CodeAssistStyle, EndpointGate, GoogleClient, GoogleConfig, TokenGrant,
     UserInfo,

@@ -257,10 +257,27 @@ pub async fn after_not_found(
     tried: &str,
     account_id: Option<&str>,
 ) -> Option<Resolved> {
-    let account_id = account_id?;
-    if let Err(reason) = Refresher::new(state).refresh(account_id).await {
-        tracing::debug!(account = account_id, %reason, "could not refresh the account's models");
+    // Google withdrew the model for one account: every account said to offer it is
+    // asked again (a model is retired for all at once), the one that answered first.
+    let mut accounts: BTreeSet<String> = state
+        .accounts
+        .catalogue
+        .get()
+        .offered()
+        .remove(tried)
+        .map(|offer| offer.accounts)
+        .unwrap_or_default();
+    accounts.extend(account_id.map(str::to_owned));
+    if accounts.is_empty() {
         return None;
+    }
+    let refresher = Refresher::new(state);
+    let results =
+        futures_util::future::join_all(accounts.iter().map(|a| refresher.refresh(a))).await;
+    for (account, result) in accounts.iter().zip(results) {
+        if let Err(reason) = result {
+            tracing::debug!(%account, %reason, "could not refresh the account's models");
+        }
     }
     let again = resolve(state, api, client_model).ok()?;
     (again.model != tried).then(|| {

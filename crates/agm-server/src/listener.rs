@@ -272,16 +272,13 @@ pub async fn run(
             drop(stream);
             continue;
         };
-        tokio::spawn(serve_connection(
-            stream,
-            peer,
-            id,
-            conn,
-            Arc::clone(&tracker),
-            Arc::clone(&builder),
-            app.clone(),
-            shutdown.clone(),
-        ));
+        let shared = Shared {
+            tracker: Arc::clone(&tracker),
+            builder: Arc::clone(&builder),
+            app: app.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tokio::spawn(serve_connection(stream, peer, id, conn, shared));
     }
     sweeper.abort();
     // No new connections from here on (they would wait in the backlog unanswered).
@@ -293,16 +290,27 @@ pub async fn run(
     Ok(())
 }
 
+/// What every connection's task shares.
+struct Shared {
+    tracker: Arc<Tracker>,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    app: Router,
+    shutdown: CancellationToken,
+}
+
 async fn serve_connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     id: u64,
     conn: Arc<Conn>,
-    tracker: Arc<Tracker>,
-    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
-    app: Router,
-    shutdown: CancellationToken,
+    shared: Shared,
 ) {
+    let Shared {
+        tracker,
+        builder,
+        app,
+        shutdown,
+    } = shared;
     // Small SSE frames must leave at once: without TCP_NODELAY, Nagle's algorithm holds
     // them back until the client's delayed ACK (~40 ms per stream, seen in bench/).
     if let Err(e) = stream.set_nodelay(true) {

@@ -140,6 +140,12 @@ impl UpstreamCall<'_> {
             let mut empty = 0;
             loop {
                 let answer = state.google.generate(auth, &body).await?;
+                if let Some(refusal) = agm_google::refusal_in_answer(
+                    &format!("Cloud Code (account {})", lease.account_id),
+                    &answer.response,
+                ) {
+                    return Err(refusal);
+                }
                 if has_content(&answer) {
                     lease.record_latency(started.elapsed());
                     return Ok((answer, self.served_by()));
@@ -194,6 +200,14 @@ impl UpstreamCall<'_> {
                         });
                     }
                 };
+                if let Some(refusal) = opened.as_ref().and_then(|(first, _)| {
+                    agm_google::refusal_in_answer(
+                        &format!("Cloud Code (account {})", lease.account_id),
+                        &first.last()?.response,
+                    )
+                }) {
+                    return Err(refusal);
+                }
                 if let Some((first, rest)) = opened {
                     lease.record_latency(started.elapsed());
                     return Ok(OpenStream {

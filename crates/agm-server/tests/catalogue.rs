@@ -211,3 +211,82 @@ async fn google_refusing_the_client_version_blames_no_account() {
     assert_eq!(response.status(), 200);
     assert!(h.get_json("/readyz").await["client_version_refused"].is_null());
 }
+
+/// Google's real form of the refusal: a 200 whose only reply is the refusal text
+/// (agm-sim's `GateForm::Answer`). It must not reach the client as the model's answer.
+#[tokio::test]
+async fn a_version_refusal_sent_as_an_answer_is_caught() {
+    let h = start_with(|c| c.google.antigravity_version = "1.2.3".into()).await;
+    h.sim.require_client_version("antigravity", "99.0.0");
+    let response = h.post(&anthropic("gemini-3-flash")).await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("antigravity_version"), "{message}");
+    assert_eq!(
+        h.sim.count(SimMethod::GenerateContent),
+        1,
+        "no other account tried"
+    );
+    let streamed = h
+        .post(
+            &json!({"model": "gemini-3-flash", "max_tokens": 64, "stream": true,
+                      "messages": [{"role": "user", "content": "hello"}]}),
+        )
+        .await;
+    assert_eq!(streamed.status(), 502, "a stream is refused the same way");
+    h.sim.clear_client_versions();
+    assert_eq!(h.post(&anthropic("gemini-3-flash")).await.status(), 200);
+    assert!(h.get_json("/readyz").await["client_version_refused"].is_null());
+}
+
+/// A model Google retires while agm runs: the next request for it gets Google's 404,
+/// agm fetches that account's models again, and the request is answered by the
+/// replacement, with no restart and no config edit.
+#[tokio::test]
+async fn a_model_retired_while_agm_runs_goes_to_its_replacement() {
+    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    until_learned(&h).await;
+    h.sim
+        .retire_model("gemini-2.5-flash", Some("gemini-3-flash"));
+    for _ in 0..3 {
+        let response = h.post(&anthropic("gemini-2.5-flash")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-agm-model"], "gemini-3-flash");
+        assert_eq!(
+            response.headers()["x-agm-model-retired"],
+            "gemini-2.5-flash"
+        );
+    }
+}
+
+/// A model Google adds while agm runs is served, and invented names of its family
+/// resolve to it, once the background refresh has seen it.
+#[tokio::test]
+async fn a_model_added_while_agm_runs_is_served() {
+    let h = start_with(|c| {
+        c.routing.quota_refresh = Duration::from_millis(300);
+        c.routing.scheduling = "round-robin".into();
+    })
+    .await;
+    until_learned(&h).await;
+    h.sim.add_model(agm_sim::SimModel::new(
+        "gemini-3.5-flash",
+        "Gemini 3.5 Flash",
+        1_048_576,
+        65_536,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.state.accounts.catalogue.get().offers("gemini-3.5-flash") {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh never saw the new model"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = h
+        .post_to("/v1beta/models/gemini-3.8-flash:generateContent", &gemini())
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-agm-model"], "gemini-3.5-flash");
+}
