@@ -1,4 +1,4 @@
-//! Google's errors, classified once (PROTOCOL.md §3) so that callers match on an enum
+//! Google's errors, classified once (docs/PROTOCOL.md §3) so that callers match on an enum
 //! instead of re-parsing strings.
 
 use std::time::Duration;
@@ -247,7 +247,7 @@ impl UpstreamError {
             .or(*retry_after)
     }
 
-    /// What this failure means (see PROTOCOL.md §3).
+    /// What this failure means (see docs/PROTOCOL.md §3).
     pub fn class(&self, now_unix: i64) -> ErrorClass {
         let (status, error) = match self {
             UpstreamError::Network { .. } | UpstreamError::CircuitOpen { .. } => {
@@ -318,7 +318,7 @@ impl UpstreamError {
     }
 
     /// Whether the next Code Assist endpoint should be tried: network errors, 404, 408,
-    /// 429 from that host, and 5xx (PROTOCOL.md §2).
+    /// 429 from that host, and 5xx (docs/PROTOCOL.md §2).
     pub fn tries_next_endpoint(&self) -> bool {
         match self {
             UpstreamError::Network { .. } => true,

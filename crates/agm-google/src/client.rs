@@ -81,7 +81,7 @@ pub type ChunkStream = SseStream<CloudCodeResponse>;
 pub struct CallAuth<'a> {
     pub access_token: &'a str,
     /// Send `X-Goog-User-Project` with the envelope's project (the default). Some
-    /// accounts get 403s because of it; those are called without it (PROTOCOL.md §2).
+    /// accounts get 403s because of it; those are called without it (docs/PROTOCOL.md §2).
     pub project_header: bool,
     /// The circuit breaker for this account's calls, if any.
     pub gate: Option<&'a dyn EndpointGate>,
@@ -90,7 +90,7 @@ pub struct CallAuth<'a> {
     pub code_assist: Option<CodeAssistStyle<'a>>,
 }
 
-/// The Code Assist header style (PROTOCOL.md §2 "Pools"): gemini-cli's `User-Agent`,
+/// The Code Assist header style (docs/PROTOCOL.md §2 "Pools"): gemini-cli's `User-Agent`,
 /// the production endpoint only. The caller leaves `requestType`, `userAgent` and
 /// `requestId` out of the envelope.
 #[derive(Debug, Clone, Copy)]
@@ -611,7 +611,7 @@ impl GoogleClient {
     }
 
     /// Runs `call` against each Code Assist endpoint in order, moving on only when the
-    /// failure is one the next endpoint may not share (PROTOCOL.md §2).
+    /// failure is one the next endpoint may not share (docs/PROTOCOL.md §2).
     async fn with_endpoints<T, F, Fut>(
         &self,
         gate: Option<&dyn EndpointGate>,

@@ -1,4 +1,4 @@
-//! Project discovery (the PRD's `fetchProjectID`, PROTOCOL.md §2): `loadCodeAssist`
+//! Project discovery (the PRD's `fetchProjectID`, docs/PROTOCOL.md §2): `loadCodeAssist`
 //! names the account's Cloud Code project, or the tier to onboard to; onboarding is a
 //! long-running operation polled until done. Setup calls are retried by the PRD's
 //! error table, every wait goes through the caller's `sleep`, and every call is

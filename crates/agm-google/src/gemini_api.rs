@@ -1,4 +1,4 @@
-//! The official Gemini API with an API key (PROTOCOL.md §2 "Pools"): the sanctioned,
+//! The official Gemini API with an API key (docs/PROTOCOL.md §2 "Pools"): the sanctioned,
 //! paid path and the safe-mode target.
 //!
 //! `{gemini_api_base}/v1beta/models/{m}:generateContent`, `:streamGenerateContent?alt=sse`,

@@ -1,4 +1,4 @@
-//! Google sign-in, the installed-app flow (PROTOCOL.md §1): PKCE, `state`, the consent
+//! Google sign-in, the installed-app flow (docs/PROTOCOL.md §1): PKCE, `state`, the consent
 //! URL, and the exchange of the returned code for tokens.
 //!
 //! The caller owns the redirect: it listens on `http://localhost:<port>/oauth-callback`

@@ -1,4 +1,4 @@
-//! An account's quota as Google reports it (PROTOCOL.md §2 "Quota"):
+//! An account's quota as Google reports it (docs/PROTOCOL.md §2 "Quota"):
 //! `fetchAvailableModels` (per model: remaining fraction, reset time; deprecated model
 //! ids) and, where Google answers it, `retrieveUserQuotaSummary` (5-hour and weekly
 //! windows), turned into one [`QuotaSnapshot`] that the server stores as JSON.

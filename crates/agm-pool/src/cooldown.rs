@@ -1,5 +1,5 @@
 //! Cooldowns per (account, model), and the per-model capacity backoff
-//! (PROTOCOL.md §3).
+//! (docs/PROTOCOL.md §3).
 //!
 //! The caller classifies Google's error and hands over a [`Limit`]; from
 //! `agm_google::ErrorClass` the mapping is one-to-one:

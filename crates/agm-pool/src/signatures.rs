@@ -1,4 +1,4 @@
-//! The thinking-signature cache (PROTOCOL.md §4).
+//! The thinking-signature cache (docs/PROTOCOL.md §4).
 //!
 //! Every signature the upstream hands out is remembered under the conversation's
 //! session id: by its decoded bytes (so standard and URL-safe base64 find the same

@@ -131,7 +131,7 @@ impl Fault {
         }
     }
 
-    /// Google's 429 for a per-model rate limit (PROTOCOL.md §3): `RESOURCE_EXHAUSTED`
+    /// Google's 429 for a per-model rate limit (docs/PROTOCOL.md §3): `RESOURCE_EXHAUSTED`
     /// with an `ErrorInfo` (`RATE_LIMIT_EXCEEDED`, `quotaResetDelay`,
     /// `quotaResetTimeStamp`) and a `RetryInfo`. `delay` is a Go-style duration
     /// such as `"539.477544ms"`, `"42s"` or `"1h16m0s"`.

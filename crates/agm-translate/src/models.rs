@@ -190,7 +190,7 @@ pub fn cap_output_tokens(
 }
 
 /// Upstream (Antigravity / Cloud Code) ids → official Gemini API names, for the
-/// safe-mode path (PROTOCOL.md §2 "Pools"). Exact names or `*` patterns, most specific
+/// safe-mode path (docs/PROTOCOL.md §2 "Pools"). Exact names or `*` patterns, most specific
 /// first; the first match wins. Claude and GPT-OSS ids are not here: the official API
 /// does not serve them, see [`OfficialEquivalents`].
 pub const OFFICIAL_GEMINI_MAP: &[(&str, &str)] = &[

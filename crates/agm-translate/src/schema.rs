@@ -1,6 +1,6 @@
 //! The tool-schema cleaner: JSON Schema as clients write it → the subset Gemini takes.
 //!
-//! Rules (PROTOCOL.md §4):
+//! Rules (docs/PROTOCOL.md §4):
 //! - `$ref` is resolved against the root (`#/$defs/…`, `#/definitions/…`, any JSON
 //!   pointer); a reference to a schema that is already being expanded (recursion), or
 //!   one that cannot be resolved, becomes a permissive string.

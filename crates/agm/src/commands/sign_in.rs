@@ -1,4 +1,4 @@
-//! Google sign-in from the terminal: the installed-app flow with PKCE (PROTOCOL.md §1).
+//! Google sign-in from the terminal: the installed-app flow with PKCE (docs/PROTOCOL.md §1).
 //!
 //! agm listens on `http://localhost:<port>/oauth-callback` for Google's redirect and, when
 //! it can, opens the consent page in a browser. Without a browser (`--no-browser`, or
