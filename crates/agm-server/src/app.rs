@@ -421,7 +421,7 @@ pub(crate) async fn not_found(request: Request) -> Response {
         api,
         ErrorKind::NotFound,
         format!(
-            "no route for {} {path}; agm serves /v1/messages, /v1/chat/completions, /v1/responses, /v1/models, /v1beta/models/<model>:generateContent, /healthz and /readyz",
+            "no route for {} {path}; agm serves POST /v1/messages, /v1/messages/count_tokens, /v1/chat/completions, /v1/responses, /v1beta/models/<model>:generateContent, :streamGenerateContent and :countTokens (also under /v1/models/), GET /v1/models, /v1beta/models, /healthz, /readyz, /metrics, and the web console at /ui/",
             request.method()
         ),
     )
@@ -503,6 +503,18 @@ async fn require_client_key(
     }
 }
 
+fn bind_message(addr: SocketAddr, error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "port {} is already in use on {} (is another agm, or `agm demo`, running?): stop it, or pick another port with --port",
+            addr.port(),
+            addr.ip()
+        )
+    } else {
+        format!("cannot listen on {addr}: {error}")
+    }
+}
+
 /// Why the server refuses to start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -510,12 +522,11 @@ pub enum ServeError {
         "refusing to listen on {bind} without client API keys: anyone on the network could use your accounts. Add `api_keys` under [server] (or `agm keys create`), or bind 127.0.0.1"
     )]
     OpenBind { bind: std::net::IpAddr },
-    #[error(
-        "cannot listen on {addr}: {source} (is another agm already running? pick another port with --port)"
-    )]
+    #[error("{}", bind_message(*.addr, .error))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// Not a `source`: the message already says it, once.
+        error: std::io::Error,
     },
     #[error("the server stopped: {0}")]
     Io(#[from] std::io::Error),
@@ -536,7 +547,7 @@ pub async fn bind(state: &AppState) -> Result<TcpListener, ServeError> {
     let addr = SocketAddr::new(bind, state.config.server.port);
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, source })
+        .map_err(|error| ServeError::Bind { addr, error })
 }
 
 /// How long open streams get to finish after a shutdown signal.

@@ -17,6 +17,8 @@ struct User {
     home: tempfile::TempDir,
     data_dir: PathBuf,
     sim: RunningSim,
+    /// A free port for `server.port`.
+    port: u16,
 }
 
 impl User {
@@ -31,10 +33,16 @@ impl User {
         ));
         let home = tempfile::tempdir().unwrap();
         let data_dir = home.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         User {
             home,
             data_dir,
             sim,
+            port,
         }
     }
 
@@ -60,6 +68,9 @@ impl User {
                 format!("{base}/oauth2/v2/userinfo"),
             )
             .env("AGM_GOOGLE__GEMINI_API_BASE", &base)
+            // Never the default port: `agm doctor` checks it, and a running
+            // `agm demo` on 8045 must not fail the suite (issue 14).
+            .env("AGM_SERVER__PORT", self.port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

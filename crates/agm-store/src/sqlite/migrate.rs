@@ -51,11 +51,20 @@ pub(crate) fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError>
             })?;
         tx.pragma_update(None, "user_version", migration.version)?;
         tx.commit()?;
-        tracing::info!(
-            db,
-            migration = migration.name,
-            "applied a database migration"
-        );
+        // A fresh in-memory store (`agm demo`, tests) is migrated every time: not news.
+        if db == ":memory:" {
+            tracing::debug!(
+                db,
+                migration = migration.name,
+                "applied a database migration"
+            );
+        } else {
+            tracing::info!(
+                db,
+                migration = migration.name,
+                "applied a database migration"
+            );
+        }
     }
     Ok(())
 }

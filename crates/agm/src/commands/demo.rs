@@ -69,14 +69,22 @@ fn instructions(url: &str, upstream: &str, emails: &[String]) -> Vec<String> {
             "  upstream: a simulated Google at {upstream}, demo accounts {} (no real Google account is used)",
             emails.join(", ")
         ),
+        "  the demo's accounts live in this process only: `agm accounts list` (your data dir) does not show them".into(),
         String::new(),
-        "Point a client at it (any API key works in the demo):".into(),
-        format!("  Claude Code:   ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=demo claude"),
-        format!("  anthropic SDK: anthropic.Anthropic(base_url=\"{url}\", api_key=\"demo\")"),
+        "Point a client at it (the demo takes any API key; `agm` is used here):".into(),
+        format!("  Claude Code:   ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=agm claude"),
+        format!("  Codex CLI:     OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=agm codex"),
+        format!("  anthropic SDK: anthropic.Anthropic(base_url=\"{url}\", api_key=\"agm\")"),
+        format!("  openai SDK:    openai.OpenAI(base_url=\"{url}/v1\", api_key=\"agm\")"),
+        format!(
+            "  google-genai:  genai.Client(api_key=\"agm\", http_options={{\"base_url\": \"{url}\"}})"
+        ),
         format!(
             "  curl:          curl -N {url}/v1/messages -H 'content-type: application/json' \\\n                   -d '{{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":256,\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'"
         ),
         String::new(),
+        "The simulated model answers \"Simulated <model> reply to: <your text>\". To see a tool call, declare".into(),
+        "the tool and end your prompt with a line `agm-sim:call <tool name> {\"arg\": \"value\"}`.".into(),
         "Ctrl-C stops it.".into(),
     ]
 }
