@@ -33,15 +33,22 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdatesSection {
-    /// Where `agm update check` reads the newest release (GitHub's releases API shape:
-    /// `tag_name`, `html_url`).
+    /// Where `agm update check` and `agm serve`'s background check read the newest
+    /// release (GitHub's releases API shape: `tag_name`, `html_url`).
     pub url: String,
+    /// `agm serve` checks for a newer release in the background (false: never asks).
+    pub check: bool,
+    /// How often `agm serve` checks.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
 }
 
 impl Default for UpdatesSection {
     fn default() -> Self {
         UpdatesSection {
             url: "https://api.github.com/repos/agm-gateway/agm/releases/latest".into(),
+            check: true,
+            interval: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -542,6 +549,13 @@ impl Config {
         url("google.oauth_token_url", &self.google.oauth_token_url)?;
         url("google.userinfo_url", &self.google.userinfo_url)?;
         url("google.gemini_api_base", &self.google.gemini_api_base)?;
+        url("updates.url", &self.updates.url)?;
+        if self.updates.interval < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                key: "updates.interval",
+                message: "must be at least 1s (the default, \"24h\", is plenty)".into(),
+            });
+        }
         if self.server.max_body.as_u64() < 1024 {
             return Err(ConfigError::Invalid {
                 key: "server.max_body",

@@ -2,8 +2,9 @@
 //! it: following safe-mode changes made with the CLI, storing the running cooldowns and
 //! following the CLI's requests to clear them, refreshing each account's quota (for
 //! quota protection), pruning the request log and expired sticky sessions, and keeping
-//! the discovery telemetry where `agm doctor` can read it. Also the one-off quota
-//! re-check after a quota limit with an absurd hint.
+//! the discovery telemetry where `agm doctor` can read it, and checking for a newer
+//! release (`crate::updates`). Also the one-off quota re-check after a quota limit with
+//! an absurd hint.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,12 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     }
     if !state.config.routing.quota_refresh.is_zero() {
         jobs.spawn(refresh_quota(state.clone()));
+    }
+    if state.config.updates.check {
+        jobs.spawn(crate::updates::watch(
+            state.store.clone(),
+            state.config.updates.clone(),
+        ));
     }
     jobs
 }

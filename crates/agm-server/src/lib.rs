@@ -28,4 +28,5 @@ pub mod error;
 pub mod jobs;
 pub mod quota;
 pub mod safe_mode;
+pub mod updates;
 pub mod validate;

@@ -468,6 +468,47 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
     })))
 }
 
+/// `GET /api/updates`: the last update check (`[updates]`), whether its release is
+/// newer than this build, and whether its notice was dismissed (`show` is the banner).
+pub async fn updates(State(state): State<SharedState>) -> ApiResult {
+    crate::updates::status(&state.store, &state.config.updates)
+        .await
+        .map(Json)
+        .map_err(ConsoleError::internal)
+}
+
+#[derive(Deserialize, Default)]
+pub struct DismissBody {
+    /// The version whose notice to hide; default: the newest one checked.
+    version: Option<String>,
+}
+
+/// `POST /api/updates/dismiss`: hides the notice of one version (a newer release shows
+/// again).
+pub async fn dismiss_update(
+    State(state): State<SharedState>,
+    body: Option<Json<DismissBody>>,
+) -> ApiResult {
+    let Json(body) = body.unwrap_or_default();
+    let version = match body.version.filter(|v| !v.trim().is_empty()) {
+        Some(v) => v.trim().to_owned(),
+        None => crate::updates::load(&state.store)
+            .await
+            .map_err(ConsoleError::internal)?
+            .map(|l| l.version)
+            .ok_or_else(|| {
+                ConsoleError::new(
+                    StatusCode::BAD_REQUEST,
+                    "no update check yet: nothing to dismiss (`agm update check` checks now)",
+                )
+            })?,
+    };
+    crate::updates::dismiss(&state.store, &version)
+        .await
+        .map_err(ConsoleError::internal)?;
+    updates(State(state)).await
+}
+
 /// `GET /api/settings`: the effective config, every secret masked (read-only in this
 /// version).
 pub async fn settings(State(state): State<SharedState>) -> Json<Value> {

@@ -89,6 +89,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         )
         .route("/api/health", get(api::health))
         .route("/api/settings", get(api::settings))
+        .route("/api/updates", get(api::updates))
+        .route("/api/updates/dismiss", post(api::dismiss_update))
         .route("/api/{*rest}", get(api::unknown).post(api::unknown))
         .route("/ui/", get(pages::overview))
         .route("/ui/accounts", get(pages::accounts))

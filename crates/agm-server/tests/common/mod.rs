@@ -35,6 +35,8 @@ pub async fn start_shaped(
     let mut config = Config::default();
     config.google.all_at(&sim.base_url());
     config.server.port = 0;
+    // No test asks the real releases URL; tests/updates.rs turns the check on.
+    config.updates.check = false;
     configure(&mut config);
     let store = Store::open_in_memory().await.unwrap();
     for account in sim.accounts() {
