@@ -286,14 +286,15 @@ async fn add_takes_the_pasted_redirect_address() {
     assert!(out.status.success(), "{rest}");
     assert!(rest.contains("neither the address"), "{rest}");
     let line = stdout(&out);
+    // Carol had no project: adding her onboards her while the user is there.
     assert!(
-        line.starts_with("added carol@demo.agm (tier free-tier)"),
+        line.starts_with("added carol@demo.agm: onboarded, project "),
         "{line}"
     );
-    assert!(line.contains("no Cloud Code project yet"), "{line}");
+    assert!(line.trim_end().ends_with(" on tier free-tier"), "{line}");
     assert_eq!(line.lines().count(), 1);
     let carol = user.account("carol@demo.agm").await;
-    assert_eq!(carol["project_id"], Value::Null);
+    assert!(carol["project_id"].is_string(), "{carol}");
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::commands::account_files::{self, ExportFile};
 use crate::commands::sign_in::{SignInOptions, cancel_signal, sign_in};
-use crate::commands::verify::{self, Saved};
+use crate::commands::verify::{self, Saved, SetUp};
 use crate::commands::{Workspace, rfc3339};
 use crate::output;
 
@@ -194,7 +194,7 @@ async fn add(workspace: &Workspace, args: AddArgs) -> anyhow::Result<()> {
         }
     };
     let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
-    report(&workspace.store, &saved, "added", "add").await;
+    finish(workspace, &google, saved, "added", "add").await;
     Ok(())
 }
 
@@ -224,7 +224,7 @@ async fn import_token(
         .await
         .map_err(|reason| anyhow!("not imported: {reason}; nothing was saved"))?;
     let saved = verify::save(&workspace.store, verified, Pool::Antigravity, None).await?;
-    report(&workspace.store, &saved, "imported", "import").await;
+    finish(workspace, &google, saved, "imported", "import").await;
     Ok(())
 }
 
@@ -268,7 +268,7 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
             Ok(verified) => {
                 let saved =
                     verify::save(&workspace.store, verified, entry.pool, entry.state).await?;
-                report(&workspace.store, &saved, "imported", "import").await;
+                finish(workspace, &google, saved, "imported", "import").await;
             }
             Err(reason) => {
                 refused += 1;
@@ -333,17 +333,32 @@ fn read_import_file(path: &Path) -> anyhow::Result<String> {
         .map_err(|_| anyhow!("cannot import {shown}: it is not UTF-8 text; give a JSON file"))
 }
 
-/// Records an account saved by `agm accounts <command>` in the audit log, and prints
-/// its summary: `<created>` (e.g. `added`) for a new account, else `updated`.
-async fn report(store: &Store, saved: &Saved, created: &str, command: &str) {
-    let account = &saved.account;
+/// Records an account saved by `agm accounts <command>` in the audit log, finishes its
+/// project set-up while the user is there, and prints its summary: `<created>` (e.g.
+/// `added`) for a new account, else `updated`. A set-up that fails on the network is a
+/// warning: the gateway finds the project when the account is first used.
+async fn finish(
+    workspace: &Workspace,
+    google: &agm_google::GoogleClient,
+    mut saved: Saved,
+    created: &str,
+    command: &str,
+) {
+    let store = &workspace.store;
     let verb = if saved.created { created } else { "updated" };
     let detail = format!(
         "{verb} with `agm accounts {command}` (pool {})",
-        account.pool
+        saved.account.pool
     );
-    audit(store, &account.email, &detail).await;
-    output::line(&summary(verb, saved));
+    audit(store, &saved.account.email, &detail).await;
+    let setup = verify::set_up_project(store, google, &workspace.config, &mut saved.account).await;
+    if let SetUp::Deferred { reason } = &setup {
+        output::warn(&output::one_line(&format!(
+            "could not set up the Cloud Code project of {} now ({reason}); the gateway tries again when the account is first used",
+            saved.account.email
+        )));
+    }
+    output::line(&summary(verb, &saved, &setup));
 }
 
 /// An `account` audit entry. The subject is the account's e-mail: this is the
@@ -352,9 +367,10 @@ async fn audit(store: &Store, subject: &str, detail: &str) {
     agm_server::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
-/// `added alice@example.com (project p, tier t)`, plus what the user should know, as
-/// one line.
-fn summary(verb: &str, saved: &Saved) -> String {
+/// `added alice@example.com (project p, tier t)` (`added carol@example.com: onboarded,
+/// project p on tier t` when the set-up onboarded it just now), plus what the user
+/// should know, as one line.
+fn summary(verb: &str, saved: &Saved, setup: &SetUp) -> String {
     let account = &saved.account;
     let mut facts = Vec::new();
     if let Some(project) = &account.project_id {
@@ -364,10 +380,17 @@ fn summary(verb: &str, saved: &Saved) -> String {
         facts.push(format!("tier {tier}"));
     }
     let mut line = format!("{verb} {}", account.email);
-    if !facts.is_empty() {
-        line.push_str(&format!(" ({})", facts.join(", ")));
+    match (setup, &account.project_id) {
+        (SetUp::Project { onboarded: true }, Some(project)) => {
+            line.push_str(&format!(": onboarded, project {project}"));
+            if let Some(tier) = &account.tier {
+                line.push_str(&format!(" on tier {tier}"));
+            }
+        }
+        _ if !facts.is_empty() => line.push_str(&format!(" ({})", facts.join(", "))),
+        _ => {}
     }
-    if account.project_id.is_none() {
+    if account.project_id.is_none() && account.state.is_active() {
         line.push_str(
             "; no Cloud Code project yet: the gateway finds or onboards one when the account is first used",
         );
@@ -380,7 +403,7 @@ fn summary(verb: &str, saved: &Saved) -> String {
         )),
         AccountState::Blocked { reason, url } => {
             line.push_str(&format!("; blocked: {reason}"));
-            if let Some(url) = url {
+            if let Some(url) = url.as_deref().filter(|url| !reason.contains(url)) {
                 line.push_str(&format!(": open {url}"));
             }
         }

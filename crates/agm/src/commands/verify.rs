@@ -1,11 +1,16 @@
-//! Checking an account with Google before it is saved: the refresh token works, the
-//! e-mail is the expected one, and `loadCodeAssist` names the project and tier. Nothing
-//! is written until all of that has answered, so a bad token leaves no half-saved
-//! account behind.
+//! Checking an account with Google before it is saved: the refresh token works and the
+//! e-mail is the expected one. Nothing is written until that has answered, so a bad
+//! token leaves no half-saved account behind. Once saved, [`set_up_project`] finishes
+//! the Cloud Code set-up while the user is there: project discovery (loadCodeAssist,
+//! then onboardUser and its bounded polling) with the gateway's own
+//! `agm_google::ProjectDiscovery`; the gateway's lazy discovery stays the fallback.
 
-use agm_google::{ErrorClass, GoogleClient, TokenGrant, UpstreamError};
-use agm_store::{Account, AccountState, NewAccount, Pool, Secret, Store, StoreError};
-use agm_wire::cloudcode::LoadCodeAssistResponse;
+use agm_google::{
+    DiscoveryError, DiscoveryPolicy, DiscoveryRequest, DiscoveryStats, GoogleClient,
+    ProjectDiscovery, TokenGrant, UpstreamError,
+};
+use agm_server::config::Config;
+use agm_store::{Account, AccountState, AuditKind, NewAccount, Pool, Secret, Store, StoreError};
 use time::OffsetDateTime;
 
 /// An account Google has vouched for, ready to save.
@@ -15,10 +20,6 @@ pub struct Verified {
     pub refresh_token: Secret,
     pub access_token: Secret,
     pub access_expires_at: OffsetDateTime,
-    pub project_id: Option<String>,
-    pub tier: Option<String>,
-    /// Set when Google says the account needs the user first (e.g. verification).
-    pub blocked: Option<AccountState>,
 }
 
 /// Refreshes `refresh_token`, then verifies as [`from_grant`] does.
@@ -38,8 +39,8 @@ pub async fn from_refresh_token(
     from_grant(google, grant, refresh_token, expected_email).await
 }
 
-/// Reads the e-mail (refusing another than `expected_email`) and the project and tier
-/// for a fresh grant. `refresh_token` is kept unless Google rotated it in the grant.
+/// Reads the e-mail (refusing another than `expected_email`) for a fresh grant.
+/// `refresh_token` is kept unless Google rotated it in the grant.
 pub async fn from_grant(
     google: &GoogleClient,
     grant: TokenGrant,
@@ -62,61 +63,133 @@ pub async fn from_grant(
             expected.trim()
         ));
     }
-    let (project_id, tier, blocked) = match google.load_code_assist(&grant.access_token, None).await
-    {
-        Ok(answer) => project_and_tier(&answer),
-        Err(e) => match e.class(OffsetDateTime::now_utc().unix_timestamp()) {
-            ErrorClass::ValidationRequired { url } => (
-                None,
-                None,
-                Some(AccountState::Blocked {
-                    reason: format!("Google asks to verify the account: {}", e.message()),
-                    url,
-                }),
-            ),
-            _ => return Err(describe(&e, "find the account's Cloud Code project")),
-        },
-    };
     let lifetime = time::Duration::try_from(grant.expires_in).unwrap_or(time::Duration::HOUR);
     Ok(Verified {
         email,
         refresh_token: Secret::new(grant.refresh_token.as_deref().unwrap_or(refresh_token)),
         access_token: Secret::new(grant.access_token),
         access_expires_at: OffsetDateTime::now_utc() + lifetime,
-        project_id,
-        tier,
-        blocked,
     })
 }
 
-/// Project, tier and, if Google asks the user to act first, the blocked state.
-fn project_and_tier(
-    answer: &LoadCodeAssistResponse,
-) -> (Option<String>, Option<String>, Option<AccountState>) {
-    let project = answer
-        .cloudaicompanion_project
-        .as_ref()
-        .map(|p| p.id().to_owned())
-        .filter(|p| !p.is_empty());
-    let tier = answer
-        .current_tier
-        .as_ref()
-        .map(|t| t.id.clone())
-        .filter(|t| !t.is_empty());
-    let blocked = answer
-        .ineligible_tiers
-        .iter()
-        .find(|t| t.reason_code == "VALIDATION_REQUIRED")
-        .filter(|_| project.is_none() && tier.is_none())
-        .map(|t| AccountState::Blocked {
-            reason: if t.reason_message.is_empty() {
-                "Google asks to verify the account".to_owned()
-            } else {
-                t.reason_message.clone()
-            },
-            url: t.validation_url.clone(),
-        });
-    (project, tier, blocked)
+/// What [`set_up_project`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetUp {
+    /// Google named the account's project; `onboarded` when this run onboarded it.
+    Project { onboarded: bool },
+    /// The account needs its user (verification, a tier it cannot have): saved
+    /// blocked with the reason and the link.
+    Blocked,
+    /// Not tried (a disabled account, or no access token).
+    Skipped,
+    /// Discovery failed (network, 5xx, ...): the gateway tries again when the account
+    /// is first used.
+    Deferred { reason: String },
+}
+
+/// The gateway's discovery policy (`[project_id] poll_interval`, at most 10 polls),
+/// with one retry of each kind: a network failure here is a warning, not a wait.
+fn policy(config: &Config) -> DiscoveryPolicy {
+    DiscoveryPolicy {
+        rate_limit_retries: 1,
+        server_error_retries: 1,
+        network_retries: 1,
+        ..agm_server::app::pool_settings(config).discovery
+    }
+}
+
+/// Finishes the account's Cloud Code set-up now, as the gateway would on its first
+/// request: finds (or onboards) the project and saves it with the tier. An account
+/// that needs its user is saved blocked with the link (as the gateway does); a
+/// blocked one whose set-up now succeeds is active again. `account` follows.
+pub async fn set_up_project(
+    store: &Store,
+    google: &GoogleClient,
+    config: &Config,
+    account: &mut Account,
+) -> SetUp {
+    if matches!(account.state, AccountState::Disabled { .. }) || account.pool == Pool::GeminiApi {
+        return SetUp::Skipped;
+    }
+    let Some(token) = account.access_token.as_ref() else {
+        return SetUp::Skipped;
+    };
+    let request = DiscoveryRequest {
+        account: &account.email,
+        access_token: token.expose(),
+        duet_project: None,
+    };
+    let found = ProjectDiscovery::new(policy(config))
+        .discover(
+            google,
+            request,
+            &DiscoveryStats::default(),
+            tokio::time::sleep,
+        )
+        .await;
+    match found {
+        Ok(found) => {
+            if let Err(e) = store
+                .set_project(
+                    &account.id,
+                    Some(&found.project_id),
+                    found.tier_id.as_deref(),
+                )
+                .await
+            {
+                return SetUp::Deferred {
+                    reason: format!("cannot save the project: {e}"),
+                };
+            }
+            account.project_id = Some(found.project_id);
+            if found.tier_id.is_some() {
+                account.tier = found.tier_id;
+            }
+            if matches!(account.state, AccountState::Blocked { .. })
+                && store
+                    .set_account_state(&account.id, AccountState::Active)
+                    .await
+                    .is_ok()
+            {
+                account.state = AccountState::Active;
+                audit(
+                    store,
+                    &account.email,
+                    "unblocked: the project set-up succeeded",
+                )
+                .await;
+            }
+            SetUp::Project {
+                onboarded: found.onboarded,
+            }
+        }
+        Err(e) if e.needs_the_user() => {
+            let url = match &e {
+                DiscoveryError::ValidationRequired { url, .. } => url.clone(),
+                _ => None,
+            };
+            let reason = e.to_string();
+            let state = AccountState::Blocked {
+                reason: reason.clone(),
+                url,
+            };
+            if let Err(err) = store.set_account_state(&account.id, state.clone()).await {
+                return SetUp::Deferred {
+                    reason: format!("{reason} (and the account could not be blocked: {err})"),
+                };
+            }
+            account.state = state;
+            audit(store, &account.email, &format!("blocked: {reason}")).await;
+            SetUp::Blocked
+        }
+        Err(e) => SetUp::Deferred {
+            reason: e.to_string(),
+        },
+    }
+}
+
+async fn audit(store: &Store, subject: &str, detail: &str) {
+    agm_server::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
 /// What saving did.
@@ -127,9 +200,9 @@ pub struct Saved {
     pub created: bool,
 }
 
-/// Adds the account, or updates the one with the same e-mail in `pool` (new tokens,
-/// project and tier; its id and state stay). A new account takes `initial_state` when
-/// it is not active; Google's own block wins over both.
+/// Adds the account, or updates the one with the same e-mail in `pool` (new tokens;
+/// its id, project, tier and state stay). A new account takes `initial_state` when it
+/// is not active.
 pub async fn save(
     store: &Store,
     verified: Verified,
@@ -149,14 +222,11 @@ pub async fn save(
             refresh_token: verified.refresh_token,
             access_token: Some(verified.access_token),
             access_expires_at: Some(verified.access_expires_at),
-            project_id: verified.project_id,
-            tier: verified.tier,
+            project_id: None,
+            tier: None,
         })
         .await?;
-    let state = verified
-        .blocked
-        .or(initial_state.filter(|s| !existed && !s.is_active()));
-    if let Some(state) = state {
+    if let Some(state) = initial_state.filter(|s| !existed && !s.is_active()) {
         store.set_account_state(&account.id, state.clone()).await?;
         account.state = state;
     }
