@@ -48,6 +48,8 @@ enum Command {
         #[arg(value_enum)]
         client: commands::env::Client,
     },
+    /// Start claude, codex, opencode or gemini with this gateway configured; ARGS go to the client
+    Run(commands::run::RunArgs),
     /// Check whether a newer agm release is out
     #[command(subcommand)]
     Update(commands::update::UpdateCommand),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
             Command::Logs(args) => commands::logs::run(config, args).await,
             Command::Models(args) => commands::models::run(config, args).await,
             Command::Env { client } => commands::env::run(config, client).await,
+            Command::Run(args) => commands::run::run(config, args).await,
             Command::Update(cmd) => commands::update::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod logs;
 pub mod models;
 pub mod quota;
+pub mod run;
 pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
