@@ -1,5 +1,7 @@
-"""The real Claude Code CLI (`claude -p`, pinned in tests/e2e/claude-code/ and installed
-by ./scripts/test) against `agm demo`, doing a task that needs a tool call.
+"""The real Claude Code CLI (`claude -p`, pinned in tests/e2e/clients/ and installed
+by ./scripts/test) against `agm demo`: a task that needs a tool call (with the
+variables `agm env claude` prints), and a text turn and a streamed answer started as a
+user starts it, `agm run claude` (see client_harness.py).
 
 The simulated Google never calls a tool by itself; the prompt carries an
 `agm-sim:call <tool> <json-args>` line (see "The simulated Google" in docs/TESTING.md),
@@ -14,6 +16,7 @@ not sent to loopback (the trap must stay empty).
 
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -22,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-CLAUDE = Path(__file__).resolve().parent / "claude-code" / "node_modules" / ".bin" / "claude"
+from client_harness import assert_streamed, client_home, run_client
+
+CLAUDE = Path(__file__).resolve().parent / "clients" / "node_modules" / ".bin" / "claude"
 # Claude Code's current default model (claude-opus-5-5) cannot go through agm yet (see
 # test_default_model_reads_a_file below); this older name maps to the upstream
 # claude-sonnet-4-5, and Claude Code sends it the full set of tools and thinking.
@@ -33,7 +38,7 @@ def claude_binary() -> str:
     if not CLAUDE.exists():
         pytest.fail(
             f"{CLAUDE} is missing: run ./scripts/test, which installs the pinned Claude Code "
-            "with `npm install` in tests/e2e/claude-code/"
+            "with `npm install` in tests/e2e/clients/"
         )
     return str(CLAUDE)
 
@@ -207,3 +212,60 @@ def test_an_undeclared_tool_gets_the_sims_answer_naming_claude_codes_tools(agm_d
 # the latter at the upstream model's limit.
 def test_default_model_reads_a_file(agm_demo, tmp_path):
     read_a_file(agm_demo, tmp_path, None, upstream="claude-opus-4-5-thinking")
+
+
+# Claude Code's own switches for telemetry, error reports, the updater and other
+# nonessential traffic: off, as in run_claude above.
+QUIET = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
+
+
+def claude_run(agm_demo: str, tmp_path: Path, prompt: str, *args: str):
+    """`agm run claude -p PROMPT ARGS` with Claude Code's default model."""
+    _, env = client_home(tmp_path)
+    env.update(QUIET)
+    workdir = tmp_path / "project"
+    workdir.mkdir(exist_ok=True)
+    run = run_client(agm_demo, "claude", ["-p", prompt, *args], cwd=workdir, env=env)
+    assert run.returncode == 0, run.explain()
+    return run
+
+
+def test_claude_code_answers_a_text_turn_through_agm_run(agm_demo, tmp_path):
+    prompt = f"Say hello, {uuid.uuid4().hex[:8]}."
+    run = claude_run(agm_demo, tmp_path, prompt, "--output-format", "json")
+    result = json.loads(run.stdout)
+    assert result["is_error"] is False, result
+    assert re.fullmatch(rf"Simulated \S+ reply to: {re.escape(prompt)}", result["result"]), result
+
+
+def test_claude_code_shows_a_streamed_answer_through_agm_run(agm_demo, tmp_path):
+    prompt = f"Tell me a story about {uuid.uuid4().hex[:8]}, in a few words."
+    run = claude_run(
+        agm_demo,
+        tmp_path,
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+    )
+    events = run.json_lines()
+    # Claude Code passed on each text delta as it came.
+    deltas = [
+        e["event"]["delta"]["text"]
+        for e in events
+        if e.get("type") == "stream_event"
+        and e["event"].get("type") == "content_block_delta"
+        and e["event"]["delta"].get("type") == "text_delta"
+    ]
+    text = "".join(deltas)
+    assert re.fullmatch(rf"Simulated \S+ reply to: {re.escape(prompt)}", text), text
+    assert len(deltas) >= 2, deltas
+    assert_streamed(run, text)
+    [final] = [e for e in events if e.get("type") == "result"]
+    assert final["result"] == text
