@@ -84,7 +84,10 @@ impl Catalogue {
     /// Whether `account_id` may use `model`: `None` when its models are not known yet
     /// (then it is tried; Google has the last word).
     pub fn entitled(&self, account_id: &str, model: &str) -> Option<bool> {
-        let known = self.accounts.get(account_id).filter(|a| !a.models.is_empty())?;
+        let known = self
+            .accounts
+            .get(account_id)
+            .filter(|a| !a.models.is_empty())?;
         Some(known.models.contains_key(bare(model)))
     }
 
@@ -523,6 +526,11 @@ mod tests {
         assert_eq!(up("claude-haiku-4-5", &c), "gemini-3-flash");
         // GPT and o-series: the table, then what the pool has.
         assert_eq!(up("gpt-5.1-codex", &c), "gemini-3-pro-high");
+        assert_eq!(
+            up("gpt-6.2-sol", &c),
+            "gemini-3-pro-high",
+            "Codex 0.171's default"
+        );
         assert_eq!(up("o4-mini", &c), "gemini-3-flash");
         assert_eq!(up("gpt-oss-20b", &c), "gpt-oss-120b-medium");
     }

@@ -23,6 +23,9 @@ pub const DEFAULT_MODEL_MAP: &[(&str, &str)] = &[
     ("claude-3-5-haiku*", "gemini-3-flash"),
     ("gpt-5*", "gemini-3-pro-high"),
     ("gpt-4*", "gemini-3-pro-high"),
+    // Any other GPT name (Codex's default changes with every release: gpt-6.2-sol in
+    // 0.171); the more specific `gpt-oss*` still wins for GPT-OSS.
+    ("gpt-*", "gemini-3-pro-high"),
     ("o3*", "gemini-3-pro-high"),
     ("o4-mini*", "gemini-3-flash"),
     ("gpt-oss*", "gpt-oss-120b-medium"),

@@ -73,7 +73,7 @@ fn instructions(url: &str, upstream: &str, emails: &[String]) -> Vec<String> {
         String::new(),
         "Point a client at it (the demo takes any API key; `agm` is used here):".into(),
         format!("  Claude Code:   ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=agm claude"),
-        format!("  Codex CLI:     OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=agm codex"),
+        "  Codex CLI:     agm run codex   (its config for this gateway: `agm env codex`)".into(),
         format!("  anthropic SDK: anthropic.Anthropic(base_url=\"{url}\", api_key=\"agm\")"),
         format!("  openai SDK:    openai.OpenAI(base_url=\"{url}/v1\", api_key=\"agm\")"),
         format!(
