@@ -270,12 +270,16 @@ impl Reply {
             == Some(true);
         let user_text = last_user_text(request_object);
         let thought = include_thoughts.then(|| thought_part(model, &user_text));
-        if let Some(reply) = Reply::directed(model, request_object, prompt_tokens, thought.as_ref())
+        // A JSON-mode request (a client's router or classifier, say) answers in JSON:
+        // it cannot call a function, so call directives in its prompt are not for it.
+        let json = json_mode::answer(config, model, &user_text);
+        if json.is_none()
+            && let Some(reply) =
+                Reply::directed(model, request_object, prompt_tokens, thought.as_ref())
         {
             return reply;
         }
-        let mut text = json_mode::answer(config, model, &user_text)
-            .unwrap_or_else(|| format!("Simulated {model} reply to: {user_text}"));
+        let mut text = json.unwrap_or_else(|| format!("Simulated {model} reply to: {user_text}"));
         let mut finish_reason = "STOP";
         let stops = config
             .and_then(|c| field(c, "stopSequences"))
@@ -774,6 +778,18 @@ mod tests {
     fn text_of(reply: &Reply) -> &str {
         assert_eq!(reply.parts.len(), 1, "{:?}", reply.parts);
         reply.parts[0]["text"].as_str().unwrap()
+    }
+
+    #[test]
+    fn a_json_mode_request_answers_json_even_with_a_directive() {
+        let mut request = with_tools("route this\nagm-sim:call read_file {}", &[]);
+        request["generationConfig"] = json!({"responseMimeType": "application/json"});
+        let reply = Reply::build("m", &request, None, 1);
+        let text = text_of(&reply);
+        assert!(
+            serde_json::from_str::<Value>(&text).is_ok(),
+            "JSON, not a call or an error: {text}"
+        );
     }
 
     #[test]
