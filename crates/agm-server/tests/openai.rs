@@ -428,13 +428,66 @@ async fn codex_namespace_tools_are_served_and_calls_map_back() {
 async fn unknown_tool_types_are_still_refused_by_name() {
     let h = start().await;
     let mut body = codex_request(false);
-    body["tools"] = json!([{"type": "tool_search", "execution": "client"}]);
+    body["tools"] = json!([{"type": "code_interpreter", "container": {"type": "auto"}}]);
     let response = h.post_to("/v1/responses", &body).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     let message = error["error"]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("tools.0.type: \"tool_search\" tools cannot run on Google's models"),
+        message
+            .starts_with("tools.0.type: \"code_interpreter\" tools cannot run on Google's models"),
         "{message}"
     );
+}
+
+/// Codex 0.171 with its default model: no `tools`, its tools in an `additional_tools`
+/// input item (namespaces, a custom tool among them); with `gpt-5.5` also a
+/// `tool_search` tool in `tools`, which is left out.
+#[tokio::test]
+async fn codex_additional_tools_item_is_served_and_tool_search_left_out() {
+    let h = start().await;
+    h.sim.script(Fault::reply(
+        SimMethod::StreamGenerateContent,
+        ScriptedReply::function_call(
+            "collaboration__spawn_agent",
+            json!({"message": "probe"}),
+            "call-at-1",
+        ),
+    ));
+    let mut body = codex_request(true);
+    body["tools"] = json!([{"type": "tool_search", "execution": "client"}]);
+    body["input"].as_array_mut().unwrap().insert(
+        0,
+        json!({"type": "additional_tools", "id": "at_1", "role": "developer", "tools": [
+            {"type": "namespace", "name": "functions", "description": "", "tools": [
+                {"type": "custom", "name": "exec", "description": "Run JavaScript.",
+                 "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]},
+            {"type": "namespace", "name": "collaboration",
+             "description": "Tools for spawning and managing sub-agents.", "tools": [
+                {"type": "function", "name": "spawn_agent", "description": "Spawn.",
+                 "strict": false, "parameters": {"type": "object",
+                    "properties": {"message": {"type": "string"}}}}]}
+        ]}),
+    );
+    let response = h.post_to("/v1/responses", &body).await;
+    assert_eq!(response.status(), 200);
+    let events = common::sse_events(&response.text().await.unwrap());
+    let call = completed_item(&events, "function_call");
+    assert_eq!(
+        (&call["name"], &call["namespace"], &call["call_id"]),
+        (
+            &json!("spawn_agent"),
+            &json!("collaboration"),
+            &json!("call-at-1")
+        )
+    );
+    let sent = last_sent(&h, SimMethod::StreamGenerateContent);
+    let declared: Vec<&str> = sent["request"]["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(declared, ["functions__exec", "collaboration__spawn_agent"]);
+    assert!(!sent["request"].to_string().contains("additional_tools"));
 }

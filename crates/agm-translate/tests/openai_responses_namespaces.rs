@@ -433,10 +433,10 @@ fn malformed_namespaces_and_unknown_tools_are_refused() {
         "tools.0.tools.1.name: namespace \"ns\" already has a tool named \"x\""
     );
     // Any other tool type keeps its clear 400.
-    let err = error(json!([{"type": "tool_search", "execution": "client"}]));
+    let err = error(json!([{"type": "code_interpreter", "container": {"type": "auto"}}]));
     assert!(
         err.to_string().starts_with(
-            "tools.0.type: \"tool_search\" tools cannot run on Google's models: agm takes \
+            "tools.0.type: \"code_interpreter\" tools cannot run on Google's models: agm takes \
              function, custom and namespace tools"
         ),
         "{err}"

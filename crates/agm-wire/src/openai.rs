@@ -821,6 +821,19 @@ pub mod responses {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             encrypted_content: Option<String>,
         },
+        /// Tools declared in the conversation instead of in `tools` (Codex 0.171 with
+        /// its default model: `{"type": "additional_tools", "id", "role":
+        /// "developer", "tools": [...]}`, the tools in `tools`' shape, namespaces
+        /// included). They count as if they were in `tools`; the item is no message.
+        /// Fields this crate does not know are ignored.
+        AdditionalTools {
+            #[serde(default)]
+            tools: Vec<Tool>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            role: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            id: Option<String>,
+        },
         /// Any item this crate does not know, or a known type with missing fields.
         #[serde(untagged)]
         Other(Value),
@@ -836,6 +849,7 @@ pub mod responses {
                 InputItem::CustomToolCall { .. } => "custom_tool_call",
                 InputItem::CustomToolCallOutput { .. } => "custom_tool_call_output",
                 InputItem::Reasoning { .. } => "reasoning",
+                InputItem::AdditionalTools { .. } => "additional_tools",
                 InputItem::Other(v) => v.get("type").and_then(Value::as_str).unwrap_or("?"),
             }
         }

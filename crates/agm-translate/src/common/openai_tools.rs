@@ -11,11 +11,11 @@
 //!   Google's models cannot run them, and a request declaring one is refused with a
 //!   400 naming it rather than answered without it. `web_search` (and
 //!   `web_search_preview`, dated variants included) becomes Gemini's `googleSearch`.
-//! - Two hosted tools are left out with a note instead of refused, because Codex CLI
+//! - Some hosted tools are left out with a note instead of refused, because Codex CLI
 //!   declares them in every request by default (web search since January 2026, image
-//!   generation since April 2026), so refusing them would refuse every Codex request:
-//!   `image_generation` ([`AMBIENT_TOOLS`]), and `web_search` next to function or
-//!   custom tools. Gemini refuses `googleSearch` next to function declarations (that
+//!   generation since April 2026, tool search with `gpt-5.5` in 0.171), so refusing
+//!   them would refuse every Codex request: `image_generation` and `tool_search`
+//!   ([`AMBIENT_TOOLS`]), and `web_search` next to function or custom tools. Gemini refuses `googleSearch` next to function declarations (that
 //!   needs `toolConfig.includeServerSideToolInvocations`, Gemini 3 only, with history
 //!   parts agm cannot carry back), and the client's own tools matter more.
 //! - A namespace tool (`type: "namespace"`: a `name`, a `description` and `tools`, the
@@ -322,8 +322,10 @@ pub(crate) fn namespace_custom_tools(
 }
 
 /// Hosted tools that are left out with a note rather than refused: Codex CLI declares
-/// them in every request by default, whether the user wants them or not.
-pub const AMBIENT_TOOLS: [&str; 1] = ["image_generation"];
+/// them in every request by default, whether the user wants them or not
+/// (`tool_search`, OpenAI's deferred discovery of MCP tools, with `gpt-5.5` since
+/// Codex 0.171).
+pub const AMBIENT_TOOLS: [&str; 2] = ["image_generation", "tool_search"];
 
 /// True for OpenAI's web search tools (`web_search`, `web_search_preview`, and their
 /// dated variants), which become Google Search.

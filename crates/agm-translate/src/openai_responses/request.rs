@@ -58,7 +58,8 @@ pub fn to_gemini(
     let mut tool_names = ToolNameMap::new();
     let mut notes = Vec::new();
 
-    let (mut declarations, search) = declarations(&req.tools, &mut tool_names, &mut notes)?;
+    let (mut declarations, search) =
+        declarations(&declared_tools(req), &mut tool_names, &mut notes)?;
     let tool_config = match &req.tool_choice {
         Some(choice) if !declarations.is_empty() => {
             tool_choice(choice, &mut declarations, &mut tool_names, &mut notes)?
@@ -165,19 +166,44 @@ fn message_text(content: &MessageContent) -> String {
     }
 }
 
+/// The request's tools, each with its field: those of `tools` (`tools.3`), then
+/// those of `additional_tools` input items (`input.0.tools.2`), which Codex sends in
+/// place of `tools` and which count the same.
+fn declared_tools(req: &ResponsesRequest) -> Vec<(String, &Tool)> {
+    let mut all: Vec<(String, &Tool)> = req
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| (format!("tools.{i}"), tool))
+        .collect();
+    if let Input::Items(items) = &req.input {
+        for (i, item) in items.iter().enumerate() {
+            if let InputItem::AdditionalTools { tools, .. } = item {
+                all.extend(
+                    tools
+                        .iter()
+                        .enumerate()
+                        .map(|(k, tool)| (format!("input.{i}.tools.{k}"), tool)),
+                );
+            }
+        }
+    }
+    all
+}
+
 /// The function declarations of the function and custom tools, and the field of a
 /// web search tool, if there is one; other hosted tools are refused or left out
 /// ([`hosted_tool`]).
-fn declarations(
-    tools: &[Tool],
+fn declarations<'a>(
+    tools: &'a [(String, &'a Tool)],
     names: &mut ToolNameMap,
     notes: &mut Vec<String>,
 ) -> Result<(Vec<FunctionDeclaration>, Option<String>), TranslateError> {
     let mut declarations = Vec::new();
     let mut search = None;
     let mut kinds = ToolKinds::default();
-    for (i, tool) in tools.iter().enumerate() {
-        let field = format!("tools.{i}.name");
+    for (at, tool) in tools {
+        let field = format!("{at}.name");
         match tool {
             Tool::Function {
                 name,
@@ -226,14 +252,14 @@ fn declarations(
                 Some(name.as_str()),
                 description.as_deref(),
                 tools,
-                &format!("tools.{i}"),
+                at,
                 names,
                 &mut declarations,
                 notes,
             )?,
             Tool::Other(_) if matches!(tool.type_name(), "function" | "custom" | "namespace") => {
                 return Err(TranslateError::invalid(
-                    format!("tools.{i}"),
+                    at.clone(),
                     format!(
                         "malformed {} tool (missing or mistyped fields)",
                         tool.type_name()
@@ -241,9 +267,9 @@ fn declarations(
                 ));
             }
             Tool::Other(_) if is_web_search(tool.type_name()) => {
-                search.get_or_insert_with(|| format!("tools.{i}.type"));
+                search.get_or_insert_with(|| format!("{at}.type"));
             }
-            Tool::Other(_) => hosted_tool(tool.type_name(), &format!("tools.{i}.type"), notes)?,
+            Tool::Other(_) => hosted_tool(tool.type_name(), &format!("{at}.type"), notes)?,
         }
     }
     Ok((declarations, search))
@@ -252,12 +278,13 @@ fn declarations(
 /// The upstream names of the request's custom tools (their calls come back as
 /// `custom_tool_call` items); `names` is the map of the translated request.
 pub fn custom_tool_names(req: &ResponsesRequest, names: &ToolNameMap) -> BTreeSet<String> {
-    let custom = req.tools.iter().filter_map(|tool| match tool {
+    let tools = declared_tools(req);
+    let custom = tools.iter().filter_map(|(_, tool)| match tool {
         Tool::Custom { name, .. } => Some(name.as_str()),
         _ => None,
     });
     let mut set = custom_tool_set(custom, names);
-    for tool in &req.tools {
+    for (_, tool) in &tools {
         if let Tool::Namespace { name, tools, .. } = tool {
             set.extend(namespace_custom_tools(Some(name.as_str()), tools, names));
         }
@@ -477,6 +504,8 @@ fn history(
                 pending_signature = None;
                 push_turn(&mut contents, "user", parts);
             }
+            // Its tools were declared with the request's own (`declared_tools`).
+            InputItem::AdditionalTools { .. } => {}
             InputItem::Other(_) => {
                 let kind = item.type_name();
                 if kind == "item_reference" {
