@@ -787,7 +787,7 @@ mod tests {
         let reply = Reply::build("m", &request, None, 1);
         let text = text_of(&reply);
         assert!(
-            serde_json::from_str::<Value>(&text).is_ok(),
+            serde_json::from_str::<Value>(text).is_ok(),
             "JSON, not a call or an error: {text}"
         );
     }
