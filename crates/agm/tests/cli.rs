@@ -298,7 +298,7 @@ fn env_prints_what_each_client_needs() {
     assert!(claude.status.success(), "{}", stderr(&claude));
     assert_eq!(
         stdout(&claude),
-        "export ANTHROPIC_BASE_URL=http://127.0.0.1:9123\nexport ANTHROPIC_API_KEY=agm\n"
+        "export ANTHROPIC_BASE_URL=http://127.0.0.1:9123\nexport ANTHROPIC_API_KEY=agm\n# or let agm start it with this configuration: agm run claude\n"
     );
     for client in ["codex", "opencode", "gemini"] {
         let out = agm(home.path(), &["env", client]);
