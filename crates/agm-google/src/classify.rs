@@ -99,10 +99,14 @@ const QUOTA_DELAY: Duration = Duration::from_secs(5 * 60);
 /// latest features!", and "Your current version of Antigravity is out of date. Please
 /// visit … to download and install the latest version"). `message` is lower-cased.
 pub fn client_outdated(message: &str) -> bool {
-    message.contains("version")
+    // About the client's own version ("this version", "version of Antigravity", "your
+    // current version"), not an API version ("not found for API version v1beta").
+    let own_version = message.contains("this version")
+        || message.contains("version of")
+        || message.contains("current version");
+    own_version
         && (message.contains("no longer supported")
             || message.contains("out of date")
-            || message.contains("is not supported")
             || message.contains("please upgrade")
             || message.contains("please update"))
 }
@@ -368,6 +372,13 @@ mod tests {
             assert!(!e.breaks_circuit());
         }
         // Not every mention of a version is about the client's.
+        let api_version = UpstreamError::from_status(
+            "h",
+            404,
+            br#"{"error":{"code":404,"message":"models/claude-sonnet-4-5 is not found for API version v1beta, or is not supported for generateContent."}}"#,
+            None,
+        );
+        assert_eq!(api_version.class(0), ErrorClass::NotFound);
         let other = UpstreamError::from_status(
             "h",
             400,
