@@ -121,8 +121,10 @@ pub fn client_outdated(message: &str) -> bool {
 ///   to what the account is offered now.
 ///
 /// Returns the error to treat the answer as, or `None` for a real answer.
+/// `endpoint` names where it came from, and is only called for a refusal (this runs
+/// on every answer).
 pub fn refusal_in_answer(
-    endpoint: &str,
+    endpoint: impl FnOnce() -> String,
     answer: &agm_wire::gemini::GenerateContentResponse,
 ) -> Option<UpstreamError> {
     if answer.finish_reason().is_some() || answer.usage_metadata.is_some() {
@@ -147,7 +149,7 @@ pub fn refusal_in_answer(
         return None;
     };
     Some(UpstreamError::Status {
-        endpoint: endpoint.to_owned(),
+        endpoint: endpoint(),
         status,
         error: GoogleError {
             code: status,

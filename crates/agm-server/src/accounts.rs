@@ -284,12 +284,14 @@ impl AccountPool {
         }
         let mut skipped: Vec<String> = Vec::new();
         let mut reasons = Vec::new();
+        // Read once per pick, not once per account.
+        let catalogue = self.catalogue.get();
         loop {
             let now = Instant::now();
             let views: Vec<AccountView> = slots
                 .iter()
                 .filter(|s| !exclude.contains(&s.id) && !skipped.contains(&s.id))
-                .map(|slot| self.view(slot, model, now))
+                .map(|slot| self.view(slot, model, &catalogue, now))
                 .collect();
             if views.is_empty() {
                 return Err(PoolError::NoneUsable(if reasons.is_empty() {
@@ -339,7 +341,13 @@ impl AccountPool {
     }
 
     /// How `slot` looks to the selector for `model` at `now`.
-    fn view(&self, slot: &AccountSlot, model: Option<&str>, now: Instant) -> AccountView {
+    fn view(
+        &self,
+        slot: &AccountSlot,
+        model: Option<&str>,
+        catalogue: &agm_translate::catalogue::Catalogue,
+        now: Instant,
+    ) -> AccountView {
         let mut availability = Availability::Available;
         if self.safe_mode.account_tripped(&slot.email) {
             availability = Availability::Disabled {
@@ -351,7 +359,7 @@ impl AccountPool {
         } else if let Some(until) = self.all_circuits_open(&slot.id, now) {
             availability = Availability::CoolingDown { until };
         } else if let Some(model) = model
-            && self.catalogue.get().entitled(&slot.id, model) == Some(false)
+            && catalogue.entitled(&slot.id, model) == Some(false)
         {
             availability = Availability::Disabled {
                 reason: format!("not offered {model} by Google"),

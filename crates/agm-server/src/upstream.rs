@@ -141,7 +141,7 @@ impl UpstreamCall<'_> {
             loop {
                 let answer = state.google.generate(auth, &body).await?;
                 if let Some(refusal) = agm_google::refusal_in_answer(
-                    &format!("Cloud Code (account {})", lease.account_id),
+                    || format!("Cloud Code (account {})", lease.account_id),
                     &answer.response,
                 ) {
                     return Err(refusal);
@@ -202,7 +202,7 @@ impl UpstreamCall<'_> {
                 };
                 if let Some(refusal) = opened.as_ref().and_then(|(first, _)| {
                     agm_google::refusal_in_answer(
-                        &format!("Cloud Code (account {})", lease.account_id),
+                        || format!("Cloud Code (account {})", lease.account_id),
                         &first.last()?.response,
                     )
                 }) {

@@ -88,7 +88,8 @@ fn sha256(s: &str) -> [u8; 32] {
 
 /// Equal bytes, in time that depends on the length only.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 #[derive(Serialize, Deserialize)]
