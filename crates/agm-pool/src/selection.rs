@@ -102,7 +102,8 @@ impl AccountView {
 }
 
 /// `[routing] scheduling`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Scheduling {
     #[default]
     CacheFirst,

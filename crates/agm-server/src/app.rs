@@ -21,17 +21,19 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::accounts::{AccountPool, PoolSettings};
 use crate::config::Config;
-use crate::error::{ApiError, ApiKind, ErrorKind};
-use crate::official::{DailyCap, KeyCursor, OfficialModels};
-use crate::safe_mode::SafeModeControl;
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::accounts::{AccountPool, PoolSettings};
+use crate::routing::official::{DailyCap, KeyCursor, OfficialModels};
+use crate::routing::safe_mode::SafeModeControl;
 
 /// Everything a request handler needs; one per server, shared by reference.
 pub struct AppState {
     pub config: Config,
     pub google: GoogleClient,
     pub store: Store,
+    /// What the CLI and the server share (safe mode, cooldowns, quota snapshots, ...).
+    pub shared: crate::state::Shared,
     pub accounts: Arc<AccountPool>,
     pub models: ModelMap,
     /// Thinking signatures the upstream handed out, per conversation.
@@ -50,11 +52,11 @@ pub struct AppState {
     /// Store keys that verified recently: the hot path does no store I/O.
     verified_keys: VerifiedKeys,
     /// Google refusing the client version agm reports.
-    pub version_drift: crate::drift::VersionDrift,
+    pub version_drift: crate::routing::drift::VersionDrift,
     /// The request log's queue to its writer.
-    pub request_log: crate::request_log::RequestLog,
+    pub request_log: crate::http::request_log::RequestLog,
     /// Request bodies held at once (`server.max_inflight_body`).
-    pub body_budget: crate::edge::BodyBudget,
+    pub body_budget: crate::http::edge::BodyBudget,
     /// The web console's sign-in, sessions and templates.
     pub console: crate::console::Console,
 }
@@ -78,12 +80,15 @@ impl AppState {
             google_config(&config),
             config.google.http2_connections,
         )?;
+        let shared = crate::state::Shared::new(store.clone());
         let safe_mode = Arc::new(SafeModeControl::new(
-            crate::safe_mode::config_of(&config),
+            crate::routing::safe_mode::config_of(&config),
             store.clone(),
+            shared.clone(),
         ));
         let accounts = Arc::new(AccountPool::new(
             store.clone(),
+            shared.clone(),
             google.clone(),
             pool_settings(&config),
             Arc::clone(&safe_mode),
@@ -105,10 +110,13 @@ impl AppState {
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
-            request_log: crate::request_log::RequestLog::default(),
-            version_drift: crate::drift::VersionDrift::default(),
-            body_budget: crate::edge::BodyBudget::new(config.server.max_inflight_body.as_u64()),
-            console: crate::console::Console::new(&config, store.clone()),
+            request_log: crate::http::request_log::RequestLog::default(),
+            version_drift: crate::routing::drift::VersionDrift::default(),
+            body_budget: crate::http::edge::BodyBudget::new(
+                config.server.max_inflight_body.as_u64(),
+            ),
+            console: crate::console::Console::new(&config, shared.clone()),
+            shared,
             store,
             config,
         })
@@ -247,11 +255,11 @@ impl VerifiedKeys {
 
 /// The account pool's settings from the config.
 pub fn pool_settings(config: &Config) -> PoolSettings {
-    use agm_pool::selection::{Scheduling, SelectionConfig};
+    use agm_pool::selection::SelectionConfig;
     PoolSettings {
         project_ttl: config.project_id.cache_ttl,
         selection: SelectionConfig {
-            scheduling: Scheduling::from_name(&config.routing.scheduling).unwrap_or_default(),
+            scheduling: config.routing.scheduling,
             quota_threshold: config.routing.quota_threshold,
             sticky_ttl: config.routing.sticky_ttl,
             sticky_wait: config.routing.sticky_wait,
@@ -301,29 +309,29 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub fn router(state: SharedState) -> Router {
     let max_body = usize::try_from(state.config.server.max_body.as_u64()).unwrap_or(usize::MAX);
     let client_api = Router::new()
-        .route("/v1/messages", post(crate::anthropic::messages))
+        .route("/v1/messages", post(crate::http::anthropic::messages))
         .route(
             "/v1/messages/count_tokens",
-            post(crate::anthropic::count_tokens),
+            post(crate::http::anthropic::count_tokens),
         )
         .route(
             "/v1/chat/completions",
-            post(crate::openai::chat_completions),
+            post(crate::http::openai::chat_completions),
         )
-        .route("/v1/responses", post(crate::openai::responses))
-        .route("/v1/models", get(crate::models::list))
+        .route("/v1/responses", post(crate::http::openai::responses))
+        .route("/v1/models", get(crate::http::models::list))
         .route(
             "/v1/models/{*rest}",
-            get(crate::models::get_one).post(crate::gemini::model_action),
+            get(crate::http::models::get_one).post(crate::http::gemini::model_action),
         )
-        .route("/v1beta/models", get(crate::models::gemini_list))
+        .route("/v1beta/models", get(crate::http::models::gemini_list))
         .route(
             "/v1beta/models/{*rest}",
-            get(crate::models::gemini_get).post(crate::gemini::model_action),
+            get(crate::http::models::gemini_get).post(crate::http::gemini::model_action),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::edge::read_body,
+            crate::http::edge::read_body,
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -333,7 +341,7 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(crate::telemetry::render))
+        .route("/metrics", get(crate::ops::telemetry::render))
         .merge(client_api)
         .merge(crate::console::router(state.clone()))
         .fallback(not_found)
@@ -343,7 +351,7 @@ pub fn router(state: SharedState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::telemetry::track,
+            crate::ops::telemetry::track,
         ))
         .with_state(state)
 }
@@ -472,7 +480,8 @@ async fn require_client_key(
     let api = api_of_path(request.uri().path());
     match state.keys_required().await {
         Ok(false) => {
-            return match crate::edge::check_keyless(api, request.method(), request.headers()) {
+            return match crate::http::edge::check_keyless(api, request.method(), request.headers())
+            {
                 Ok(()) => next.run(request).await,
                 Err(e) => {
                     tracing::info!(route = %request.uri().path(), reason = %e.message, "refused a keyless request");
@@ -561,27 +570,32 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     // Every series is exported from the first scrape, before the first request.
-    let _ = crate::telemetry::prometheus();
+    let _ = crate::ops::telemetry::prometheus();
     // Read the stored safe-mode state before the first request; then follow it.
     if let Err(e) = state.safe_mode.sync().await {
         tracing::warn!(error = %e, "could not read the safe-mode state");
     }
     // What each account is offered, as last fetched; kept current while serving.
-    match crate::catalogue::load(&state.store).await {
+    match crate::routing::catalogue::load(&state.store, &state.shared).await {
         Ok(catalogue) => state.accounts.catalogue.add_stored(&catalogue),
         Err(e) => tracing::warn!(error = %e, "could not read the stored model lists"),
     }
     // Cooldowns still running when the last process stopped are kept.
-    match crate::cooldown_sync::restore(&state.store, &state.accounts.cooldowns).await {
+    match crate::state::cooldowns::restore(&state.shared, &state.accounts.cooldowns).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(cooldowns = n, "restored the running cooldowns"),
         Err(e) => tracing::warn!(error = %e, "could not read the stored cooldowns"),
     }
-    let jobs = crate::jobs::start(&state);
+    let jobs = crate::ops::jobs::start(&state);
     let limits = connection_limits(&state.config);
     let app = router(state.clone());
     let stop = tokio_util::sync::CancellationToken::new();
-    let accepting = tokio::spawn(crate::listener::run(listener, app, limits, stop.clone()));
+    let accepting = tokio::spawn(crate::http::listener::run(
+        listener,
+        app,
+        limits,
+        stop.clone(),
+    ));
     shutdown.await;
     tracing::info!("shutting down: draining open requests");
     stop.cancel();
@@ -600,7 +614,7 @@ pub async fn serve(
 
 /// The connection limits from `[server]`, with `max_connections` lowered to what the
 /// file-descriptor limit allows (raised to its hard limit first).
-fn connection_limits(config: &Config) -> crate::listener::Limits {
+fn connection_limits(config: &Config) -> crate::http::listener::Limits {
     /// Descriptors kept for the store, Google connections, logs and the like.
     const RESERVED_FDS: u64 = 256;
     let wanted = config.server.max_connections;
@@ -620,7 +634,7 @@ fn connection_limits(config: &Config) -> crate::listener::Limits {
             wanted
         }
     };
-    crate::listener::Limits {
+    crate::http::listener::Limits {
         header_timeout: config.server.header_timeout,
         idle_timeout: config.server.idle_timeout,
         max_connections,

@@ -1,32 +1,22 @@
-//! The agm server: configuration, the axum app with its client routes, the account
-//! pool and the upstream caller. See docs/ARCHITECTURE.md.
+//! The agm server. Its folders tell the story of a request (docs/ARCHITECTURE.md has
+//! the map):
+//!
+//! - [`http`]: the edge — the listener, the axum handlers per client API, body limits,
+//!   the conversation adapters and the client-facing errors;
+//! - [`routing`]: what happens to a request once it is understood — the executor of
+//!   the routing plan, the accounts, breakers, the official API, safe mode, the model
+//!   catalogue and the effects (audit, metrics, disabling) of each outcome;
+//! - [`state`]: what the CLI and the server share through the store, as typed,
+//!   transactional operations;
+//! - [`ops`]: what operators run beside requests — `agm doctor`, the discovery gate,
+//!   background jobs, update checks, telemetry;
+//! - [`app`] wires them into one [`app::AppState`]; [`config`] reads agm.toml;
+//!   [`console`] is the web console.
 
-mod anthropic;
-mod body;
-mod breaker;
-pub mod catalogue;
-mod conversation;
-mod edge;
-mod gemini;
-mod listener;
-mod models;
-mod official;
-mod openai;
-mod request_log;
-mod telemetry;
-mod upstream;
-
-pub mod accounts;
 pub mod app;
 pub mod config;
 pub mod console;
-pub mod cooldown_sync;
-pub mod doctor;
-pub mod drift;
-mod effects;
-pub mod error;
-pub mod jobs;
-pub mod quota;
-pub mod safe_mode;
-pub mod updates;
-pub mod validate;
+pub mod http;
+pub mod ops;
+pub mod routing;
+pub mod state;

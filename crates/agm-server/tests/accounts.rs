@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 /// accounts; onboarding polled every millisecond.
 async fn start() -> common::Harness {
     common::start_with(|c| {
-        c.routing.scheduling = "round-robin".into();
+        c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin;
         c.project_id.poll_interval = std::time::Duration::from_millis(1);
     })
     .await

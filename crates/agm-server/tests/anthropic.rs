@@ -679,7 +679,7 @@ async fn a_huge_tool_result_is_cut_not_refused() {
 /// Round-robin scheduling: consecutive requests of one conversation reach both demo
 /// accounts (cache-first would keep them on one).
 async fn round_robin() -> common::Harness {
-    start_with(|c| c.routing.scheduling = "round-robin".into()).await
+    start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await
 }
 
 /// A stop sequence is enforced by agm: Google never sees it, the text is cut before it,

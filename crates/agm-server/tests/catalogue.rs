@@ -66,7 +66,8 @@ async fn until_learned(h: &Harness) {
 
 #[tokio::test]
 async fn names_resolve_by_what_the_pool_is_offered() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     until_learned(&h).await;
     // Gemini CLI's default and an invented version (issue 11).
     for (asked, served) in [
@@ -112,7 +113,8 @@ async fn names_resolve_by_what_the_pool_is_offered() {
 
 #[tokio::test]
 async fn a_request_goes_only_to_an_account_entitled_to_its_model() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     let accounts = h.state.accounts.active_accounts().await.unwrap();
     assert_eq!(accounts.len(), 2);
     let (with, _) = &accounts[0];
@@ -173,7 +175,7 @@ async fn a_retired_model_goes_to_its_replacement_and_says_so() {
 async fn google_refusing_the_client_version_blames_no_account() {
     let h = start_with(|c| {
         c.google.antigravity_version = "1.2.3".into();
-        c.routing.scheduling = "round-robin".into();
+        c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin;
     })
     .await;
     h.sim.script(
@@ -245,7 +247,8 @@ async fn a_version_refusal_sent_as_an_answer_is_caught() {
 /// replacement, with no restart and no config edit.
 #[tokio::test]
 async fn a_model_retired_while_agm_runs_goes_to_its_replacement() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     until_learned(&h).await;
     h.sim
         .retire_model("gemini-2.5-flash", Some("gemini-3-flash"));
@@ -266,7 +269,7 @@ async fn a_model_retired_while_agm_runs_goes_to_its_replacement() {
 async fn a_model_added_while_agm_runs_is_served() {
     let h = start_with(|c| {
         c.routing.quota_refresh = Duration::from_millis(300);
-        c.routing.scheduling = "round-robin".into();
+        c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin;
     })
     .await;
     until_learned(&h).await;

@@ -424,7 +424,7 @@ async fn sign_in_tokens_work_once_and_failures_are_limited() {
         StatusCode::UNAUTHORIZED
     );
     // `agm console` writes a token into the store the running server reads.
-    let fresh = agm_server::console::auth::mint_login_token(&h.state.store)
+    let fresh = agm_server::console::auth::mint_login_token(&h.state.shared)
         .await
         .unwrap();
     assert_eq!(
@@ -439,7 +439,7 @@ async fn sign_in_tokens_work_once_and_failures_are_limited() {
             StatusCode::UNAUTHORIZED
         );
     }
-    let fresh = agm_server::console::auth::mint_login_token(&h.state.store)
+    let fresh = agm_server::console::auth::mint_login_token(&h.state.shared)
         .await
         .unwrap();
     let held = sign_in_with(&h, &fresh).await;

@@ -24,7 +24,9 @@ fn calls_by(h: &common::Harness, email: &str) -> usize {
 #[tokio::test]
 async fn a_cooled_down_account_is_skipped_by_later_requests() {
     // Round-robin: alice is asked first (cache-first would stick to whichever came first).
-    let h = common::start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        common::start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin)
+            .await;
     h.sim.script(
         Fault::rate_limited(SimMethod::GenerateContent, "30s")
             .for_account("alice@demo.agm")

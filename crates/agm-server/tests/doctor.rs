@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 
 use agm_server::config::{Config, LoadedConfig};
-use agm_server::doctor::{Status, run_checks};
+use agm_server::ops::doctor::{Status, run_checks};
 use agm_sim::Sim;
 use agm_store::{AccountState, KeyStore, NewAccount, Store};
 
 fn find<'a>(
-    checks: &'a [agm_server::doctor::Check],
+    checks: &'a [agm_server::ops::doctor::Check],
     name: &str,
-) -> Vec<&'a agm_server::doctor::Check> {
+) -> Vec<&'a agm_server::ops::doctor::Check> {
     checks.iter().filter(|c| c.name == name).collect()
 }
 
@@ -132,7 +132,7 @@ async fn discovery_telemetry_and_safe_mode_are_reported() {
     for _ in 0..2 {
         state.accounts.acquire().await.unwrap();
     }
-    agm_server::jobs::write_discovery_telemetry(&state)
+    agm_server::ops::jobs::write_discovery_telemetry(&state)
         .await
         .unwrap();
     drop(state);

@@ -320,10 +320,10 @@ async fn deprecated_upstream_ids_are_forwarded() {
     }))
     .unwrap();
     let account = h.state.store.list_accounts().await.unwrap().remove(0);
-    agm_server::quota::save(&h.state.store, &account.id, &snapshot)
+    agm_server::state::quota::save(&h.state.shared, &account.id, &snapshot)
         .await
         .unwrap();
-    let deprecated = agm_server::quota::deprecations(&h.state.store)
+    let deprecated = agm_server::state::quota::deprecations(&h.state.store, &h.state.shared)
         .await
         .unwrap();
     let state = Arc::new(

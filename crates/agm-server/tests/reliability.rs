@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use agm_server::safe_mode::{Command, apply, config_of};
+use agm_server::routing::safe_mode::{Command, Origin, apply, config_of};
 use agm_sim::{Fault, SimMethod};
 use agm_store::AuditKind;
 use common::{sse_events, start_with};
@@ -166,9 +166,11 @@ async fn a_running_server_follows_the_cli_within_two_seconds() {
     let status = apply(
         config_of(&h.state.config),
         &h.state.store,
+        &h.state.shared,
         Command::Enable {
             note: Some("maintenance".into()),
         },
+        Origin::Cli,
     )
     .await
     .unwrap();
@@ -182,9 +184,15 @@ async fn a_running_server_follows_the_cli_within_two_seconds() {
         assert!(Instant::now() < deadline, "the server did not follow");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    apply(config_of(&h.state.config), &h.state.store, Command::Disable)
-        .await
-        .unwrap();
+    apply(
+        config_of(&h.state.config),
+        &h.state.store,
+        &h.state.shared,
+        Command::Disable,
+        Origin::Cli,
+    )
+    .await
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
         let response = h.post(&ask("gemini-3-flash", "after", false)).await;
@@ -229,7 +237,8 @@ async fn an_endpoint_that_keeps_failing_is_skipped_by_its_breaker() {
 
 #[tokio::test]
 async fn a_conversation_sticks_to_its_account_and_new_ones_spread() {
-    let h = start_with(|c| c.routing.scheduling = "cache-first".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::CacheFirst).await;
     let account_of_last = |h: &common::Harness| {
         h.sim
             .requests()
@@ -258,7 +267,8 @@ async fn a_conversation_sticks_to_its_account_and_new_ones_spread() {
 
 #[tokio::test]
 async fn an_account_under_its_quota_threshold_is_left_alone() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     // A stored quota snapshot saying alice has 5 % of gemini-3-flash left.
     let alice = h.account("alice@demo.agm").await;
     let snapshot: agm_google::QuotaSnapshot = serde_json::from_value(json!({
@@ -268,7 +278,7 @@ async fn an_account_under_its_quota_threshold_is_left_alone() {
         "summary_answered": false,
     }))
     .unwrap();
-    agm_server::quota::save(&h.state.store, &alice.id, &snapshot)
+    agm_server::state::quota::save(&h.state.shared, &alice.id, &snapshot)
         .await
         .unwrap();
     for i in 0..4 {
@@ -290,7 +300,8 @@ async fn an_account_under_its_quota_threshold_is_left_alone() {
 
 #[tokio::test]
 async fn a_server_error_is_retried_after_a_short_backoff() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     h.sim.script(
         Fault::status(SimMethod::GenerateContent, 503, "UNAVAILABLE", "try again").times(1),
     );
@@ -351,8 +362,9 @@ async fn the_gateway_overhead_is_measured_without_googles_time() {
 
 #[tokio::test]
 async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
-    use agm_server::cooldown_sync;
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    use agm_server::state::cooldowns;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     h.sim.script(
         Fault::quota_exhausted(SimMethod::GenerateContent, "1h")
             .for_account("alice@demo.agm")
@@ -370,7 +382,7 @@ async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
     // Written within the sync interval.
     let deadline = Instant::now() + Duration::from_secs(5);
     let stored = loop {
-        let stored = cooldown_sync::load(&h.state.store).await.unwrap();
+        let stored = cooldowns::load(&h.state.shared).await.unwrap();
         if !stored.is_empty() {
             break stored;
         }
@@ -408,7 +420,7 @@ async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
     assert!(used.iter().all(|a| a == "bob@demo.agm"), "{used:?}");
 
     // `agm accounts clear-cooldowns alice`: the running server follows.
-    cooldown_sync::request_clear(&restarted.store, Some(&alice.id))
+    cooldowns::request_clear(&restarted.shared, Some(&alice.id))
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -421,7 +433,8 @@ async fn cooldowns_survive_a_restart_and_the_cli_can_clear_them() {
 #[tokio::test]
 async fn gemini_requests_fail_over_to_the_code_assist_pool_in_its_own_style() {
     let h = start_with(|c| {
-        c.routing.gemini_pool_order = vec!["antigravity".into(), "code-assist".into()];
+        c.routing.gemini_pool_order =
+            vec![agm_store::Pool::Antigravity, agm_store::Pool::CodeAssist];
     })
     .await;
     // An organisation-licence account in the code-assist pool, before the first request.
@@ -486,7 +499,8 @@ async fn gemini_requests_fail_over_to_the_code_assist_pool_in_its_own_style() {
 #[tokio::test]
 async fn the_paid_pool_is_used_only_when_the_order_names_it() {
     let h = start_with(|c| {
-        c.routing.gemini_pool_order = vec!["antigravity".into(), "gemini-api".into()];
+        c.routing.gemini_pool_order =
+            vec![agm_store::Pool::Antigravity, agm_store::Pool::GeminiApi];
         c.safe_mode.gemini_api_keys = vec![KEY.into()];
         c.safe_mode.daily_request_cap = 1;
     })
@@ -513,7 +527,8 @@ async fn the_paid_pool_is_used_only_when_the_order_names_it() {
 
 #[tokio::test]
 async fn an_absurd_quota_hint_is_checked_with_the_quota_call() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     let alice = h.account("alice@demo.agm").await;
     // 100 hours is beyond any real reset: the cooldown is capped and flagged, and the
     // quota call says alice has quota left, so the cooldown goes.
@@ -619,7 +634,7 @@ async fn a_due_probe_that_succeeds_turns_automatic_safe_mode_off() {
         next_retry_ms: Some(now_ms - 1_000),
         ..SafeModeRecord::default()
     };
-    agm_server::safe_mode::save_record(&h.state.store, &record)
+    agm_server::routing::safe_mode::save_record(&h.state.shared, &record)
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
@@ -641,7 +656,8 @@ async fn a_due_probe_that_succeeds_turns_automatic_safe_mode_off() {
 
 #[tokio::test]
 async fn a_banned_account_and_one_refusing_a_fresh_token_are_disabled_with_the_reason() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     h.sim.script(
         Fault::status(
             SimMethod::GenerateContent,

@@ -27,7 +27,7 @@ fn unauthorized(method: SimMethod) -> Fault {
 async fn a_token_refused_during_discovery_is_refreshed_not_counted_against_the_project() {
     let h = start_with(|c| {
         c.safe_mode.auto_activate_threshold = 1;
-        c.routing.scheduling = "round-robin".into();
+        c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin;
     })
     .await;
     // Every account's first discovery sees its token refused (it expired early).
@@ -48,7 +48,8 @@ async fn a_token_refused_during_discovery_is_refreshed_not_counted_against_the_p
 
 #[tokio::test]
 async fn a_401_after_a_stale_token_is_retried_with_a_fresh_one_on_the_same_account() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     // Both accounts hold a token (and their model lists are learned) first.
     for _ in 0..2 {
         assert_eq!(h.post(&ask("gemini-3-flash")).await.status(), 200);
@@ -71,7 +72,8 @@ async fn a_401_after_a_stale_token_is_retried_with_a_fresh_one_on_the_same_accou
 
 #[tokio::test]
 async fn one_server_error_moves_to_another_account_at_once() {
-    let h = start_with(|c| c.routing.scheduling = "round-robin".into()).await;
+    let h =
+        start_with(|c| c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin).await;
     h.sim.script(
         Fault::status(SimMethod::GenerateContent, 503, "UNAVAILABLE", "try again").times(1),
     );

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agm_server::updates::{self, CheckError};
+use agm_server::ops::updates::{self, CheckError};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -104,7 +104,7 @@ async fn unreachable_and_malformed_answers_are_errors_that_say_why() {
 
 #[tokio::test]
 async fn a_failed_check_keeps_the_stored_one() {
-    let store = agm_store::Store::open_in_memory().await.unwrap();
+    let store = agm_server::state::Shared::new(agm_store::Store::open_in_memory().await.unwrap());
     let good = releases(200, &release_json("v99.0.0")).await;
     updates::check_and_store(&store, &good.url).await.unwrap();
     let bad = releases(500, "oops").await;
@@ -117,7 +117,7 @@ async fn a_failed_check_keeps_the_stored_one() {
 /// Polls the store until the job has stored a check.
 async fn stored_check(h: &common::Harness) -> updates::Latest {
     for _ in 0..100 {
-        if let Some(latest) = updates::load(&h.state.store).await.unwrap() {
+        if let Some(latest) = updates::load(&h.state.shared).await.unwrap() {
             return latest;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -141,20 +141,25 @@ async fn the_job_checks_caches_announces_once_and_the_console_can_dismiss() {
     assert!(latest.url.ends_with("/releases/tag/v99.1.0"), "{latest:?}");
     assert!(!latest.checked_at.is_empty());
     // Announced in the log once: the version is remembered.
+    // Stored in the same form as before the typed state layer (`{"version": ...}`).
     let announced = h
         .state
         .store
-        .get_setting(updates::ANNOUNCED_KEY)
+        .get_setting("updates:announced")
         .await
         .unwrap();
     assert_eq!(announced, Some(json!({"version": "99.1.0"})));
+    assert_eq!(
+        updates::announced(&h.state.shared).await.as_deref(),
+        Some("99.1.0")
+    );
     // Every interval after.
     let first = server.hits.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(server.hits.load(Ordering::SeqCst) > first);
 
     // The console's view, and a per-version dismiss.
-    let status = updates::status(&h.state.store, &h.state.config.updates)
+    let status = updates::status(&h.state.shared, &h.state.config.updates)
         .await
         .unwrap();
     assert_eq!(status["newer"], true);
@@ -175,7 +180,7 @@ async fn the_job_checks_caches_announces_once_and_the_console_can_dismiss() {
     assert_eq!(after["dismissed"], "99.1.0");
     // A newer release shows again.
     updates::check_and_store(
-        &h.state.store,
+        &h.state.shared,
         &releases(200, &release_json("v99.2.0")).await.url,
     )
     .await
@@ -195,7 +200,7 @@ async fn check_false_asks_nothing() {
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(server.hits.load(Ordering::SeqCst), 0);
-    assert!(updates::load(&h.state.store).await.unwrap().is_none());
+    assert!(updates::load(&h.state.shared).await.unwrap().is_none());
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use agm_google::GoogleClient;
 use agm_server::app::google_config;
 use agm_server::config::Config;
-use agm_server::validate::{GateAccount, GateSettings, Verdict, run_gate};
+use agm_server::ops::discovery_gate::{GateAccount, GateSettings, Verdict, run_gate};
 use agm_sim::{Fault, RunningSim, Sim, SimMethod};
 
 async fn setup() -> (RunningSim, GoogleClient, Vec<GateAccount>) {

@@ -345,6 +345,30 @@ impl Store {
         }
     }
 
+    /// Changes one setting atomically: `f` sees the stored value and returns the new one
+    /// (or `None` to leave it), with every other writer — in this process or another —
+    /// held off until the change is written, so no update is lost. Returns the value
+    /// stored afterwards. `f` runs on a blocking thread with the database locked: keep
+    /// it short and free of I/O.
+    pub async fn update_setting<F>(
+        &self,
+        key: &str,
+        f: F,
+    ) -> Result<Option<serde_json::Value>, StoreError>
+    where
+        F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value> + Send + 'static,
+    {
+        if key.is_empty() {
+            return Err(StoreError::InvalidInput {
+                what: "setting name",
+                problem: "it is empty".to_owned(),
+            });
+        }
+        match &self.backend {
+            Backend::Sqlite(db) => db.update_setting(key.to_owned(), now_millis(), f).await,
+        }
+    }
+
     // client keys
 
     /// Creates a client key. Returns it with its secret (`agm-` + 40 URL-safe

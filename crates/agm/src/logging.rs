@@ -12,7 +12,7 @@ pub fn init(config: &LoggingSection) {
         .with_writer(std::io::stderr)
         .with_target(false);
     // A second init (tests, or demo after serve) is harmless: keep the first.
-    let _ = if config.format == "json" {
+    let _ = if config.format == agm_server::config::LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{ConsoleError, SignedIn};
 use crate::app::SharedState;
-use crate::safe_mode::{Command, append_audit, apply, config_of};
+use crate::routing::safe_mode::{Command, append_audit, apply, config_of};
 
 type ApiResult = Result<Json<Value>, ConsoleError>;
 
@@ -53,7 +53,7 @@ pub async fn accounts(State(state): State<SharedState>) -> ApiResult {
     let breakers = state.accounts.breakers.snapshot(now);
     let mut out = Vec::new();
     for info in infos {
-        let quota = crate::quota::load(&state.store, &info.id)
+        let quota = crate::state::quota::load(&state.shared, &info.id)
             .await
             .ok()
             .flatten()
@@ -280,7 +280,7 @@ pub async fn revoke_key(State(state): State<SharedState>, Path(id): Path<String>
 pub async fn models(State(state): State<SharedState>) -> Json<Value> {
     let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut models = Vec::new();
-    for listed in crate::catalogue::listing(&state) {
+    for listed in crate::routing::catalogue::listing(&state) {
         match listed.resolves_to {
             Some(target) => aliases.entry(target).or_default().push(listed.id),
             None => models.push(listed),
@@ -411,9 +411,15 @@ pub async fn change_safe_mode(
             ));
         }
     };
-    apply(config_of(&state.config), &state.store, command)
-        .await
-        .map_err(ConsoleError::internal)?;
+    apply(
+        config_of(&state.config),
+        &state.store,
+        &state.shared,
+        command,
+        crate::routing::safe_mode::Origin::Console,
+    )
+    .await
+    .map_err(ConsoleError::internal)?;
     // The server follows the stored state now rather than within a second; a
     // reset-all also clears its breakers and cooldowns, as the background sync does.
     if state
@@ -464,14 +470,14 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
             "hit_rate": signatures.hit_rate(),
         },
         "discovery": state.accounts.discovery_stats.summary(),
-        "scheduling": state.config.routing.scheduling,
+        "scheduling": state.config.routing.scheduling.name(),
     })))
 }
 
 /// `GET /api/updates`: the last update check (`[updates]`), whether its release is
 /// newer than this build, and whether its notice was dismissed (`show` is the banner).
 pub async fn updates(State(state): State<SharedState>) -> ApiResult {
-    crate::updates::status(&state.store, &state.config.updates)
+    crate::ops::updates::status(&state.shared, &state.config.updates)
         .await
         .map(Json)
         .map_err(ConsoleError::internal)
@@ -492,7 +498,7 @@ pub async fn dismiss_update(
     let Json(body) = body.unwrap_or_default();
     let version = match body.version.filter(|v| !v.trim().is_empty()) {
         Some(v) => v.trim().to_owned(),
-        None => crate::updates::load(&state.store)
+        None => crate::ops::updates::load(&state.shared)
             .await
             .map_err(ConsoleError::internal)?
             .map(|l| l.version)
@@ -503,7 +509,7 @@ pub async fn dismiss_update(
                 )
             })?,
     };
-    crate::updates::dismiss(&state.store, &version)
+    crate::ops::updates::dismiss(&state.shared, &version)
         .await
         .map_err(ConsoleError::internal)?;
     updates(State(state)).await

@@ -19,15 +19,11 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use agm_store::{Store, StoreError};
+use crate::state::{Shared, StateError, keys};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The setting holding the sign-in tokens `agm console` made.
-pub const LOGIN_TOKENS_SETTING: &str = "console:login_tokens";
-/// The setting holding the admin password's argon2 hash (`agm admin set-password`).
-pub const PASSWORD_SETTING: &str = "console:admin_password";
 /// How long a token from `agm console` is good for.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
 /// How long a console session lasts.
@@ -65,7 +61,7 @@ pub struct Auth {
     /// Whether the server listens on loopback only (sign-in links work).
     loopback: bool,
     config_password: String,
-    store: Store,
+    shared: Shared,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -92,20 +88,25 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredToken {
+/// One sign-in token `agm console` made, by its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredToken {
     sha256: String,
     /// Unix seconds.
     expires_at: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredPassword {
+/// The sign-in tokens `agm console` made and no one used yet.
+pub type StoredTokens = Vec<StoredToken>;
+
+/// The admin password's argon2 hash (`agm admin set-password`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredPassword {
     argon2: String,
 }
 
 impl Auth {
-    pub fn new(loopback: bool, config_password: String, store: Store) -> Auth {
+    pub fn new(loopback: bool, config_password: String, shared: Shared) -> Auth {
         let token = random_token();
         Auth {
             startup_hash: Mutex::new(Some(sha256(&token))),
@@ -114,7 +115,7 @@ impl Auth {
             failures: Mutex::new(HashMap::new()),
             loopback,
             config_password,
-            store,
+            shared,
         }
     }
 
@@ -133,12 +134,11 @@ impl Auth {
         !self.config_password.is_empty() || matches!(self.stored_password().await, Ok(Some(_)))
     }
 
-    async fn stored_password(&self) -> Result<Option<String>, StoreError> {
+    async fn stored_password(&self) -> Result<Option<String>, StateError> {
         Ok(self
-            .store
-            .get_setting(PASSWORD_SETTING)
+            .shared
+            .get(&keys::CONSOLE_PASSWORD)
             .await?
-            .and_then(|v| serde_json::from_value::<StoredPassword>(v).ok())
             .map(|p| p.argon2))
     }
 
@@ -236,30 +236,37 @@ impl Auth {
     }
 
     /// Removes and accepts a stored, unexpired token with this hash.
+    /// Atomic: a token used from two tabs at once signs in one of them.
     async fn take_stored_token(&self, hash: &[u8; 32]) -> bool {
-        let Ok(Some(value)) = self.store.get_setting(LOGIN_TOKENS_SETTING).await else {
-            return false;
-        };
-        let Ok(mut tokens) = serde_json::from_value::<Vec<StoredToken>>(value) else {
-            return false;
-        };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let wanted = hex(hash);
-        let before = tokens.len();
-        let mut found = false;
-        tokens.retain(|t| {
-            let matches = constant_time_eq(t.sha256.as_bytes(), wanted.as_bytes());
-            found |= matches && t.expires_at > now;
-            !matches && t.expires_at > now
-        });
-        if tokens.len() != before {
-            let value = serde_json::to_value(&tokens).unwrap_or_default();
-            if let Err(e) = self.store.set_setting(LOGIN_TOKENS_SETTING, &value).await {
+        let taken = self
+            .shared
+            .update(
+                &keys::CONSOLE_LOGIN_TOKENS,
+                move |stored: Option<StoredTokens>| {
+                    let Some(mut tokens) = stored else {
+                        return (None, false);
+                    };
+                    let before = tokens.len();
+                    let mut found = false;
+                    tokens.retain(|t| {
+                        let matches = constant_time_eq(t.sha256.as_bytes(), wanted.as_bytes());
+                        found |= matches && t.expires_at > now;
+                        !matches && t.expires_at > now
+                    });
+                    let changed = tokens.len() != before;
+                    (changed.then_some(tokens), found)
+                },
+            )
+            .await;
+        match taken {
+            Ok(found) => found,
+            Err(e) => {
                 tracing::warn!(error = %e, "could not store the console's sign-in tokens");
-                return false;
+                false
             }
         }
-        found
     }
 
     fn new_session(&self) -> (String, Session) {
@@ -303,25 +310,28 @@ impl Auth {
 
 /// Writes a fresh sign-in token for `agm console` (good for [`LOGIN_TOKEN_TTL`], once),
 /// dropping expired ones. Returns the token.
-pub async fn mint_login_token(store: &Store) -> Result<String, StoreError> {
+pub async fn mint_login_token(shared: &Shared) -> Result<String, StateError> {
     let token = random_token();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut tokens: Vec<StoredToken> = store
-        .get_setting(LOGIN_TOKENS_SETTING)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
-    tokens.retain(|t| t.expires_at > now);
-    // A bounded list: a loop of `agm console` cannot grow it without end.
-    if tokens.len() >= 32 {
-        tokens.remove(0);
-    }
-    tokens.push(StoredToken {
+    let new = StoredToken {
         sha256: hex(&sha256(&token)),
         expires_at: now + LOGIN_TOKEN_TTL.as_secs() as i64,
-    });
-    let value = serde_json::to_value(&tokens).unwrap_or_default();
-    store.set_setting(LOGIN_TOKENS_SETTING, &value).await?;
+    };
+    shared
+        .update(
+            &keys::CONSOLE_LOGIN_TOKENS,
+            move |stored: Option<StoredTokens>| {
+                let mut tokens = stored.unwrap_or_default();
+                tokens.retain(|t| t.expires_at > now);
+                // A bounded list: a loop of `agm console` cannot grow it without end.
+                if tokens.len() >= 32 {
+                    tokens.remove(0);
+                }
+                tokens.push(new);
+                (Some(tokens), ())
+            },
+        )
+        .await?;
     Ok(token)
 }
 
@@ -333,7 +343,7 @@ pub enum PasswordError {
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error("{0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StateError),
 }
 
 /// The argon2id PHC string of `password`, with a random salt.
@@ -356,7 +366,7 @@ fn verify_password(phc: &str, password: &str) -> bool {
 
 /// `agm admin set-password`: stores the argon2 hash of `password` (which wins over
 /// `[server] admin_password`).
-pub async fn set_admin_password(store: &Store, password: &str) -> Result<(), PasswordError> {
+pub async fn set_admin_password(shared: &Shared, password: &str) -> Result<(), PasswordError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(PasswordError::TooShort);
     }
@@ -364,8 +374,9 @@ pub async fn set_admin_password(store: &Store, password: &str) -> Result<(), Pas
     let phc = tokio::task::spawn_blocking(move || hash_password(&owned))
         .await
         .map_err(|e| PasswordError::Hash(e.to_string()))??;
-    let value = serde_json::to_value(StoredPassword { argon2: phc }).unwrap_or_default();
-    store.set_setting(PASSWORD_SETTING, &value).await?;
+    shared
+        .put(&keys::CONSOLE_PASSWORD, &StoredPassword { argon2: phc })
+        .await?;
     Ok(())
 }
 
@@ -374,8 +385,8 @@ mod tests {
     use super::*;
 
     async fn auth(loopback: bool, password: &str) -> Auth {
-        let store = Store::open_in_memory().await.unwrap();
-        Auth::new(loopback, password.to_owned(), store)
+        let store = agm_store::Store::open_in_memory().await.unwrap();
+        Auth::new(loopback, password.to_owned(), Shared::new(store))
     }
 
     #[tokio::test]
@@ -393,12 +404,12 @@ mod tests {
     #[tokio::test]
     async fn stored_tokens_sign_in_once_and_not_on_a_public_bind() {
         let auth = auth(true, "").await;
-        let token = mint_login_token(&auth.store).await.unwrap();
+        let token = mint_login_token(&auth.shared).await.unwrap();
         assert!(auth.sign_in_with_token(None, &token).await.is_ok());
         assert!(auth.sign_in_with_token(None, &token).await.is_err());
-        let public = Auth::new(false, String::new(), auth.store.clone());
+        let public = Auth::new(false, String::new(), auth.shared.clone());
         assert!(public.take_startup_token().is_none());
-        let token = mint_login_token(&auth.store).await.unwrap();
+        let token = mint_login_token(&auth.shared).await.unwrap();
         assert!(public.sign_in_with_token(None, &token).await.is_err());
     }
 
@@ -412,10 +423,10 @@ mod tests {
                 .is_ok()
         );
         assert!(matches!(
-            set_admin_password(&auth.store, "short").await,
+            set_admin_password(&auth.shared, "short").await,
             Err(PasswordError::TooShort)
         ));
-        set_admin_password(&auth.store, "a long enough one")
+        set_admin_password(&auth.shared, "a long enough one")
             .await
             .unwrap();
         assert!(
@@ -428,7 +439,7 @@ mod tests {
                 .await
                 .is_ok()
         );
-        let fresh = Store::open_in_memory().await.unwrap();
+        let fresh = Shared::new(agm_store::Store::open_in_memory().await.unwrap());
         let hashed = Auth::new(false, hash_password("hashed in config").unwrap(), fresh);
         assert!(
             hashed

@@ -37,15 +37,15 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(config: &crate::config::Config, store: agm_store::Store) -> Console {
+    pub fn new(config: &crate::config::Config, shared: crate::state::Shared) -> Console {
         Console {
             auth: auth::Auth::new(
                 config.server.bind.is_loopback(),
                 config.server.admin_password.clone(),
-                store,
+                shared,
             ),
             pages: pages::Pages::new(),
-            language: config.server.language.clone(),
+            language: config.server.language.as_str().to_owned(),
         }
     }
 
@@ -185,7 +185,7 @@ pub fn client_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> 
 /// name is refused: a DNS-rebinding page sends its own name, and the console never
 /// needs one (a reverse proxy should pass the Host it was reached by as an address).
 pub fn host_allowed(host: &str) -> bool {
-    if crate::edge::is_loopback_host(host) {
+    if crate::http::edge::is_loopback_host(host) {
         return true;
     }
     let name = if let Some(rest) = host.strip_prefix('[') {

@@ -70,7 +70,7 @@ pub async fn start_with_a_broken_first_endpoint() -> (Harness, RunningSim) {
     let h = start_with(|c| {
         let good = c.google.code_assist_endpoints[0].clone();
         c.google.code_assist_endpoints = vec![broken_url, good];
-        c.routing.scheduling = "round-robin".into();
+        c.routing.scheduling = agm_pool::selection::Scheduling::RoundRobin;
     })
     .await;
     (h, broken)

@@ -197,6 +197,18 @@ impl SqliteStore {
         self.run(move |c| settings::set(c, &key, &value, now)).await
     }
 
+    pub(crate) async fn update_setting<F>(
+        &self,
+        key: String,
+        now: i64,
+        f: F,
+    ) -> Result<Option<serde_json::Value>, StoreError>
+    where
+        F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value> + Send + 'static,
+    {
+        self.run(move |c| settings::update(c, &key, now, f)).await
+    }
+
     // client keys
 
     pub(crate) async fn create_client_key(

@@ -1,6 +1,6 @@
 //! Settings: small JSON values by key.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::StoreError;
 
@@ -26,4 +26,30 @@ pub(super) fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result
         params![key, value, now],
     )?;
     Ok(())
+}
+
+/// Reads, changes and writes one setting in one `IMMEDIATE` transaction: the write lock
+/// is taken before the read, so a writer in another process (the CLI beside a running
+/// server) waits instead of being overwritten. `f` returns the new value, or `None` to
+/// leave the setting as it is. Returns the value stored afterwards.
+pub(super) fn update<F>(
+    conn: &mut Connection,
+    key: &str,
+    now: i64,
+    f: F,
+) -> Result<Option<serde_json::Value>, StoreError>
+where
+    F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value>,
+{
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = get(&tx, key)?;
+    let after = match f(current.clone()) {
+        Some(value) => {
+            set(&tx, key, &value.to_string(), now)?;
+            Some(value)
+        }
+        None => current,
+    };
+    tx.commit()?;
+    Ok(after)
 }

@@ -154,7 +154,7 @@ pub async fn run(explicit: Option<&Path>, command: AccountsCommand) -> anyhow::R
                 ),
                 None => None,
             };
-            agm_server::cooldown_sync::request_clear(&workspace.store, id.as_deref()).await?;
+            agm_server::state::cooldowns::request_clear(&workspace.shared, id.as_deref()).await?;
             output::line(&match account {
                 Some(name) => format!("cleared the cooldowns of {name}"),
                 None => "cleared every cooldown".to_owned(),
@@ -364,7 +364,7 @@ async fn finish(
 /// An `account` audit entry. The subject is the account's e-mail: this is the
 /// operator's own terminal and store.
 async fn audit(store: &Store, subject: &str, detail: &str) {
-    agm_server::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
+    agm_server::routing::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
 /// `added alice@example.com (project p, tier t)` (`added carol@example.com: onboarded,
@@ -511,7 +511,7 @@ struct Listed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<agm_google::QuotaSnapshot>,
     /// Rate-limit cooldowns running now (as the server last stored them).
-    cooldowns: Vec<agm_server::cooldown_sync::StoredCooldown>,
+    cooldowns: Vec<agm_server::state::cooldowns::StoredCooldown>,
 }
 
 /// `27% (gemini-3-flash)`: the model with the least quota left, from the stored snapshot.
@@ -528,19 +528,20 @@ fn lowest_quota(snapshot: Option<&agm_google::QuotaSnapshot>) -> String {
 }
 
 async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
+    let shared = agm_server::state::Shared::new(store.clone());
     // No secret is needed to list: an account whose tokens cannot be opened shows too.
     let accounts = store.list_account_infos().await?;
     let mut quotas = Vec::with_capacity(accounts.len());
     for a in &accounts {
-        quotas.push(agm_server::quota::load(store, &a.id).await?);
+        quotas.push(agm_server::state::quota::load(&shared, &a.id).await?);
     }
     let now = time::OffsetDateTime::now_utc();
-    let cooldowns: Vec<_> = agm_server::cooldown_sync::load(store)
+    let cooldowns: Vec<_> = agm_server::state::cooldowns::load(&shared)
         .await?
         .into_iter()
         .filter(|c| c.until > now)
         .collect();
-    let cooling = |id: &str| -> Vec<agm_server::cooldown_sync::StoredCooldown> {
+    let cooling = |id: &str| -> Vec<agm_server::state::cooldowns::StoredCooldown> {
         cooldowns
             .iter()
             .filter(|c| c.account == id)

@@ -24,7 +24,7 @@ pub async fn run(explicit: Option<&Path>) -> anyhow::Result<()> {
             server.port
         );
     }
-    let token = agm_server::console::auth::mint_login_token(&workspace.store).await?;
+    let token = agm_server::console::auth::mint_login_token(&workspace.shared).await?;
     output::line(&agm_server::console::login_link(
         SocketAddr::new(server.bind, server.port),
         &token,
@@ -58,8 +58,8 @@ pub async fn admin(explicit: Option<&Path>, command: AdminCommand) -> anyhow::Re
                 .read_line(&mut line)
                 .context("cannot read the password from stdin")?;
             let password = line.trim_end_matches(['\r', '\n']);
-            agm_server::console::auth::set_admin_password(&workspace.store, password).await?;
-            agm_server::safe_mode::append_audit(
+            agm_server::console::auth::set_admin_password(&workspace.shared, password).await?;
+            agm_server::routing::safe_mode::append_audit(
                 &workspace.store,
                 AuditKind::Key,
                 "console",

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use agm_server::doctor::{Status, run_checks};
+use agm_server::ops::doctor::{Status, run_checks};
 use anyhow::bail;
 
 use super::load_config;

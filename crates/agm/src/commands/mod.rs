@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use agm_server::config::{Config, Env, LoadedConfig, LoggingSection, process_env};
 use agm_store::{Store, StoreOptions};
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::logging;
 
@@ -35,6 +35,8 @@ use crate::logging;
 pub struct Workspace {
     pub config: Config,
     pub store: Store,
+    /// What the CLI shares with a running server (safe mode, cooldowns, quota, ...).
+    pub shared: agm_server::state::Shared,
 }
 
 impl Workspace {
@@ -50,6 +52,7 @@ impl Workspace {
         let (_, store) = open_store(&loaded.config, &env).await?;
         Ok(Workspace {
             config: loaded.config,
+            shared: agm_server::state::Shared::new(store.clone()),
             store,
         })
     }
@@ -80,12 +83,6 @@ pub fn force_new_key() {
 /// Opens the store the config names (SQLite in the data dir); returns the data dir too.
 /// A lost sealing key is replaced only under `--force-new-key`.
 pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, Store)> {
-    if config.storage.backend != "sqlite" {
-        bail!(
-            "storage.backend = \"{}\" is not available in this version; use \"sqlite\" (the default)",
-            config.storage.backend
-        );
-    }
     let data_dir = config.data_dir(env);
     let options = StoreOptions {
         key_store: config.storage.key_store,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use agm_server::catalogue::{Listed, listing_of, load};
+use agm_server::routing::catalogue::{Listed, listing_of, load};
 use agm_translate::models::ModelMap;
 use clap::Args;
 use serde::Serialize;
@@ -33,7 +33,7 @@ struct Model {
 pub async fn run(explicit: Option<&Path>, args: ModelsArgs) -> anyhow::Result<()> {
     let (loaded, env) = load_config(explicit)?;
     let (_, store) = open_store(&loaded.config, &env).await?;
-    let catalogue = load(&store).await?;
+    let catalogue = load(&store, &agm_server::state::Shared::new(store.clone())).await?;
     let map = ModelMap::new(&loaded.config.models.map);
     let listed = listing_of(&map, &catalogue);
     let mut aliases: BTreeMap<String, Vec<String>> = BTreeMap::new();

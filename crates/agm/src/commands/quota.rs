@@ -45,7 +45,7 @@ pub async fn run(workspace: &Workspace, account: Option<&str>, json: bool) -> an
         let outcome = fetch(&google, &workspace.store, &a).await;
         let (quota, error) = match outcome {
             Ok(snapshot) => {
-                agm_server::quota::save(&workspace.store, &a.id, &snapshot).await?;
+                agm_server::state::quota::save(&workspace.shared, &a.id, &snapshot).await?;
                 (Some(snapshot), None)
             }
             Err(e) => (None, Some(format!("{e:#}"))),

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use agm_pool::safe_mode::SafeModeStatus;
-use agm_server::safe_mode::{Command, apply, config_of};
+use agm_server::routing::safe_mode::{Command, Origin, apply, config_of};
 use clap::Subcommand;
 
 use crate::commands::{Workspace, rfc3339};
@@ -40,7 +40,14 @@ pub async fn run(explicit: Option<&Path>, command: SafeModeCommand) -> anyhow::R
         SafeModeCommand::Disable => (Command::Disable, false),
         SafeModeCommand::ResetAll => (Command::ResetAll, false),
     };
-    let status = apply(config, &workspace.store, command).await?;
+    let status = apply(
+        config,
+        &workspace.store,
+        &workspace.shared,
+        command,
+        Origin::Cli,
+    )
+    .await?;
     if json {
         return output::json(&status);
     }

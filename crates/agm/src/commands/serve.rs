@@ -36,8 +36,13 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
     let _lock = DataDirLock::acquire(&config.data_dir(&env))?;
     let (data_dir, store) = open_store(&config, &env).await?;
     let state = Arc::new(
-        AppState::new(config, store.clone())?
-            .with_model_deprecations(agm_server::quota::deprecations(&store).await?),
+        AppState::new(config, store.clone())?.with_model_deprecations(
+            agm_server::state::quota::deprecations(
+                &store,
+                &agm_server::state::Shared::new(store.clone()),
+            )
+            .await?,
+        ),
     );
     let listener = bind(&state).await?;
     let addr = listener.local_addr()?;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agm_server::validate::{GateAccount, GateSettings, Verdict, run_gate};
+use agm_server::ops::discovery_gate::{GateAccount, GateSettings, Verdict, run_gate};
 use agm_store::AccountState;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};

@@ -5,13 +5,9 @@
 use std::time::{Duration, Instant};
 
 use agm_pool::cooldown::{CooldownReason, Cooldowns};
-use agm_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
-/// The settings key of the stored cooldowns.
-pub const SETTING_KEY: &str = "cooldowns";
-/// The settings key of the CLI's clear requests.
-pub const CLEAR_KEY: &str = "cooldowns:clear";
+use super::{Shared, StateError, keys};
 
 /// One stored cooldown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,24 +45,20 @@ pub fn snapshot(cooldowns: &Cooldowns) -> Vec<StoredCooldown> {
         .collect()
 }
 
-pub async fn load(store: &Store) -> Result<Vec<StoredCooldown>, StoreError> {
-    let value = store.get_setting(SETTING_KEY).await?;
-    Ok(value
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+pub async fn load(shared: &Shared) -> Result<Vec<StoredCooldown>, StateError> {
+    Ok(shared.get(&keys::COOLDOWNS).await?.unwrap_or_default())
 }
 
-pub async fn save(store: &Store, cooldowns: &[StoredCooldown]) -> Result<(), StoreError> {
-    let value = serde_json::to_value(cooldowns).unwrap_or_default();
-    store.set_setting(SETTING_KEY, &value).await
+pub async fn save(shared: &Shared, cooldowns: &[StoredCooldown]) -> Result<(), StateError> {
+    shared.put(&keys::COOLDOWNS, &cooldowns.to_vec()).await
 }
 
 /// Puts the stored cooldowns that are still running back into `cooldowns` (at start).
-pub async fn restore(store: &Store, cooldowns: &Cooldowns) -> Result<usize, StoreError> {
+pub async fn restore(shared: &Shared, cooldowns: &Cooldowns) -> Result<usize, StateError> {
     let now = Instant::now();
     let wall = time::OffsetDateTime::now_utc();
     let mut restored = 0;
-    for c in load(store).await? {
+    for c in load(shared).await? {
         let left = c.until - wall;
         if left <= time::Duration::ZERO {
             continue;
@@ -78,31 +70,39 @@ pub async fn restore(store: &Store, cooldowns: &Cooldowns) -> Result<usize, Stor
     Ok(restored)
 }
 
-pub async fn load_clear(store: &Store) -> Result<ClearRequest, StoreError> {
-    let value = store.get_setting(CLEAR_KEY).await?;
-    Ok(value
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default())
+pub async fn load_clear(shared: &Shared) -> Result<ClearRequest, StateError> {
+    Ok(shared.get(&keys::COOLDOWN_CLEAR).await?.unwrap_or_default())
 }
 
 /// Asks a running server (and the stored state) to clear cooldowns: of `account`
-/// (an id), or all.
-pub async fn request_clear(store: &Store, account: Option<&str>) -> Result<(), StoreError> {
-    let previous = load_clear(store).await?;
-    let request = ClearRequest {
-        generation: previous.generation + 1,
-        account: account.map(str::to_owned),
-    };
-    store
-        .set_setting(
-            CLEAR_KEY,
-            &serde_json::to_value(&request).unwrap_or_default(),
+/// (an id), or all. Both steps are atomic: two clears at once make two generations,
+/// and a cooldown the server stores meanwhile is not brought back.
+pub async fn request_clear(shared: &Shared, account: Option<&str>) -> Result<(), StateError> {
+    let account = account.map(str::to_owned);
+    let request_account = account.clone();
+    shared
+        .update(
+            &keys::COOLDOWN_CLEAR,
+            move |previous: Option<ClearRequest>| {
+                let request = ClearRequest {
+                    generation: previous.unwrap_or_default().generation + 1,
+                    account: request_account,
+                };
+                (Some(request), ())
+            },
         )
         .await?;
-    let kept: Vec<StoredCooldown> = load(store)
-        .await?
-        .into_iter()
-        .filter(|c| account.is_some_and(|a| a != c.account))
-        .collect();
-    save(store, &kept).await
+    shared
+        .update(
+            &keys::COOLDOWNS,
+            move |stored: Option<Vec<StoredCooldown>>| {
+                let kept = stored
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| account.as_ref().is_some_and(|a| *a != c.account))
+                    .collect();
+                (Some(kept), ())
+            },
+        )
+        .await
 }

@@ -8,7 +8,7 @@
 //! - L5: the call, with endpoint fallback in the Google client. What happens after each
 //!   outcome (the next account, the same one with a fresh token, a wait, giving up) is
 //!   the pure plan of `agm_pool::attempts`; [`UpstreamCall::with_accounts`] and
-//!   `with_keys` only execute its steps, and `crate::effects` performs its effects.
+//!   `with_keys` only execute its steps, and `crate::routing::effects` performs its effects.
 
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,10 @@ use agm_wire::gemini::GenerateContentRequest;
 use axum::http::{HeaderMap, HeaderValue};
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::accounts::{Lease, PoolError};
 use crate::app::AppState;
-use crate::breaker::AccountGate;
-use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::accounts::{Lease, PoolError};
+use crate::routing::breaker::AccountGate;
 
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
@@ -235,13 +235,7 @@ impl UpstreamCall<'_> {
         if !self.model.starts_with("gemini-") {
             return vec![Pool::Antigravity];
         }
-        state
-            .config
-            .routing
-            .gemini_pool_order
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect()
+        state.config.routing.gemini_pool_order.clone()
     }
 
     /// L0/L1 then the pools in order: the next pool when one is exhausted (every
@@ -337,7 +331,7 @@ impl UpstreamCall<'_> {
     pub async fn count_tokens(&self, state: &AppState) -> Result<u64, ApiError> {
         if self.goes_official(state) {
             let target = self.official_target(state)?;
-            return crate::telemetry::upstream(state.google.official_count_tokens(
+            return crate::ops::telemetry::upstream(state.google.official_count_tokens(
                 &target.key,
                 &target.model,
                 &self.request.contents,
@@ -527,8 +521,8 @@ impl UpstreamCall<'_> {
                     };
                     let (label, model) = (t.label.clone(), t.model.clone());
                     metrics::counter!("api_call_total", "pool" => "gemini-api").increment(1);
-                    crate::request_log::note_attempt(None);
-                    match crate::telemetry::upstream(call(t.clone())).await {
+                    crate::http::request_log::note_attempt(None);
+                    match crate::ops::telemetry::upstream(call(t.clone())).await {
                         Ok(v) => {
                             metrics::counter!("api_call_success_total", "pool" => "gemini-api")
                                 .increment(1);
@@ -548,7 +542,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
-                    crate::telemetry::upstream(tokio::time::sleep(d)).await;
+                    crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     plan.waited(Instant::now())
                 }
                 Step::Done => {
@@ -574,7 +568,7 @@ impl UpstreamCall<'_> {
 
     /// Runs `call` on the pool's accounts as the routing plan (`agm_pool::attempts`)
     /// says: this is only its executor. Each step's effects go through
-    /// `crate::effects`; the plan owns every limit and decision.
+    /// `crate::routing::effects`; the plan owns every limit and decision.
     async fn with_accounts<T, F, Fut>(
         &self,
         state: &AppState,
@@ -597,12 +591,18 @@ impl UpstreamCall<'_> {
         let mut value: Option<T> = None;
         loop {
             for effect in std::mem::take(&mut turn.effects) {
-                crate::effects::apply(state, self.model, effect, lease.as_ref(), last.as_ref())
-                    .await;
+                crate::routing::effects::apply(
+                    state,
+                    self.model,
+                    effect,
+                    lease.as_ref(),
+                    last.as_ref(),
+                )
+                .await;
             }
             let (current, without_header) = match turn.step {
                 Step::Acquire { exclude } => {
-                    let answer = match crate::telemetry::upstream(state.accounts.acquire_for(
+                    let answer = match crate::ops::telemetry::upstream(state.accounts.acquire_for(
                         pool,
                         Some(self.model),
                         session,
@@ -646,7 +646,7 @@ impl UpstreamCall<'_> {
                     {
                         // The token was invalidated: lease the account anew, which
                         // refreshes it (one refresh per account at a time).
-                        crate::telemetry::upstream(state.accounts.lease_for(&account))
+                        crate::ops::telemetry::upstream(state.accounts.lease_for(&account))
                             .await
                             .map_err(|reason| {
                                 tracing::debug!(%account, %reason, "cannot lease the account again");
@@ -667,7 +667,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
-                    crate::telemetry::upstream(tokio::time::sleep(d)).await;
+                    crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     turn = plan.waited(Instant::now());
                     continue;
                 }
@@ -685,9 +685,9 @@ impl UpstreamCall<'_> {
             } else {
                 current
             };
-            crate::request_log::note_attempt(Some(&current.account_id));
+            crate::http::request_log::note_attempt(Some(&current.account_id));
             metrics::counter!("api_call_total", "pool" => "antigravity").increment(1);
-            turn = match crate::telemetry::upstream(call(current.clone())).await {
+            turn = match crate::ops::telemetry::upstream(call(current.clone())).await {
                 Ok(v) => {
                     metrics::counter!("api_call_success_total", "pool" => "antigravity")
                         .increment(1);
@@ -779,7 +779,7 @@ impl UpstreamCall<'_> {
                 match last.error.class(unix_now()) {
                     ErrorClass::ClientOutdated => {
                         let google = &state.config.google;
-                        let (_, fix) = crate::drift::fix_for(
+                        let (_, fix) = crate::routing::drift::fix_for(
                             last.pool,
                             &google.antigravity_version,
                             &google.gemini_cli_version,
@@ -789,7 +789,7 @@ impl UpstreamCall<'_> {
                     ErrorClass::NotFound => {
                         // The caller fetches this account's models again and, if the
                         // name now resolves elsewhere, retries once.
-                        let known: Vec<String> = crate::catalogue::listing(state)
+                        let known: Vec<String> = crate::routing::catalogue::listing(state)
                             .into_iter()
                             .filter(|l| l.resolves_to.is_none())
                             .map(|l| l.id)

@@ -3,7 +3,7 @@
 //! following the CLI's requests to clear them, refreshing each account's quota (for
 //! quota protection), pruning the request log and expired sticky sessions, and keeping
 //! the discovery telemetry where `agm doctor` can read it, and checking for a newer
-//! release (`crate::updates`). Also the one-off quota re-check after a quota limit with
+//! release (`crate::ops::updates`). Also the one-off quota re-check after a quota limit with
 //! an absurd hint.
 
 use std::time::{Duration, Instant};
@@ -18,8 +18,15 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10 * 60);
 const COOLDOWN_SYNC_EVERY: Duration = Duration::from_secs(2);
 /// How often the discovery telemetry is written for `agm doctor`.
 const TELEMETRY_EVERY: Duration = Duration::from_secs(60);
-/// The settings key of the discovery telemetry written for `agm doctor`.
-pub const DISCOVERY_STATS_KEY: &str = "telemetry:discovery";
+/// The project-discovery summary a server writes for `agm doctor`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DiscoveryTelemetry {
+    /// When it was written (RFC 3339).
+    pub written_at: String,
+    /// `agm_google::DiscoverySummary`, as serialized (attempts, success_rate, p50_ms,
+    /// p95_ms, p99_ms, errors_by_class).
+    pub summary: serde_json::Value,
+}
 
 /// Starts every job; they end when the returned set is dropped.
 pub fn start(state: &SharedState) -> JoinSet<()> {
@@ -36,8 +43,8 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
         jobs.spawn(refresh_quota(state.clone()));
     }
     if state.config.updates.check {
-        jobs.spawn(crate::updates::watch(
-            state.store.clone(),
+        jobs.spawn(crate::ops::updates::watch(
+            state.shared.clone(),
             state.config.updates.clone(),
         ));
     }
@@ -67,22 +74,22 @@ async fn follow_safe_mode(state: SharedState) {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not read the safe-mode state"),
         }
-        tokio::time::sleep(crate::safe_mode::SYNC_EVERY).await;
+        tokio::time::sleep(crate::routing::safe_mode::SYNC_EVERY).await;
     }
 }
 
 /// Writes the running cooldowns to the store when they change (a restart keeps them;
 /// `agm accounts list` shows them) and clears them when the CLI asks.
 async fn keep_cooldowns(state: SharedState) {
-    use crate::cooldown_sync as sync;
-    let mut seen_clear = sync::load_clear(&state.store)
+    use crate::state::cooldowns as sync;
+    let mut seen_clear = sync::load_clear(&state.shared)
         .await
         .map(|r| r.generation)
         .unwrap_or(0);
     let mut written: Option<Vec<(String, String)>> = None;
     loop {
         tokio::time::sleep(COOLDOWN_SYNC_EVERY).await;
-        if let Ok(request) = sync::load_clear(&state.store).await
+        if let Ok(request) = sync::load_clear(&state.shared).await
             && request.generation > seen_clear
         {
             seen_clear = request.generation;
@@ -102,7 +109,7 @@ async fn keep_cooldowns(state: SharedState) {
             .map(|c| (c.account.clone(), c.model.clone()))
             .collect();
         if written.as_ref() != Some(&keys) {
-            match sync::save(&state.store, &running).await {
+            match sync::save(&state.shared, &running).await {
                 Ok(()) => written = Some(keys),
                 Err(e) => tracing::debug!(error = %e, "could not store the cooldowns"),
             }
@@ -138,16 +145,19 @@ async fn telemetry(state: SharedState) {
 /// discovery ran yet).
 pub async fn write_discovery_telemetry(
     state: &crate::app::AppState,
-) -> Result<(), agm_store::StoreError> {
+) -> Result<(), crate::state::StateError> {
     let summary = state.accounts.discovery_stats.summary();
     if summary.attempts == 0 {
         return Ok(());
     }
-    let value = serde_json::json!({
-        "written_at": crate::safe_mode::now_rfc3339(),
-        "summary": summary,
-    });
-    state.store.set_setting(DISCOVERY_STATS_KEY, &value).await
+    let telemetry = DiscoveryTelemetry {
+        written_at: crate::routing::safe_mode::now_rfc3339(),
+        summary: serde_json::to_value(&summary).unwrap_or_default(),
+    };
+    state
+        .shared
+        .put(&crate::state::keys::DISCOVERY_TELEMETRY, &telemetry)
+        .await
 }
 
 /// Fetches each active account's quota now and then, stores the snapshot (as
@@ -159,7 +169,7 @@ async fn refresh_quota(state: SharedState) {
         tokio::time::sleep(every).await;
         let accounts = state.accounts.active_accounts().await.unwrap_or_default();
         // The quota and the model catalogue come from one call per account.
-        let refresher = crate::catalogue::Refresher::new(&state);
+        let refresher = crate::routing::catalogue::Refresher::new(&state);
         for (id, email) in accounts {
             if let Err(reason) = refresher.refresh(&id).await {
                 tracing::debug!(account = %email, %reason, "quota refresh failed");
@@ -226,7 +236,7 @@ pub fn recheck_quota(state: &crate::app::AppState, account_id: &str, model: &str
             _ => {}
         }
         accounts
-            .set_quota(&account_id, crate::quota::fractions(&snapshot))
+            .set_quota(&account_id, crate::state::quota::fractions(&snapshot))
             .await;
     });
 }

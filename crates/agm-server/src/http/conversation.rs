@@ -24,9 +24,9 @@ use serde::de::DeserializeOwned;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::app::SharedState;
-use crate::body::parse_json;
-use crate::error::{ApiError, ApiKind, ErrorKind};
-use crate::upstream::{OpenStream, UpstreamCall};
+use crate::http::body::parse_json;
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::executor::{OpenStream, UpstreamCall};
 
 /// A quiet stream gets a keep-alive this often, so proxies and clients don't time it out.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
@@ -76,7 +76,7 @@ pub trait Conversation: 'static {
 }
 
 enum Answer {
-    Whole((CloudCodeResponse, crate::upstream::Served)),
+    Whole((CloudCodeResponse, crate::routing::executor::Served)),
     Stream(Box<OpenStream>),
 }
 
@@ -105,15 +105,15 @@ async fn handle<C: Conversation>(
     }
     C::check(&request).map_err(|message| ApiError::invalid(api, message))?;
     let (messages, tools) = C::counts(&request);
-    crate::edge::check_limits(api, messages, tools, &state.config.server)?;
+    crate::http::edge::check_limits(api, messages, tools, &state.config.server)?;
     // The name goes into headers and URLs upstream: refused here, before any call.
     agm_translate::edge::check_model_name(C::model(&request))
         .map_err(|e| ApiError::invalid(api, format!("model: {e}")))?;
     let client_model = C::model(&request);
-    let resolved = crate::catalogue::resolve(state, api, client_model)?;
+    let resolved = crate::routing::catalogue::resolve(state, api, client_model)?;
     let mut upstream_model = resolved.model;
     let mut retired = resolved.retired;
-    crate::request_log::note_models(client_model, &upstream_model);
+    crate::http::request_log::note_models(client_model, &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
     let attempt = |thinking_as_text: bool, upstream_model: String| {
         let request = &request;
@@ -129,7 +129,7 @@ async fn handle<C: Conversation>(
                 C::translate(request, upstream_model, &options)
                     .map_err(|e| ApiError::invalid(api, e.to_string()))?
             };
-            crate::edge::check_counts(api, &translated.request, &state.config.server)?;
+            crate::http::edge::check_counts(api, &translated.request, &state.config.server)?;
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut translated.request, upstream_model)
             {
@@ -178,18 +178,18 @@ async fn handle<C: Conversation>(
     // the account is offered now and, if the name resolves elsewhere, try once more.
     if let Err(e) = &first_try
         && matches!(e.cause, Some(ErrorClass::NotFound))
-        && let Some(again) = crate::catalogue::after_not_found(
+        && let Some(again) = crate::routing::catalogue::after_not_found(
             state,
             api,
             client_model,
             &upstream_model,
-            crate::request_log::last_account().as_deref(),
+            crate::http::request_log::last_account().as_deref(),
         )
         .await
     {
         upstream_model = again.model;
         retired = again.retired.or_else(|| Some(client_model.to_owned()));
-        crate::request_log::note_models(client_model, &upstream_model);
+        crate::http::request_log::note_models(client_model, &upstream_model);
         first_try = tokio::time::timeout_at(deadline, attempt(false, upstream_model.clone()))
             .await
             .map_err(|_| timed_out())?;
@@ -293,7 +293,7 @@ struct ClientStream<C: Conversation> {
     session_id: String,
     family: ModelFamily,
     /// Counts the stream as in flight on its account until it ends.
-    _lease: Option<crate::accounts::Lease>,
+    _lease: Option<crate::routing::accounts::Lease>,
 }
 
 impl<C: Conversation> ClientStream<C> {

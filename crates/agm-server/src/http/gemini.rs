@@ -19,9 +19,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::app::SharedState;
-use crate::body::parse_json;
-use crate::error::{ApiError, ApiKind, ErrorKind};
-use crate::upstream::{OpenStream, UpstreamCall};
+use crate::http::body::parse_json;
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::executor::{OpenStream, UpstreamCall};
 
 const API: ApiKind = ApiKind::Google;
 
@@ -62,10 +62,10 @@ async fn handle(
         };
         ApiError::new(API, kind, e.to_string())
     })?;
-    let resolved = crate::catalogue::resolve(state, API, model)?;
+    let resolved = crate::routing::catalogue::resolve(state, API, model)?;
     let mut upstream_model = resolved.model;
     let mut retired = resolved.retired;
-    crate::request_log::note_models(model, &upstream_model);
+    crate::http::request_log::note_models(model, &upstream_model);
     let deadline = Instant::now() + state.config.server.request_timeout;
     match action {
         "countTokens" => {
@@ -101,7 +101,7 @@ async fn handle(
             }
             let session = session_id(&request);
             prepare_request(&mut request, &session, &upstream_model);
-            crate::edge::check_counts(API, &request, &state.config.server)?;
+            crate::http::edge::check_counts(API, &request, &state.config.server)?;
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut request, &upstream_model)
             {
@@ -131,12 +131,12 @@ async fn handle(
                 // Google no longer serves the model: learn what the account is offered
                 // now and, if the name resolves elsewhere, try once more.
                 let again = if tries == 1 && matches!(error.cause, Some(ErrorClass::NotFound)) {
-                    crate::catalogue::after_not_found(
+                    crate::routing::catalogue::after_not_found(
                         state,
                         API,
                         model,
                         &upstream_model,
-                        crate::request_log::last_account().as_deref(),
+                        crate::http::request_log::last_account().as_deref(),
                     )
                     .await
                 } else {
@@ -148,13 +148,13 @@ async fn handle(
                 request = call.request;
                 upstream_model = again.model;
                 retired = again.retired.or_else(|| Some(model.to_owned()));
-                crate::request_log::note_models(model, &upstream_model);
+                crate::http::request_log::note_models(model, &upstream_model);
                 prepare_request(&mut request, &session, &upstream_model);
             };
             if let Some((answer, served)) = answer {
                 let mut response = axum::Json(answer.response).into_response();
                 served.write_headers(response.headers_mut());
-                crate::conversation::mark_retired(response.headers_mut(), retired.as_deref());
+                crate::http::conversation::mark_retired(response.headers_mut(), retired.as_deref());
                 return Ok(response);
             }
             let Some(open) = open else {
@@ -165,7 +165,7 @@ async fn handle(
             } else {
                 json_array_response(open, deadline).await?
             };
-            crate::conversation::mark_retired(response.headers_mut(), retired.as_deref());
+            crate::http::conversation::mark_retired(response.headers_mut(), retired.as_deref());
             Ok(response)
         }
         other => Err(ApiError::new(

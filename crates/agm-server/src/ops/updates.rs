@@ -1,23 +1,16 @@
 //! Update notices: the newest release from `[updates] url` (GitHub's releases API
 //! shape: `tag_name`, `html_url`), compared with this build by semantic version. One
 //! implementation for `agm update check` and the background job of `agm serve`; both
-//! write the result to the store (`updates:latest`), where the console reads it. The
+//! write the result to the shared state (`updates:latest`), where the console reads it. The
 //! request path never looks at any of it.
 
 use std::time::Duration;
 
-use agm_store::{Store, StoreError};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
 use crate::config::UpdatesSection;
-
-/// The settings key of the last check's result.
-pub const LATEST_KEY: &str = "updates:latest";
-/// The settings key of the newest version announced in `agm serve`'s log.
-pub const ANNOUNCED_KEY: &str = "updates:announced";
-/// The settings key of the version dismissed in the console.
-pub const DISMISSED_KEY: &str = "updates:dismissed";
+use crate::state::{Key, Shared, StateError, keys};
 /// How long one check may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The first check of `agm serve` waits this long (or one interval, if shorter), so a
@@ -134,7 +127,7 @@ pub async fn check(url: &str) -> Result<Release, CheckError> {
     })
 }
 
-/// The last check's result, as stored under [`LATEST_KEY`].
+/// The last check's result, as stored under [`keys::UPDATE_LATEST`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latest {
     /// The newest release's version.
@@ -152,7 +145,7 @@ impl Latest {
             version: release.version.to_string(),
             tag: release.tag.clone(),
             url: release.url.clone(),
-            checked_at: crate::safe_mode::now_rfc3339(),
+            checked_at: crate::routing::safe_mode::now_rfc3339(),
         }
     }
 
@@ -179,15 +172,17 @@ impl Latest {
     }
 }
 
+/// A version remembered for the notices (announced, dismissed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionMark {
+    pub version: String,
+}
+
 /// Checks `url` and stores the result; a failed check leaves the stored one.
-pub async fn check_and_store(store: &Store, url: &str) -> Result<Release, CheckError> {
+pub async fn check_and_store(shared: &Shared, url: &str) -> Result<Release, CheckError> {
     let release = check(url).await?;
-    let latest = Latest::of(&release);
-    if let Err(e) = store
-        .set_setting(
-            LATEST_KEY,
-            &serde_json::to_value(&latest).unwrap_or_default(),
-        )
+    if let Err(e) = shared
+        .put(&keys::UPDATE_LATEST, &Latest::of(&release))
         .await
     {
         tracing::debug!(error = %e, "could not store the update check");
@@ -196,46 +191,48 @@ pub async fn check_and_store(store: &Store, url: &str) -> Result<Release, CheckE
 }
 
 /// The last stored check, if any.
-pub async fn load(store: &Store) -> Result<Option<Latest>, StoreError> {
-    Ok(store
-        .get_setting(LATEST_KEY)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
+pub async fn load(shared: &Shared) -> Result<Option<Latest>, StateError> {
+    shared.get(&keys::UPDATE_LATEST).await
 }
 
-async fn version_at(store: &Store, key: &str) -> Option<String> {
-    store
-        .get_setting(key)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
+async fn version_at(shared: &Shared, key: &Key<VersionMark>) -> Option<String> {
+    shared.get(key).await.ok().flatten().map(|m| m.version)
 }
 
-async fn set_version_at(store: &Store, key: &str, version: &str) -> Result<(), StoreError> {
-    store
-        .set_setting(key, &serde_json::json!({ "version": version }))
-        .await
+async fn set_version_at(
+    shared: &Shared,
+    key: &Key<VersionMark>,
+    version: &str,
+) -> Result<(), StateError> {
+    let mark = VersionMark {
+        version: version.to_owned(),
+    };
+    shared.put(key, &mark).await
 }
 
 /// The version dismissed in the console, if any.
-pub async fn dismissed(store: &Store) -> Option<String> {
-    version_at(store, DISMISSED_KEY).await
+pub async fn dismissed(shared: &Shared) -> Option<String> {
+    version_at(shared, &keys::UPDATE_DISMISSED).await
 }
 
 /// Hides the notice of `version` (the console's dismiss); a newer one shows again.
-pub async fn dismiss(store: &Store, version: &str) -> Result<(), StoreError> {
-    set_version_at(store, DISMISSED_KEY, version).await
+pub async fn dismiss(shared: &Shared, version: &str) -> Result<(), StateError> {
+    set_version_at(shared, &keys::UPDATE_DISMISSED, version).await
+}
+
+/// The newest version announced in `agm serve`'s log, if any.
+pub async fn announced(shared: &Shared) -> Option<String> {
+    version_at(shared, &keys::UPDATE_ANNOUNCED).await
 }
 
 /// What the console shows: the last check, whether it is newer, and whether the user
 /// dismissed its notice.
 pub async fn status(
-    store: &Store,
+    shared: &Shared,
     config: &UpdatesSection,
-) -> Result<serde_json::Value, StoreError> {
-    let latest = load(store).await?;
-    let dismissed = dismissed(store).await;
+) -> Result<serde_json::Value, StateError> {
+    let latest = load(shared).await?;
+    let dismissed = dismissed(shared).await;
     let newer = latest.as_ref().is_some_and(Latest::is_newer);
     let show = newer
         && latest
@@ -257,13 +254,13 @@ pub async fn status(
     }))
 }
 
-/// Logs a newer release once per version (remembered under [`ANNOUNCED_KEY`]).
-async fn announce(store: &Store, release: &Release) {
+/// Logs a newer release once per version (remembered under [`keys::UPDATE_ANNOUNCED`]).
+async fn announce(shared: &Shared, release: &Release) {
     if !release.is_newer_than(&current()) {
         return;
     }
     let version = release.version.to_string();
-    if version_at(store, ANNOUNCED_KEY).await.as_deref() == Some(version.as_str()) {
+    if announced(shared).await.as_deref() == Some(version.as_str()) {
         return;
     }
     tracing::warn!(
@@ -274,15 +271,15 @@ async fn announce(store: &Store, release: &Release) {
         release.url,
         release.update_command()
     );
-    if let Err(e) = set_version_at(store, ANNOUNCED_KEY, &version).await {
+    if let Err(e) = set_version_at(shared, &keys::UPDATE_ANNOUNCED, &version).await {
         tracing::debug!(error = %e, "could not remember the announced version");
     }
 }
 
 /// How long until the next check is due: one interval after the stored check, but
 /// never sooner than `first` from now.
-async fn first_wait(store: &Store, interval: Duration, first: Duration) -> Duration {
-    let since = load(store)
+async fn first_wait(shared: &Shared, interval: Duration, first: Duration) -> Duration {
+    let since = load(shared)
         .await
         .ok()
         .flatten()
@@ -299,16 +296,16 @@ async fn first_wait(store: &Store, interval: Duration, first: Duration) -> Durat
 /// check shortly after start, unless the stored one is still fresh), stores the
 /// result and announces a newer release once. Returns at once when
 /// `[updates] check = false`.
-pub async fn watch(store: Store, config: UpdatesSection) {
+pub async fn watch(shared: Shared, config: UpdatesSection) {
     if !config.check {
         return;
     }
     let interval = config.interval;
-    let mut wait = first_wait(&store, interval, STARTUP_DELAY.min(interval)).await;
+    let mut wait = first_wait(&shared, interval, STARTUP_DELAY.min(interval)).await;
     loop {
         tokio::time::sleep(wait).await;
-        match check_and_store(&store, &config.url).await {
-            Ok(release) => announce(&store, &release).await,
+        match check_and_store(&shared, &config.url).await {
+            Ok(release) => announce(&shared, &release).await,
             Err(e) => tracing::debug!(error = %e, "update check failed"),
         }
         wait = interval;

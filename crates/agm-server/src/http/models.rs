@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::app::SharedState;
-use crate::catalogue::{Listed, listing};
-use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::catalogue::{Listed, listing};
 
 /// A fixed date for `created`: the catalog is agm's, not a model release history.
 const CREATED_AT: &str = "2025-01-01T00:00:00Z";
@@ -124,7 +124,7 @@ fn find(state: &SharedState, api: ApiKind, id: &str) -> Result<Listed, ApiError>
             ),
         ));
     }
-    let resolved = crate::catalogue::resolve(state, api, id)?;
+    let resolved = crate::routing::catalogue::resolve(state, api, id)?;
     Ok(Listed {
         id: id.to_owned(),
         display_name: None,

@@ -25,7 +25,7 @@ use agm_store::{Account, AccountState, Pool, Store, TokenUpdate};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock};
 
-use crate::safe_mode::SafeModeControl;
+use crate::routing::safe_mode::SafeModeControl;
 
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -188,6 +188,7 @@ pub struct PoolSettings {
 
 pub struct AccountPool {
     store: Store,
+    shared: crate::state::Shared,
     google: GoogleClient,
     projects: std::sync::Mutex<ProjectCache>,
     discovery: ProjectDiscovery,
@@ -201,7 +202,7 @@ pub struct AccountPool {
     pub selector: Selector,
     /// What each account is offered (the living model catalogue): a request goes only
     /// to an account entitled to its model.
-    pub catalogue: Arc<crate::catalogue::LiveCatalogue>,
+    pub catalogue: Arc<crate::routing::catalogue::LiveCatalogue>,
     /// Fed with every project-discovery outcome.
     safe_mode: Arc<SafeModeControl>,
     endpoints: Vec<String>,
@@ -211,12 +212,14 @@ pub struct AccountPool {
 impl AccountPool {
     pub fn new(
         store: Store,
+        shared: crate::state::Shared,
         google: GoogleClient,
         settings: PoolSettings,
         safe_mode: Arc<SafeModeControl>,
     ) -> AccountPool {
         AccountPool {
             store,
+            shared,
             google,
             projects: std::sync::Mutex::new(ProjectCache::new(settings.project_ttl)),
             discovery: ProjectDiscovery::new(settings.discovery),
@@ -438,7 +441,7 @@ impl AccountPool {
         }
         self.selector.unbind_account(account_id);
         self.snapshot.write().await.take();
-        crate::safe_mode::append_audit(
+        crate::routing::safe_mode::append_audit(
             &self.store,
             agm_store::AuditKind::Account,
             &email,
@@ -460,7 +463,7 @@ impl AccountPool {
             tracing::warn!(account = %bad.email, error = %e, "could not disable the account");
         }
         self.selector.unbind_account(&bad.id);
-        crate::safe_mode::append_audit(
+        crate::routing::safe_mode::append_audit(
             &self.store,
             agm_store::AuditKind::Account,
             &bad.email,
@@ -531,8 +534,8 @@ impl AccountPool {
             if let Some(project) = &a.project_id {
                 self.project_cache().put(&a.id, project, Instant::now());
             }
-            let quota = match crate::quota::load(&self.store, &a.id).await {
-                Ok(Some(snapshot)) => crate::quota::fractions(&snapshot),
+            let quota = match crate::state::quota::load(&self.shared, &a.id).await {
+                Ok(Some(snapshot)) => crate::state::quota::fractions(&snapshot),
                 _ => HashMap::new(),
             };
             slots.push(Arc::new(AccountSlot {
@@ -719,7 +722,7 @@ impl AccountPool {
                 }
                 self.selector.unbind_account(&slot.id);
                 self.snapshot.write().await.take();
-                crate::safe_mode::append_audit(
+                crate::routing::safe_mode::append_audit(
                     &self.store,
                     agm_store::AuditKind::Account,
                     &slot.email,

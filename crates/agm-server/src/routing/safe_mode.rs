@@ -12,12 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 use agm_pool::safe_mode::{
     Route, SafeMode, SafeModeConfig, SafeModeEvent, SafeModeRecord, SafeModeStatus,
 };
-use agm_store::{AuditEvent, AuditKind, Store, StoreError};
+use agm_store::{AuditEvent, AuditKind, Store};
 
 use crate::config::Config;
-
-/// The settings key the state is stored under.
-pub const SETTING_KEY: &str = "safe_mode";
+use crate::state::{Shared, StateError, keys};
 /// How often a running server reads the stored state (the CLI's changes arrive within
 /// this).
 pub const SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -31,6 +29,7 @@ pub struct SafeModeControl {
     /// The stored record's `reset_generation` last seen.
     reset_generation: AtomicU64,
     store: Store,
+    shared: Shared,
 }
 
 /// The state-machine settings from the config.
@@ -43,13 +42,14 @@ pub fn config_of(config: &Config) -> SafeModeConfig {
 }
 
 impl SafeModeControl {
-    pub fn new(config: SafeModeConfig, store: Store) -> SafeModeControl {
+    pub fn new(config: SafeModeConfig, store: Store, shared: Shared) -> SafeModeControl {
         SafeModeControl {
             active: AtomicBool::new(!config.enable_antigravity),
             machine: Mutex::new(SafeMode::new(config)),
             revision: AtomicU64::new(0),
             reset_generation: AtomicU64::new(u64::MAX),
             store,
+            shared,
         }
     }
 
@@ -152,35 +152,53 @@ impl SafeModeControl {
         append_audit(&self.store, kind, &subject, &detail).await;
     }
 
-    /// Writes the state with a new revision.
-    async fn save(&self) -> Result<(), StoreError> {
-        let stored = load_record(&self.store).await?;
-        let revision = stored
-            .as_ref()
-            .map_or(0, |r| r.revision)
-            .max(self.revision.load(Ordering::Relaxed))
-            + 1;
+    /// Writes the state with a new revision — unless the stored record changed since
+    /// this process last read it (`agm safe-mode` or another replica wrote): then the
+    /// stored record wins and is taken over, and nothing the operator did is lost.
+    async fn save(&self) -> Result<(), StateError> {
+        let seen = self.revision.load(Ordering::Relaxed);
         let record = {
             let machine = self.lock();
             self.active.store(
                 machine.is_on() || !machine.config().enable_antigravity,
                 Ordering::Relaxed,
             );
-            SafeModeRecord {
-                reset_generation: stored.map_or(0, |r| r.reset_generation),
-                ..machine.to_record(revision, Instant::now(), SystemTime::now())
-            }
+            machine.to_record(0, Instant::now(), SystemTime::now())
         };
-        self.revision.store(revision, Ordering::Relaxed);
-        save_record(&self.store, &record).await
+        let written = self
+            .shared
+            .update(&keys::SAFE_MODE, move |stored: Option<SafeModeRecord>| {
+                let stored_revision = stored.as_ref().map_or(0, |r| r.revision);
+                if stored_revision > seen {
+                    return (None, None);
+                }
+                let record = SafeModeRecord {
+                    revision: stored_revision.max(seen) + 1,
+                    reset_generation: stored.map_or(0, |r| r.reset_generation),
+                    ..record
+                };
+                let revision = record.revision;
+                (Some(record), Some(revision))
+            })
+            .await?;
+        match written {
+            Some(revision) => {
+                self.revision.store(revision, Ordering::Relaxed);
+                Ok(())
+            }
+            None => {
+                tracing::info!("safe mode was changed elsewhere meanwhile; following that");
+                self.sync().await.map(|_| ())
+            }
+        }
     }
 
     /// Reads the stored state and takes it over if it is newer than what this process
     /// last saw (the CLI changed it, or this is the first read after a start). Returns
     /// true when `agm safe-mode reset-all` ran since the last call (not on the first):
     /// the caller then resets its breakers and cooldowns too.
-    pub async fn sync(&self) -> Result<bool, StoreError> {
-        let Some(record) = load_record(&self.store).await? else {
+    pub async fn sync(&self) -> Result<bool, StateError> {
+        let Some(record) = self.shared.get(&keys::SAFE_MODE).await? else {
             return Ok(false);
         };
         let seen = self
@@ -251,26 +269,48 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-pub async fn load_record(store: &Store) -> Result<Option<SafeModeRecord>, StoreError> {
-    let Some(value) = store.get_setting(SETTING_KEY).await? else {
-        return Ok(None);
-    };
-    match serde_json::from_value(value) {
-        Ok(record) => Ok(Some(record)),
-        Err(e) => {
-            tracing::warn!(error = %e, "the stored safe-mode state is unreadable; ignoring it");
-            Ok(None)
+/// The stored safe-mode record, if any (the CLI's `status` without a server).
+pub async fn load_record(shared: &Shared) -> Result<Option<SafeModeRecord>, StateError> {
+    shared.get(&keys::SAFE_MODE).await
+}
+
+/// Replaces the stored record (tests and recovery).
+pub async fn save_record(shared: &Shared, record: &SafeModeRecord) -> Result<(), StateError> {
+    shared.put(&keys::SAFE_MODE, record).await
+}
+
+/// The stored state as a status, without a server and without writing.
+pub async fn stored_status(
+    config: SafeModeConfig,
+    shared: &Shared,
+) -> Result<SafeModeStatus, StateError> {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let mut machine = SafeMode::new(config);
+    if let Some(record) = load_record(shared).await? {
+        machine.adopt(&record, now, wall);
+    }
+    Ok(machine.status(now, wall))
+}
+
+/// Who changed safe mode by hand, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Cli,
+    Console,
+}
+
+impl Origin {
+    fn label(self) -> &'static str {
+        match self {
+            Origin::Cli => "CLI",
+            Origin::Console => "console",
         }
     }
 }
 
-pub async fn save_record(store: &Store, record: &SafeModeRecord) -> Result<(), StoreError> {
-    let value = serde_json::to_value(record).unwrap_or_default();
-    store.set_setting(SETTING_KEY, &value).await
-}
-
-/// A command from the CLI (`agm safe-mode ...`), applied to the stored state without a
-/// server. Returns the status after it.
+/// A command from the CLI (`agm safe-mode ...`) or the console, applied to the stored
+/// state with or without a server. Returns the status after it.
 pub enum Command {
     Status,
     Enable { note: Option<String> },
@@ -281,39 +321,44 @@ pub enum Command {
 pub async fn apply(
     config: SafeModeConfig,
     store: &Store,
+    shared: &Shared,
     command: Command,
-) -> Result<SafeModeStatus, StoreError> {
+    origin: Origin,
+) -> Result<SafeModeStatus, StateError> {
     let now = Instant::now();
     let wall = SystemTime::now();
-    let stored = load_record(store).await?;
-    let mut machine = SafeMode::new(config);
-    if let Some(record) = &stored {
-        machine.adopt(record, now, wall);
-    }
     let reset_all = matches!(command, Command::ResetAll);
-    let event = match command {
-        Command::Status => return Ok(machine.status(now, wall)),
-        Command::Enable { note } => machine.enable(note, now),
-        Command::Disable => machine.disable(now),
-        Command::ResetAll => machine.reset_all(now),
-    };
-    let revision = stored.as_ref().map_or(0, |r| r.revision) + 1;
-    let reset_generation = stored.as_ref().map_or(0, |r| r.reset_generation) + u64::from(reset_all);
-    let record = SafeModeRecord {
-        reset_generation,
-        ..machine.to_record(revision, now, wall)
-    };
-    save_record(store, &record).await?;
-    let (subject, detail) = match &event {
-        Some(event) => describe(event),
-        None => ("safe mode".to_owned(), "unchanged (already so)".to_owned()),
-    };
-    if event.is_some() {
+    // One transaction: a server writing meanwhile waits, then sees this record's newer
+    // revision and takes it over.
+    let (status, event) = shared
+        .update(&keys::SAFE_MODE, move |stored: Option<SafeModeRecord>| {
+            let mut machine = SafeMode::new(config);
+            if let Some(record) = &stored {
+                machine.adopt(record, now, wall);
+            }
+            let event = match command {
+                Command::Status => return (None, (machine.status(now, wall), None)),
+                Command::Enable { note } => machine.enable(note, now),
+                Command::Disable => machine.disable(now),
+                Command::ResetAll => machine.reset_all(now),
+            };
+            let revision = stored.as_ref().map_or(0, |r| r.revision) + 1;
+            let reset_generation =
+                stored.as_ref().map_or(0, |r| r.reset_generation) + u64::from(reset_all);
+            let record = SafeModeRecord {
+                reset_generation,
+                ..machine.to_record(revision, now, wall)
+            };
+            (Some(record), (machine.status(now, wall), event))
+        })
+        .await?;
+    if let Some(event) = &event {
+        let (subject, detail) = describe(event);
         append_audit(
             store,
             AuditKind::SafeMode,
             &subject,
-            &format!("{detail} (CLI)"),
+            &format!("{detail} ({})", origin.label()),
         )
         .await;
     }
@@ -322,9 +367,12 @@ pub async fn apply(
             store,
             AuditKind::SafeMode,
             "safe mode",
-            "reset-all: project-id failure counts, circuit breakers and cooldowns cleared (CLI)",
+            &format!(
+                "reset-all: project-id failure counts, circuit breakers and cooldowns cleared ({})",
+                origin.label()
+            ),
         )
         .await;
     }
-    Ok(machine.status(now, wall))
+    Ok(status)
 }

@@ -214,7 +214,7 @@ async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
 /// Whether Google refused the client version agm reports, as a running server last saw.
 async fn client_version_check(loaded: &LoadedConfig, store: &Store) -> Check {
     let google = &loaded.config.google;
-    match crate::drift::stored(store).await {
+    match crate::routing::drift::stored(&crate::state::Shared::new(store.clone())).await {
         Some(refusal) => check(
             "client version",
             Status::Fail,
@@ -236,7 +236,8 @@ async fn client_version_check(loaded: &LoadedConfig, store: &Store) -> Check {
 
 async fn discovery_check(store: &Store) -> Check {
     const NAME: &str = "project discovery";
-    let value = match store.get_setting(crate::jobs::DISCOVERY_STATS_KEY).await {
+    let shared = crate::state::Shared::new(store.clone());
+    let value = match shared.get(&crate::state::keys::DISCOVERY_TELEMETRY).await {
         Ok(Some(value)) => value,
         Ok(None) => {
             return check(
@@ -247,7 +248,7 @@ async fn discovery_check(store: &Store) -> Check {
         }
         Err(e) => return check(NAME, Status::Fail, e.to_string()),
     };
-    let summary = &value["summary"];
+    let summary = &value.summary;
     let attempts = summary["attempts"].as_u64().unwrap_or(0);
     let rate = summary["success_rate"].as_f64().unwrap_or(0.0);
     let ms = |key: &str| {
@@ -275,7 +276,7 @@ async fn discovery_check(store: &Store) -> Check {
         } else {
             format!("; errors: {errors}")
         },
-        value["written_at"].as_str().unwrap_or("?"),
+        value.written_at,
     );
     if rate >= 0.9 {
         check(NAME, Status::Ok, detail)
@@ -293,12 +294,12 @@ async fn discovery_check(store: &Store) -> Check {
 /// Whether requests go to the official Gemini API, and whether a key is there for it.
 async fn safe_mode_check(loaded: &LoadedConfig, store: &Store) -> Check {
     const NAME: &str = "safe mode";
-    let config = crate::safe_mode::config_of(&loaded.config);
-    let status =
-        match crate::safe_mode::apply(config, store, crate::safe_mode::Command::Status).await {
-            Ok(status) => status,
-            Err(e) => return check(NAME, Status::Fail, e.to_string()),
-        };
+    let config = crate::routing::safe_mode::config_of(&loaded.config);
+    let shared = crate::state::Shared::new(store.clone());
+    let status = match crate::routing::safe_mode::stored_status(config, &shared).await {
+        Ok(status) => status,
+        Err(e) => return check(NAME, Status::Fail, e.to_string()),
+    };
     let keys = loaded.config.safe_mode.gemini_api_keys.len();
     match (status.active, keys) {
         (false, 0) => check(

@@ -4,27 +4,22 @@
 use std::collections::{BTreeMap, HashMap};
 
 use agm_google::QuotaSnapshot;
-use agm_store::{Store, StoreError};
+use agm_store::Store;
 
-/// The settings key an account's latest quota snapshot is stored under.
-pub fn setting_key(account_id: &str) -> String {
-    format!("quota:{account_id}")
-}
+use super::{Shared, StateError, keys};
 
 /// Stores an account's snapshot.
 pub async fn save(
-    store: &Store,
+    shared: &Shared,
     account_id: &str,
     snapshot: &QuotaSnapshot,
-) -> Result<(), StoreError> {
-    let value = serde_json::to_value(snapshot).unwrap_or_default();
-    store.set_setting(&setting_key(account_id), &value).await
+) -> Result<(), StateError> {
+    shared.put(&keys::quota(account_id), snapshot).await
 }
 
 /// An account's latest stored snapshot, if `agm accounts quota` has fetched one.
-pub async fn load(store: &Store, account_id: &str) -> Result<Option<QuotaSnapshot>, StoreError> {
-    let value = store.get_setting(&setting_key(account_id)).await?;
-    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
+pub async fn load(shared: &Shared, account_id: &str) -> Result<Option<QuotaSnapshot>, StateError> {
+    shared.get(&keys::quota(account_id)).await
 }
 
 /// The fraction of quota left per model id in a snapshot. A model Google reports with
@@ -40,10 +35,13 @@ pub fn fractions(snapshot: &QuotaSnapshot) -> HashMap<String, f64> {
 
 /// Every deprecated upstream id any stored snapshot reports, with its replacement: the
 /// model map forwards them.
-pub async fn deprecations(store: &Store) -> Result<BTreeMap<String, String>, StoreError> {
+pub async fn deprecations(
+    store: &Store,
+    shared: &Shared,
+) -> Result<BTreeMap<String, String>, StateError> {
     let mut out = BTreeMap::new();
     for account in store.list_account_infos().await? {
-        if let Some(snapshot) = load(store, &account.id).await? {
+        if let Some(snapshot) = load(shared, &account.id).await? {
             out.extend(snapshot.deprecated);
         }
     }

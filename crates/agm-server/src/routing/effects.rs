@@ -6,9 +6,9 @@
 use agm_pool::attempts::Effect;
 use agm_store::AuditKind;
 
-use crate::accounts::Lease;
 use crate::app::AppState;
-use crate::upstream::Failure;
+use crate::routing::accounts::Lease;
+use crate::routing::executor::Failure;
 
 /// Performs `effect` for a request to `model`. `lease` is the account last leased,
 /// `last` the last failed call (Google's words for a disable reason).
@@ -32,7 +32,7 @@ pub async fn apply(
                 .disable(&account, &reason.describe(&google()))
                 .await;
         }
-        Effect::RecheckQuota { account } => crate::jobs::recheck_quota(state, &account, model),
+        Effect::RecheckQuota { account } => crate::ops::jobs::recheck_quota(state, &account, model),
         Effect::Switched { from, to, after } => {
             metrics::counter!("agm_account_switches_total").increment(1);
             let detail = format!(
@@ -40,22 +40,27 @@ pub async fn apply(
                 agm_google::error_class_name(&after)
             );
             // Awaited: an audit entry is never lost to a shutdown.
-            crate::safe_mode::append_audit(&state.store, AuditKind::AccountSwitch, &to, &detail)
-                .await;
+            crate::routing::safe_mode::append_audit(
+                &state.store,
+                AuditKind::AccountSwitch,
+                &to,
+                &detail,
+            )
+            .await;
         }
         Effect::VersionRefused { account: _ } => {
             let Some(last) = last else {
                 return;
             };
             let google = &state.config.google;
-            let (sent, fix) = crate::drift::fix_for(
+            let (sent, fix) = crate::routing::drift::fix_for(
                 last.pool,
                 &google.antigravity_version,
                 &google.gemini_cli_version,
             );
             state.version_drift.record(
-                &state.store,
-                crate::drift::Refusal {
+                &state.shared,
+                crate::routing::drift::Refusal {
                     at: time::OffsetDateTime::now_utc()
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default(),
@@ -68,7 +73,7 @@ pub async fn apply(
         }
         Effect::Succeeded { account } => {
             state.accounts.cooldowns.record_success(&account, model);
-            state.version_drift.clear(&state.store);
+            state.version_drift.clear(&state.shared);
             if state.safe_mode.is_active()
                 && let Some(lease) = lease.filter(|l| l.account_id == account)
             {
@@ -79,7 +84,7 @@ pub async fn apply(
             if !state.accounts.catalogue.get().knows(&account) {
                 // The first success of an account whose models are not known yet:
                 // learn them on the side (one fetchAvailableModels).
-                crate::catalogue::Refresher::new(state).learn_in_background(&account);
+                crate::routing::catalogue::Refresher::new(state).learn_in_background(&account);
             }
         }
     }

@@ -11,9 +11,9 @@ use agm_google::{GoogleClient, QuotaSnapshot};
 use agm_store::{AccountState, Pool, Store};
 use agm_translate::catalogue::{AccountModels, Catalogue, How, Resolution};
 
-use crate::accounts::AccountPool;
 use crate::app::AppState;
-use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::accounts::AccountPool;
 
 /// Client names worth listing as aliases: the defaults of today's clients (Claude
 /// Code, Codex, Gemini CLI, OpenCode) and the names people type.
@@ -109,13 +109,16 @@ pub fn account_models(snapshot: &QuotaSnapshot) -> AccountModels {
 
 /// The catalogue from the stored snapshots of the active OAuth accounts (at start,
 /// and for `agm models` without a server).
-pub async fn load(store: &Store) -> Result<Catalogue, agm_store::StoreError> {
+pub async fn load(
+    store: &Store,
+    shared: &crate::state::Shared,
+) -> Result<Catalogue, crate::state::StateError> {
     let mut catalogue = Catalogue::default();
     for account in store.list_account_infos().await? {
         if !matches!(account.state, AccountState::Active) || account.pool == Pool::GeminiApi {
             continue;
         }
-        if let Some(snapshot) = crate::quota::load(store, &account.id).await? {
+        if let Some(snapshot) = crate::state::quota::load(shared, &account.id).await? {
             catalogue.set_account(&account.id, account_models(&snapshot));
         }
     }
@@ -174,7 +177,7 @@ pub fn resolve(state: &AppState, api: ApiKind, client_model: &str) -> Result<Res
 #[derive(Clone)]
 pub struct Refresher {
     google: GoogleClient,
-    store: Store,
+    shared: crate::state::Shared,
     accounts: Arc<AccountPool>,
 }
 
@@ -182,7 +185,7 @@ impl Refresher {
     pub fn new(state: &AppState) -> Refresher {
         Refresher {
             google: state.google.clone(),
-            store: state.store.clone(),
+            shared: state.shared.clone(),
             accounts: Arc::clone(&state.accounts),
         }
     }
@@ -213,10 +216,10 @@ impl Refresher {
             .map_err(|e| e.to_string())?;
         drop(lease);
         self.accounts
-            .set_quota(account_id, crate::quota::fractions(&snapshot))
+            .set_quota(account_id, crate::state::quota::fractions(&snapshot))
             .await;
         self.accounts.catalogue.learn(account_id, &snapshot);
-        if let Err(e) = crate::quota::save(&self.store, account_id, &snapshot).await {
+        if let Err(e) = crate::state::quota::save(&self.shared, account_id, &snapshot).await {
             tracing::debug!(account = account_id, error = %e, "could not store the quota snapshot");
         }
         Ok(())

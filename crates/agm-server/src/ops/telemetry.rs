@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::app::{SharedState, api_of_path};
-use crate::error::ApiKind;
+use crate::http::error::ApiKind;
 
 /// Latency buckets in seconds: fine below 10 ms, where a gateway's own time lives.
 const BUCKETS: &[f64] = &[
@@ -140,16 +140,17 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
         .to_owned();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let ((mut response, upstream_nanos), facts) =
-        crate::request_log::with_facts(UPSTREAM_NANOS.scope(std::cell::Cell::new(0), async move {
+    let ((mut response, upstream_nanos), facts) = crate::http::request_log::with_facts(
+        UPSTREAM_NANOS.scope(std::cell::Cell::new(0), async move {
             let response = next.run(request).await;
             (response, UPSTREAM_NANOS.with(std::cell::Cell::get))
-        }))
-        .await;
+        }),
+    )
+    .await;
     let elapsed = started.elapsed();
     // Every refused request, with why: a client that fails on a 4xx is found in the log.
     // Debug-formatted, so a client's text cannot forge log lines.
-    if let Some(crate::error::Refusal(reason)) = response.extensions().get() {
+    if let Some(crate::http::error::Refusal(reason)) = response.extensions().get() {
         tracing::info!(route = %route, client = ?client, reason = ?reason, "request refused");
     }
     let overhead = (upstream_nanos > 0)
@@ -184,7 +185,7 @@ fn log_entry(
     response: &Response,
     elapsed: std::time::Duration,
     overhead: Option<std::time::Duration>,
-    facts: crate::request_log::Facts,
+    facts: crate::http::request_log::Facts,
 ) -> agm_store::RequestLogEntry {
     use agm_store::ApiKind as Logged;
     let api = if path.starts_with("/v1/messages") {
@@ -209,7 +210,7 @@ fn log_entry(
         output_tokens: 0,
         error_class: response
             .extensions()
-            .get::<crate::error::ErrorName>()
+            .get::<crate::http::error::ErrorName>()
             .map(|e| e.0.to_owned()),
         route: route.to_owned(),
         attempts: facts.attempts,
@@ -257,7 +258,7 @@ pub async fn render(State(state): State<SharedState>) -> Response {
             "endpoint" => view.endpoint.clone(),
             "account" => view.account.clone()
         )
-        .set(crate::breaker::state_value(&view.circuit));
+        .set(crate::routing::breaker::state_value(&view.circuit));
     }
     let discovery = state.accounts.discovery_stats.summary();
     metrics::gauge!("agm_project_discovery_attempts").set(discovery.attempts as f64);

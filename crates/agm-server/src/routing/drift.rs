@@ -7,11 +7,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use agm_store::{Pool, Store};
+use agm_store::Pool;
 use serde::{Deserialize, Serialize};
 
-/// The settings key `agm doctor` reads.
-pub const SETTING: &str = "telemetry:version_drift";
+use crate::state::{Shared, keys};
 
 /// The last refusal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +58,7 @@ pub fn fix_for(
 
 impl VersionDrift {
     /// Google refused the version; stored for `agm doctor` on the side.
-    pub fn record(&self, store: &Store, refusal: Refusal) {
+    pub fn record(&self, shared: &Shared, refusal: Refusal) {
         metrics::counter!("agm_upstream_client_outdated_total", "pool" => refusal.pool.clone())
             .increment(1);
         metrics::gauge!("agm_upstream_client_outdated").set(1.0);
@@ -68,11 +67,10 @@ impl VersionDrift {
             tracing::error!(sent = %refusal.sent, google = %refusal.message, "{}", refusal.fix);
         }
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(refusal.clone());
-        let store = store.clone();
+        let shared = shared.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let value = serde_json::to_value(&refusal).unwrap_or_default();
-                if let Err(e) = store.set_setting(SETTING, &value).await {
+                if let Err(e) = shared.put(&keys::VERSION_DRIFT, &Some(refusal)).await {
                     tracing::debug!(error = %e, "could not store the version refusal");
                 }
             });
@@ -80,7 +78,7 @@ impl VersionDrift {
     }
 
     /// A call went through: the version is accepted again. Cheap when nothing is on.
-    pub fn clear(&self, store: &Store) {
+    pub fn clear(&self, shared: &Shared) {
         if !self.outdated.swap(false, Ordering::AcqRel) {
             return;
         }
@@ -90,10 +88,10 @@ impl VersionDrift {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         tracing::info!("Google accepts agm's client version again");
-        let store = store.clone();
+        let shared = shared.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = store.set_setting(SETTING, &serde_json::Value::Null).await;
+                let _ = shared.put(&keys::VERSION_DRIFT, &None).await;
             });
         }
     }
@@ -111,7 +109,6 @@ impl VersionDrift {
 }
 
 /// The stored refusal, for `agm doctor` (no server needed).
-pub async fn stored(store: &Store) -> Option<Refusal> {
-    let value = store.get_setting(SETTING).await.ok()??;
-    serde_json::from_value(value).ok()
+pub async fn stored(shared: &Shared) -> Option<Refusal> {
+    shared.get(&keys::VERSION_DRIFT).await.ok()??
 }

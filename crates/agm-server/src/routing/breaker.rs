@@ -92,7 +92,8 @@ pub fn announce(transition: &Transition, email: &str, store: &Store) {
     // The gate is called from synchronous code: write the audit record on the side.
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         handle.spawn(async move {
-            crate::safe_mode::append_audit(&store, AuditKind::Breaker, &email, &detail).await;
+            crate::routing::safe_mode::append_audit(&store, AuditKind::Breaker, &email, &detail)
+                .await;
         });
     }
 }

@@ -14,8 +14,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 
 use crate::app::SharedState;
-use crate::conversation::{self, Conversation};
-use crate::error::ApiKind;
+use crate::http::conversation::{self, Conversation};
+use crate::http::error::ApiKind;
 
 /// SSE comment lines keep OpenAI streams open; clients ignore them.
 const KEEPALIVE: &str = ": keep-alive\n\n";

@@ -5,7 +5,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
 
 /// Parses `body` as `T`. A body over the limit is a 413, anything else wrong a 400 whose
 /// message names the field (`messages[0].content: invalid type ...`).

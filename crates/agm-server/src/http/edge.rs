@@ -27,8 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::app::{SharedState, api_of_path};
-use crate::error::{ApiError, ApiKind, ErrorKind};
-use crate::listener::BodyPending;
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::listener::BodyPending;
 
 /// The most JSON objects and arrays one request body may hold. A long agent session
 /// with large tool schemas has tens of thousands; a body with hundreds of thousands of

@@ -19,10 +19,10 @@ use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
 use crate::app::SharedState;
-use crate::body::parse_json;
-use crate::conversation::{self, Conversation};
-use crate::error::{ApiError, ApiKind, ErrorKind};
-use crate::upstream::UpstreamCall;
+use crate::http::body::parse_json;
+use crate::http::conversation::{self, Conversation};
+use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::executor::UpstreamCall;
 
 const API: ApiKind = ApiKind::Anthropic;
 
@@ -149,8 +149,8 @@ pub async fn count_tokens(
         }
         agm_translate::edge::check_model_name(&request.model)
             .map_err(|e| ApiError::invalid(API, format!("model: {e}")))?;
-        let upstream_model = crate::catalogue::resolve(&state, API, &request.model)?.model;
-        crate::request_log::note_models(&request.model, &upstream_model);
+        let upstream_model = crate::routing::catalogue::resolve(&state, API, &request.model)?.model;
+        crate::http::request_log::note_models(&request.model, &upstream_model);
         let counted = count_tokens_to_gemini(&request, &upstream_model)
             .map_err(|e| ApiError::invalid(API, e.to_string()))?;
         let call = UpstreamCall {
