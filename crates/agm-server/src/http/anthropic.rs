@@ -22,6 +22,7 @@ use crate::app::SharedState;
 use crate::http::body::parse_json;
 use crate::http::conversation::{self, Conversation};
 use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::error::RouteError;
 use crate::routing::executor::UpstreamCall;
 
 const API: ApiKind = ApiKind::Anthropic;
@@ -154,7 +155,6 @@ pub async fn count_tokens(
         let counted = count_tokens_to_gemini(&request, &upstream_model)
             .map_err(|e| ApiError::invalid(API, e.to_string()))?;
         let call = UpstreamCall {
-            api: API,
             model: &upstream_model,
             request: GenerateContentRequest {
                 contents: counted.request.contents,
@@ -164,14 +164,14 @@ pub async fn count_tokens(
         let deadline = Instant::now() + state.config.server.request_timeout;
         let counted = tokio::time::timeout_at(deadline, call.count_tokens(&state))
             .await
-            .unwrap_or_else(|_| Err(timeout(&state)));
+            .unwrap_or_else(|_| Err(RouteError::from(timeout(&state))));
         let (input_tokens, source) = match counted {
             Ok(tokens) => (tokens, "upstream"),
             Err(err) if can_estimate(&err) => {
                 tracing::warn!(model = %upstream_model, error = %err.message, "countTokens failed; answering with agm's estimate");
                 (tokens::estimate(&call.request), "estimate")
             }
-            Err(err) => return Err(err),
+            Err(err) => return Err(err.into_api(API)),
         };
         let mut response = axum::Json(CountTokensResponse { input_tokens }).into_response();
         response
@@ -184,7 +184,7 @@ pub async fn count_tokens(
 
 /// Whether a failed upstream `countTokens` is answered with agm's estimate: when
 /// Google could not count now, not when the request or the setup is wrong.
-fn can_estimate(err: &ApiError) -> bool {
+fn can_estimate(err: &RouteError) -> bool {
     matches!(
         err.kind,
         ErrorKind::UpstreamFailed

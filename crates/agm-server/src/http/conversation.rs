@@ -26,6 +26,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use crate::app::SharedState;
 use crate::http::body::parse_json;
 use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::error::RouteError;
 use crate::routing::executor::{OpenStream, UpstreamCall};
 
 /// A quiet stream gets a keep-alive this often, so proxies and clients don't time it out.
@@ -127,9 +128,10 @@ async fn handle<C: Conversation>(
                     signatures: Some(&view),
                 };
                 C::translate(request, upstream_model, &options)
-                    .map_err(|e| ApiError::invalid(api, e.to_string()))?
+                    .map_err(|e| RouteError::new(ErrorKind::InvalidRequest, e.to_string()))?
             };
-            crate::http::edge::check_counts(api, &translated.request, &state.config.server)?;
+            crate::http::edge::check_counts(api, &translated.request, &state.config.server)
+                .map_err(RouteError::from)?;
             if let Some(note) =
                 agm_translate::models::cap_output_tokens(&mut translated.request, upstream_model)
             {
@@ -149,7 +151,6 @@ async fn handle<C: Conversation>(
             let context = C::context(request, &translated, seed, unix_now);
             let session_id = translated.session_id.clone();
             let call = UpstreamCall {
-                api,
                 model: upstream_model,
                 request: translated.request,
             };
@@ -158,7 +159,7 @@ async fn handle<C: Conversation>(
             } else {
                 Answer::Whole(call.generate(state).await?)
             };
-            Ok::<_, ApiError>((answer, context, session_id, thinking_off))
+            Ok::<_, RouteError>((answer, context, session_id, thinking_off))
         }
     };
     let timed_out = || {
@@ -177,7 +178,7 @@ async fn handle<C: Conversation>(
     // Google no longer serves the model (retired, or not for this account): learn what
     // the account is offered now and, if the name resolves elsewhere, try once more.
     if let Err(e) = &first_try
-        && matches!(e.cause, Some(ErrorClass::NotFound))
+        && matches!(e.class(), Some(ErrorClass::NotFound))
         && let Some(again) = crate::routing::catalogue::after_not_found(
             state,
             api,
@@ -196,13 +197,14 @@ async fn handle<C: Conversation>(
     }
     // A refused thinking signature gets one more try with thinking sent as text.
     let (answer, context, session_id, thinking_off) = match first_try {
-        Err(e) if matches!(e.cause, Some(ErrorClass::SignatureInvalid)) => {
+        Err(e) if matches!(e.class(), Some(ErrorClass::SignatureInvalid)) => {
             tracing::warn!(model = %upstream_model, "thinking signature refused; retrying with thinking as text");
             tokio::time::timeout_at(deadline, attempt(true, upstream_model.clone()))
                 .await
-                .map_err(|_| timed_out())??
+                .map_err(|_| timed_out())?
+                .map_err(|e| e.into_api(api))?
         }
-        other => other?,
+        other => other.map_err(|e| e.into_api(api))?,
     };
     let family = ModelFamily::of(&upstream_model);
 

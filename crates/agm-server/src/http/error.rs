@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agm_google::{ErrorClass, UpstreamError};
+use agm_google::UpstreamError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -85,12 +85,6 @@ pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
     pub retry_after: Option<Duration>,
-    /// What Google's failure was, when this error is one (for callers that retry
-    /// differently, e.g. after a refused thinking signature).
-    pub cause: Option<ErrorClass>,
-    /// No account could serve at all (none set up, none usable): the router may answer
-    /// from the official Gemini API instead.
-    pub pool_empty: bool,
 }
 
 impl ApiError {
@@ -100,8 +94,6 @@ impl ApiError {
             kind,
             message: message.into(),
             retry_after: None,
-            cause: None,
-            pool_empty: false,
         }
     }
 
@@ -116,116 +108,7 @@ impl ApiError {
         model: &str,
         account: &str,
     ) -> ApiError {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let google = err.message();
-        let class = err.class(now);
-        let (kind, message, retry_after) = match class.clone() {
-            ErrorClass::RateLimited { delay } => (
-                ErrorKind::RateLimited,
-                format!(
-                    "{model} is rate-limited on account {account}; retry after the delay. Google said: {google}"
-                ),
-                delay,
-            ),
-            ErrorClass::QuotaExhausted { delay } => (
-                ErrorKind::RateLimited,
-                format!(
-                    "the quota for {model} is used up on account {account} until it resets. Google said: {google}"
-                ),
-                delay,
-            ),
-            ErrorClass::CapacityExhausted { delay } => (
-                ErrorKind::Overloaded,
-                format!(
-                    "Google has no capacity for {model} right now; retry shortly. Google said: {google}"
-                ),
-                delay,
-            ),
-            ErrorClass::ServerError | ErrorClass::Other => (
-                ErrorKind::UpstreamFailed,
-                format!(
-                    "Google's Cloud Code API failed ({}): {google}",
-                    err.status().unwrap_or(0)
-                ),
-                None,
-            ),
-            ErrorClass::Network => (
-                ErrorKind::UpstreamFailed,
-                format!("cannot reach Google's Cloud Code API: {err}"),
-                None,
-            ),
-            ErrorClass::ClientOutdated => (
-                ErrorKind::UpstreamFailed,
-                format!("Google refused the client version agm reports: {google}"),
-                None,
-            ),
-            ErrorClass::Local => (
-                ErrorKind::Internal,
-                format!("agm could not build the request to Google, so nothing was sent: {err}"),
-                None,
-            ),
-            ErrorClass::Decode => (
-                ErrorKind::UpstreamFailed,
-                format!("Google's Cloud Code API sent an answer agm cannot read: {err}"),
-                None,
-            ),
-            ErrorClass::Unauthorized | ErrorClass::InvalidGrant => (
-                ErrorKind::Unavailable,
-                format!(
-                    "account {account} is signed out ({google}); sign in again with `agm accounts add`"
-                ),
-                None,
-            ),
-            ErrorClass::InvalidApiKey => (
-                ErrorKind::Unavailable,
-                format!(
-                    "the Gemini API key was refused: check safe_mode.gemini_api_keys / GEMINI_API_KEY (Google said: {google})"
-                ),
-                None,
-            ),
-            ErrorClass::ValidationRequired { url } => (
-                ErrorKind::Unavailable,
-                format!(
-                    "account {account} needs verification: open {}",
-                    url.as_deref()
-                        .unwrap_or("the link Google sent to the account")
-                ),
-                None,
-            ),
-            ErrorClass::ProjectProblem => (
-                ErrorKind::Unavailable,
-                format!("account {account} cannot use its Cloud Code project: {google}"),
-                None,
-            ),
-            ErrorClass::Banned => (
-                ErrorKind::Unavailable,
-                format!("account {account} was disabled by Google: {google}"),
-                None,
-            ),
-            ErrorClass::NotFound => (
-                ErrorKind::NotFound,
-                format!("model {model} is not available upstream: {google}"),
-                None,
-            ),
-            ErrorClass::PromptTooLong => (
-                ErrorKind::InvalidRequest,
-                format!("prompt is too long for {model}: {google}"),
-                None,
-            ),
-            ErrorClass::SignatureInvalid | ErrorClass::InvalidArgument => (
-                ErrorKind::InvalidRequest,
-                format!("Google rejected the request for {model}: {google}"),
-                None,
-            ),
-        };
-        ApiError {
-            api,
-            kind,
-            message,
-            retry_after,
-            cause: Some(class),
-            pool_empty: false,
-        }
+        crate::routing::error::RouteError::from_upstream(err, model, account).into_api(api)
     }
 
     pub fn status(&self) -> StatusCode {

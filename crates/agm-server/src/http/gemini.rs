@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::app::SharedState;
 use crate::http::body::parse_json;
 use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::routing::error::RouteError;
 use crate::routing::executor::{OpenStream, UpstreamCall};
 
 const API: ApiKind = ApiKind::Google;
@@ -81,14 +82,15 @@ async fn handle(
                 ));
             }
             let call = UpstreamCall {
-                api: API,
                 model: &upstream_model,
                 request: GenerateContentRequest {
                     contents,
                     ..GenerateContentRequest::default()
                 },
             };
-            let total = within(state, deadline, call.count_tokens(state)).await?;
+            let total = within(state, deadline, call.count_tokens(state))
+                .await
+                .map_err(|e| e.into_api(API))?;
             Ok(axum::Json(json!({"totalTokens": total})).into_response())
         }
         "generateContent" | "streamGenerateContent" => {
@@ -111,7 +113,6 @@ async fn handle(
             let (answer, open) = loop {
                 tries += 1;
                 let call = UpstreamCall {
-                    api: API,
                     model: &upstream_model,
                     request,
                 };
@@ -130,7 +131,7 @@ async fn handle(
                 };
                 // Google no longer serves the model: learn what the account is offered
                 // now and, if the name resolves elsewhere, try once more.
-                let again = if tries == 1 && matches!(error.cause, Some(ErrorClass::NotFound)) {
+                let again = if tries == 1 && matches!(error.class(), Some(ErrorClass::NotFound)) {
                     crate::routing::catalogue::after_not_found(
                         state,
                         API,
@@ -143,7 +144,7 @@ async fn handle(
                     None
                 };
                 let Some(again) = again else {
-                    return Err(error);
+                    return Err(error.into_api(API));
                 };
                 request = call.request;
                 upstream_model = again.model;
@@ -178,14 +179,14 @@ async fn handle(
     }
 }
 
+/// The router's work within the request's deadline.
 async fn within<T>(
     state: &SharedState,
     deadline: Instant,
-    work: impl Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
+    work: impl Future<Output = Result<T, RouteError>>,
+) -> Result<T, RouteError> {
     tokio::time::timeout_at(deadline, work).await.map_err(|_| {
-        ApiError::new(
-            API,
+        RouteError::new(
             ErrorKind::Timeout,
             format!(
                 "the request took longer than server.request_timeout ({})",

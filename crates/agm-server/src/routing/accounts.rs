@@ -114,6 +114,28 @@ pub enum PoolError {
     Store(#[from] agm_store::StoreError),
 }
 
+/// Why one account could not be leased. The words go to the client's error (by
+/// account id, never e-mail) and to the operator's log.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("the account is not active")]
+    NotActive,
+    #[error("its stored tokens cannot be read (see the server log)")]
+    Unreadable,
+    #[error("the account was removed")]
+    Removed,
+    #[error("Google refused the refresh token ({0}); sign in again with `agm accounts add`")]
+    TokenRefused(String),
+    #[error("token refresh failed: {0}")]
+    Refresh(UpstreamError),
+    /// Discovery found the account needs its user (verification, a project to set
+    /// up): the account is blocked with this reason.
+    #[error("{0}")]
+    NeedsUser(String),
+    #[error("project discovery failed: {0}")]
+    Discovery(String),
+}
+
 struct CachedToken {
     access_token: String,
     expires_at: OffsetDateTime,
@@ -417,11 +439,8 @@ impl AccountPool {
     }
 
     /// A lease on one account by id (for the background quota refresh).
-    pub async fn lease_for(&self, account_id: &str) -> Result<Lease, String> {
-        let slot = self
-            .find(account_id)
-            .await
-            .ok_or_else(|| "the account is not active".to_owned())?;
+    pub async fn lease_for(&self, account_id: &str) -> Result<Lease, LeaseError> {
+        let slot = self.find(account_id).await.ok_or(LeaseError::NotActive)?;
         self.prepare(&slot).await
     }
 
@@ -563,7 +582,7 @@ impl AccountPool {
         Ok(slots)
     }
 
-    async fn prepare(&self, slot: &Arc<AccountSlot>) -> Result<Lease, String> {
+    async fn prepare(&self, slot: &Arc<AccountSlot>) -> Result<Lease, LeaseError> {
         let in_flight = InFlight::start(slot);
         let mut access_token = self.access_token(slot).await?;
         let project = match self.project(slot, &access_token).await {
@@ -588,7 +607,7 @@ impl AccountPool {
 
     /// A valid access token, refreshed first when it is close to expiry. The slot's
     /// mutex makes this single-flight: concurrent callers wait for one refresh.
-    async fn access_token(&self, slot: &AccountSlot) -> Result<String, String> {
+    async fn access_token(&self, slot: &AccountSlot) -> Result<String, LeaseError> {
         let mut token = slot.token.lock().await;
         let now = OffsetDateTime::now_utc();
         if let Some(t) = token
@@ -604,9 +623,9 @@ impl AccountPool {
             .map_err(|e| {
                 // The detail (e-mail, key file) is for the operator's log only.
                 tracing::error!(account = %slot.email, error = %e, "cannot read the account");
-                "its stored tokens cannot be read (see the server log)".to_owned()
+                LeaseError::Unreadable
             })?
-            .ok_or_else(|| "the account was removed".to_owned())?;
+            .ok_or(LeaseError::Removed)?;
         match self.google.refresh(account.refresh_token.expose()).await {
             Ok(grant) => {
                 let expires_at = now + grant.expires_in;
@@ -627,14 +646,12 @@ impl AccountPool {
                 Ok(grant.access_token)
             }
             Err(UpstreamError::InvalidGrant { description }) => {
-                let reason = format!(
-                    "Google refused the refresh token ({description}); sign in again with `agm accounts add`"
-                );
+                let error = LeaseError::TokenRefused(description);
                 // Audited, and its conversations move to other accounts.
-                self.disable(&slot.id, &reason).await;
-                Err(reason)
+                self.disable(&slot.id, &error.to_string()).await;
+                Err(error)
             }
-            Err(e) => Err(format!("token refresh failed: {e}")),
+            Err(e) => Err(LeaseError::Refresh(e)),
         }
     }
 
@@ -662,7 +679,7 @@ impl AccountPool {
     /// discovery (loadCodeAssist, onboarding when needed), one discovery per account at
     /// a time. An account that needs its user (verification, a project to configure) is
     /// blocked with the reason and the link.
-    async fn project(&self, slot: &AccountSlot, access_token: &str) -> Result<String, String> {
+    async fn project(&self, slot: &AccountSlot, access_token: &str) -> Result<String, LeaseError> {
         if let Some(id) = self.project_cache().get(&slot.id, Instant::now()) {
             return Ok(id);
         }
@@ -729,7 +746,7 @@ impl AccountPool {
                     &format!("blocked: {reason}"),
                 )
                 .await;
-                Err(reason)
+                Err(LeaseError::NeedsUser(reason))
             }
             Err(e) => {
                 // A 401 (the token expired early, or was revoked) says nothing about
@@ -746,7 +763,7 @@ impl AccountPool {
                     *slot.token.lock().await = None;
                     tracing::info!(account = %slot.email, error = %e, "project discovery refused the access token; it is refreshed on the next try");
                 }
-                Err(format!("project discovery failed: {e}"))
+                Err(LeaseError::Discovery(e.to_string()))
             }
         }
     }

@@ -173,6 +173,15 @@ pub fn resolve(state: &AppState, api: ApiKind, client_model: &str) -> Result<Res
     }
 }
 
+/// Why an account's model list could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Lease(#[from] crate::routing::accounts::LeaseError),
+    #[error("the quota fetch failed: {0}")]
+    Quota(#[from] agm_google::UpstreamError),
+}
+
 /// What a fetch of an account's models needs, owned (so it can run on the side).
 #[derive(Clone)]
 pub struct Refresher {
@@ -193,7 +202,7 @@ impl Refresher {
     /// Asks Google what `account_id` is offered now (`fetchAvailableModels`, with its
     /// quota), stores the snapshot, and updates the catalogue and the account's quota.
     /// At most one fetch per account at a time: a second caller returns at once.
-    pub async fn refresh(&self, account_id: &str) -> Result<(), String> {
+    pub async fn refresh(&self, account_id: &str) -> Result<(), FetchError> {
         let catalogue = &self.accounts.catalogue;
         if !catalogue.start_fetch(account_id) {
             return Ok(());
@@ -203,7 +212,7 @@ impl Refresher {
         result
     }
 
-    async fn fetch(&self, account_id: &str) -> Result<(), String> {
+    async fn fetch(&self, account_id: &str) -> Result<(), FetchError> {
         let lease = self.accounts.lease_for(account_id).await?;
         let snapshot = self
             .google
@@ -212,8 +221,7 @@ impl Refresher {
                 &lease.project,
                 time::OffsetDateTime::now_utc(),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         drop(lease);
         self.accounts
             .set_quota(account_id, crate::state::quota::fractions(&snapshot))

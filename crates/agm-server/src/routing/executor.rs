@@ -25,16 +25,16 @@ use axum::http::{HeaderMap, HeaderValue};
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::app::AppState;
-use crate::http::error::{ApiError, ApiKind, ErrorKind};
+use crate::http::error::ErrorKind;
 use crate::routing::accounts::{Lease, PoolError};
 use crate::routing::breaker::AccountGate;
+use crate::routing::error::RouteError;
 
 /// An upstream answer with no content is asked for again this many times.
 const EMPTY_ANSWER_RETRIES: usize = 1;
 
 /// A request bound for one upstream model.
 pub struct UpstreamCall<'a> {
-    pub api: ApiKind,
     pub model: &'a str,
     pub request: GenerateContentRequest,
 }
@@ -117,7 +117,7 @@ impl UpstreamCall<'_> {
     pub async fn generate(
         &self,
         state: &AppState,
-    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+    ) -> Result<(CloudCodeResponse, Served), RouteError> {
         self.route(
             state,
             |pool| self.generate_on(state, pool),
@@ -130,7 +130,7 @@ impl UpstreamCall<'_> {
         &self,
         state: &AppState,
         pool: Pool,
-    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+    ) -> Result<(CloudCodeResponse, Served), RouteError> {
         self.with_accounts(state, pool, |lease| async move {
             let body = self.envelope(&lease);
             let gate = gate(state, &lease);
@@ -162,7 +162,7 @@ impl UpstreamCall<'_> {
 
     /// `streamGenerateContent`, returned once the first chunk has arrived, so that a
     /// failure before it still rotates accounts or becomes a proper error status.
-    pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
+    pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, RouteError> {
         self.route(
             state,
             |pool| self.open_stream_on(state, pool),
@@ -171,7 +171,7 @@ impl UpstreamCall<'_> {
         .await
     }
 
-    async fn open_stream_on(&self, state: &AppState, pool: Pool) -> Result<OpenStream, ApiError> {
+    async fn open_stream_on(&self, state: &AppState, pool: Pool) -> Result<OpenStream, RouteError> {
         self.with_accounts(state, pool, |lease| async move {
             let body = self.envelope(&lease);
             let gate = gate(state, &lease);
@@ -247,19 +247,19 @@ impl UpstreamCall<'_> {
         state: &AppState,
         on_pool: A,
         official: O,
-    ) -> Result<T, ApiError>
+    ) -> Result<T, RouteError>
     where
         A: Fn(Pool) -> AF,
-        AF: Future<Output = Result<T, ApiError>>,
+        AF: Future<Output = Result<T, RouteError>>,
         O: Fn() -> OF,
-        OF: Future<Output = Result<T, ApiError>>,
+        OF: Future<Output = Result<T, RouteError>>,
     {
         if self.goes_official(state) {
             return official().await;
         }
         let pools = self.pools(state);
         let keys = !state.config.safe_mode.gemini_api_keys.is_empty();
-        let mut last: Option<ApiError> = None;
+        let mut last: Option<RouteError> = None;
         let mut tried_official = false;
         for (i, pool) in pools.iter().enumerate() {
             let result = match pool {
@@ -274,11 +274,10 @@ impl UpstreamCall<'_> {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let exhausted = error.pool_empty
-                || matches!(error.kind, ErrorKind::RateLimited | ErrorKind::Overloaded);
+            let exhausted = error.pool_exhausted();
             let more = pools[i + 1..].iter().any(|p| *p != Pool::GeminiApi || keys);
             // A pool with no account at all says less than an earlier pool's failure.
-            if last.is_none() || !error.pool_empty {
+            if last.is_none() || !error.no_account {
                 last = Some(error);
             }
             if !(exhausted && more) {
@@ -287,8 +286,7 @@ impl UpstreamCall<'_> {
             tracing::info!(model = self.model, pool = %pool, "pool exhausted; trying the next");
         }
         let error = last.unwrap_or_else(|| {
-            ApiError::new(
-                self.api,
+            RouteError::new(
                 ErrorKind::Unavailable,
                 "no pool in routing.gemini_pool_order can serve this request",
             )
@@ -328,7 +326,7 @@ impl UpstreamCall<'_> {
     }
 
     /// `countTokens` on the upstream model, for the request's contents.
-    pub async fn count_tokens(&self, state: &AppState) -> Result<u64, ApiError> {
+    pub async fn count_tokens(&self, state: &AppState) -> Result<u64, RouteError> {
         if self.goes_official(state) {
             let target = self.official_target(state)?;
             return crate::ops::telemetry::upstream(state.google.official_count_tokens(
@@ -337,7 +335,7 @@ impl UpstreamCall<'_> {
                 &self.request.contents,
             ))
             .await
-            .map_err(|e| ApiError::from_upstream(self.api, &e, &target.model, &target.label));
+            .map_err(|e| RouteError::from_upstream(&e, &target.model, &target.label));
         }
         self.with_accounts(state, Pool::Antigravity, |lease| async move {
             state
@@ -369,12 +367,12 @@ impl UpstreamCall<'_> {
     /// account could serve it at all (none set up, or every one out because its project
     /// id keeps failing) and an API key is configured, or safe mode has just turned on
     /// (then, with no key, the client learns how to add one).
-    fn falls_back(&self, state: &AppState, error: &ApiError) -> bool {
-        error.pool_empty
+    fn falls_back(&self, state: &AppState, error: &RouteError) -> bool {
+        error.no_account
             && (!state.config.safe_mode.gemini_api_keys.is_empty() || state.safe_mode.is_active())
     }
 
-    fn official_target(&self, state: &AppState) -> Result<OfficialTarget, ApiError> {
+    fn official_target(&self, state: &AppState) -> Result<OfficialTarget, RouteError> {
         let keys = &state.config.safe_mode.gemini_api_keys;
         if keys.is_empty() {
             return Err(self.no_key(state));
@@ -392,9 +390,8 @@ impl UpstreamCall<'_> {
     }
 
     /// The 503 for the official path with no key: how to add one.
-    fn no_key(&self, state: &AppState) -> ApiError {
-        ApiError::new(
-            self.api,
+    fn no_key(&self, state: &AppState) -> RouteError {
+        RouteError::new(
             ErrorKind::Unavailable,
             if state.config.routing.enable_antigravity {
                 "safe mode is on (the Antigravity path keeps failing) and no Gemini API key is configured: add one with GEMINI_API_KEY=<key> or [safe_mode] gemini_api_keys in the config, or turn safe mode off with `agm safe-mode disable`"
@@ -415,7 +412,7 @@ impl UpstreamCall<'_> {
     async fn official_generate(
         &self,
         state: &AppState,
-    ) -> Result<(CloudCodeResponse, Served), ApiError> {
+    ) -> Result<(CloudCodeResponse, Served), RouteError> {
         self.with_keys(state, |target| async move {
             // The Gemini API client leaves Cloud-Code-only fields (`sessionId`) out.
             let response = state
@@ -437,7 +434,7 @@ impl UpstreamCall<'_> {
         .await
     }
 
-    async fn official_stream(&self, state: &AppState) -> Result<OpenStream, ApiError> {
+    async fn official_stream(&self, state: &AppState) -> Result<OpenStream, RouteError> {
         self.with_keys(state, |target| async move {
             let stream = state
                 .google
@@ -467,17 +464,16 @@ impl UpstreamCall<'_> {
     /// Runs `call` with the official API's keys, as the routing plan says (next key
     /// after a refused key, a limit or a fault; a single key retried once after a
     /// back-off); the daily cap checked first.
-    async fn with_keys<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, ApiError>
+    async fn with_keys<T, F, Fut>(&self, state: &AppState, call: F) -> Result<T, RouteError>
     where
         F: Fn(OfficialTarget) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
         let keys = state.config.safe_mode.gemini_api_keys.len();
         if let Some(cap) = state.daily_cap.check() {
-            return Err(ApiError {
+            return Err(RouteError {
                 retry_after: Some(cap),
-                ..ApiError::new(
-                    self.api,
+                ..RouteError::new(
                     ErrorKind::RateLimited,
                     format!(
                         "the daily request cap of the paid Gemini API pool ([safe_mode] daily_request_cap = {}) is reached; it resets at midnight UTC",
@@ -513,8 +509,7 @@ impl UpstreamCall<'_> {
                 }
                 Step::Call { .. } | Step::RetrySame { .. } => {
                     let Some(t) = target.as_ref() else {
-                        return Err(ApiError::new(
-                            self.api,
+                        return Err(RouteError::new(
                             ErrorKind::Internal,
                             "the routing plan called a key it was not given",
                         ));
@@ -546,17 +541,15 @@ impl UpstreamCall<'_> {
                     plan.waited(Instant::now())
                 }
                 Step::Done => {
-                    return value.ok_or_else(|| {
-                        ApiError::new(self.api, ErrorKind::Internal, "no answer was kept")
-                    });
+                    return value
+                        .ok_or_else(|| RouteError::new(ErrorKind::Internal, "no answer was kept"));
                 }
                 Step::Fail(_) => {
                     return Err(match last {
                         Some((err, label, model)) => {
-                            ApiError::from_upstream(self.api, &err, &model, &label)
+                            RouteError::from_upstream(&err, &model, &label)
                         }
-                        None => ApiError::new(
-                            self.api,
+                        None => RouteError::new(
                             ErrorKind::Unavailable,
                             "no Gemini API key could be tried",
                         ),
@@ -574,7 +567,7 @@ impl UpstreamCall<'_> {
         state: &AppState,
         pool: Pool,
         call: F,
-    ) -> Result<T, ApiError>
+    ) -> Result<T, RouteError>
     where
         F: Fn(Lease) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
@@ -672,9 +665,8 @@ impl UpstreamCall<'_> {
                     continue;
                 }
                 Step::Done => {
-                    return value.ok_or_else(|| {
-                        ApiError::new(self.api, ErrorKind::Internal, "no answer was kept")
-                    });
+                    return value
+                        .ok_or_else(|| RouteError::new(ErrorKind::Internal, "no answer was kept"));
                 }
                 Step::Fail(failure) => {
                     return Err(self.route_error(state, failure, last, pool_err));
@@ -728,16 +720,14 @@ impl UpstreamCall<'_> {
         failure: RouteFailure,
         last: Option<Failure>,
         pool_err: Option<PoolError>,
-    ) -> ApiError {
-        let from_last = |last: &Failure| {
-            ApiError::from_upstream(self.api, &last.error, self.model, &last.account_id)
-        };
+    ) -> RouteError {
+        let from_last =
+            |last: &Failure| RouteError::from_upstream(&last.error, self.model, &last.account_id);
         match failure.kind {
             RouteFailureKind::AllLimited { retry_after } => {
                 let mut error = match (&last, &failure.last_error_account) {
                     (Some(last), Some(_)) => from_last(last),
-                    _ => ApiError::new(
-                        self.api,
+                    _ => RouteError::new(
                         ErrorKind::RateLimited,
                         format!(
                             "every account is rate-limited for {}; retry after the delay",
@@ -750,29 +740,22 @@ impl UpstreamCall<'_> {
                 error
             }
             RouteFailureKind::NoAccount => match pool_err {
-                Some(e) => pool_error(self.api, &e),
-                None => ApiError::new(
-                    self.api,
-                    ErrorKind::Unavailable,
-                    "no account could be tried",
-                ),
+                Some(e) => pool_error(&e),
+                None => RouteError::new(ErrorKind::Unavailable, "no account could be tried"),
             },
             RouteFailureKind::Exhausted {
                 token_unconfirmed: true,
-            } => ApiError::new(
-                self.api,
+            } => RouteError::new(
                 ErrorKind::Unavailable,
                 "Google refused an account's access token and no fresh one could be tried in time; retry the request",
             ),
             RouteFailureKind::Final | RouteFailureKind::Exhausted { .. } => {
                 let Some(last) = last else {
                     return match pool_err {
-                        Some(e) => pool_error(self.api, &e),
-                        None => ApiError::new(
-                            self.api,
-                            ErrorKind::Unavailable,
-                            "no account could be tried",
-                        ),
+                        Some(e) => pool_error(&e),
+                        None => {
+                            RouteError::new(ErrorKind::Unavailable, "no account could be tried")
+                        }
                     };
                 };
                 let mut error = from_last(&last);
@@ -878,7 +861,7 @@ fn empty_answer(lease: &Lease) -> UpstreamError {
     }
 }
 
-fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
+fn pool_error(err: &PoolError) -> RouteError {
     let (kind, retry_after) = match err {
         PoolError::Store(_) => (ErrorKind::Internal, None),
         PoolError::NoAccounts | PoolError::NoneUsable(_) | PoolError::EmptyPool(_) => {
@@ -888,12 +871,12 @@ fn pool_error(api: ApiKind, err: &PoolError) -> ApiError {
             (ErrorKind::RateLimited, Some(*retry_after))
         }
     };
-    ApiError {
+    RouteError {
         retry_after,
-        pool_empty: matches!(
+        no_account: matches!(
             err,
             PoolError::NoAccounts | PoolError::NoneUsable(_) | PoolError::EmptyPool(_)
         ),
-        ..ApiError::new(api, kind, err.to_string())
+        ..RouteError::new(kind, err.to_string())
     }
 }

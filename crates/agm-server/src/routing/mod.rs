@@ -6,6 +6,7 @@ pub(crate) mod breaker;
 pub mod catalogue;
 pub mod drift;
 pub(crate) mod effects;
+pub mod error;
 pub(crate) mod executor;
 pub(crate) mod official;
 pub mod safe_mode;
