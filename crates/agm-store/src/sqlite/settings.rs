@@ -1,8 +1,9 @@
 //! Settings: small JSON values by key.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::StoreError;
+use crate::raw::parse_setting;
 
 pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
     let text: Option<String> = conn
@@ -10,13 +11,7 @@ pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<serde_json::Val
             row.get(0)
         })
         .optional()?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|_| StoreError::InvalidValue {
-            column: "settings.value",
-            value: format!("(the value of {key}, not JSON)"),
-        })
-    })
-    .transpose()
+    text.map(|text| parse_setting(key, &text)).transpose()
 }
 
 pub(super) fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result<(), StoreError> {
@@ -26,4 +21,29 @@ pub(super) fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result
         params![key, value, now],
     )?;
     Ok(())
+}
+
+/// Reads, lets `f` decide, writes (or deletes, on `None`) in one `BEGIN IMMEDIATE`
+/// transaction. The outer result is the store's, the inner `f`'s (which rolls back).
+pub(super) fn update<E>(
+    conn: &mut Connection,
+    key: &str,
+    now: i64,
+    f: impl FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, E>,
+) -> Result<Result<Option<serde_json::Value>, E>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = get(&tx, key)?;
+    let next = match f(current) {
+        Ok(next) => next,
+        // Dropping the transaction rolls it back.
+        Err(e) => return Ok(Err(e)),
+    };
+    match &next {
+        Some(value) => set(&tx, key, &value.to_string(), now)?,
+        None => {
+            tx.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Ok(next))
 }
