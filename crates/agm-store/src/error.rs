@@ -127,6 +127,11 @@ pub enum StoreError {
         "both {SEAL_KEY_ENV} and [storage] key_file = {} are set; set only one of them", path.display()
     )]
     SealKeyTwice { path: PathBuf },
+    #[error(
+        "the key file {} holds another key than the one the stored tokens are sealed with; name another file, or move that one away",
+        path.display()
+    )]
+    KeyFileHoldsAnotherKey { path: PathBuf },
     #[error("PostgreSQL error: {}", describe_pg(.0))]
     Postgres(#[source] tokio_postgres::Error),
     #[error(
@@ -145,6 +150,18 @@ pub enum StoreError {
         migration: &'static str,
         source: tokio_postgres::Error,
     },
+    #[error(
+        "{target} already holds {holds}: migrate into an empty database (or schema), or empty that one first"
+    )]
+    CopyTargetNotEmpty { target: String, holds: String },
+    #[error(
+        "{target} was migrated from this store at {finished} and has changed since (a cluster may be using it): nothing was copied; to copy again, migrate into an empty database"
+    )]
+    CopyTargetInUse { target: String, finished: String },
+    #[error(
+        "after copying, {table} differs between the source and the target ({detail}); stop whatever writes to either (agm serve) and run the migration again"
+    )]
+    CopyMismatch { table: &'static str, detail: String },
     #[error("{}", data_dir_in_use(*pid, dir))]
     DataDirInUse {
         /// The process holding the lock, if it has written its id yet.

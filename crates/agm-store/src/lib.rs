@@ -11,6 +11,7 @@
 mod account;
 mod audit;
 mod client_key;
+mod copy;
 mod data_dir_lock;
 mod error;
 pub mod keychain;
@@ -29,6 +30,7 @@ mod timestamp;
 pub use account::{Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
+pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCheck};
 pub use data_dir_lock::{DataDirLock, LOCK_FILE};
 pub use error::{StoreError, UnknownName};
 pub use keychain::{

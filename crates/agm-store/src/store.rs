@@ -53,7 +53,7 @@ impl From<KeyStore> for StoreOptions {
 /// one connection and one sealing key.
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    pub(crate) backend: Backend,
     sealer: Arc<Sealer>,
     key_choice: KeyChoice,
 }
@@ -69,7 +69,7 @@ pub struct UnreadableAccount {
 
 /// Where the data lives: a closed set.
 #[derive(Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqliteStore),
     /// Cluster mode: one database shared by several agm processes.
     Postgres(PgStore),
@@ -84,6 +84,8 @@ macro_rules! dispatch {
         }
     };
 }
+
+pub(crate) use dispatch;
 
 /// How [`Store::open_postgres`] opens a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +112,7 @@ impl Default for PostgresOptions {
 enum KeyInput {
     Shared(SharedKey),
     /// Another store's (`agm store migrate` seals nothing anew: it copies sealed values).
-    SameAs(Sealer),
+    SameAs(Box<Sealer>),
 }
 
 impl fmt::Debug for Store {
@@ -222,7 +224,7 @@ impl Store {
         options: PostgresOptions,
     ) -> Result<Store, StoreError> {
         let sealer = self.sealer.with_source(self.sealer.source().clone());
-        Store::open_postgres_keyed(url, KeyInput::SameAs(sealer), options).await
+        Store::open_postgres_keyed(url, KeyInput::SameAs(Box::new(sealer)), options).await
     }
 
     async fn open_postgres_keyed(
@@ -232,7 +234,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let (db, setup) = PgStore::open(url, options.max_connections).await?;
         let (sealer, created) = match key {
-            KeyInput::SameAs(sealer) => (sealer, false),
+            KeyInput::SameAs(sealer) => (*sealer, false),
             KeyInput::Shared(key) => {
                 let loaded = {
                     let key = key.clone();
@@ -287,6 +289,25 @@ impl Store {
     /// Where the sealing key came from.
     pub fn key_source(&self) -> KeySource {
         self.sealer.source().clone()
+    }
+
+    /// Writes this store's seal key to a new key file at `path` (mode 0600), for other
+    /// agm processes that share a database with it (`[storage] key_file`, or
+    /// `AGM_SEAL_KEY` set to the file's contents). Returns `true` if it wrote the file,
+    /// `false` if the file already holds this key; a file holding another key is
+    /// [`StoreError::KeyFileHoldsAnotherKey`] and is left alone.
+    pub async fn write_key_file(&self, path: &Path) -> Result<bool, StoreError> {
+        let (sealer, path) = (Arc::clone(&self.sealer), path.to_path_buf());
+        blocking(move || {
+            if sealer.write_new_key_file(&path)? {
+                return Ok(true);
+            }
+            match SharedKey::File(path.clone()).load()? {
+                Some(existing) if existing.same_key(&sealer) => Ok(false),
+                _ => Err(StoreError::KeyFileHoldsAnotherKey { path }),
+            }
+        })
+        .await
     }
 
     /// Why the sealing key is kept where it is (`agm doctor`).

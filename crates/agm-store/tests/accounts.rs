@@ -541,34 +541,13 @@ async fn update_setting_reads_modifies_writes_and_deletes(store: Store) {
         .unwrap();
     assert_eq!(stored, None);
     assert_eq!(store.get_setting("counter").await.unwrap(), None);
-    assert!(
-        store
-            .update_setting("", |v| Ok::<_, StoreError>(v))
-            .await
-            .is_err()
-    );
+    assert!(store.update_setting("", Ok::<_, StoreError>).await.is_err());
 }
 
 /// 20 increments at once, each a read-modify-write: exactly 20, none lost.
 async fn concurrent_setting_updates_lose_nothing(store: Store) {
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .update_setting("hits", |old| {
-                        let n = old.and_then(|v| v.as_i64()).unwrap_or(0);
-                        Ok::<_, StoreError>(Some(serde_json::json!(n + 1)))
-                    })
-                    .await
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap().unwrap();
-    }
     assert_eq!(
-        store.get_setting("hits").await.unwrap(),
+        common::race_increments(&[store]).await,
         Some(serde_json::json!(20))
     );
 }

@@ -9,11 +9,11 @@ use crate::raw::{RawAccount, parse_pool, state_columns};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::timestamp::to_millis;
 
-const COLUMNS: &str = "id, email, pool, refresh_token, access_token, access_expires_at, \
+pub(super) const COLUMNS: &str = "id, email, pool, refresh_token, access_token, access_expires_at, \
      project_id, tier, state, state_reason, state_url, created_at, updated_at";
 
 /// A row as SQLite returns it, before the names and times are checked.
-fn raw_account(row: &Row<'_>) -> rusqlite::Result<RawAccount> {
+pub(super) fn raw_account(row: &Row<'_>) -> rusqlite::Result<RawAccount> {
     Ok(RawAccount {
         id: row.get(0)?,
         email: row.get(1)?,

@@ -9,7 +9,7 @@ use crate::raw::RawKey;
 
 const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
 
-fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
+pub(super) fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
     Ok(RawKey {
         id: row.get(0)?,
         name: row.get(1)?,

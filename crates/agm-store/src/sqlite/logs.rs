@@ -37,7 +37,7 @@ pub(super) fn list_audit(
     raw.into_iter().map(RawAudit::check).collect()
 }
 
-fn raw_audit(row: &Row<'_>) -> rusqlite::Result<RawAudit> {
+pub(super) fn raw_audit(row: &Row<'_>) -> rusqlite::Result<RawAudit> {
     Ok(RawAudit {
         id: row.get(0)?,
         at: row.get(1)?,
@@ -71,7 +71,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
     Ok(())
 }
 
-fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
+pub(super) fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
     Ok(RawRequest {
         id: row.get(0)?,
         at: row.get(1)?,
@@ -90,17 +90,17 @@ fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
     })
 }
 
+pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
+     status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us";
+
 pub(super) fn list_requests(
     conn: &Connection,
     since: Option<OffsetDateTime>,
     limit: usize,
 ) -> Result<Vec<RequestLogRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, at, api, client_model, upstream_model, account_id, status, latency_ms, \
-         input_tokens, output_tokens, error_class, route, attempts, overhead_us \
-         FROM request_log WHERE at >= ?1 \
-         ORDER BY at DESC, id DESC LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM request_log WHERE at >= ?1 ORDER BY at DESC, id DESC LIMIT ?2"
+    ))?;
     let raw = stmt
         .query_map(
             params![since_millis(since), limit_to_i64(limit)],

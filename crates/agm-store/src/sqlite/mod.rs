@@ -3,6 +3,7 @@
 
 mod accounts;
 mod client_keys;
+mod dump;
 mod logs;
 pub(crate) mod migrate;
 mod settings;

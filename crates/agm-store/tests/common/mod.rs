@@ -5,7 +5,13 @@
 //! `postgres://postgres@127.0.0.1:5432/test` (CI starts it). Where it does not answer
 //! they fail, saying so, unless `AGM_TEST_NO_POSTGRES=1`: then they pass without
 //! running.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 use agm_store::{PostgresOptions, Secret, SharedKey, Store};
 use base64::Engine;
@@ -101,6 +107,28 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(connection);
     Ok(client)
+}
+
+/// 20 read-modify-write increments of one setting at once, spread over `stores`
+/// (clones of one store, or replicas sharing a database): returns the final count.
+pub async fn race_increments(stores: &[Store]) -> Option<serde_json::Value> {
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            tokio::spawn(async move {
+                store
+                    .update_setting("hits", |old| {
+                        let n = old.and_then(|v| v.as_i64()).unwrap_or(0);
+                        Ok::<_, agm_store::StoreError>(Some(serde_json::json!(n + 1)))
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    stores[0].get_setting("hits").await.unwrap()
 }
 
 /// Runs each named `async fn(Store)` against an in-memory SQLite store and a PostgreSQL
