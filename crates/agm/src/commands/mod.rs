@@ -17,6 +17,7 @@ pub mod run;
 pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
+pub mod store;
 pub mod update;
 pub mod validate;
 pub mod verify;
