@@ -51,13 +51,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[storage] backend`: only what this build can open.
+/// `[storage] backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StorageBackend {
     /// `agm.db` in the data dir: one process, nothing to install.
     #[default]
     Sqlite,
+    /// PostgreSQL at `[storage] postgres_url`, shared by several agm (cluster mode). The
+    /// seal key comes from `AGM_SEAL_KEY` or `[storage] key_file`, never the database.
+    Postgres,
 }
 
 /// The commented default configuration `agm config init` writes.
@@ -341,6 +344,9 @@ pub struct StorageSection {
     pub backend: StorageBackend,
     pub postgres_url: String,
     pub redis_url: String,
+    /// With `backend = "postgres"`: a file holding the seal key every replica shares
+    /// (base64, mode 0600), unless `AGM_SEAL_KEY` holds the key itself.
+    pub key_file: String,
     /// Where the key that seals tokens at rest lives: `auto` (the OS keychain where one
     /// answers, else `secret.key`, mode 0600, in the data dir; an existing `secret.key`
     /// is always kept), `keychain`, or `file`.
@@ -354,6 +360,7 @@ impl Default for StorageSection {
             backend: StorageBackend::Sqlite,
             postgres_url: String::new(),
             redis_url: String::new(),
+            key_file: String::new(),
             key_store: agm_store::KeyStore::Auto,
         }
     }
@@ -529,6 +536,15 @@ impl Config {
                 })
             }
         }
+        if self.storage.backend == StorageBackend::Postgres {
+            let url = self.storage.postgres_url.trim();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::Invalid {
+                    key: "storage.postgres_url",
+                    message: "backend = \"postgres\" needs a postgres://user@host:port/database URL (or AGM_STORAGE__POSTGRES_URL)".into(),
+                });
+            }
+        }
         if !(0.0..=1.0).contains(&self.routing.quota_threshold) {
             return Err(ConfigError::Invalid {
                 key: "routing.quota_threshold",
@@ -692,14 +708,39 @@ mod tests {
     #[test]
     fn only_a_storage_backend_this_build_has_passes() {
         let err = Config::from_toml_and_env(
-            "[storage]\nbackend = \"postgres\"\npostgres_url = \"postgres://x@db/agm\"\n",
+            "[storage]\nbackend = \"mysql\"\n",
             Path::new("c.toml"),
             &Env::new(),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("storage.backend"), "{err}");
-        assert!(err.contains("expected `sqlite`"), "{err}");
+        assert!(
+            err.contains("`sqlite`") && err.contains("`postgres`"),
+            "{err}"
+        );
+        let err = Config::from_toml_and_env(
+            "[storage]\nbackend = \"postgres\"\n",
+            Path::new("c.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("storage.postgres_url"), "{err}");
+        let env: Env = [(
+            "AGM_STORAGE__POSTGRES_URL".to_owned(),
+            "postgres://agm@db:5432/agm".to_owned(),
+        )]
+        .into_iter()
+        .collect();
+        let config = Config::from_toml_and_env(
+            "[storage]\nbackend = \"postgres\"\n",
+            Path::new("c.toml"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::Postgres);
+        assert_eq!(config.storage.postgres_url, "postgres://agm@db:5432/agm");
     }
 
     #[test]

@@ -156,6 +156,21 @@ async fn the_feature_flag_sends_everything_to_the_official_api() {
     }
 }
 
+/// The rollback flag stops every call with the accounts, the background quota
+/// refresh's too (docs/operations/rollback.md).
+#[tokio::test]
+async fn the_feature_flag_stops_the_background_quota_refresh() {
+    let h = start_with(|c| {
+        c.routing.enable_antigravity = false;
+        c.routing.quota_refresh = Duration::from_millis(100);
+        c.safe_mode.gemini_api_keys = vec![KEY.into()];
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.sim.count(SimMethod::FetchAvailableModels), 0);
+    assert_eq!(h.sim.count(SimMethod::LoadCodeAssist), 0);
+}
+
 #[tokio::test]
 async fn a_running_server_follows_the_cli_within_two_seconds() {
     let h = start_with(|c| c.safe_mode.gemini_api_keys = vec![KEY.into()]).await;

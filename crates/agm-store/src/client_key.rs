@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use crate::raw::RawKey;
+
 /// Every generated secret starts with this.
 pub const CLIENT_KEY_SCHEME: &str = "agm-";
 /// Random characters after the scheme.
@@ -64,6 +66,31 @@ pub(crate) fn secret_sha256(secret: &str) -> String {
 /// The displayed prefix of a secret; also narrows the lookup when verifying.
 pub(crate) fn secret_prefix(secret: &str) -> String {
     secret.chars().take(PREFIX_CHARS).collect()
+}
+
+/// How stale `last_used_at` may get: verifying a key writes at most once per this.
+const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+/// Of the active keys with the secret's prefix (each with its stored hash), the one whose
+/// hash is `secret_sha256`. Every candidate's hash is compared in constant time, with no
+/// early exit, so every candidate costs the same.
+pub(crate) fn matching_key(
+    candidates: Vec<(RawKey, String)>,
+    secret_sha256: &str,
+) -> Option<RawKey> {
+    let mut found = None;
+    for (key, hash) in candidates {
+        if hashes_match(&hash, secret_sha256) {
+            found = Some(key);
+        }
+    }
+    found
+}
+
+/// Whether verifying `key` at `now` should record the use.
+pub(crate) fn last_used_is_stale(key: &RawKey, now: i64) -> bool {
+    key.last_used_at
+        .is_none_or(|last| now - last >= LAST_USED_RESOLUTION_MS)
 }
 
 /// Compares two hashes in constant time.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use rusqlite::ErrorCode;
 
-use crate::seal::{KeyFileError, UnsealError};
+use crate::seal::{KeyFileError, KeySource, UnsealError};
+use crate::shared_key::SEAL_KEY_ENV;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +111,57 @@ pub enum StoreError {
         /// How many accounts hold tokens sealed with the missing key.
         accounts: i64,
     },
+    #[error(
+        "the seal key ({key}) is not the one the stored tokens are sealed with; every agm sharing this database must use the same key ({SEAL_KEY_ENV}, or [storage] key_file): copy it from a replica that works, or run with --force-new-key to start over with this one (the stored accounts then cannot be read: sign them in again)"
+    )]
+    SealKeyMismatch { key: KeySource },
+    #[error(
+        "{var} does not hold a key (expected 32 bytes in base64, as `openssl rand -base64 32` prints); set it to the key every agm sharing the database uses"
+    )]
+    SealKeyEnvInvalid { var: &'static str },
+    #[error(
+        "cluster mode needs the seal key every replica shares: set {SEAL_KEY_ENV} to it (32 bytes in base64), or [storage] key_file to a file holding it (mode 0600); `agm store migrate --key-file PATH` writes an existing data dir's key to such a file"
+    )]
+    SealKeyNotConfigured,
+    #[error(
+        "both {SEAL_KEY_ENV} and [storage] key_file = {} are set; set only one of them", path.display()
+    )]
+    SealKeyTwice { path: PathBuf },
+    #[error(
+        "the key file {} holds another key than the one the stored tokens are sealed with; name another file, or move that one away",
+        path.display()
+    )]
+    KeyFileHoldsAnotherKey { path: PathBuf },
+    #[error("PostgreSQL error: {}", describe_pg(.0))]
+    Postgres(#[source] tokio_postgres::Error),
+    #[error(
+        "cannot connect to PostgreSQL at {target}: {reason}; check that it is running and reachable, and the URL's host, port, user, password and database"
+    )]
+    PostgresUnreachable { target: String, reason: String },
+    #[error(
+        "invalid PostgreSQL URL: {problem} (expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE, optionally with ?sslmode=require)"
+    )]
+    PostgresUrl { problem: String },
+    #[error(
+        "cannot upgrade the PostgreSQL schema to {migration}: {} (restore the database from a backup, or report this as a bug)",
+        describe_pg(source)
+    )]
+    PostgresMigration {
+        migration: &'static str,
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "{target} already holds {holds}: migrate into an empty database (or schema), or empty that one first"
+    )]
+    CopyTargetNotEmpty { target: String, holds: String },
+    #[error(
+        "{target} was migrated from this store at {finished} and has changed since (a cluster may be using it): nothing was copied; to copy again, migrate into an empty database"
+    )]
+    CopyTargetInUse { target: String, finished: String },
+    #[error(
+        "after copying, {table} differs between the source and the target ({detail}); stop whatever writes to either (agm serve) and run the migration again"
+    )]
+    CopyMismatch { table: &'static str, detail: String },
     #[error("{}", data_dir_in_use(*pid, dir))]
     DataDirInUse {
         /// The process holding the lock, if it has written its id yet.
@@ -135,6 +187,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    pub(crate) fn ambiguous_account<'a>(
+        email: &str,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> StoreError {
+        StoreError::AmbiguousAccount {
+            email: email.to_owned(),
+            ids: ids.collect::<Vec<_>>().join(", "),
+        }
+    }
+
     pub(crate) fn account_not_found(id: &str) -> StoreError {
         StoreError::NotFound {
             what: "account",
@@ -161,6 +223,24 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
             _ => StoreError::Sqlite(e),
         }
+    }
+}
+
+/// A PostgreSQL error in one line: the server's message and SQLSTATE, or the client's
+/// error and its cause. The server's DETAIL (which can quote row values) is left out.
+pub(crate) fn describe_pg(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        StoreError::Postgres(e)
     }
 }
 

@@ -114,6 +114,9 @@ pub enum KeyChoice {
     KeychainRefused { reason: String },
     /// A random key that lives only as long as the process.
     Memory,
+    /// The key every agm sharing a PostgreSQL database is given (`AGM_SEAL_KEY`, or
+    /// `[storage] key_file`); `created` if this open made the key file.
+    Shared { created: bool },
 }
 
 impl fmt::Display for KeyChoice {
@@ -132,6 +135,12 @@ impl fmt::Display for KeyChoice {
                 write!(f, "the OS keychain did not take a new key ({reason})")
             }
             KeyChoice::Memory => f.write_str("the key lives only in memory"),
+            KeyChoice::Shared { created: false } => {
+                f.write_str("the key shared by every agm on the database (AGM_SEAL_KEY or [storage] key_file)")
+            }
+            KeyChoice::Shared { created: true } => f.write_str(
+                "a new shared key file was created: give it to every agm on the database ([storage] key_file)",
+            ),
         }
     }
 }

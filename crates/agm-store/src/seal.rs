@@ -41,6 +41,8 @@ pub enum KeySource {
     Keychain { service: String, user: String },
     /// A random key that lives only as long as the process (tests, `agm demo`).
     Memory,
+    /// An environment variable holding the key (cluster mode: `AGM_SEAL_KEY`).
+    Env(&'static str),
 }
 
 impl fmt::Display for KeySource {
@@ -51,6 +53,7 @@ impl fmt::Display for KeySource {
                 write!(f, "the OS keychain entry {service}/{user}")
             }
             KeySource::Memory => f.write_str("the in-memory key"),
+            KeySource::Env(var) => write!(f, "the key in the environment variable {var}"),
         }
     }
 }
@@ -99,6 +102,9 @@ pub enum KeyFileError {
 /// Seals and unseals secret values with one AES-256-GCM key.
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// Kept to write the key out for other agm processes (`agm store migrate
+    /// --key-file`) and to compare keys; never shown.
+    key: [u8; KEY_LEN],
     source: KeySource,
 }
 
@@ -115,6 +121,7 @@ impl Sealer {
     pub fn new(key: [u8; KEY_LEN], source: KeySource) -> Sealer {
         Sealer {
             cipher: Aes256Gcm::new(&key.into()),
+            key,
             source,
         }
     }
@@ -151,6 +158,23 @@ impl Sealer {
                 source: io::Error::from(io::ErrorKind::NotFound),
             }),
         }
+    }
+
+    /// Whether `other` seals with the same key.
+    pub fn same_key(&self, other: &Sealer) -> bool {
+        use subtle::ConstantTimeEq;
+        self.key.ct_eq(&other.key).into()
+    }
+
+    /// This sealer with its key said to come from `source`.
+    pub(crate) fn with_source(&self, source: KeySource) -> Sealer {
+        Sealer::new(self.key, source)
+    }
+
+    /// Writes the key to a new key file at `path` (mode 0600, atomically). Returns
+    /// `false`, leaving it alone, if the file already exists.
+    pub(crate) fn write_new_key_file(&self, path: &Path) -> Result<bool, KeyFileError> {
+        install_key_file(path, &self.key)
     }
 
     /// Where this sealer's key came from.

@@ -14,10 +14,12 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::client_key::{ClientKey, generate_secret, secret_prefix, secret_sha256};
 use crate::error::StoreError;
 use crate::keychain::{KeyChoice, KeyStore, KeyVault, NewKeyPolicy, OsKeychain, select_key};
+use crate::postgres::{PgStore, Setup};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::seal::{KeySource, Sealer};
 use crate::secret::Secret;
+use crate::shared_key::SharedKey;
 use crate::sqlite::SqliteStore;
 use crate::timestamp::now_millis;
 
@@ -51,7 +53,7 @@ impl From<KeyStore> for StoreOptions {
 /// one connection and one sealing key.
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    pub(crate) backend: Backend,
     sealer: Arc<Sealer>,
     key_choice: KeyChoice,
 }
@@ -65,16 +67,58 @@ pub struct UnreadableAccount {
     pub error: StoreError,
 }
 
-/// Where the data lives. A closed set: PostgreSQL joins for cluster mode.
+/// Where the data lives: a closed set.
 #[derive(Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqliteStore),
+    /// Cluster mode: one database shared by several agm processes.
+    Postgres(PgStore),
+}
+
+/// Calls the same method on whichever backend the store has.
+macro_rules! dispatch {
+    ($store:ident, $db:ident => $call:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($db) => $call,
+            Backend::Postgres($db) => $call,
+        }
+    };
+}
+
+pub(crate) use dispatch;
+
+/// How [`Store::open_postgres`] opens a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// The most connections this process keeps open to the database.
+    pub max_connections: usize,
+    /// Make a new seal key (or adopt the given one) even though the database holds
+    /// accounts sealed with another (`agm --force-new-key`): their tokens stay unreadable
+    /// until signed in again, and every other agm sharing the database must then be given
+    /// the new key.
+    pub force_new_key: bool,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> PostgresOptions {
+        PostgresOptions {
+            max_connections: 16,
+            force_new_key: false,
+        }
+    }
+}
+
+/// The seal key a PostgreSQL store is opened with.
+enum KeyInput {
+    Shared(SharedKey),
+    /// Another store's (`agm store migrate` seals nothing anew: it copies sealed values).
+    SameAs(Box<Sealer>),
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
-            .field("db_path", &self.db_path())
+            .field("location", &self.location())
             .field("key_source", self.sealer.source())
             .finish()
     }
@@ -143,16 +187,127 @@ impl Store {
         .await
     }
 
-    /// The database file, `None` for an in-memory store.
+    /// Opens the PostgreSQL database at `url` (cluster mode: every agm process of the
+    /// cluster opens the same one) and brings its schema up to date. `url` is
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`, with libpq's query options
+    /// where tokio-postgres has them (`options`, `connect_timeout`, `application_name`,
+    /// ...) and its `sslmode`: `disable`, `prefer` (the default) or `require` encrypt
+    /// without checking the server's certificate, `verify-ca` checks its chain and
+    /// `verify-full` also its host name, against `sslrootcert=PATH` (PEM) if given, else
+    /// the public web's roots; `require` with `sslrootcert` checks the chain.
+    ///
+    /// The seal key is never stored in the database: every agm sharing it is given the
+    /// same `key` ([`SharedKey`]: the environment variable `AGM_SEAL_KEY` holding the key
+    /// in base64, or a key file, `[storage] key_file`). The database keeps a value sealed
+    /// with it, so another key is [`StoreError::SealKeyMismatch`] at open. A key file
+    /// that does not exist is created (mode 0600) only while the database holds nothing
+    /// sealed; once it does, a missing key is [`StoreError::SealKeyMissing`], never
+    /// replaced, unless [`PostgresOptions::force_new_key`] says so.
+    ///
+    /// Replicas opening at once take turns: migrations and the key check run under a
+    /// PostgreSQL advisory lock. Unreachable is [`StoreError::PostgresUnreachable`], a bad
+    /// URL [`StoreError::PostgresUrl`]; neither shows the password.
+    pub async fn open_postgres(
+        url: &str,
+        key: SharedKey,
+        options: PostgresOptions,
+    ) -> Result<Store, StoreError> {
+        Store::open_postgres_keyed(url, KeyInput::Shared(key), options).await
+    }
+
+    /// Opens the PostgreSQL database at `url` as [`Store::open_postgres`] does, sealed
+    /// with this store's key: the target of `agm store migrate`, which copies sealed
+    /// values as they are.
+    pub async fn open_postgres_with_key_of(
+        &self,
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<Store, StoreError> {
+        let sealer = self.sealer.with_source(self.sealer.source().clone());
+        Store::open_postgres_keyed(url, KeyInput::SameAs(Box::new(sealer)), options).await
+    }
+
+    async fn open_postgres_keyed(
+        url: &str,
+        key: KeyInput,
+        options: PostgresOptions,
+    ) -> Result<Store, StoreError> {
+        let (db, setup) = PgStore::open(url, options.max_connections).await?;
+        let (sealer, created) = match key {
+            KeyInput::SameAs(sealer) => (*sealer, false),
+            KeyInput::Shared(key) => {
+                let loaded = {
+                    let key = key.clone();
+                    blocking(move || key.load()).await?
+                };
+                match loaded {
+                    Some(sealer) => (sealer, false),
+                    None => {
+                        let accounts = setup.sealed_refresh_tokens().await?.len();
+                        let sealed = accounts > 0 || setup.meta(SEAL_KEY_CHECK).await?.is_some();
+                        if sealed && !options.force_new_key {
+                            return Err(StoreError::SealKeyMissing {
+                                expected: key.expected(),
+                                accounts: i64::try_from(accounts).unwrap_or(i64::MAX),
+                            });
+                        }
+                        (blocking(move || key.create()).await?, true)
+                    }
+                }
+            }
+        };
+        check_shared_key(&setup, &sealer, created, options.force_new_key).await?;
+        // Closing the setup connection lets the next replica in.
+        drop(setup);
+        Ok(Store {
+            backend: Backend::Postgres(db),
+            sealer: Arc::new(sealer),
+            key_choice: KeyChoice::Shared { created },
+        })
+    }
+
+    /// The database file, `None` for an in-memory store or PostgreSQL.
     pub fn db_path(&self) -> Option<PathBuf> {
         match &self.backend {
             Backend::Sqlite(db) => db.path().map(Path::to_path_buf),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Where the data is, for messages: `the SQLite database PATH`, `an in-memory SQLite
+    /// database`, or `PostgreSQL at USER@HOST:PORT/DATABASE` (never a password).
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(db) => match db.path() {
+                Some(path) => format!("the SQLite database {}", path.display()),
+                None => "an in-memory SQLite database".to_owned(),
+            },
+            Backend::Postgres(db) => format!("PostgreSQL at {}", db.target()),
         }
     }
 
     /// Where the sealing key came from.
     pub fn key_source(&self) -> KeySource {
         self.sealer.source().clone()
+    }
+
+    /// Writes this store's seal key to a new key file at `path` (mode 0600), for other
+    /// agm processes that share a database with it (`[storage] key_file`, or
+    /// `AGM_SEAL_KEY` set to the file's contents). Returns `true` if it wrote the file,
+    /// `false` if the file already holds this key; a file holding another key is
+    /// [`StoreError::KeyFileHoldsAnotherKey`] and is left alone.
+    pub async fn write_key_file(&self, path: &Path) -> Result<bool, StoreError> {
+        let (sealer, path) = (Arc::clone(&self.sealer), path.to_path_buf());
+        blocking(move || {
+            if sealer.write_new_key_file(&path)? {
+                return Ok(true);
+            }
+            match SharedKey::File(path.clone()).load()? {
+                Some(existing) if existing.same_key(&sealer) => Ok(false),
+                _ => Err(StoreError::KeyFileHoldsAnotherKey { path }),
+            }
+        })
+        .await
     }
 
     /// Why the sealing key is kept where it is (`agm doctor`).
@@ -181,26 +336,20 @@ impl Store {
             pool,
             email,
         };
-        let row = match &self.backend {
-            Backend::Sqlite(db) => db.upsert_account(sealed, now_millis()).await?,
-        };
+        let row = dispatch!(self, db => db.upsert_account(sealed, now_millis()).await?);
         self.open_account(row)
     }
 
     /// Every account, oldest first.
     pub async fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.list_accounts().await?,
-        };
+        let rows = dispatch!(self, db => db.list_accounts().await?);
         rows.into_iter().map(|row| self.open_account(row)).collect()
     }
 
     /// Every account without its tokens, oldest first: needs no key, so an account whose
     /// sealed tokens cannot be opened is listed too.
     pub async fn list_account_infos(&self) -> Result<Vec<AccountInfo>, StoreError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.list_accounts().await?,
-        };
+        let rows = dispatch!(self, db => db.list_accounts().await?);
         Ok(rows
             .into_iter()
             .map(|row| AccountInfo {
@@ -223,9 +372,7 @@ impl Store {
     pub async fn list_accounts_lenient(
         &self,
     ) -> Result<(Vec<Account>, Vec<UnreadableAccount>), StoreError> {
-        let rows = match &self.backend {
-            Backend::Sqlite(db) => db.list_accounts().await?,
-        };
+        let rows = dispatch!(self, db => db.list_accounts().await?);
         let mut readable = Vec::with_capacity(rows.len());
         let mut unreadable = Vec::new();
         for row in rows {
@@ -247,9 +394,7 @@ impl Store {
     /// e-mail in several pools is an error that lists their ids.
     pub async fn get_account(&self, id_or_email: &str) -> Result<Option<Account>, StoreError> {
         let key = id_or_email.trim().to_lowercase();
-        let row = match &self.backend {
-            Backend::Sqlite(db) => db.get_account(key).await?,
-        };
+        let row = dispatch!(self, db => db.get_account(key).await?);
         row.map(|row| self.open_account(row)).transpose()
     }
 
@@ -260,9 +405,7 @@ impl Store {
         let Some(id) = self.resolve_account_id(id).await? else {
             return Ok(false);
         };
-        match &self.backend {
-            Backend::Sqlite(db) => db.remove_account(id).await,
-        }
+        dispatch!(self, db => db.remove_account(id).await)
     }
 
     /// Sets the state of the account named by id (or e-mail, as in
@@ -272,17 +415,14 @@ impl Store {
             .resolve_account_id(id)
             .await?
             .ok_or_else(|| StoreError::account_not_found(id))?;
-        let changed = match &self.backend {
-            Backend::Sqlite(db) => db.set_account_state(resolved, state, now_millis()).await?,
-        };
+        let changed =
+            dispatch!(self, db => db.set_account_state(resolved, state, now_millis()).await?);
         found(changed, id)
     }
 
     /// Stores a refreshed access token, and the refresh token if it was rotated.
     pub async fn update_tokens(&self, id: &str, tokens: TokenUpdate) -> Result<(), StoreError> {
-        let identity = match &self.backend {
-            Backend::Sqlite(db) => db.account_identity(id.to_owned()).await?,
-        };
+        let identity = dispatch!(self, db => db.account_identity(id.to_owned()).await?);
         let (pool, email) = identity.ok_or_else(|| StoreError::account_not_found(id))?;
         let seal = |secret: &Secret, column| self.seal_account_secret(pool, &email, column, secret);
         let sealed = SealedTokenUpdate {
@@ -294,12 +434,8 @@ impl Store {
                 .map(|t| seal(t, REFRESH_TOKEN))
                 .transpose()?,
         };
-        let changed = match &self.backend {
-            Backend::Sqlite(db) => {
-                db.update_tokens(id.to_owned(), sealed, now_millis())
-                    .await?
-            }
-        };
+        let changed =
+            dispatch!(self, db => db.update_tokens(id.to_owned(), sealed, now_millis()).await?);
         found(changed, id)
     }
 
@@ -311,21 +447,16 @@ impl Store {
         tier: Option<&str>,
     ) -> Result<(), StoreError> {
         let (project_id, tier) = (project_id.map(str::to_owned), tier.map(str::to_owned));
-        let changed = match &self.backend {
-            Backend::Sqlite(db) => {
-                db.set_project(id.to_owned(), project_id, tier, now_millis())
-                    .await?
-            }
-        };
+        let changed = dispatch!(self, db => {
+            db.set_project(id.to_owned(), project_id, tier, now_millis()).await?
+        });
         found(changed, id)
     }
 
     // settings
 
     pub async fn get_setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.get_setting(key.to_owned()).await,
-        }
+        dispatch!(self, db => db.get_setting(key.to_owned()).await)
     }
 
     pub async fn set_setting(
@@ -333,40 +464,34 @@ impl Store {
         key: &str,
         value: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        if key.is_empty() {
-            return Err(StoreError::InvalidInput {
-                what: "setting name",
-                problem: "it is empty".to_owned(),
-            });
-        }
+        check_setting_name(key)?;
         let value = value.to_string();
-        match &self.backend {
-            Backend::Sqlite(db) => db.set_setting(key.to_owned(), value, now_millis()).await,
-        }
+        dispatch!(self, db => db.set_setting(key.to_owned(), value, now_millis()).await)
     }
 
-    /// Changes one setting atomically: `f` sees the stored value and returns the new one
-    /// (or `None` to leave it), with every other writer — in this process or another —
-    /// held off until the change is written, so no update is lost. Returns the value
-    /// stored afterwards. `f` runs on a blocking thread with the database locked: keep
-    /// it short and free of I/O.
-    pub async fn update_setting<F>(
+    /// Reads the setting, passes it to `f`, and stores what `f` returns (`Some`) or
+    /// deletes the setting (`None`), all in one transaction: concurrent updates of one
+    /// key, from this process or another sharing the database, take turns, and none is
+    /// lost. `f` runs at most once, while the setting is locked: keep it short, and do no
+    /// I/O in it. An error from `f` changes nothing and is returned as it is. Returns
+    /// what was stored.
+    ///
+    /// SQLite runs it in a `BEGIN IMMEDIATE` transaction (on the blocking pool);
+    /// PostgreSQL locks the row (`SELECT ... FOR UPDATE`), or, while it does not exist,
+    /// an advisory lock on the key.
+    pub async fn update_setting<E, F>(
         &self,
         key: &str,
         f: F,
-    ) -> Result<Option<serde_json::Value>, StoreError>
+    ) -> Result<Option<serde_json::Value>, E>
     where
-        F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value> + Send + 'static,
+        F: FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, E>
+            + Send
+            + 'static,
+        E: From<StoreError> + Send + 'static,
     {
-        if key.is_empty() {
-            return Err(StoreError::InvalidInput {
-                what: "setting name",
-                problem: "it is empty".to_owned(),
-            });
-        }
-        match &self.backend {
-            Backend::Sqlite(db) => db.update_setting(key.to_owned(), now_millis(), f).await,
-        }
+        check_setting_name(key)?;
+        dispatch!(self, db => db.update_setting(key.to_owned(), now_millis(), f).await)
     }
 
     // client keys
@@ -376,38 +501,29 @@ impl Store {
     pub async fn create_client_key(&self, name: &str) -> Result<(ClientKey, String), StoreError> {
         let secret = generate_secret();
         let (prefix, hash) = (secret_prefix(&secret), secret_sha256(&secret));
-        let key = match &self.backend {
-            Backend::Sqlite(db) => {
-                db.create_client_key(name.trim().to_owned(), prefix, hash, now_millis())
-                    .await?
-            }
-        };
+        let key = dispatch!(self, db => {
+            db.create_client_key(name.trim().to_owned(), prefix, hash, now_millis()).await?
+        });
         Ok((key, secret))
     }
 
     /// Every client key, revoked ones included (see [`ClientKey::revoked_at`]), oldest
     /// first.
     pub async fn list_client_keys(&self) -> Result<Vec<ClientKey>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.list_client_keys().await,
-        }
+        dispatch!(self, db => db.list_client_keys().await)
     }
 
     /// Revokes the key; `false` if there is no such key or it was already revoked.
     pub async fn revoke_client_key(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.trim().to_owned();
-        match &self.backend {
-            Backend::Sqlite(db) => db.revoke_client_key(id, now_millis()).await,
-        }
+        dispatch!(self, db => db.revoke_client_key(id, now_millis()).await)
     }
 
     /// Deletes the rows of every revoked key; returns their ids, oldest first. A server
     /// keeps requiring keys while any key row is left, revoked or not: with none left,
     /// a loopback gateway serves without keys again.
     pub async fn purge_revoked_client_keys(&self) -> Result<Vec<String>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.purge_revoked_client_keys().await,
-        }
+        dispatch!(self, db => db.purge_revoked_client_keys().await)
     }
 
     /// The active key with this secret, if any (hashes compared in constant time).
@@ -417,17 +533,13 @@ impl Store {
             return Ok(None);
         }
         let (prefix, hash) = (secret_prefix(secret), secret_sha256(secret));
-        match &self.backend {
-            Backend::Sqlite(db) => db.verify_client_key(prefix, hash, now_millis()).await,
-        }
+        dispatch!(self, db => db.verify_client_key(prefix, hash, now_millis()).await)
     }
 
     // logs
 
     pub async fn append_audit(&self, event: AuditEvent) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.append_audit(event).await,
-        }
+        dispatch!(self, db => db.append_audit(event).await)
     }
 
     /// The newest `limit` events at or after `since`, newest first.
@@ -436,15 +548,11 @@ impl Store {
         since: Option<OffsetDateTime>,
         limit: usize,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.list_audit(since, limit).await,
-        }
+        dispatch!(self, db => db.list_audit(since, limit).await)
     }
 
     pub async fn append_request_log(&self, entry: RequestLogEntry) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.append_request_log(entry).await,
-        }
+        dispatch!(self, db => db.append_request_log(entry).await)
     }
 
     /// Appends a batch of request-log entries at once (the server's writer batches them
@@ -456,9 +564,7 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        match &self.backend {
-            Backend::Sqlite(db) => db.append_request_logs(entries).await,
-        }
+        dispatch!(self, db => db.append_request_logs(entries).await)
     }
 
     /// The newest `limit` requests at or after `since`, newest first.
@@ -467,25 +573,19 @@ impl Store {
         since: Option<OffsetDateTime>,
         limit: usize,
     ) -> Result<Vec<RequestLogRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.list_request_log(since, limit).await,
-        }
+        dispatch!(self, db => db.list_request_log(since, limit).await)
     }
 
     /// Deletes requests logged before `older_than`; returns how many.
     pub async fn prune_request_log(&self, older_than: OffsetDateTime) -> Result<usize, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.prune_request_log(older_than).await,
-        }
+        dispatch!(self, db => db.prune_request_log(older_than).await)
     }
 
     // sealing
 
     async fn resolve_account_id(&self, id_or_email: &str) -> Result<Option<String>, StoreError> {
         let key = id_or_email.trim().to_lowercase();
-        match &self.backend {
-            Backend::Sqlite(db) => db.account_id(key).await,
-        }
+        dispatch!(self, db => db.account_id(key).await)
     }
 
     fn seal_account_secret(
@@ -513,6 +613,9 @@ impl Store {
                         KeySource::KeyFile(_) => "restore that key file, or re-add the account",
                         KeySource::Keychain { .. } => {
                             "restore that keychain entry, or re-add the account"
+                        }
+                        KeySource::Env(_) => {
+                            "set it to the key the account was sealed with, or re-add the account"
                         }
                         _ => "re-add the account",
                     },
@@ -545,7 +648,7 @@ const ACCESS_TOKEN: &str = "access_token";
 
 /// What an account secret is sealed for: it opens only in the same pool, e-mail and
 /// column.
-fn account_context(pool: Pool, email: &str, column: &str) -> String {
+fn account_context(pool: impl fmt::Display, email: &str, column: &str) -> String {
     format!("account/{pool}/{email}/{column}")
 }
 
@@ -555,6 +658,72 @@ fn describe(column: &str) -> &'static str {
         ACCESS_TOKEN => "access token",
         _ => "secret",
     }
+}
+
+fn check_setting_name(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidInput {
+            what: "setting name",
+            problem: "it is empty".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The `agm_meta` entry holding [`SEAL_KEY_CHECK_TEXT`] sealed with the shared key.
+const SEAL_KEY_CHECK: &str = "seal_key_check";
+const SEAL_KEY_CHECK_TEXT: &str = "agm seal key check";
+const SEAL_KEY_CHECK_CONTEXT: &str = "agm_meta/seal_key_check";
+
+/// Refuses a key that is not the database's (unless forced), and records the key in
+/// the database (sealed check value) when it has none yet or a forced new one.
+async fn check_shared_key(
+    setup: &Setup,
+    sealer: &Sealer,
+    created: bool,
+    force: bool,
+) -> Result<(), StoreError> {
+    let check = setup.meta(SEAL_KEY_CHECK).await?;
+    let accounts = setup.sealed_refresh_tokens().await?;
+    let fits = match &check {
+        Some(sealed) => sealer
+            .unseal(sealed, SEAL_KEY_CHECK_CONTEXT)
+            .is_ok_and(|text| text.expose() == SEAL_KEY_CHECK_TEXT),
+        // No check yet (a database an older agm wrote): the key fits if any account
+        // opens with it.
+        None => {
+            accounts.is_empty()
+                || accounts.iter().any(|(pool, email, token)| {
+                    sealer
+                        .unseal(token, &account_context(pool, email, REFRESH_TOKEN))
+                        .is_ok()
+                })
+        }
+    };
+    if !fits && !force {
+        return Err(StoreError::SealKeyMismatch {
+            key: sealer.source().clone(),
+        });
+    }
+    if (!fits || created) && !accounts.is_empty() {
+        {
+            tracing::warn!(
+                key = %sealer.source(),
+                accounts = accounts.len(),
+                "sealing with a new key (--force-new-key), but the database holds accounts sealed with another; \
+                 they are disabled when used: sign them in again, and give every agm sharing the database the new key"
+            );
+        }
+    }
+    if check.is_none() || !fits {
+        let sealed = sealer
+            .seal(SEAL_KEY_CHECK_TEXT, SEAL_KEY_CHECK_CONTEXT)
+            .map_err(|_| StoreError::Seal {
+                what: "seal key check".to_owned(),
+            })?;
+        setup.set_meta(SEAL_KEY_CHECK, &sealed).await?;
+    }
+    Ok(())
 }
 
 fn found(changed: bool, id: &str) -> Result<(), StoreError> {

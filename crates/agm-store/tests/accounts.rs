@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Accounts, settings, client keys and logs through the public API.
+//! Accounts, settings, client keys and logs through the public API, each test run
+//! against both backends: SQLite in memory, and PostgreSQL in a schema of its own.
+
+mod common;
 
 use agm_store::{
     AccountState, ApiKind, AuditEvent, AuditKind, KeySource, NewAccount, Pool, RequestLogEntry,
@@ -28,9 +31,7 @@ async fn in_memory_store_has_no_files() {
     assert!(store.list_accounts().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn upsert_inserts_then_updates_by_pool_and_email() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn upsert_inserts_then_updates_by_pool_and_email(store: Store) {
     let first = store.upsert_account(alice("1//refresh-one")).await.unwrap();
     assert_eq!(first.id.len(), 8);
     assert!(first.id.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -80,9 +81,7 @@ async fn upsert_inserts_then_updates_by_pool_and_email() {
     assert_eq!(store.get_account("nobody@example.com").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn one_email_in_two_pools_is_two_accounts() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn one_email_in_two_pools_is_two_accounts(store: Store) {
     let ag = store.upsert_account(alice("1//ag")).await.unwrap();
     let ca = store
         .upsert_account(NewAccount {
@@ -108,9 +107,7 @@ async fn one_email_in_two_pools_is_two_accounts() {
     assert_eq!(found.refresh_token.expose(), "1//ca");
 }
 
-#[tokio::test]
-async fn state_tokens_and_project_updates() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn state_tokens_and_project_updates(store: Store) {
     let account = store.upsert_account(alice("1//old")).await.unwrap();
 
     let blocked = AccountState::Blocked {
@@ -184,9 +181,7 @@ async fn state_tokens_and_project_updates() {
     );
 }
 
-#[tokio::test]
-async fn unknown_accounts_are_not_found() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn unknown_accounts_are_not_found(store: Store) {
     let err = store
         .set_account_state("deadbeef", AccountState::Active)
         .await
@@ -218,9 +213,7 @@ async fn unknown_accounts_are_not_found() {
     assert!(!store.remove_account("deadbeef").await.unwrap());
 }
 
-#[tokio::test]
-async fn remove_account() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn remove_account(store: Store) {
     let account = store.upsert_account(alice("1//x")).await.unwrap();
     assert!(store.remove_account(&account.id).await.unwrap());
     assert!(!store.remove_account(&account.id).await.unwrap());
@@ -231,9 +224,7 @@ async fn remove_account() {
     assert!(store.list_accounts().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn empty_email_is_refused() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn empty_email_is_refused(store: Store) {
     let err = store
         .upsert_account(NewAccount {
             email: "  ".into(),
@@ -244,9 +235,7 @@ async fn empty_email_is_refused() {
     assert!(matches!(err, StoreError::InvalidInput { .. }), "{err}");
 }
 
-#[tokio::test]
-async fn debug_of_an_account_shows_no_token() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn debug_of_an_account_shows_no_token(store: Store) {
     let account = store
         .upsert_account(alice("1//debug-refresh"))
         .await
@@ -258,9 +247,7 @@ async fn debug_of_an_account_shows_no_token() {
     assert!(debug.contains("alice@example.com"), "{debug}");
 }
 
-#[tokio::test]
-async fn concurrent_writers_share_one_store() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn concurrent_writers_share_one_store(store: Store) {
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let store = store.clone();
@@ -285,9 +272,7 @@ async fn concurrent_writers_share_one_store() {
     assert_eq!(ids.len(), 20);
 }
 
-#[tokio::test]
-async fn settings_are_json_by_key() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn settings_are_json_by_key(store: Store) {
     assert_eq!(store.get_setting("safe_mode").await.unwrap(), None);
     let on = serde_json::json!({"active": true, "reason": "5 project-ID failures"});
     store.set_setting("safe_mode", &on).await.unwrap();
@@ -308,9 +293,7 @@ async fn settings_are_json_by_key() {
     );
 }
 
-#[tokio::test]
-async fn client_keys_create_verify_revoke() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn client_keys_create_verify_revoke(store: Store) {
     let (key, secret) = store.create_client_key("laptop").await.unwrap();
     assert!(secret.starts_with("agm-") && secret.len() == 44, "{secret}");
     assert_eq!(key.name, "laptop");
@@ -361,9 +344,7 @@ async fn client_keys_create_verify_revoke() {
     assert!(find(&listed, &other.id).is_active());
 }
 
-#[tokio::test]
-async fn purging_deletes_only_revoked_keys() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn purging_deletes_only_revoked_keys(store: Store) {
     assert!(store.purge_revoked_client_keys().await.unwrap().is_empty());
     let (first, _) = store.create_client_key("old").await.unwrap();
     let (second, _) = store.create_client_key("older").await.unwrap();
@@ -398,9 +379,7 @@ fn event(at: OffsetDateTime, kind: AuditKind, subject: &str) -> AuditEvent {
     }
 }
 
-#[tokio::test]
-async fn audit_log_is_listed_newest_first_from_since() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn audit_log_is_listed_newest_first_from_since(store: Store) {
     let t1 = datetime!(2025-06-01 10:00 UTC);
     let t2 = datetime!(2025-06-01 11:00 UTC);
     let t3 = datetime!(2025-06-01 12:00 UTC);
@@ -460,9 +439,7 @@ fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
     }
 }
 
-#[tokio::test]
-async fn request_log_batches_in_one_go() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn request_log_batches_in_one_go(store: Store) {
     let at = datetime!(2025-06-01 00:00 UTC);
     let batch: Vec<RequestLogEntry> = (0..50)
         .map(|i| RequestLogEntry {
@@ -483,9 +460,7 @@ async fn request_log_batches_in_one_go() {
     assert_eq!(stored, batch, "every field comes back as written");
 }
 
-#[tokio::test]
-async fn request_log_append_list_and_prune() {
-    let store = Store::open_in_memory().await.unwrap();
+async fn request_log_append_list_and_prune(store: Store) {
     let day = |d: u8| datetime!(2025-06-01 00:00 UTC).replace_day(d).unwrap();
     for d in 1..=4 {
         store
@@ -520,3 +495,78 @@ async fn request_log_append_list_and_prune() {
         request(day(3), "m3")
     );
 }
+
+async fn update_setting_reads_modifies_writes_and_deletes(store: Store) {
+    use serde_json::{Value, json};
+    // Missing: f sees None; Some is stored.
+    let stored = store
+        .update_setting("counter", |old: Option<Value>| {
+            assert_eq!(old, None);
+            Ok::<_, StoreError>(Some(json!(1)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(json!(1)));
+    let stored = store
+        .update_setting("counter", |old| {
+            Ok::<_, StoreError>(Some(json!(old.unwrap().as_i64().unwrap() + 1)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(json!(2)));
+    assert_eq!(store.get_setting("counter").await.unwrap(), Some(json!(2)));
+
+    // An error from f changes nothing and comes back as it is.
+    #[derive(Debug, PartialEq)]
+    enum Refused {
+        No,
+        Store,
+    }
+    impl From<StoreError> for Refused {
+        fn from(_: StoreError) -> Refused {
+            Refused::Store
+        }
+    }
+    let err = store
+        .update_setting("counter", |_| Err(Refused::No))
+        .await
+        .unwrap_err();
+    assert_eq!(err, Refused::No);
+    assert_eq!(store.get_setting("counter").await.unwrap(), Some(json!(2)));
+
+    // None deletes.
+    let stored = store
+        .update_setting("counter", |_| Ok::<_, StoreError>(None))
+        .await
+        .unwrap();
+    assert_eq!(stored, None);
+    assert_eq!(store.get_setting("counter").await.unwrap(), None);
+    assert!(store.update_setting("", Ok::<_, StoreError>).await.is_err());
+}
+
+/// 20 increments at once, each a read-modify-write: exactly 20, none lost.
+async fn concurrent_setting_updates_lose_nothing(store: Store) {
+    assert_eq!(
+        common::race_increments(&[store]).await,
+        Some(serde_json::json!(20))
+    );
+}
+
+on_both_backends!(
+    upsert_inserts_then_updates_by_pool_and_email,
+    one_email_in_two_pools_is_two_accounts,
+    state_tokens_and_project_updates,
+    unknown_accounts_are_not_found,
+    remove_account,
+    empty_email_is_refused,
+    debug_of_an_account_shows_no_token,
+    concurrent_writers_share_one_store,
+    settings_are_json_by_key,
+    client_keys_create_verify_revoke,
+    purging_deletes_only_revoked_keys,
+    audit_log_is_listed_newest_first_from_since,
+    request_log_batches_in_one_go,
+    request_log_append_list_and_prune,
+    update_setting_reads_modifies_writes_and_deletes,
+    concurrent_setting_updates_lose_nothing,
+);

@@ -62,6 +62,9 @@ enum Command {
     /// Run the validation gate: project discovery over time, GO or NO-GO
     #[command(subcommand)]
     Validate(commands::validate::ValidateCommand),
+    /// Copy the data dir's store into PostgreSQL for cluster mode (agm store migrate --to postgres://…)
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     /// Check the config, data dir, secrets, accounts, Google's reachability and the port
     Doctor,
     /// Write, show or locate the config file
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Env { client } => commands::env::run(config, client).await,
             Command::Run(args) => commands::run::run(config, args).await,
             Command::Update(cmd) => commands::update::run(config, cmd).await,
+            Command::Store(cmd) => commands::store::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),
             Command::Console => commands::console::run(config).await,

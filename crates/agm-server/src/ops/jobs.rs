@@ -39,7 +39,9 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
         let state = state.clone();
         jobs.spawn(async move { state.request_log.run(state.store.clone()).await });
     }
-    if !state.config.routing.quota_refresh.is_zero() {
+    // With the Antigravity path off (`ENABLE_ANTIGRAVITY_AUTH=false`, the rollback) no
+    // call goes out with the accounts, this one's neither.
+    if !state.config.routing.quota_refresh.is_zero() && state.config.routing.enable_antigravity {
         jobs.spawn(refresh_quota(state.clone()));
     }
     if state.config.updates.check {

@@ -66,7 +66,17 @@ impl SharedBackend for Store {
         name: &'a str,
         change: Change,
     ) -> BoxFuture<'a, Result<Option<Value>, StateError>> {
-        Box::pin(async move { Ok(self.update_setting(name, change).await?) })
+        // `Store::update_setting`'s `None` deletes; a `Change`'s `None` leaves the value.
+        Box::pin(async move {
+            Ok(self
+                .update_setting(name, move |current| {
+                    Ok::<_, StoreError>(match change(current.clone()) {
+                        Some(value) => Some(value),
+                        None => current,
+                    })
+                })
+                .await?)
+        })
     }
 }
 

@@ -5,97 +5,30 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::unused_id;
 use crate::account::{AccountState, Pool};
 use crate::error::StoreError;
+use crate::raw::{RawAccount, parse_pool, state_columns};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
-use crate::timestamp::{from_millis, from_millis_opt, to_millis};
+use crate::timestamp::to_millis;
 
-const COLUMNS: &str = "id, email, pool, refresh_token, access_token, access_expires_at, \
+pub(super) const COLUMNS: &str = "id, email, pool, refresh_token, access_token, access_expires_at, \
      project_id, tier, state, state_reason, state_url, created_at, updated_at";
 
 /// A row as SQLite returns it, before the names and times are checked.
-struct RawAccount {
-    id: String,
-    email: String,
-    pool: String,
-    refresh_token: String,
-    access_token: Option<String>,
-    access_expires_at: Option<i64>,
-    project_id: Option<String>,
-    tier: Option<String>,
-    state: String,
-    state_reason: Option<String>,
-    state_url: Option<String>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl RawAccount {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawAccount> {
-        Ok(RawAccount {
-            id: row.get(0)?,
-            email: row.get(1)?,
-            pool: row.get(2)?,
-            refresh_token: row.get(3)?,
-            access_token: row.get(4)?,
-            access_expires_at: row.get(5)?,
-            project_id: row.get(6)?,
-            tier: row.get(7)?,
-            state: row.get(8)?,
-            state_reason: row.get(9)?,
-            state_url: row.get(10)?,
-            created_at: row.get(11)?,
-            updated_at: row.get(12)?,
-        })
-    }
-
-    fn check(self) -> Result<AccountRow, StoreError> {
-        let pool = self
-            .pool
-            .parse::<Pool>()
-            .map_err(|_| StoreError::InvalidValue {
-                column: "accounts.pool",
-                value: self.pool.clone(),
-            })?;
-        let reason = self.state_reason.unwrap_or_default();
-        let state = match self.state.as_str() {
-            "active" => AccountState::Active,
-            "disabled" => AccountState::Disabled { reason },
-            "blocked" => AccountState::Blocked {
-                reason,
-                url: self.state_url,
-            },
-            _ => {
-                return Err(StoreError::InvalidValue {
-                    column: "accounts.state",
-                    value: self.state,
-                });
-            }
-        };
-        Ok(AccountRow {
-            id: self.id,
-            email: self.email,
-            pool,
-            refresh_token: self.refresh_token,
-            access_token: self.access_token,
-            access_expires_at: from_millis_opt(
-                self.access_expires_at,
-                "accounts.access_expires_at",
-            )?,
-            project_id: self.project_id,
-            tier: self.tier,
-            state,
-            created_at: from_millis(self.created_at, "accounts.created_at")?,
-            updated_at: from_millis(self.updated_at, "accounts.updated_at")?,
-        })
-    }
-}
-
-/// The state as its three columns.
-fn state_columns(state: &AccountState) -> (&'static str, Option<&str>, Option<&str>) {
-    match state {
-        AccountState::Active => ("active", None, None),
-        AccountState::Disabled { reason } => ("disabled", Some(reason), None),
-        AccountState::Blocked { reason, url } => ("blocked", Some(reason), url.as_deref()),
-    }
+pub(super) fn raw_account(row: &Row<'_>) -> rusqlite::Result<RawAccount> {
+    Ok(RawAccount {
+        id: row.get(0)?,
+        email: row.get(1)?,
+        pool: row.get(2)?,
+        refresh_token: row.get(3)?,
+        access_token: row.get(4)?,
+        access_expires_at: row.get(5)?,
+        project_id: row.get(6)?,
+        tier: row.get(7)?,
+        state: row.get(8)?,
+        state_reason: row.get(9)?,
+        state_url: row.get(10)?,
+        created_at: row.get(11)?,
+        updated_at: row.get(12)?,
+    })
 }
 
 fn query(
@@ -106,7 +39,7 @@ fn query(
     let sql = format!("SELECT {COLUMNS} FROM accounts {filter} ORDER BY created_at, id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let raw = stmt
-        .query_map(params, RawAccount::from_row)?
+        .query_map(params, raw_account)?
         .collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(RawAccount::check).collect()
 }
@@ -185,7 +118,10 @@ pub(super) fn get(conn: &Connection, id_or_email: &str) -> Result<Option<Account
     let mut rows = query(conn, "WHERE email = ?1", [id_or_email])?;
     match rows.len() {
         0 | 1 => Ok(rows.pop()),
-        _ => Err(ambiguous(id_or_email, rows.iter().map(|r| r.id.as_str()))),
+        _ => Err(StoreError::ambiguous_account(
+            id_or_email,
+            rows.iter().map(|r| r.id.as_str()),
+        )),
     }
 }
 
@@ -211,14 +147,10 @@ pub(super) fn resolve_id(
         .collect::<Result<Vec<_>, _>>()?;
     match ids.len() {
         0 | 1 => Ok(ids.pop()),
-        _ => Err(ambiguous(id_or_email, ids.iter().map(String::as_str))),
-    }
-}
-
-fn ambiguous<'a>(email: &str, ids: impl Iterator<Item = &'a str>) -> StoreError {
-    StoreError::AmbiguousAccount {
-        email: email.to_owned(),
-        ids: ids.collect::<Vec<_>>().join(", "),
+        _ => Err(StoreError::ambiguous_account(
+            id_or_email,
+            ids.iter().map(String::as_str),
+        )),
     }
 }
 
@@ -231,13 +163,7 @@ pub(super) fn identity(conn: &Connection, id: &str) -> Result<Option<(Pool, Stri
         )
         .optional()?;
     found
-        .map(|(pool, email)| {
-            let pool = pool.parse::<Pool>().map_err(|_| StoreError::InvalidValue {
-                column: "accounts.pool",
-                value: pool,
-            })?;
-            Ok((pool, email))
-        })
+        .map(|(pool, email)| Ok((parse_pool(pool)?, email)))
         .transpose()
 }
 

@@ -3,46 +3,21 @@
 use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 use super::unused_id;
-use crate::client_key::{ClientKey, hashes_match};
+use crate::client_key::{ClientKey, last_used_is_stale, matching_key};
 use crate::error::StoreError;
-use crate::timestamp::{from_millis, from_millis_opt};
-
-/// How stale `last_used_at` may get: verifying a key writes at most once per this.
-const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+use crate::raw::RawKey;
 
 const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
 
-struct RawKey {
-    id: String,
-    name: String,
-    prefix: String,
-    created_at: i64,
-    last_used_at: Option<i64>,
-    revoked_at: Option<i64>,
-}
-
-impl RawKey {
-    fn from_row(row: &Row<'_>) -> rusqlite::Result<RawKey> {
-        Ok(RawKey {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            prefix: row.get(2)?,
-            created_at: row.get(3)?,
-            last_used_at: row.get(4)?,
-            revoked_at: row.get(5)?,
-        })
-    }
-
-    fn check(self) -> Result<ClientKey, StoreError> {
-        Ok(ClientKey {
-            id: self.id,
-            name: self.name,
-            prefix: self.prefix,
-            created_at: from_millis(self.created_at, "client_keys.created_at")?,
-            last_used_at: from_millis_opt(self.last_used_at, "client_keys.last_used_at")?,
-            revoked_at: from_millis_opt(self.revoked_at, "client_keys.revoked_at")?,
-        })
-    }
+pub(super) fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
+    Ok(RawKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        prefix: row.get(2)?,
+        created_at: row.get(3)?,
+        last_used_at: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
 }
 
 pub(super) fn create(
@@ -75,7 +50,7 @@ pub(super) fn list(conn: &Connection) -> Result<Vec<ClientKey>, StoreError> {
         "SELECT {COLUMNS} FROM client_keys ORDER BY created_at, id"
     ))?;
     let raw = stmt
-        .query_map([], RawKey::from_row)?
+        .query_map([], raw_key)?
         .collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(RawKey::check).collect()
 }
@@ -116,23 +91,13 @@ pub(super) fn verify(
     ))?;
     let candidates = stmt
         .query_map([prefix], |row| {
-            Ok((RawKey::from_row(row)?, row.get::<_, String>(6)?))
+            Ok((raw_key(row)?, row.get::<_, String>(6)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut found = None;
-    for (key, hash) in candidates {
-        // No early exit: every candidate costs the same.
-        if hashes_match(&hash, secret_sha256) {
-            found = Some(key);
-        }
-    }
-    let Some(mut key) = found else {
+    let Some(mut key) = matching_key(candidates, secret_sha256) else {
         return Ok(None);
     };
-    if key
-        .last_used_at
-        .is_none_or(|last| now - last >= LAST_USED_RESOLUTION_MS)
-    {
+    if last_used_is_stale(&key, now) {
         conn.execute(
             "UPDATE client_keys SET last_used_at = ?2 WHERE id = ?1",
             params![key.id, now],

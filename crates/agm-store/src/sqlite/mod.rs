@@ -3,6 +3,7 @@
 
 mod accounts;
 mod client_keys;
+mod dump;
 mod logs;
 pub(crate) mod migrate;
 mod settings;
@@ -197,16 +198,20 @@ impl SqliteStore {
         self.run(move |c| settings::set(c, &key, &value, now)).await
     }
 
-    pub(crate) async fn update_setting<F>(
+    /// Read-modify-write in one `BEGIN IMMEDIATE` transaction.
+    pub(crate) async fn update_setting<E, F>(
         &self,
         key: String,
         now: i64,
         f: F,
-    ) -> Result<Option<serde_json::Value>, StoreError>
+    ) -> Result<Option<serde_json::Value>, E>
     where
-        F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value> + Send + 'static,
+        F: FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, E>
+            + Send
+            + 'static,
+        E: From<StoreError> + Send + 'static,
     {
-        self.run(move |c| settings::update(c, &key, now, f)).await
+        self.run(move |c| settings::update(c, &key, now, f)).await?
     }
 
     // client keys
@@ -336,12 +341,4 @@ fn unused_id(conn: &Connection, table: &'static str) -> Result<String, StoreErro
         }
     }
     Err(StoreError::Internal(format!("no free id found in {table}")))
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn limit_to_i64(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::error::StoreError;
+use crate::raw::parse_setting;
 
 pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
     let text: Option<String> = conn
@@ -10,13 +11,7 @@ pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<serde_json::Val
             row.get(0)
         })
         .optional()?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|_| StoreError::InvalidValue {
-            column: "settings.value",
-            value: format!("(the value of {key}, not JSON)"),
-        })
-    })
-    .transpose()
+    text.map(|text| parse_setting(key, &text)).transpose()
 }
 
 pub(super) fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result<(), StoreError> {
@@ -28,28 +23,27 @@ pub(super) fn set(conn: &Connection, key: &str, value: &str, now: i64) -> Result
     Ok(())
 }
 
-/// Reads, changes and writes one setting in one `IMMEDIATE` transaction: the write lock
-/// is taken before the read, so a writer in another process (the CLI beside a running
-/// server) waits instead of being overwritten. `f` returns the new value, or `None` to
-/// leave the setting as it is. Returns the value stored afterwards.
-pub(super) fn update<F>(
+/// Reads, lets `f` decide, writes (or deletes, on `None`) in one `BEGIN IMMEDIATE`
+/// transaction. The outer result is the store's, the inner `f`'s (which rolls back).
+pub(super) fn update<E>(
     conn: &mut Connection,
     key: &str,
     now: i64,
-    f: F,
-) -> Result<Option<serde_json::Value>, StoreError>
-where
-    F: FnOnce(Option<serde_json::Value>) -> Option<serde_json::Value>,
-{
+    f: impl FnOnce(Option<serde_json::Value>) -> Result<Option<serde_json::Value>, E>,
+) -> Result<Result<Option<serde_json::Value>, E>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current = get(&tx, key)?;
-    let after = match f(current.clone()) {
-        Some(value) => {
-            set(&tx, key, &value.to_string(), now)?;
-            Some(value)
-        }
-        None => current,
+    let next = match f(current) {
+        Ok(next) => next,
+        // Dropping the transaction rolls it back.
+        Err(e) => return Ok(Err(e)),
     };
+    match &next {
+        Some(value) => set(&tx, key, &value.to_string(), now)?,
+        None => {
+            tx.execute("DELETE FROM settings WHERE key = ?1", [key])?;
+        }
+    }
     tx.commit()?;
-    Ok(after)
+    Ok(Ok(next))
 }

@@ -17,6 +17,7 @@ pub mod run;
 pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
+pub mod store;
 pub mod update;
 pub mod validate;
 pub mod verify;
@@ -80,10 +81,25 @@ pub fn force_new_key() {
     FORCE_NEW_KEY.store(true, Ordering::Relaxed);
 }
 
-/// Opens the store the config names (SQLite in the data dir); returns the data dir too.
-/// A lost sealing key is replaced only under `--force-new-key`.
+/// Opens the store the config names — SQLite in the data dir, or PostgreSQL at
+/// `[storage] postgres_url` with the shared seal key (`AGM_SEAL_KEY` or
+/// `[storage] key_file`); returns the data dir too. A lost sealing key is replaced only
+/// under `--force-new-key`.
 pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, Store)> {
     let data_dir = config.data_dir(env);
+    if config.storage.backend == agm_server::config::StorageBackend::Postgres {
+        let key = agm_store::SharedKey::from_settings(
+            env.get(agm_store::SEAL_KEY_ENV)
+                .map(|k| agm_store::Secret::new(k.clone())),
+            Some(PathBuf::from(&config.storage.key_file)),
+        )?;
+        let options = agm_store::PostgresOptions {
+            force_new_key: FORCE_NEW_KEY.load(Ordering::Relaxed),
+            ..agm_store::PostgresOptions::default()
+        };
+        let store = Store::open_postgres(&config.storage.postgres_url, key, options).await?;
+        return Ok((data_dir, store));
+    }
     let options = StoreOptions {
         key_store: config.storage.key_store,
         force_new_key: FORCE_NEW_KEY.load(Ordering::Relaxed),
