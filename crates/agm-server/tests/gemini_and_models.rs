@@ -120,6 +120,37 @@ async fn gemini_stream_sse_and_json_array() {
 }
 
 #[tokio::test]
+async fn gemini_broken_sse_stream_ends_with_a_google_error() {
+    let h = start().await;
+    h.sim.script(Fault::break_stream_after(
+        SimMethod::StreamGenerateContent,
+        1,
+    ));
+    let response = h
+        .post_to(
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            &gemini_body("stream it"),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let frames: Vec<&str> = text.split_terminator("\r\n\r\n").collect();
+    assert_eq!(frames.len(), 2, "{text}");
+    let first: Value = serde_json::from_str(frames[0].strip_prefix("data: ").unwrap()).unwrap();
+    assert!(first["candidates"][0]["content"]["parts"][0]["text"].is_string());
+    let error: Value = serde_json::from_str(frames[1].strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(error["error"]["code"], 502);
+    assert_eq!(error["error"]["status"], "UNAVAILABLE");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the upstream stream broke: "),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn gemini_errors_are_google_shaped() {
     let h = start().await;
     let response = h

@@ -2,14 +2,16 @@
 //! envelope with as little change as possible: the request already is a Gemini
 //! request, so only what Cloud Code or the upstream model needs is touched.
 
-use agm_wire::gemini::{GenerateContentRequest, Part};
+use agm_wire::gemini::{GenerateContentRequest, GenerateContentResponse, Part};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use serde_json::json;
 use thiserror::Error;
 
+use crate::common::{StreamFault, Transcoder};
 use crate::edge::{self, ModelNameError, check_model_name};
 use crate::schema::clean_parameters;
-use crate::thinking::signature_bytes;
+use crate::thinking::{SeenSignature, signature_bytes};
 
 /// The Gemini methods agm serves.
 pub const ACTIONS: [&str; 3] = ["generateContent", "streamGenerateContent", "countTokens"];
@@ -136,6 +138,64 @@ pub fn session_id(request: &GenerateContentRequest) -> String {
         .and_then(|c| c.parts.iter().find_map(|p| p.text.as_deref()))
         .unwrap_or_default();
     crate::session::hashed_id("first_user_message", first_text)
+}
+
+/// A Gemini API client's stream: each upstream chunk as it came, unwrapped from the
+/// Cloud Code envelope, as `data: <json>` frames. A broken stream (or one past its
+/// deadline) ends with an error object, as Google's own API does. There are no
+/// keep-alives and no signatures to remember: the client keeps its own.
+#[derive(Debug, Default)]
+pub struct Passthrough {
+    done: bool,
+}
+
+impl Passthrough {
+    /// A passthrough for one stream.
+    pub fn new() -> Passthrough {
+        Passthrough::default()
+    }
+}
+
+fn data_frame(json: &str) -> String {
+    format!("data: {json}\r\n\r\n")
+}
+
+impl Transcoder for Passthrough {
+    fn on_chunk(&mut self, chunk: &GenerateContentResponse) -> Vec<String> {
+        let json = serde_json::to_string(chunk).unwrap_or_else(|_| "{}".into());
+        vec![data_frame(&json)]
+    }
+
+    fn on_end(&mut self) -> Vec<String> {
+        self.done = true;
+        Vec::new()
+    }
+
+    fn on_fault(&mut self, fault: &StreamFault) -> Vec<String> {
+        if self.done {
+            return Vec::new();
+        }
+        self.done = true;
+        let (code, status) = match fault {
+            StreamFault::Broken(_) => (502, "UNAVAILABLE"),
+            StreamFault::Deadline => (504, "DEADLINE_EXCEEDED"),
+        };
+        let error =
+            json!({"error": {"code": code, "message": fault.to_string(), "status": status}});
+        vec![data_frame(&error.to_string())]
+    }
+
+    fn finished(&self) -> bool {
+        self.done
+    }
+
+    fn signatures(&self) -> &[SeenSignature] {
+        &[]
+    }
+
+    fn keepalive(&self) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]

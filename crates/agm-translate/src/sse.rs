@@ -180,6 +180,9 @@ fn push_lossy(out: &mut String, bytes: &[u8]) {
     }
 }
 
+/// An SSE comment line: it keeps a quiet stream open, and clients ignore it.
+pub const KEEPALIVE_COMMENT: &str = ": keep-alive\n\n";
+
 /// Writes one event as an SSE frame: `event: <name>\n`, one `data:` line per line of
 /// `data`, and the blank line that ends the event.
 pub fn sse_frame(event: Option<&str>, data: &str) -> String {

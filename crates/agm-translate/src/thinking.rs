@@ -244,18 +244,28 @@ pub(crate) fn sign_first_function_calls(contents: &mut [Content]) {
     }
 }
 
-/// The note a translator adds when Claude must go without the thinking asked for:
-/// with a forced tool choice, or in a tool loop whose turn has no signature agm knows.
-pub(crate) fn thinking_off_note(forced: bool) -> String {
-    format!(
-        "{}: {}",
-        crate::common::THINKING_OFF_NOTE,
-        if forced {
-            "Claude refuses thinking with a forced tool choice"
-        } else {
-            "the tool loop's assistant turn carries no thinking signature agm knows (dropped, or from another model)"
-        }
-    )
+/// Why a request goes upstream without the thinking the client asked for (Claude
+/// only: Anthropic refuses thinking in these cases). The server says so in
+/// `x-agm-thinking: off`; its `Display` is the note for the server's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThinkingOff {
+    /// The tool choice forces a call (`any`, a named tool, `required`).
+    ForcedToolChoice,
+    /// The request continues a tool loop whose assistant turn carries no thinking
+    /// signature agm knows (the client dropped it, or another model made it).
+    UnsignedToolLoop,
+}
+
+impl std::fmt::Display for ThinkingOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("thinking turned off: ")?;
+        f.write_str(match self {
+            ThinkingOff::ForcedToolChoice => "Claude refuses thinking with a forced tool choice",
+            ThinkingOff::UnsignedToolLoop => {
+                "the tool loop's assistant turn carries no thinking signature agm knows (dropped, or from another model)"
+            }
+        })
+    }
 }
 
 /// False when the request continues a tool loop (it ends with function responses)

@@ -7,7 +7,7 @@
 
 mod common;
 
-use agm_translate::common::StreamEnd;
+use agm_translate::common::Transcoder;
 use agm_translate::{anthropic, openai_chat};
 use agm_wire::anthropic::{ContentBlock, Delta, StopReason, StreamEvent};
 use agm_wire::gemini::GenerateContentResponse;

@@ -1,16 +1,10 @@
 //! `POST /v1/messages` and `/v1/messages/count_tokens`: the Anthropic Messages API.
 
-use agm_translate::TranslateError;
-use agm_translate::anthropic::request::{count_tokens_to_gemini, to_gemini};
-use agm_translate::anthropic::response::{ResponseContext, convert};
-use agm_translate::anthropic::stream::{StreamTranscoder, to_sse};
-use agm_translate::common::{RequestOptions, Translated};
-use agm_translate::thinking::SeenSignature;
+use agm_translate::anthropic::Messages;
+use agm_translate::anthropic::request::count_tokens_to_gemini;
 use agm_translate::tokens;
-use agm_wire::anthropic::{
-    CountTokensRequest, CountTokensResponse, MessagesRequest, MessagesResponse, StreamEvent,
-};
-use agm_wire::gemini::{GenerateContentRequest, GenerateContentResponse};
+use agm_wire::anthropic::{CountTokensRequest, CountTokensResponse};
+use agm_wire::gemini::GenerateContentRequest;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -35,91 +29,8 @@ pub async fn messages(
     conversation::serve::<Messages>(&state, body).await
 }
 
-pub struct Messages;
-
 impl Conversation for Messages {
     const API: ApiKind = API;
-    type Request = MessagesRequest;
-    type Context = ResponseContext;
-    type Transcoder = StreamTranscoder;
-    type Answer = MessagesResponse;
-
-    fn model(request: &MessagesRequest) -> &str {
-        &request.model
-    }
-
-    fn is_stream(request: &MessagesRequest) -> bool {
-        request.is_stream()
-    }
-
-    fn counts(request: &MessagesRequest) -> (usize, usize) {
-        (request.messages.len(), request.tools.len())
-    }
-
-    fn check(request: &MessagesRequest) -> Result<(), String> {
-        if request.messages.is_empty() {
-            return Err("messages: at least one message is required".into());
-        }
-        Ok(())
-    }
-
-    fn translate(
-        request: &MessagesRequest,
-        upstream_model: &str,
-        options: &RequestOptions<'_>,
-    ) -> Result<Translated, TranslateError> {
-        to_gemini(request, upstream_model, options)
-    }
-
-    fn context(
-        request: &MessagesRequest,
-        translated: &Translated,
-        seed: String,
-        _unix_now: u64,
-    ) -> ResponseContext {
-        ResponseContext::for_request(&request.model, translated, seed)
-    }
-
-    fn convert(
-        response: &GenerateContentResponse,
-        context: &ResponseContext,
-    ) -> (MessagesResponse, Vec<SeenSignature>) {
-        let converted = convert(response, context);
-        (converted.message, converted.signatures)
-    }
-
-    fn transcoder(context: ResponseContext) -> StreamTranscoder {
-        StreamTranscoder::new(context)
-    }
-
-    fn push(transcoder: &mut StreamTranscoder, chunk: &GenerateContentResponse) -> Vec<String> {
-        let mut frames = Vec::new();
-        for event in transcoder.push(chunk) {
-            let is_start = matches!(event, StreamEvent::MessageStart { .. });
-            frames.push(to_sse(&event));
-            if is_start {
-                // Anthropic sends a ping right after message_start.
-                frames.push(to_sse(&StreamEvent::Ping));
-            }
-        }
-        frames
-    }
-
-    fn finish(transcoder: &mut StreamTranscoder) -> Vec<String> {
-        transcoder.finish().iter().map(to_sse).collect()
-    }
-
-    fn fail(transcoder: &mut StreamTranscoder, message: &str) -> Vec<String> {
-        transcoder.fail(message).iter().map(to_sse).collect()
-    }
-
-    fn signatures(transcoder: &StreamTranscoder) -> &[SeenSignature] {
-        transcoder.signatures()
-    }
-
-    fn keepalive() -> String {
-        to_sse(&StreamEvent::Ping)
-    }
 }
 
 /// The response header saying where a `count_tokens` answer comes from: `upstream`

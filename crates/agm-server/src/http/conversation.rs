@@ -1,7 +1,9 @@
 //! One request path for every chat-style client API (Anthropic Messages, OpenAI Chat
 //! Completions, OpenAI Responses): parse, translate with the signature cache, call the
 //! upstream (retrying once with thinking as text after a refused signature), and answer
-//! whole or as a stream. Each API plugs in its converter through [`Conversation`].
+//! whole or as a stream. Each API plugs in its converters ([`ChatApi`], in
+//! agm-translate) through [`Conversation`], which adds the shape of its errors. The
+//! stream body ([`stream_body`]) serves the Gemini API's pass-through too.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -9,18 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agm_google::{ChunkStream, ErrorClass};
-use agm_translate::TranslateError;
-use agm_translate::common::{RequestOptions, StreamEnd, Translated};
-use agm_translate::thinking::{ModelFamily, SeenSignature};
+use agm_translate::common::{ChatApi, RequestOptions, StreamFault, Transcoder};
+use agm_translate::thinking::ModelFamily;
 use agm_wire::cloudcode::CloudCodeResponse;
-use agm_wire::gemini::GenerateContentResponse;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::app::SharedState;
@@ -32,48 +30,10 @@ use crate::routing::executor::{OpenStream, UpstreamCall};
 /// A quiet stream gets a keep-alive this often, so proxies and clients don't time it out.
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
-/// A client API with a converter pair: what the shared path needs to know of it.
-pub trait Conversation: 'static {
+/// A chat-style client API on the shared path: its converters ([`ChatApi`]) and the
+/// shape of its errors.
+pub trait Conversation: ChatApi {
     const API: ApiKind;
-    type Request: DeserializeOwned + Send + Sync;
-    type Context: Send;
-    /// Ends the answer on its own when a stop sequence matches ([`StreamEnd`]).
-    type Transcoder: StreamEnd + Send + 'static;
-    type Answer: Serialize;
-
-    fn model(request: &Self::Request) -> &str;
-    fn is_stream(request: &Self::Request) -> bool;
-    /// Checks serde cannot make (non-empty lists and the like), naming the field.
-    fn check(request: &Self::Request) -> Result<(), String>;
-    /// How many messages (input items) and tools the client sent, for
-    /// `server.max_messages` and `server.max_tools`.
-    fn counts(request: &Self::Request) -> (usize, usize);
-    fn translate(
-        request: &Self::Request,
-        upstream_model: &str,
-        options: &RequestOptions<'_>,
-    ) -> Result<Translated, TranslateError>;
-    fn context(
-        request: &Self::Request,
-        translated: &Translated,
-        seed: String,
-        unix_now: u64,
-    ) -> Self::Context;
-    /// A whole upstream answer as the client's answer, with the signatures it carried.
-    fn convert(
-        response: &GenerateContentResponse,
-        context: &Self::Context,
-    ) -> (Self::Answer, Vec<SeenSignature>);
-    fn transcoder(context: Self::Context) -> Self::Transcoder;
-    /// SSE frames for one upstream chunk.
-    fn push(transcoder: &mut Self::Transcoder, chunk: &GenerateContentResponse) -> Vec<String>;
-    /// SSE frames that end a complete stream.
-    fn finish(transcoder: &mut Self::Transcoder) -> Vec<String>;
-    /// SSE frames that end a broken stream with the API's error event.
-    fn fail(transcoder: &mut Self::Transcoder, message: &str) -> Vec<String>;
-    fn signatures(transcoder: &Self::Transcoder) -> &[SeenSignature];
-    /// What a quiet stream sends to stay open.
-    fn keepalive() -> String;
 }
 
 enum Answer {
@@ -104,7 +64,7 @@ async fn handle<C: Conversation>(
             "model: must name a model, e.g. claude-sonnet-4-5",
         ));
     }
-    C::check(&request).map_err(|message| ApiError::invalid(api, message))?;
+    C::check(&request).map_err(|e| ApiError::invalid(api, e.to_string()))?;
     let (messages, tools) = C::counts(&request);
     crate::http::edge::check_limits(api, messages, tools, &state.config.server)?;
     // The name goes into headers and URLs upstream: refused here, before any call.
@@ -127,7 +87,7 @@ async fn handle<C: Conversation>(
                     thinking_as_text,
                     signatures: Some(&view),
                 };
-                C::translate(request, upstream_model, &options)
+                C::to_gemini(request, upstream_model, &options)
                     .map_err(|e| RouteError::new(ErrorKind::InvalidRequest, e.to_string()))?
             };
             crate::http::edge::check_counts(api, &translated.request, &state.config.server)
@@ -140,11 +100,7 @@ async fn handle<C: Conversation>(
             for note in &translated.notes {
                 tracing::debug!(model = %upstream_model, "{note}");
             }
-            let thinking_off = thinking_as_text
-                || translated
-                    .notes
-                    .iter()
-                    .any(|n| n.starts_with(agm_translate::common::THINKING_OFF_NOTE));
+            let thinking_off = thinking_as_text || translated.thinking_off.is_some();
             let seed = uuid::Uuid::new_v4().simple().to_string();
             let unix_now =
                 u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
@@ -230,28 +186,20 @@ async fn handle<C: Conversation>(
         lease,
     } = open;
     tracing::debug!(%account, model = %upstream_model, "stream open");
-    let mut transcoder = C::transcoder(context);
-    let pending: VecDeque<Bytes> = first
-        .iter()
-        .flat_map(|chunk| C::push(&mut transcoder, &chunk.response))
-        .map(Bytes::from)
-        .collect();
-    let mut body = ClientStream::<C> {
-        upstream: rest,
-        transcoder,
-        pending,
-        finished: false,
-        deadline,
+    let remember = Remember {
         state: Arc::clone(state),
         session_id,
         family,
-        _lease: lease,
     };
-    if body.transcoder.finished() {
-        // A stop sequence matched in the first chunks.
-        body.end();
-    }
-    let mut response = Response::new(Body::from_stream(body.into_stream()));
+    let body = stream_body(
+        C::transcoder(context),
+        &first,
+        rest,
+        lease,
+        deadline,
+        Some(remember),
+    );
+    let mut response = Response::new(body);
     served.write_headers(response.headers_mut());
     mark_retired(response.headers_mut(), retired.as_deref());
     mark_thinking_off(response.headers_mut(), thinking_off);
@@ -283,32 +231,77 @@ fn mark_thinking_off(headers: &mut axum::http::HeaderMap, off: bool) {
     }
 }
 
-/// The client's side of a stream: upstream chunks in, SSE frames out, with keep-alives
+/// Where a stream's thinking signatures go when it ends: the conversation's entry
+/// in the signature cache.
+pub(crate) struct Remember {
+    pub state: SharedState,
+    pub session_id: String,
+    pub family: ModelFamily,
+}
+
+/// The body of a streamed answer: the frames of the `first` chunks, then the rest of
+/// the upstream stream through `transcoder`, with keep-alives on quiet stretches (when
+/// the API has them), until the upstream ends, a stop sequence ends the answer, the
+/// upstream breaks or `deadline` passes (the last two end with the API's error). The
+/// signatures the upstream handed out go to `remember` when the answer is complete.
+pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
+    mut transcoder: T,
+    first: &[CloudCodeResponse],
+    rest: ChunkStream,
+    lease: Option<crate::routing::accounts::Lease>,
+    deadline: Instant,
+    remember: Option<Remember>,
+) -> Body {
+    let pending: VecDeque<Bytes> = first
+        .iter()
+        .flat_map(|chunk| transcoder.on_chunk(&chunk.response))
+        .map(Bytes::from)
+        .collect();
+    let mut stream = ClientStream {
+        upstream: rest,
+        keepalive: transcoder.keepalive(),
+        transcoder,
+        pending,
+        finished: false,
+        deadline,
+        remember,
+        _lease: lease,
+    };
+    if stream.transcoder.finished() {
+        // A stop sequence matched in the first chunks.
+        stream.end();
+    }
+    Body::from_stream(stream.into_stream())
+}
+
+/// The client's side of a stream: upstream chunks in, frames out, with keep-alives
 /// on quiet stretches. Dropping it (the client went away) drops the upstream call.
-struct ClientStream<C: Conversation> {
+struct ClientStream<T> {
     upstream: ChunkStream,
-    transcoder: C::Transcoder,
+    transcoder: T,
+    /// What a quiet stretch sends, once every [`KEEPALIVE_EVERY`].
+    keepalive: Option<String>,
     pending: VecDeque<Bytes>,
     finished: bool,
     deadline: Instant,
-    state: SharedState,
-    session_id: String,
-    family: ModelFamily,
+    remember: Option<Remember>,
     /// Counts the stream as in flight on its account until it ends.
     _lease: Option<crate::routing::accounts::Lease>,
 }
 
-impl<C: Conversation> ClientStream<C> {
+impl<T: Transcoder + Send + 'static> ClientStream<T> {
     /// The answer is complete: remember its signatures, and take nothing more from
     /// the upstream (dropping the stream drops the upstream call).
     fn end(&mut self) {
         self.finished = true;
-        self.state.signatures.remember(
-            &self.session_id,
-            self.family,
-            C::signatures(&self.transcoder),
-            std::time::Instant::now(),
-        );
+        if let Some(remember) = &self.remember {
+            remember.state.signatures.remember(
+                &remember.session_id,
+                remember.family,
+                self.transcoder.signatures(),
+                std::time::Instant::now(),
+            );
+        }
     }
 
     fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
@@ -323,7 +316,7 @@ impl<C: Conversation> ClientStream<C> {
                 let frames = tokio::select! {
                     item = s.upstream.next() => match item {
                         Some(Ok(chunk)) => {
-                            let frames = C::push(&mut s.transcoder, &chunk.response);
+                            let frames = s.transcoder.on_chunk(&chunk.response);
                             if s.transcoder.finished() {
                                 // A stop sequence ended the answer.
                                 s.end();
@@ -333,17 +326,19 @@ impl<C: Conversation> ClientStream<C> {
                         Some(Err(err)) => {
                             tracing::warn!(error = %err, "upstream stream broke");
                             s.finished = true;
-                            C::fail(&mut s.transcoder, &format!("the upstream stream broke: {}", err.message()))
+                            s.transcoder.on_fault(&StreamFault::Broken(err.message()))
                         }
                         None => {
                             s.end();
-                            C::finish(&mut s.transcoder)
+                            s.transcoder.on_end()
                         }
                     },
-                    () = sleep(KEEPALIVE_EVERY) => vec![C::keepalive()],
+                    () = sleep(KEEPALIVE_EVERY), if s.keepalive.is_some() => {
+                        s.keepalive.iter().cloned().collect()
+                    }
                     () = sleep_until(s.deadline) => {
                         s.finished = true;
-                        C::fail(&mut s.transcoder, "the request took longer than server.request_timeout")
+                        s.transcoder.on_fault(&StreamFault::Deadline)
                     }
                 };
                 s.pending.extend(frames.into_iter().map(Bytes::from));

@@ -3,12 +3,11 @@
 //! under `/v1/`. The request goes through the Cloud Code envelope with minimal change.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 
 use agm_google::ErrorClass;
-use agm_translate::gemini_api::{parse_model_path, prepare_request, session_id};
+use agm_translate::gemini_api::{Passthrough, parse_model_path, prepare_request, session_id};
 use agm_wire::gemini::{Content, GenerateContentRequest, GenerateContentResponse};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
@@ -20,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::app::SharedState;
 use crate::http::body::parse_json;
+use crate::http::conversation::stream_body;
 use crate::http::error::{ApiError, ApiKind, ErrorKind};
 use crate::routing::error::RouteError;
 use crate::routing::executor::{OpenStream, UpstreamCall};
@@ -196,14 +196,10 @@ async fn within<T>(
     })?
 }
 
-fn sse_frame(chunk: &GenerateContentResponse) -> Bytes {
-    let json = serde_json::to_string(chunk).unwrap_or_else(|_| "{}".into());
-    Bytes::from(format!("data: {json}\r\n\r\n"))
-}
-
-/// Upstream chunks as Gemini SSE, unwrapped from the Cloud Code envelope. A broken
-/// upstream ends the stream with an error object, as Google's own API does, and so
-/// does the request's deadline (an upstream that stalls after its first chunk).
+/// Upstream chunks as Gemini SSE, unwrapped from the Cloud Code envelope
+/// ([`Passthrough`]). A broken upstream ends the stream with an error object, as
+/// Google's own API does, and so does the request's deadline (an upstream that stalls
+/// after its first chunk).
 fn sse_response(open: OpenStream, deadline: Instant) -> Response {
     let OpenStream {
         first,
@@ -212,25 +208,9 @@ fn sse_response(open: OpenStream, deadline: Instant) -> Response {
         lease,
         ..
     } = open;
-    let head = futures_util::stream::iter(
-        first
-            .into_iter()
-            .map(|c| Ok::<_, Infallible>(sse_frame(&c.response)))
-            .collect::<Vec<_>>(),
-    );
     // The lease keeps the account's in-flight count up until the stream ends.
-    let tail = futures_util::stream::unfold(Some((rest, lease)), move |state| async move {
-        let (mut rest, lease) = state?;
-        let frame = match tokio::time::timeout_at(deadline, rest.next()).await {
-            Ok(None) => return None,
-            Ok(Some(Ok(chunk))) => return Some((sse_frame(&chunk.response), Some((rest, lease)))),
-            Ok(Some(Err(err))) => json!({"error": {"code": 502, "message": format!("the upstream stream broke: {}", err.message()), "status": "UNAVAILABLE"}}),
-            Err(_) => json!({"error": {"code": 504, "message": "the request took longer than server.request_timeout", "status": "DEADLINE_EXCEEDED"}}),
-        };
-        Some((Bytes::from(format!("data: {frame}\r\n\r\n")), None))
-    })
-    .map(Ok::<_, Infallible>);
-    let mut response = Response::new(Body::from_stream(head.chain(tail)));
+    let body = stream_body(Passthrough::new(), &first, rest, lease, deadline, None);
+    let mut response = Response::new(body);
     served.write_headers(response.headers_mut());
     let headers = response.headers_mut();
     headers.insert(

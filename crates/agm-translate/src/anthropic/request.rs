@@ -6,24 +6,19 @@ use agm_wire::anthropic::{
 };
 use agm_wire::cloudcode;
 use agm_wire::gemini::{
-    Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig,
-    Tool, ToolConfig,
+    Content, FunctionDeclaration, GenerationConfig, Part, ThinkingConfig, Tool, ToolConfig,
 };
 use serde_json::{Value, json};
 
 use crate::common::media::{file_uri_part, inline_part};
+use crate::common::pipeline::{Draft, ThinkingAsked, output_limit};
 use crate::common::request::{
     CallNames, CallingMode, call_args, function_call_part, function_declaration, function_tools,
-    push_turn, stop_sequences, system_instruction as common_system_instruction, tool_config,
-    tool_result_parts as common_tool_result_parts,
+    push_turn, stop_sequences, tool_config, tool_result_parts as common_tool_result_parts,
 };
 use crate::error::TranslateError;
 use crate::session::session_id;
-use crate::thinking::{
-    ModelFamily, Replay, SignaturePolicy, clamp_budget, claude_thinking_sampling,
-    last_tool_turn_has_signed_thinking, leave_room_for_answer, needs_function_call_signatures,
-    sign_first_function_calls,
-};
+use crate::thinking::{ModelFamily, Replay, SignaturePolicy, clamp_budget};
 use crate::tools::ToolNameMap;
 
 pub use crate::common::request::{RequestOptions, Translated};
@@ -43,9 +38,7 @@ pub fn to_gemini(
     upstream_model: &str,
     options: &RequestOptions<'_>,
 ) -> Result<Translated, TranslateError> {
-    if req.max_tokens == 0 {
-        return Err(TranslateError::invalid("max_tokens", "must be at least 1"));
-    }
+    let max_output_tokens = output_limit("max_tokens", Some(req.max_tokens))?;
     if req.messages.is_empty() {
         return Err(TranslateError::invalid(
             "messages",
@@ -80,49 +73,37 @@ pub fn to_gemini(
             session_id: &session_id,
         },
     };
-    let mut contents = history.contents(req, &mut tool_names)?;
+    let contents = history.contents(req, &mut tool_names)?;
 
-    let mut notes = Vec::new();
-    let mut thinking = matches!(
-        req.thinking,
-        Some(Thinking::Enabled { .. } | Thinking::Adaptive)
-    );
-    if thinking && family == ModelFamily::Claude {
-        // Anthropic requires the assistant turn of an open tool loop to start with a
-        // signed thinking block, and refuses thinking with a forced tool choice:
-        // such requests go without thinking.
-        let forced = matches!(
+    Ok(Draft {
+        upstream_model,
+        family,
+        session_id,
+        tool_names,
+        system: system_parts(req),
+        contents,
+        tools,
+        tool_config,
+        generation_config: GenerationConfig {
+            temperature: req.temperature,
+            top_p: req.top_p,
+            top_k: req.top_k,
+            max_output_tokens,
+            // `stop_sequences` are enforced by agm (`Translated::stop_sequences`): Google
+            // would not say which one matched.
+            ..GenerationConfig::default()
+        },
+        thinking: thinking(req, family, upstream_model),
+        // Anthropic refuses thinking with a forced tool choice.
+        forced_call: matches!(
             req.tool_choice,
             Some(ToolChoice::Any { .. } | ToolChoice::Tool { .. })
-        );
-        if forced || !last_tool_turn_has_signed_thinking(&contents) {
-            thinking = false;
-            notes.push(crate::thinking::thinking_off_note(forced));
-        }
-    }
-    if needs_function_call_signatures(upstream_model) {
-        sign_first_function_calls(&mut contents);
-    }
-
-    let generation_config = generation_config(req, upstream_model, family, thinking);
-    let system_instruction = system_instruction(req);
-
-    Ok(Translated {
-        request: GenerateContentRequest {
-            contents,
-            system_instruction,
-            tools,
-            tool_config,
-            generation_config: Some(generation_config),
-            safety_settings: Vec::new(),
-            session_id: Some(session_id.clone()),
-        },
-        tool_names,
-        session_id,
-        thinking,
+        ),
+        show_thoughts: true,
         stop_sequences: stop_sequences(req.stop_sequences.iter().map(String::as_str)),
-        notes,
-    })
+        notes: Vec::new(),
+    }
+    .finish())
 }
 
 /// Translates a `count_tokens` request into Cloud Code's `:countTokens` body, which
@@ -236,7 +217,7 @@ fn translate_tool_choice(
 
 /// The system prompt, then the text of every `role: "system"` message in order: Gemini
 /// has one system instruction for the whole conversation.
-fn system_instruction(req: &MessagesRequest) -> Option<Content> {
+fn system_parts(req: &MessagesRequest) -> Vec<Part> {
     let mut parts: Vec<Part> = match &req.system {
         None => Vec::new(),
         Some(System::Text(text)) => vec![Part::text(text.clone())],
@@ -253,45 +234,31 @@ fn system_instruction(req: &MessagesRequest) -> Option<Content> {
             }
         }
     }
-    common_system_instruction(parts)
+    parts
 }
 
-fn generation_config(
+/// The thinking asked for: `enabled` with its budget (clamped to what the model
+/// takes), `adaptive` with the model's own.
+fn thinking(
     req: &MessagesRequest,
-    upstream_model: &str,
     family: ModelFamily,
-    thinking: bool,
-) -> GenerationConfig {
-    let mut config = GenerationConfig {
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
-        max_output_tokens: Some(req.max_tokens),
-        // `stop_sequences` are enforced by agm (`Translated::stop_sequences`): Google
-        // would not say which one matched.
-        ..GenerationConfig::default()
-    };
-    if !thinking {
-        return config;
-    }
-    if family == ModelFamily::Claude {
-        claude_thinking_sampling(&mut config);
-    }
+    upstream_model: &str,
+) -> Option<ThinkingAsked> {
     let budget = match req.thinking {
         Some(Thinking::Enabled { budget_tokens }) => {
             Some(clamp_budget(family, upstream_model, budget_tokens))
         }
-        _ => None,
+        Some(Thinking::Adaptive) => None,
+        _ => return None,
     };
-    if let Some(budget) = budget {
-        leave_room_for_answer(&mut config, budget);
-    }
-    config.thinking_config = Some(ThinkingConfig {
-        include_thoughts: Some(true),
-        thinking_budget: budget.map(i64::from),
-        thinking_level: None,
-    });
-    config
+    Some((
+        ThinkingConfig {
+            include_thoughts: Some(true),
+            thinking_budget: budget.map(i64::from),
+            thinking_level: None,
+        },
+        budget,
+    ))
 }
 
 /// Blocks that are results of Anthropic's own server tools: nothing upstream can
@@ -664,7 +631,9 @@ fn search_result_text(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::thinking::{SKIP_SIGNATURE_VALIDATOR, SignatureStore};
+    use crate::thinking::{
+        SKIP_SIGNATURE_VALIDATOR, SignatureStore, needs_function_call_signatures,
+    };
     use agm_wire::gemini::{FileData, FunctionResponse};
     use pretty_assertions::assert_eq;
 

@@ -31,7 +31,7 @@
 //! text that could be the start of one is held back until it is known not to be; a
 //! match cuts the text before it and ends the message at once (`stop_reason:
 //! "stop_sequence"`, `stop_sequence: "<matched>"`). The transcoder is then
-//! [`finished`](StreamEnd::finished) and the caller should drop the upstream stream.
+//! [`finished`](Transcoder::finished) and the caller should drop the upstream stream.
 
 use agm_wire::anthropic::{
     ContentBlock, Delta, ErrorDetail, ErrorKind, MessageDelta, MessageDeltaUsage, MessagesResponse,
@@ -41,9 +41,9 @@ use agm_wire::gemini::{GenerateContentResponse, Part};
 use serde_json::{Map, Value};
 
 use crate::anthropic::response::ResponseContext;
-use crate::common::StreamEnd;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
 use crate::common::stop::StopScanner;
+use crate::common::{StreamFault, Transcoder};
 use crate::sse::sse_frame;
 use crate::thinking::SeenSignature;
 
@@ -384,9 +384,38 @@ impl StreamTranscoder {
     }
 }
 
-impl StreamEnd for StreamTranscoder {
+impl Transcoder for StreamTranscoder {
+    fn on_chunk(&mut self, chunk: &GenerateContentResponse) -> Vec<String> {
+        let mut frames = Vec::new();
+        for event in self.push(chunk) {
+            let is_start = matches!(event, StreamEvent::MessageStart { .. });
+            frames.push(to_sse(&event));
+            if is_start {
+                // Anthropic sends a ping right after message_start.
+                frames.push(to_sse(&StreamEvent::Ping));
+            }
+        }
+        frames
+    }
+
+    fn on_end(&mut self) -> Vec<String> {
+        self.finish().iter().map(to_sse).collect()
+    }
+
+    fn on_fault(&mut self, fault: &StreamFault) -> Vec<String> {
+        self.fail(fault.to_string()).iter().map(to_sse).collect()
+    }
+
     fn finished(&self) -> bool {
         self.done
+    }
+
+    fn signatures(&self) -> &[SeenSignature] {
+        &self.signatures
+    }
+
+    fn keepalive(&self) -> Option<String> {
+        Some(to_sse(&StreamEvent::Ping))
     }
 }
 

@@ -3,6 +3,10 @@
 //!
 //! - [`request`]: the caller's options, the translated request, turn merging,
 //!   function declarations, calls and responses.
+//! - `pipeline`: the steps every translation ends with (thinking off, Gemini 3's
+//!   call signatures, sampling, the thinking budget, the request itself).
+//! - [`api`]: what the caller serving the APIs uses: the [`Transcoder`] of a stream
+//!   and the [`ChatApi`] of each chat-style API.
 //! - [`media`]: images and files given as URLs, `data:` URLs or base64.
 //! - [`response`]: what a transcoder tracks of the upstream stream (finish reason,
 //!   blocks, usage, ids), token counts, and the notes telling the client why Google
@@ -11,20 +15,15 @@
 //! - [`openai_tools`]: custom tools, hosted tools and `allowed_tools`, as both OpenAI
 //!   APIs declare them.
 
+pub mod api;
 pub mod media;
 pub mod openai_tools;
+pub(crate) mod pipeline;
 pub mod request;
 pub mod response;
 pub mod stop;
 
-pub use request::{RequestOptions, THINKING_OFF_NOTE, Translated};
+pub use crate::thinking::ThinkingOff;
+pub use api::{ChatApi, StreamFault, Transcoder};
+pub use request::{RequestOptions, Translated};
 pub use response::{Finish, TokenCounts};
-
-/// What a caller streaming an answer asks of every stream transcoder (Anthropic, Chat
-/// Completions, Responses).
-pub trait StreamEnd {
-    /// True once the transcoder has ended the answer: by `finish` or `fail`, or on its
-    /// own because a stop sequence matched. After that it sends nothing more, and the
-    /// caller should drop the upstream stream (Google keeps generating otherwise).
-    fn finished(&self) -> bool;
-}

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::TranslateError;
 use crate::schema::clean_parameters;
-use crate::thinking::SignatureStore;
+use crate::thinking::{SignatureStore, ThinkingOff};
 use crate::tools::ToolNameMap;
 
 /// Choices the caller makes per request.
@@ -34,10 +34,6 @@ impl std::fmt::Debug for RequestOptions<'_> {
     }
 }
 
-/// The start of the note a translator adds when it sends a request without the
-/// thinking the client asked for (the server says so in `x-agm-thinking: off`).
-pub const THINKING_OFF_NOTE: &str = "thinking turned off";
-
 /// A translated request and what the answer's translation needs to know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translated {
@@ -49,6 +45,10 @@ pub struct Translated {
     pub session_id: String,
     /// Whether thinking is on for this request (thoughts go to the client only then).
     pub thinking: bool,
+    /// Set when the request goes without the thinking the client asked for, and why
+    /// (the server says so in `x-agm-thinking: off`; a note says so in
+    /// [`Translated::notes`] too).
+    pub thinking_off: Option<ThinkingOff>,
     /// The client's stop sequences. They are not sent upstream: the answer's
     /// transcoder enforces them (see [`crate::common::stop`]).
     pub stop_sequences: Vec<String>,

@@ -8,7 +8,7 @@
 //! [`StopScanner`] watches the visible answer text as it streams, cuts it before the
 //! first match, and the transcoder ends the answer there. The price is that Google
 //! keeps generating past the match until the caller drops the stream (streams: at
-//! once, see [`StreamEnd`](crate::common::StreamEnd); whole answers: only after Google
+//! once, see [`Transcoder::finished`](crate::common::Transcoder::finished); whole answers: only after Google
 //! finished it), and the usage reported is what Google generated.
 //!
 //! Only visible text is scanned: thoughts and tool calls never match. A tool call or a

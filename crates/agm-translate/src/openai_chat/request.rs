@@ -1,8 +1,6 @@
 //! OpenAI `ChatCompletionRequest` → Gemini `GenerateContentRequest`.
 
-use agm_wire::gemini::{
-    Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ToolConfig,
-};
+use agm_wire::gemini::{Content, FunctionDeclaration, GenerationConfig, Part, ToolConfig};
 use std::collections::BTreeSet;
 
 use agm_wire::openai::chat::{
@@ -16,19 +14,15 @@ use crate::common::openai_tools::{
     ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
     hosted_tool, is_web_search, namespace_custom_tools, namespace_declarations, request_tools,
 };
+use crate::common::pipeline::{AnswerFormat, Draft, forces_a_call, output_limit};
 use crate::common::request::{
     CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
-    push_turn, stop_sequences, system_instruction, tool_config, tool_result_parts,
+    push_turn, stop_sequences, tool_config, tool_result_parts,
 };
 use crate::common::{RequestOptions, Translated};
 use crate::error::TranslateError;
-use crate::schema::clean_schema;
 use crate::session::openai_session_id;
-use crate::thinking::{
-    Effort, ModelFamily, SignaturePolicy, claude_thinking_sampling,
-    last_tool_turn_has_signed_thinking, leave_room_for_answer, needs_function_call_signatures,
-    sign_first_function_calls,
-};
+use crate::thinking::{Effort, ModelFamily, SignaturePolicy};
 use crate::tools::ToolNameMap;
 
 /// Translates a Chat Completions request for `upstream_model`.
@@ -69,17 +63,13 @@ pub fn to_gemini(
         tool_choice(req, &mut declarations, &mut tool_names, &mut notes)?
     };
     let tools = request_tools(declarations, search.as_deref(), &mut notes);
-    let forced = tool_config
-        .as_ref()
-        .and_then(|c| c.function_calling_config.as_ref())
-        .is_some_and(|c| c.mode == "ANY");
 
     let policy = SignaturePolicy {
         family,
         options,
         session_id: &session_id,
     };
-    let (system, mut contents) = history(&req.messages, &policy, &mut tool_names)?;
+    let (system, contents) = history(&req.messages, &policy, &mut tool_names)?;
 
     let effort = match req.reasoning_effort.as_deref() {
         None => None,
@@ -90,52 +80,28 @@ pub fn to_gemini(
             )
         })?),
     };
-    let mut thinking_config = effort.and_then(|e| e.thinking_config(family, upstream_model));
-    if family == ModelFamily::Claude
-        && thinking_config.is_some()
-        && (forced || !last_tool_turn_has_signed_thinking(&contents))
-    {
-        // Anthropic refuses thinking with a forced tool choice, and in a tool loop
-        // whose turn has no signed thinking (Chat Completions cannot carry it back).
-        thinking_config = None;
-        notes.push(crate::thinking::thinking_off_note(forced));
-    }
-    let thinking = thinking_config
-        .as_ref()
-        .is_some_and(|(c, _)| c.include_thoughts == Some(true));
-    if needs_function_call_signatures(upstream_model) {
-        sign_first_function_calls(&mut contents);
-    }
+    let thinking = effort.and_then(|e| e.thinking_config(family, upstream_model));
+    let generation_config = generation_config(req)?;
 
-    let mut generation_config = generation_config(req, family)?;
-    if let Some((config, budget)) = thinking_config {
-        if family == ModelFamily::Claude {
-            claude_thinking_sampling(&mut generation_config);
-        }
-        if let Some(budget) = budget {
-            leave_room_for_answer(&mut generation_config, budget);
-        }
-        generation_config.thinking_config = Some(config);
-    }
-
-    Ok(Translated {
-        request: GenerateContentRequest {
-            contents,
-            system_instruction: system_instruction(system),
-            tools,
-            tool_config,
-            generation_config: Some(generation_config),
-            safety_settings: Vec::new(),
-            session_id: Some(session_id.clone()),
-        },
-        tool_names,
+    Ok(Draft {
+        upstream_model,
+        family,
         session_id,
+        tool_names,
+        system,
+        contents,
+        tools,
+        forced_call: forces_a_call(tool_config.as_ref()),
+        tool_config,
+        generation_config,
         thinking,
+        show_thoughts: true,
         stop_sequences: stop_sequences(
             req.stop.as_ref().map(|s| s.sequences()).unwrap_or_default(),
         ),
         notes,
-    })
+    }
+    .finish())
 }
 
 /// The conversation's session id: from `prompt_cache_key`, else the first user
@@ -653,47 +619,31 @@ fn content_parts(
 }
 
 /// Sampling, limits, stop sequences and the response format.
-fn generation_config(
-    req: &ChatCompletionRequest,
-    family: ModelFamily,
-) -> Result<GenerationConfig, TranslateError> {
-    let (max_field, max) = match (req.max_completion_tokens, req.max_tokens) {
-        (Some(max), _) => ("max_completion_tokens", Some(max)),
-        (None, max) => ("max_tokens", max),
+/// Sampling, the output limit and the answer format.
+fn generation_config(req: &ChatCompletionRequest) -> Result<GenerationConfig, TranslateError> {
+    let max = match (req.max_completion_tokens, req.max_tokens) {
+        (Some(max), _) => output_limit("max_completion_tokens", Some(max))?,
+        (None, max) => output_limit("max_tokens", max)?,
     };
-    if max == Some(0) {
-        return Err(TranslateError::invalid(max_field, "must be at least 1"));
-    }
     // `stop` is enforced by agm (`Translated::stop_sequences`), not sent upstream.
     let mut config = GenerationConfig {
         temperature: req.temperature,
         top_p: req.top_p,
         max_output_tokens: max,
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
         ..GenerationConfig::default()
     };
-    if family != ModelFamily::Claude {
-        // Anthropic's models have no seed or penalties.
-        config.seed = req.seed;
-        config.presence_penalty = req.presence_penalty;
-        config.frequency_penalty = req.frequency_penalty;
-    }
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(ResponseFormat::JsonObject) => {
-            config.response_mime_type = Some("application/json".to_owned());
-        }
+    let format = match &req.response_format {
+        None | Some(ResponseFormat::Text) => AnswerFormat::Text,
+        Some(ResponseFormat::JsonObject) => AnswerFormat::JsonObject,
         Some(ResponseFormat::JsonSchema { json_schema }) => {
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_schema = json_schema.schema.as_ref().map(clean_schema);
+            AnswerFormat::JsonSchema(json_schema.schema.as_ref())
         }
-        Some(ResponseFormat::Other(value)) => {
-            let kind = value.get("type").and_then(Value::as_str).unwrap_or("?");
-            return Err(TranslateError::invalid(
-                "response_format.type",
-                format!("must be \"text\", \"json_object\" or \"json_schema\", not \"{kind}\""),
-            ));
-        }
-    }
+        Some(ResponseFormat::Other(value)) => AnswerFormat::Other(value),
+    };
+    format.apply(&mut config, "response_format.type")?;
     Ok(config)
 }
 

@@ -26,7 +26,7 @@
 //! The request's `stop` sequences are enforced here ([`crate::common::stop`]): text
 //! that could be the start of one is held back until it is known not to be; a match
 //! cuts the text before it and ends the answer at once (`finish_reason: "stop"`). The
-//! transcoder is then [`finished`](StreamEnd::finished) and the caller should drop the
+//! transcoder is then [`finished`](Transcoder::finished) and the caller should drop the
 //! upstream stream.
 
 use agm_wire::gemini::{GenerateContentResponse, Part};
@@ -38,12 +38,12 @@ use agm_wire::openai::chat::{
 };
 use serde_json::json;
 
-use crate::common::StreamEnd;
 use crate::common::openai_tools::custom_input;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
 use crate::common::stop::StopScanner;
+use crate::common::{StreamFault, Transcoder};
 use crate::openai_chat::response::ResponseContext;
-use crate::sse::sse_frame;
+use crate::sse::{KEEPALIVE_COMMENT, sse_frame};
 use crate::thinking::SeenSignature;
 
 /// The state machine turning one upstream stream into Chat Completions chunks.
@@ -334,9 +334,29 @@ impl StreamTranscoder {
     }
 }
 
-impl StreamEnd for StreamTranscoder {
+impl Transcoder for StreamTranscoder {
+    fn on_chunk(&mut self, chunk: &GenerateContentResponse) -> Vec<String> {
+        self.push(chunk).iter().map(to_sse).collect()
+    }
+
+    fn on_end(&mut self) -> Vec<String> {
+        self.finish().iter().map(to_sse).collect()
+    }
+
+    fn on_fault(&mut self, fault: &StreamFault) -> Vec<String> {
+        self.fail(fault.to_string()).iter().map(to_sse).collect()
+    }
+
     fn finished(&self) -> bool {
         self.done
+    }
+
+    fn signatures(&self) -> &[SeenSignature] {
+        &self.signatures
+    }
+
+    fn keepalive(&self) -> Option<String> {
+        Some(KEEPALIVE_COMMENT.to_owned())
     }
 }
 

@@ -3,8 +3,7 @@
 use std::collections::BTreeSet;
 
 use agm_wire::gemini::{
-    Content, FunctionDeclaration, GenerateContentRequest, GenerationConfig, Part, ThinkingConfig,
-    ToolConfig,
+    Content, FunctionDeclaration, GenerationConfig, Part, ThinkingConfig, ToolConfig,
 };
 use agm_wire::openai::responses::{
     ContentPart, CustomToolFormat, FunctionOutput, Input, InputItem, InputMessage, MessageContent,
@@ -17,19 +16,15 @@ use crate::common::openai_tools::{
     ToolKinds, allowed_tools_config, custom_call_args, custom_tool_declaration, custom_tool_set,
     hosted_tool, is_web_search, namespace_custom_tools, namespace_declarations, request_tools,
 };
+use crate::common::pipeline::{AnswerFormat, Draft, ThinkingAsked, forces_a_call, output_limit};
 use crate::common::request::{
     CallNames, CallingMode, function_call_part, function_declaration, join_texts, parse_arguments,
-    push_turn, system_instruction, tool_config, tool_result_parts,
+    push_turn, tool_config, tool_result_parts,
 };
 use crate::common::{RequestOptions, Translated};
 use crate::error::TranslateError;
-use crate::schema::clean_schema;
 use crate::session::openai_session_id;
-use crate::thinking::{
-    Effort, ModelFamily, Replay, SignaturePolicy, claude_thinking_sampling,
-    last_tool_turn_has_signed_thinking, leave_room_for_answer, needs_function_call_signatures,
-    sign_first_function_calls,
-};
+use crate::thinking::{Effort, ModelFamily, Replay, SignaturePolicy};
 use crate::tools::ToolNameMap;
 
 pub use crate::common::openai_tools::{CUSTOM_INPUT, MAX_GRAMMAR_BYTES};
@@ -67,10 +62,6 @@ pub fn to_gemini(
         _ => None,
     };
     let tools = request_tools(declarations, search.as_deref(), &mut notes);
-    let forced = tool_config
-        .as_ref()
-        .and_then(|c| c.function_calling_config.as_ref())
-        .is_some_and(|c| c.mode == "ANY");
 
     let policy = SignaturePolicy {
         family,
@@ -81,18 +72,9 @@ pub fn to_gemini(
     if let Some(instructions) = req.instructions.as_deref().filter(|i| !i.is_empty()) {
         system.push(Part::text(instructions));
     }
-    let mut contents = history(req, &policy, &mut tool_names, &mut system, &mut notes)?;
+    let contents = history(req, &policy, &mut tool_names, &mut system, &mut notes)?;
 
-    let mut thinking_config = thinking_config(req, family, upstream_model)?;
-    if family == ModelFamily::Claude
-        && thinking_config.is_some()
-        && (forced || !last_tool_turn_has_signed_thinking(&contents))
-    {
-        // Anthropic refuses thinking with a forced tool choice, and in a tool loop
-        // whose turn does not start with signed thinking.
-        thinking_config = None;
-        notes.push(crate::thinking::thinking_off_note(forced));
-    }
+    let thinking = thinking_config(req, family, upstream_model)?;
     // Thoughts reach the client when it asked for a summary, as OpenAI's do; Claude's
     // always, because its signed thinking must come back whole in the next turn.
     let wants_summary = req
@@ -100,42 +82,26 @@ pub fn to_gemini(
         .as_ref()
         .and_then(|r| r.summary.as_deref())
         .is_some_and(|s| s != "none");
-    let thinking = thinking_config
-        .as_ref()
-        .is_some_and(|(c, _)| c.include_thoughts == Some(true))
-        && (wants_summary || family == ModelFamily::Claude);
-    if needs_function_call_signatures(upstream_model) {
-        sign_first_function_calls(&mut contents);
-    }
+    let generation_config = generation_config(req)?;
 
-    let mut generation_config = generation_config(req)?;
-    if let Some((config, budget)) = thinking_config {
-        if family == ModelFamily::Claude {
-            claude_thinking_sampling(&mut generation_config);
-        }
-        if let Some(budget) = budget {
-            leave_room_for_answer(&mut generation_config, budget);
-        }
-        generation_config.thinking_config = Some(config);
-    }
-
-    Ok(Translated {
-        request: GenerateContentRequest {
-            contents,
-            system_instruction: system_instruction(system),
-            tools,
-            tool_config,
-            generation_config: Some(generation_config),
-            safety_settings: Vec::new(),
-            session_id: Some(session_id.clone()),
-        },
-        tool_names,
+    Ok(Draft {
+        upstream_model,
+        family,
         session_id,
+        tool_names,
+        system,
+        contents,
+        tools,
+        forced_call: forces_a_call(tool_config.as_ref()),
+        tool_config,
+        generation_config,
         thinking,
+        show_thoughts: wants_summary || family == ModelFamily::Claude,
         // The Responses API has no stop sequences.
         stop_sequences: Vec::new(),
         notes,
-    })
+    }
+    .finish())
 }
 
 /// The conversation's session id: from `prompt_cache_key` (Codex sends its
@@ -727,7 +693,7 @@ fn thinking_config(
     req: &ResponsesRequest,
     family: ModelFamily,
     upstream_model: &str,
-) -> Result<Option<(ThinkingConfig, Option<u32>)>, TranslateError> {
+) -> Result<Option<ThinkingAsked>, TranslateError> {
     let Some(reasoning) = &req.reasoning else {
         return Ok(None);
     };
@@ -754,37 +720,21 @@ fn thinking_config(
     }
 }
 
-/// Sampling, limits and the text format.
+/// Sampling, the output limit and the text format.
 fn generation_config(req: &ResponsesRequest) -> Result<GenerationConfig, TranslateError> {
-    if req.max_output_tokens == Some(0) {
-        return Err(TranslateError::invalid(
-            "max_output_tokens",
-            "must be at least 1",
-        ));
-    }
     let mut config = GenerationConfig {
         temperature: req.temperature,
         top_p: req.top_p,
-        max_output_tokens: req.max_output_tokens,
+        max_output_tokens: output_limit("max_output_tokens", req.max_output_tokens)?,
         ..GenerationConfig::default()
     };
-    match req.text.as_ref().and_then(|t| t.format.as_ref()) {
-        None | Some(TextFormat::Text) => {}
-        Some(TextFormat::JsonObject) => {
-            config.response_mime_type = Some("application/json".to_owned());
-        }
-        Some(TextFormat::JsonSchema { schema, .. }) => {
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_schema = schema.as_ref().map(clean_schema);
-        }
-        Some(TextFormat::Other(value)) => {
-            let kind = value.get("type").and_then(Value::as_str).unwrap_or("?");
-            return Err(TranslateError::invalid(
-                "text.format.type",
-                format!("must be \"text\", \"json_object\" or \"json_schema\", not \"{kind}\""),
-            ));
-        }
-    }
+    let format = match req.text.as_ref().and_then(|t| t.format.as_ref()) {
+        None | Some(TextFormat::Text) => AnswerFormat::Text,
+        Some(TextFormat::JsonObject) => AnswerFormat::JsonObject,
+        Some(TextFormat::JsonSchema { schema, .. }) => AnswerFormat::JsonSchema(schema.as_ref()),
+        Some(TextFormat::Other(value)) => AnswerFormat::Other(value),
+    };
+    format.apply(&mut config, "text.format.type")?;
     Ok(config)
 }
 

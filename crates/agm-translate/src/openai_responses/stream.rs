@@ -40,11 +40,11 @@ use agm_wire::openai::responses::{
     OutputTokensDetails, Response, ResponseError, Status, StreamEvent, SummaryText, Usage,
 };
 
-use crate::common::StreamEnd;
 use crate::common::openai_tools::custom_input;
 use crate::common::response::{Finish, TokenCounts, UpstreamState, client_args};
+use crate::common::{StreamFault, Transcoder};
 use crate::openai_responses::response::ResponseContext;
-use crate::sse::sse_frame;
+use crate::sse::{KEEPALIVE_COMMENT, sse_frame};
 use crate::thinking::SeenSignature;
 
 /// The item being streamed.
@@ -617,9 +617,29 @@ impl StreamTranscoder {
     }
 }
 
-impl StreamEnd for StreamTranscoder {
+impl Transcoder for StreamTranscoder {
+    fn on_chunk(&mut self, chunk: &GenerateContentResponse) -> Vec<String> {
+        self.push(chunk).iter().map(to_sse).collect()
+    }
+
+    fn on_end(&mut self) -> Vec<String> {
+        self.finish().iter().map(to_sse).collect()
+    }
+
+    fn on_fault(&mut self, fault: &StreamFault) -> Vec<String> {
+        self.fail(fault.to_string()).iter().map(to_sse).collect()
+    }
+
     fn finished(&self) -> bool {
         self.done
+    }
+
+    fn signatures(&self) -> &[SeenSignature] {
+        &self.signatures
+    }
+
+    fn keepalive(&self) -> Option<String> {
+        Some(KEEPALIVE_COMMENT.to_owned())
     }
 }
 
