@@ -118,6 +118,36 @@ async fn cli_commands_racing_server_writes_all_land() {
     assert!(stored.active, "{stored:?}");
 }
 
+/// Concurrent project-discovery failures in one server (several accounts at once) all
+/// count: a save racing another save of the same process must not take the other's
+/// older record over. The fifth failure turns safe mode on, and it stays on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_failures_in_one_server_all_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let ((store, shared), _) = two_processes(dir.path()).await;
+    let control = Arc::new(SafeModeControl::new(config(), store, shared.clone()));
+    control.sync().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let control = Arc::clone(&control);
+        tasks.push(tokio::spawn(async move {
+            control
+                .record_project_failure(&format!("acc-{i}"), "boom")
+                .await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert!(
+        control.is_active(),
+        "a failure was lost: {:?}",
+        control.status()
+    );
+    let stored = safe_mode::stored_status(config(), &shared).await.unwrap();
+    assert!(stored.active, "{stored:?}");
+}
+
 /// Two `agm accounts clear-cooldowns` at once make two requests a server tells apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_clear_requests_each_get_a_generation() {

@@ -30,6 +30,9 @@ pub struct SafeModeControl {
     reset_generation: AtomicU64,
     store: Store,
     shared: Shared,
+    /// One save at a time in this process: a second one then sees the first's revision
+    /// as its own, and only another process's write is taken over instead of written.
+    save_lock: tokio::sync::Mutex<()>,
 }
 
 /// The state-machine settings from the config.
@@ -50,6 +53,7 @@ impl SafeModeControl {
             reset_generation: AtomicU64::new(u64::MAX),
             store,
             shared,
+            save_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -156,6 +160,7 @@ impl SafeModeControl {
     /// this process last read it (`agm safe-mode` or another replica wrote): then the
     /// stored record wins and is taken over, and nothing the operator did is lost.
     async fn save(&self) -> Result<(), StateError> {
+        let _one_at_a_time = self.save_lock.lock().await;
         let seen = self.revision.load(Ordering::Relaxed);
         let record = {
             let machine = self.lock();
