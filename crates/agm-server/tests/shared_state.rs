@@ -4,11 +4,13 @@
 //! `agm_server::state::Shared`, so neither overwrites the other.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use agm_pool::safe_mode::SafeModeConfig;
 use agm_server::routing::safe_mode::{self, Command, Origin, SafeModeControl};
-use agm_server::state::{Shared, cooldowns};
+use agm_server::state::{BoxFuture, Change, Shared, SharedBackend, StateError, cooldowns};
 use agm_store::{KeyStore, Store};
+use serde_json::Value;
 
 async fn two_processes(dir: &std::path::Path) -> ((Store, Shared), (Store, Shared)) {
     let server = Store::open_sqlite_with(dir, KeyStore::File).await.unwrap();
@@ -118,34 +120,61 @@ async fn cli_commands_racing_server_writes_all_land() {
     assert!(stored.active, "{stored:?}");
 }
 
-/// Concurrent project-discovery failures in one server (several accounts at once) all
-/// count: a save racing another save of the same process must not take the other's
-/// older record over. The fifth failure turns safe mode on, and it stays on.
+/// A store whose updates take a while, so that two saves of one server overlap.
+struct SlowUpdates(Store);
+
+impl SharedBackend for SlowUpdates {
+    fn read<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Value>, StateError>> {
+        self.0.read(name)
+    }
+
+    fn write<'a>(&'a self, name: &'a str, value: Value) -> BoxFuture<'a, Result<(), StateError>> {
+        self.0.write(name, value)
+    }
+
+    fn update<'a>(
+        &'a self,
+        name: &'a str,
+        change: Change,
+    ) -> BoxFuture<'a, Result<Option<Value>, StateError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.0.update(name, change).await
+        })
+    }
+}
+
+/// Two saves of one server overlap (failures on two accounts at once): the second
+/// must not mistake the first's write for another process's and skip its own. Here the
+/// second save carries the activation (the fifth failure): before saves were one at a
+/// time per process, the stored state stayed "off" while the server was on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_failures_in_one_server_all_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let ((store, shared), _) = two_processes(dir.path()).await;
-    let control = Arc::new(SafeModeControl::new(config(), store, shared.clone()));
+async fn overlapping_saves_in_one_server_store_the_newest_state() {
+    let store = Store::open_in_memory().await.unwrap();
+    let control = Arc::new(SafeModeControl::new(
+        config(),
+        store.clone(),
+        Shared::new(SlowUpdates(store.clone())),
+    ));
     control.sync().await.unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..5 {
+    for i in 0..3 {
+        control
+            .record_project_failure(&format!("acc-{i}"), "boom")
+            .await;
+    }
+    let fourth = {
         let control = Arc::clone(&control);
-        tasks.push(tokio::spawn(async move {
-            control
-                .record_project_failure(&format!("acc-{i}"), "boom")
-                .await;
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    assert!(
-        control.is_active(),
-        "a failure was lost: {:?}",
-        control.status()
-    );
-    let stored = safe_mode::stored_status(config(), &shared).await.unwrap();
-    assert!(stored.active, "{stored:?}");
+        tokio::spawn(async move { control.record_project_failure("acc-3", "boom").await })
+    };
+    // The fifth failure comes while the fourth's save is still being written.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    control.record_project_failure("acc-4", "boom").await;
+    fourth.await.unwrap();
+    assert!(control.is_active(), "{:?}", control.status());
+    let stored = safe_mode::stored_status(config(), &Shared::new(store))
+        .await
+        .unwrap();
+    assert!(stored.active, "the activation was never stored: {stored:?}");
 }
 
 /// Two `agm accounts clear-cooldowns` at once make two requests a server tells apart.

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::console::sign_in;
+
 use agm_server::ops::updates::{self, CheckError};
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A releases server: answers `GET /latest` with `status` and `body`, counting requests.
 struct Releases {
@@ -174,7 +176,13 @@ async fn the_job_checks_caches_announces_once_and_the_console_can_dismiss() {
     let console = sign_in(&h).await;
     let view = console.get("/api/updates").await;
     assert_eq!(view["show"], true, "{view}");
-    let (code, after) = console.post("/api/updates/dismiss", json!({})).await;
+    let (code, after) = console
+        .send(
+            reqwest::Method::POST,
+            "/api/updates/dismiss",
+            Some(json!({})),
+        )
+        .await;
     assert_eq!(code, StatusCode::OK, "{after}");
     assert_eq!(after["show"], false, "{after}");
     assert_eq!(after["dismissed"], "99.1.0");
@@ -221,82 +229,4 @@ fn the_interval_is_validated() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("updates.url"), "{err}");
-}
-
-/// A signed-in console session (as tests/console.rs signs in).
-struct Console {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-async fn sign_in(h: &common::Harness) -> Console {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let addr: std::net::SocketAddr = h.url.trim_start_matches("http://").parse().unwrap();
-    let link = h.state.console.startup_link(addr).expect("a loopback link");
-    let token = link.split("token=").nth(1).unwrap();
-    let response = http
-        .get(format!("{}/ui/login?token={token}", h.url))
-        .send()
-        .await
-        .unwrap();
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|v| v.starts_with("agm_session="))
-        .expect("a session cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let session: Value = http
-        .get(format!("{}/api/session", h.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    Console {
-        http,
-        url: h.url.clone(),
-        cookie,
-        csrf: session["csrf"].as_str().unwrap().to_owned(),
-    }
-}
-
-impl Console {
-    async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .header("cookie", &self.cookie)
-            .header("origin", &self.url)
-            .header("x-agm-csrf", &self.csrf)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
 }

@@ -12,7 +12,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn agm(home: &Path, args: &[&str]) -> Output {
+/// The real binary with a clean environment: `home`, its data dir, and `vars`.
+fn agm_with(home: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_agm"))
         .args(args)
         .env_clear()
@@ -20,9 +21,14 @@ fn agm(home: &Path, args: &[&str]) -> Output {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
         .env("AGM_DATA_DIR", home.join("data"))
-        .env("AGM_STORAGE__KEY_STORE", "file")
+        .envs(vars.iter().copied())
         .output()
         .unwrap()
+}
+
+/// A single-process agm on SQLite.
+fn agm(home: &Path, args: &[&str]) -> Output {
+    agm_with(home, args, &[("AGM_STORAGE__KEY_STORE", "file")])
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -131,19 +137,14 @@ async fn migrate_copies_the_store_says_how_to_share_the_key_and_runs_again_safel
 
     // The migrated store in use: two "replicas" (own homes and data dirs) configured
     // with backend = "postgres" and the shared key file see one set of keys.
+    let cluster = [
+        ("AGM_STORAGE__BACKEND", "postgres"),
+        ("AGM_STORAGE__POSTGRES_URL", url.as_str()),
+    ];
     let replica = |home: &Path, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_agm"))
-            .args(args)
-            .env_clear()
-            .env("HOME", home)
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env("AGM_DATA_DIR", home.join("data"))
-            .env("AGM_STORAGE__BACKEND", "postgres")
-            .env("AGM_STORAGE__POSTGRES_URL", &url)
-            .env("AGM_STORAGE__KEY_FILE", &key_file_arg)
-            .output()
-            .unwrap()
+        let mut vars = cluster.to_vec();
+        vars.push(("AGM_STORAGE__KEY_FILE", key_file_arg.as_str()));
+        agm_with(home, args, &vars)
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let made = replica(a.path(), &["keys", "create", "--name", "from-a"]);
@@ -158,16 +159,7 @@ async fn migrate_copies_the_store_says_how_to_share_the_key_and_runs_again_safel
         "the migrated key and from-a: {out}"
     );
     // Without the shared key a replica says what to set.
-    let keyless = Command::new(env!("CARGO_BIN_EXE_agm"))
-        .args(["keys", "list"])
-        .env_clear()
-        .env("HOME", b.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AGM_DATA_DIR", b.path().join("data"))
-        .env("AGM_STORAGE__BACKEND", "postgres")
-        .env("AGM_STORAGE__POSTGRES_URL", &url)
-        .output()
-        .unwrap();
+    let keyless = agm_with(b.path(), &["keys", "list"], &cluster);
     assert_eq!(keyless.status.code(), Some(1));
     assert!(
         text(&keyless.stderr).contains("AGM_SEAL_KEY"),

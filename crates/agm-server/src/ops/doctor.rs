@@ -71,9 +71,10 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
         Ok(store) => {
             checks.push(secrets_check(&store, data_dir).await);
             checks.push(accounts_check(&store).await);
-            checks.push(discovery_check(&store).await);
-            checks.push(safe_mode_check(loaded, &store).await);
-            checks.push(client_version_check(loaded, &store).await);
+            let shared = crate::state::Shared::new(store.clone());
+            checks.push(discovery_check(&shared).await);
+            checks.push(safe_mode_check(loaded, &shared).await);
+            checks.push(client_version_check(loaded, &shared).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -212,9 +213,9 @@ async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
 /// Project discovery as the running server measured it (it writes its telemetry to the
 /// store every minute): attempts, success rate, latency percentiles, errors by class.
 /// Whether Google refused the client version agm reports, as a running server last saw.
-async fn client_version_check(loaded: &LoadedConfig, store: &Store) -> Check {
+async fn client_version_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -> Check {
     let google = &loaded.config.google;
-    match crate::routing::drift::stored(&crate::state::Shared::new(store.clone())).await {
+    match crate::routing::drift::stored(shared).await {
         Some(refusal) => check(
             "client version",
             Status::Fail,
@@ -234,9 +235,8 @@ async fn client_version_check(loaded: &LoadedConfig, store: &Store) -> Check {
     }
 }
 
-async fn discovery_check(store: &Store) -> Check {
+async fn discovery_check(shared: &crate::state::Shared) -> Check {
     const NAME: &str = "project discovery";
-    let shared = crate::state::Shared::new(store.clone());
     let value = match shared.get(&crate::state::keys::DISCOVERY_TELEMETRY).await {
         Ok(Some(value)) => value,
         Ok(None) => {
@@ -292,11 +292,10 @@ async fn discovery_check(store: &Store) -> Check {
 }
 
 /// Whether requests go to the official Gemini API, and whether a key is there for it.
-async fn safe_mode_check(loaded: &LoadedConfig, store: &Store) -> Check {
+async fn safe_mode_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -> Check {
     const NAME: &str = "safe mode";
     let config = crate::routing::safe_mode::config_of(&loaded.config);
-    let shared = crate::state::Shared::new(store.clone());
-    let status = match crate::routing::safe_mode::stored_status(config, &shared).await {
+    let status = match crate::routing::safe_mode::stored_status(config, shared).await {
         Ok(status) => status,
         Err(e) => return check(NAME, Status::Fail, e.to_string()),
     };

@@ -231,11 +231,11 @@ impl UpstreamCall<'_> {
     /// The pools this request may use, in order: for a Gemini model the configured
     /// `routing.gemini_pool_order`; for anything else (Claude, GPT-OSS) Antigravity,
     /// which alone serves them.
-    fn pools(&self, state: &AppState) -> Vec<Pool> {
+    fn pools<'s>(&self, state: &'s AppState) -> &'s [Pool] {
         if !self.model.starts_with("gemini-") {
-            return vec![Pool::Antigravity];
+            return &[Pool::Antigravity];
         }
-        state.config.routing.gemini_pool_order.clone()
+        &state.config.routing.gemini_pool_order
     }
 
     /// L0/L1 then the pools in order: the next pool when one is exhausted (every

@@ -330,6 +330,9 @@ pub async fn apply(
     command: Command,
     origin: Origin,
 ) -> Result<SafeModeStatus, StateError> {
+    if matches!(command, Command::Status) {
+        return stored_status(config, shared).await;
+    }
     let now = Instant::now();
     let wall = SystemTime::now();
     let reset_all = matches!(command, Command::ResetAll);
@@ -342,7 +345,7 @@ pub async fn apply(
                 machine.adopt(record, now, wall);
             }
             let event = match command {
-                Command::Status => return (None, (machine.status(now, wall), None)),
+                Command::Status => None, // answered above, without a write
                 Command::Enable { note } => machine.enable(note, now),
                 Command::Disable => machine.disable(now),
                 Command::ResetAll => machine.reset_all(now),

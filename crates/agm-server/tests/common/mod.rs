@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 //! The shared harness: the axum app on loopback against the simulated Google.
 
+pub mod console;
+
 use std::sync::Arc;
 
 use agm_server::app::{AppState, SharedState, bind, serve};
