@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agm_wire::cloudcode::{GoogleError, GoogleErrorBody};
 
-use crate::duration::parse_go_duration;
+use agm_wire::duration::parse_go_duration;
 
 /// A failed call to Google.
 #[derive(Debug, Clone, thiserror::Error)]

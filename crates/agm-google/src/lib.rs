@@ -6,13 +6,13 @@
 mod classify;
 mod client;
 mod discovery;
-mod duration;
 mod gemini_api;
 pub mod oauth;
 mod project_cache;
 mod quota;
 mod stats;
 
+pub use agm_wire::duration::parse_go_duration;
 pub use classify::{ErrorClass, UpstreamError, refusal_in_answer};
 pub use client::{
     CallAuth, ChunkStream, CodeAssistStyle, EndpointGate, GoogleClient, GoogleConfig, TokenGrant,
@@ -21,7 +21,6 @@ pub use client::{
 pub use discovery::{
     DiscoveredProject, DiscoveryError, DiscoveryPolicy, DiscoveryRequest, ProjectDiscovery,
 };
-pub use duration::parse_go_duration;
 pub use gemini_api::OfficialChunkStream;
 pub use project_cache::ProjectCache;
 pub use quota::{ModelQuota, QuotaSnapshot, QuotaWindow};

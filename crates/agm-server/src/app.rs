@@ -296,11 +296,13 @@ pub fn google_config(config: &Config) -> GoogleConfig {
     }
 }
 
-fn sha256(s: &str) -> [u8; 32] {
+/// SHA-256 of a secret (client keys, console tokens and passwords are compared by it).
+pub(crate) fn sha256(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+/// Equal bytes, in time that depends on the length only.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
 }

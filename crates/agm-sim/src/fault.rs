@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+pub use agm_wire::duration::parse_go_duration;
+
 use serde_json::{Value, json};
 
 use crate::SimMethod;
@@ -336,41 +338,6 @@ fn quota_action(reason: &str, model: Option<&str>, delay: &str) -> FaultAction {
     }
 }
 
-/// Parses a Go duration: a sequence of `<number><unit>` with units
-/// `h`, `m`, `s`, `ms`, `us`/`µs`, `ns`, e.g. `1h16m0.667s`, `510.79ms`, `42s`.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut rest = text.trim();
-    if rest == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    let mut any = false;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest.get(..number_len)?.parse().ok()?;
-        rest = rest.get(number_len..)?;
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = rest.get(..unit_len)?;
-        rest = rest.get(unit_len..)?;
-        let scale = match unit {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += number * scale;
-        any = true;
-    }
-    any.then(|| Duration::from_secs_f64(total))
-}
-
 /// `0.539477544s`, `42s`: the protobuf Duration JSON form.
 fn seconds_string(duration: Duration) -> String {
     let nanos = duration.subsec_nanos();
@@ -401,19 +368,6 @@ fn go_duration_rounded(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("42s"), Some(Duration::from_secs(42)));
-        assert_eq!(
-            parse_go_duration("1h16m0s"),
-            Some(Duration::from_secs(3600 + 16 * 60))
-        );
-        let ms = parse_go_duration("510.79ms").unwrap();
-        assert!((ms.as_secs_f64() - 0.51079).abs() < 1e-9);
-        assert_eq!(parse_go_duration("soon"), None);
-        assert_eq!(parse_go_duration(""), None);
-    }
 
     #[test]
     fn rate_limited_body_has_protocol_shape() {

@@ -26,6 +26,7 @@ mod shared_key;
 mod sqlite;
 mod store;
 mod timestamp;
+pub use timestamp::{now_rfc3339, rfc3339};
 
 pub use account::{Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};

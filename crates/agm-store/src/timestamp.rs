@@ -32,6 +32,19 @@ pub(crate) fn now_millis() -> i64 {
     to_millis(OffsetDateTime::now_utc())
 }
 
+/// A time as agm shows and stores it in JSON: RFC 3339 in UTC, e.g.
+/// `2026-01-02T03:04:05.678Z` (the Unix seconds, should formatting ever fail).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// Now, as [`rfc3339`].
+pub fn now_rfc3339() -> String {
+    rfc3339(OffsetDateTime::now_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,8 @@
 //! `agm accounts ...` and `agm keys ...` as a user runs them: the real binary, its own
 //! data dir, and every Google address pointed at the simulated Google.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -47,34 +49,13 @@ impl User {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let base = self.sim.base_url();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agm"));
+        let bin = Path::new(env!("CARGO_BIN_EXE_agm"));
+        let mut cmd = common::isolated(bin, self.home.path(), &self.data_dir);
+        common::at_sim(&mut cmd, &self.sim.base_url());
+        // Never the default port: `agm doctor` checks it, and a running `agm demo` on
+        // 8045 must not fail the suite (issue 14).
         cmd.args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            // Never a real OS keychain from a test.
-            .env("AGM_STORAGE__KEY_STORE", "file")
-            .env("AGM_DATA_DIR", &self.data_dir)
-            .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
-            .env(
-                "AGM_GOOGLE__OAUTH_AUTH_URL",
-                format!("{base}/o/oauth2/v2/auth"),
-            )
-            .env("AGM_GOOGLE__OAUTH_TOKEN_URL", format!("{base}/token"))
-            .env(
-                "AGM_GOOGLE__USERINFO_URL",
-                format!("{base}/oauth2/v2/userinfo"),
-            )
-            .env("AGM_GOOGLE__GEMINI_API_BASE", &base)
-            // Never the default port: `agm doctor` checks it, and a running
-            // `agm demo` on 8045 must not fail the suite (issue 14).
-            .env("AGM_SERVER__PORT", self.port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env("AGM_SERVER__PORT", self.port.to_string());
         cmd
     }
 
@@ -119,13 +100,7 @@ impl User {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{stderr, stdout};
 
 /// A failed command: exit 1 and one line on stderr, which is returned.
 fn user_error(o: &Output) -> String {

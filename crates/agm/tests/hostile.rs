@@ -9,6 +9,7 @@
 //!
 //! Run it alone with `cargo test -p agm --test hostile`.
 
+mod common;
 #[path = "hostile/harness.rs"]
 mod harness;
 

@@ -4,8 +4,10 @@
 //! polling), reports a verification request then, and only warns when Google cannot be
 //! reached: the gateway's lazy discovery stays the fallback.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use agm_sim::{Fault, RunningSim, Sim, SimAccount, SimMethod};
@@ -39,33 +41,12 @@ impl User {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let base = self.sim.base_url();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agm"));
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_agm"));
+        let mut cmd = common::isolated(bin, self.home.path(), &self.data_dir);
+        common::at_sim(&mut cmd, &self.sim.base_url());
         cmd.args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .env("AGM_STORAGE__KEY_STORE", "file")
-            .env("AGM_DATA_DIR", &self.data_dir)
             .env("AGM_UPDATES__CHECK", "false")
-            .env("AGM_PROJECT_ID__POLL_INTERVAL", "50ms")
-            .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
-            .env("AGM_GOOGLE__CODE_ASSIST_POOL_ENDPOINT", &base)
-            .env(
-                "AGM_GOOGLE__OAUTH_AUTH_URL",
-                format!("{base}/o/oauth2/v2/auth"),
-            )
-            .env("AGM_GOOGLE__OAUTH_TOKEN_URL", format!("{base}/token"))
-            .env(
-                "AGM_GOOGLE__USERINFO_URL",
-                format!("{base}/oauth2/v2/userinfo"),
-            )
-            .env("AGM_GOOGLE__GEMINI_API_BASE", &base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env("AGM_PROJECT_ID__POLL_INTERVAL", "50ms");
         cmd
     }
 
@@ -92,13 +73,7 @@ impl User {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{stderr, stdout};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

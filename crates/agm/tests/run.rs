@@ -4,6 +4,8 @@
 //! on PATH: a shell script that prints its arguments, environment and config files, so
 //! that the wiring is checked without the real client (tests/e2e runs the real ones).
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,13 +56,7 @@ impl Setup {
     }
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{stderr, stdout};
 
 /// The value of `NAME=value` lines the fake clients print.
 fn printed<'a>(out: &'a str, name: &str) -> Vec<&'a str> {

@@ -12,8 +12,10 @@
 //! the retry budget per client request (no self-DDoS); and a limited account is used
 //! again once its reset time has passed.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -127,28 +129,14 @@ struct Gateway {
     _home: tempfile::TempDir,
 }
 
-fn command(home: &std::path::Path, data_dir: &PathBuf, base: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agm"));
+fn command(home: &Path, data_dir: &Path, base: &str, args: &[&str]) -> Command {
+    let mut cmd = common::isolated(Path::new(env!("CARGO_BIN_EXE_agm")), home, data_dir);
+    common::at_sim(&mut cmd, base);
     cmd.args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "error")
-        // Never a real OS keychain from a test.
-        .env("AGM_STORAGE__KEY_STORE", "file")
-        .env("AGM_DATA_DIR", data_dir)
-        .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
-        .env("AGM_GOOGLE__OAUTH_TOKEN_URL", format!("{base}/token"))
-        .env(
-            "AGM_GOOGLE__USERINFO_URL",
-            format!("{base}/oauth2/v2/userinfo"),
-        )
-        .env("AGM_GOOGLE__GEMINI_API_BASE", base)
         .env("AGM_ROUTING__MAX_WAIT", "\"10s\"")
         .env("AGM_ROUTING__SCHEDULING", "\"balance\"")
-        .env("AGM_GOOGLE__FIRST_CHUNK_TIMEOUT", "\"1s\"")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
+        .env("AGM_GOOGLE__FIRST_CHUNK_TIMEOUT", "\"1s\"");
     cmd
 }
 

@@ -18,11 +18,7 @@ use crate::routing::safe_mode::{Command, append_audit, apply, config_of};
 
 type ApiResult = Result<Json<Value>, ConsoleError>;
 
-fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
+use agm_store::rfc3339;
 
 /// `GET /api/session`: the CSRF token a script sends as `x-agm-csrf`.
 pub async fn session(Extension(signed_in): Extension<SignedIn>) -> Json<Value> {

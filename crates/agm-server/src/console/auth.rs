@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use crate::state::{Shared, StateError, keys};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How long a token from `agm console` is good for.
 pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
@@ -78,15 +77,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn sha256(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
-}
-
-/// Equal bytes, in time that depends on the length only.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.ct_eq(b).into()
-}
+use crate::app::{constant_time_eq, sha256};
 
 /// One sign-in token `agm console` made, by its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -238,7 +238,7 @@ pub fn check_mutation(headers: &HeaderMap, csrf: Option<&str>) -> Result<(), Con
     }
     if let Some(expected) = csrf {
         let presented = get(CSRF_HEADER).unwrap_or("");
-        if !auth::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        if !crate::app::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
             return Err(ConsoleError::new(
                 StatusCode::FORBIDDEN,
                 "refused: the CSRF token (x-agm-csrf) is missing or wrong; reload the console",

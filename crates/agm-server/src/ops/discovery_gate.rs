@@ -12,7 +12,6 @@ use agm_google::{
 };
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// The success rate above which the gate says GO.
@@ -111,7 +110,7 @@ pub async fn run_gate(
     stop: impl Future<Output = ()>,
     mut on_progress: impl FnMut(&GateProgress),
 ) -> GateReport {
-    let started_at = now_rfc3339();
+    let started_at = agm_store::now_rfc3339();
     let start = Instant::now();
     let stats = DiscoveryStats::default();
     let inner_stats = DiscoveryStats::default();
@@ -191,7 +190,7 @@ pub async fn run_gate(
         settings,
         accounts: states.into_iter().map(|s| s.email).collect(),
         started_at,
-        ended_at: now_rfc3339(),
+        ended_at: agm_store::now_rfc3339(),
         interrupted,
         rounds,
         summary,
@@ -251,12 +250,6 @@ fn is_lockout(class: &ErrorClass) -> bool {
             | ErrorClass::QuotaExhausted { .. }
             | ErrorClass::ValidationRequired { .. }
     )
-}
-
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn ms(d: Option<Duration>) -> String {

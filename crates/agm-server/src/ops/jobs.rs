@@ -153,7 +153,7 @@ pub async fn write_discovery_telemetry(
         return Ok(());
     }
     let telemetry = DiscoveryTelemetry {
-        written_at: crate::routing::safe_mode::now_rfc3339(),
+        written_at: agm_store::now_rfc3339(),
         summary: serde_json::to_value(&summary).unwrap_or_default(),
     };
     state

@@ -145,7 +145,7 @@ impl Latest {
             version: release.version.to_string(),
             tag: release.tag.clone(),
             url: release.url.clone(),
-            checked_at: crate::routing::safe_mode::now_rfc3339(),
+            checked_at: agm_store::now_rfc3339(),
         }
     }
 

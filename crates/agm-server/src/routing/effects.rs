@@ -61,9 +61,7 @@ pub async fn apply(
             state.version_drift.record(
                 &state.shared,
                 crate::routing::drift::Refusal {
-                    at: time::OffsetDateTime::now_utc()
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
+                    at: agm_store::now_rfc3339(),
                     pool: last.pool.to_string(),
                     sent,
                     message: last.error.message(),

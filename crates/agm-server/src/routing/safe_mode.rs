@@ -267,13 +267,6 @@ pub async fn append_audit(store: &Store, kind: AuditKind, subject: &str, detail:
     }
 }
 
-/// Now, as RFC 3339 (for stored telemetry).
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// The stored safe-mode record, if any (the CLI's `status` without a server).
 pub async fn load_record(shared: &Shared) -> Result<Option<SafeModeRecord>, StateError> {
     shared.get(&keys::SAFE_MODE).await

@@ -110,10 +110,5 @@ pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, 
     Ok((data_dir, store))
 }
 
-/// A timestamp as the JSON output and the export show it: RFC 3339 in UTC, e.g.
-/// `2026-01-02T03:04:05.678Z`.
-pub fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
+/// A timestamp as the JSON output and the export show it (RFC 3339, UTC).
+pub use agm_store::rfc3339;

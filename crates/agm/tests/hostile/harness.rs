@@ -71,32 +71,9 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let base = self.sim.base_url();
-        let mut cmd = Command::new(agm_bin());
-        cmd.args(args)
-            .env_clear()
-            .env("HOME", self.home.path())
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            // Never a real OS keychain from a test.
-            .env("AGM_STORAGE__KEY_STORE", "file")
-            .env("AGM_DATA_DIR", &self.data_dir)
-            .env("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", format!("[\"{base}\"]"))
-            .env("AGM_GOOGLE__CODE_ASSIST_POOL_ENDPOINT", &base)
-            .env(
-                "AGM_GOOGLE__OAUTH_AUTH_URL",
-                format!("{base}/o/oauth2/v2/auth"),
-            )
-            .env("AGM_GOOGLE__OAUTH_TOKEN_URL", format!("{base}/token"))
-            .env(
-                "AGM_GOOGLE__USERINFO_URL",
-                format!("{base}/oauth2/v2/userinfo"),
-            )
-            .env("AGM_GOOGLE__GEMINI_API_BASE", &base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = crate::common::isolated(&agm_bin(), self.home.path(), &self.data_dir);
+        crate::common::at_sim(&mut cmd, &self.sim.base_url());
+        cmd.args(args);
         for (key, value) in &self.settings {
             cmd.env(key, value);
         }
@@ -288,13 +265,7 @@ impl Server {
     }
 }
 
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+pub use crate::common::{stderr, stdout};
 
 pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
