@@ -239,23 +239,28 @@ pub fn keychain_user(data_dir: &Path) -> String {
     format!("datadir-{hex}")
 }
 
+/// Why no OS keychain answers, in the keychain's own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct KeychainUnavailable(pub String);
+
 /// Whether an OS keychain answers for `data_dir`: `Err` says why not. Only reads (the
 /// entry [`KEYCHAIN_FILE`] names, else the data dir's own); never creates anything.
-pub async fn os_keychain_status(data_dir: &Path) -> Result<(), String> {
+pub async fn os_keychain_status(data_dir: &Path) -> Result<(), KeychainUnavailable> {
     let data_dir = data_dir.to_path_buf();
     tokio::task::spawn_blocking(move || keychain_answers(&OsKeychain, &data_dir))
         .await
-        .map_err(|e| format!("the keychain check failed ({e})"))?
+        .map_err(|e| KeychainUnavailable(format!("the keychain check failed ({e})")))?
 }
 
 /// [`os_keychain_status`] for any vault.
-pub fn keychain_answers(vault: &dyn KeyVault, data_dir: &Path) -> Result<(), String> {
+pub fn keychain_answers(vault: &dyn KeyVault, data_dir: &Path) -> Result<(), KeychainUnavailable> {
     let entry = read_keychain_file(&data_dir.join(KEYCHAIN_FILE))
         .ok()
         .flatten()
         .unwrap_or_else(|| Entry::for_data_dir(data_dir));
     match vault.get(&entry.service, &entry.user) {
-        Err(VaultError::Unavailable(reason)) => Err(reason),
+        Err(VaultError::Unavailable(reason)) => Err(KeychainUnavailable(reason)),
         // Any other answer, even an error about the entry, is an answer.
         Ok(_) | Err(VaultError::NotText | VaultError::Failed(_)) => Ok(()),
     }

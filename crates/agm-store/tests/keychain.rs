@@ -490,7 +490,9 @@ fn keychain_answers_reports_why_not() {
     let tmp = tempfile::tempdir().unwrap();
     assert_eq!(
         keychain_answers(FakeKeychain::unavailable().as_ref(), tmp.path()),
-        Err("Secret Service not found on the session bus".to_owned())
+        Err(agm_store::keychain::KeychainUnavailable(
+            "Secret Service not found on the session bus".to_owned()
+        ))
     );
     let vault = FakeKeychain::answering();
     assert_eq!(keychain_answers(vault.as_ref(), tmp.path()), Ok(()));
@@ -505,7 +507,7 @@ async fn with_no_os_keychain_the_default_open_uses_the_key_file() {
     let Err(reason) = os_keychain_status(tmp.path()).await else {
         return;
     };
-    assert!(!reason.is_empty());
+    assert!(!reason.0.is_empty());
     let store = Store::open_sqlite(tmp.path()).await.unwrap();
     assert_eq!(
         store.key_source(),
