@@ -611,6 +611,7 @@ pub async fn serve(
     };
     drop(jobs);
     state.request_log.flush(&state.store).await;
+    crate::state::audit::drain(Duration::from_secs(5)).await;
     drained
 }
 

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::{ConsoleError, SignedIn};
 use crate::app::SharedState;
-use crate::routing::safe_mode::{Command, append_audit, apply, config_of};
+use crate::routing::safe_mode::{Command, apply, config_of};
+use crate::state::audit::append_audit;
 
 type ApiResult = Result<Json<Value>, ConsoleError>;
 

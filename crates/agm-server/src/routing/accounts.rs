@@ -460,7 +460,7 @@ impl AccountPool {
         }
         self.selector.unbind_account(account_id);
         self.snapshot.write().await.take();
-        crate::routing::safe_mode::append_audit(
+        crate::state::audit::append_audit(
             &self.store,
             agm_store::AuditKind::Account,
             &email,
@@ -482,7 +482,7 @@ impl AccountPool {
             tracing::warn!(account = %bad.email, error = %e, "could not disable the account");
         }
         self.selector.unbind_account(&bad.id);
-        crate::routing::safe_mode::append_audit(
+        crate::state::audit::append_audit(
             &self.store,
             agm_store::AuditKind::Account,
             &bad.email,
@@ -739,7 +739,7 @@ impl AccountPool {
                 }
                 self.selector.unbind_account(&slot.id);
                 self.snapshot.write().await.take();
-                crate::routing::safe_mode::append_audit(
+                crate::state::audit::append_audit(
                     &self.store,
                     agm_store::AuditKind::Account,
                     &slot.email,

@@ -87,13 +87,6 @@ pub fn announce(transition: &Transition, email: &str, store: &Store) {
         }
         _ => tracing::warn!(account = %email, "circuit breaker {detail}"),
     }
-    let store = store.clone();
-    let email = email.to_owned();
-    // The gate is called from synchronous code: write the audit record on the side.
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move {
-            crate::routing::safe_mode::append_audit(&store, AuditKind::Breaker, &email, &detail)
-                .await;
-        });
-    }
+    // The gate is called from synchronous code: written on the side, drained at shutdown.
+    crate::state::audit::append_audit_later(store, AuditKind::Breaker, email.to_owned(), detail);
 }

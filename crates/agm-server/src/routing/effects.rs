@@ -40,13 +40,8 @@ pub async fn apply(
                 agm_google::error_class_name(&after)
             );
             // Awaited: an audit entry is never lost to a shutdown.
-            crate::routing::safe_mode::append_audit(
-                &state.store,
-                AuditKind::AccountSwitch,
-                &to,
-                &detail,
-            )
-            .await;
+            crate::state::audit::append_audit(&state.store, AuditKind::AccountSwitch, &to, &detail)
+                .await;
         }
         Effect::VersionRefused { account: _ } => {
             let Some(last) = last else {

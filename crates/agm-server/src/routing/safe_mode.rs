@@ -12,7 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 use agm_pool::safe_mode::{
     Route, SafeMode, SafeModeConfig, SafeModeEvent, SafeModeRecord, SafeModeStatus,
 };
-use agm_store::{AuditEvent, AuditKind, Store};
+use agm_store::{AuditKind, Store};
+
+use crate::state::audit::append_audit;
 
 use crate::config::Config;
 use crate::state::{Shared, StateError, keys};
@@ -251,19 +253,6 @@ fn describe(event: &SafeModeEvent) -> (String, String) {
             account.clone(),
             format!("project-id discovery failed {failures} times in a row"),
         ),
-    }
-}
-
-/// Appends one audit event; a failure to write is logged, never the caller's problem.
-pub async fn append_audit(store: &Store, kind: AuditKind, subject: &str, detail: &str) {
-    let event = AuditEvent {
-        at: time::OffsetDateTime::now_utc(),
-        kind,
-        subject: subject.to_owned(),
-        detail: detail.to_owned(),
-    };
-    if let Err(e) = store.append_audit(event).await {
-        tracing::warn!(error = %e, "could not write the audit log");
     }
 }
 

@@ -8,6 +8,7 @@
 //! loses nothing. The backend today is the store (SQLite, or in memory for tests);
 //! cluster mode implements the same trait on PostgreSQL + Redis.
 
+pub mod audit;
 pub mod cooldowns;
 pub mod quota;
 

@@ -364,7 +364,7 @@ async fn finish(
 /// An `account` audit entry. The subject is the account's e-mail: this is the
 /// operator's own terminal and store.
 async fn audit(store: &Store, subject: &str, detail: &str) {
-    agm_server::routing::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
+    agm_server::state::audit::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
 /// `added alice@example.com (project p, tier t)` (`added carol@example.com: onboarded,

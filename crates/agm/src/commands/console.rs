@@ -59,7 +59,7 @@ pub async fn admin(explicit: Option<&Path>, command: AdminCommand) -> anyhow::Re
                 .context("cannot read the password from stdin")?;
             let password = line.trim_end_matches(['\r', '\n']);
             agm_server::console::auth::set_admin_password(&workspace.shared, password).await?;
-            agm_server::routing::safe_mode::append_audit(
+            agm_server::state::audit::append_audit(
                 &workspace.store,
                 AuditKind::Key,
                 "console",

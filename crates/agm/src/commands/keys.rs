@@ -92,7 +92,7 @@ async fn purge(store: &Store) -> anyhow::Result<()> {
 /// A `key` audit entry: the key's id as the subject, its name and prefix in the detail.
 async fn audit(store: &Store, key: &ClientKey, done: &str) {
     let detail = format!("{done}: name {:?}, prefix {}", key.name, key.prefix);
-    agm_server::routing::safe_mode::append_audit(store, AuditKind::Key, &key.id, &detail).await;
+    agm_server::state::audit::append_audit(store, AuditKind::Key, &key.id, &detail).await;
 }
 
 #[derive(Serialize)]

@@ -189,7 +189,7 @@ pub async fn set_up_project(
 }
 
 async fn audit(store: &Store, subject: &str, detail: &str) {
-    agm_server::routing::safe_mode::append_audit(store, AuditKind::Account, subject, detail).await;
+    agm_server::state::audit::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
 /// What saving did.
