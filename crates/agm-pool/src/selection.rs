@@ -175,6 +175,16 @@ pub enum Pick {
     },
 }
 
+/// A sticky session as it is saved across a restart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSession {
+    pub session: String,
+    /// The account's store id.
+    pub account: String,
+    /// When the conversation last used it, Unix milliseconds.
+    pub last_used_ms: i64,
+}
+
 #[derive(Debug, Clone)]
 struct Sticky {
     account: String,
@@ -360,6 +370,64 @@ impl Selector {
         let before = inner.sticky.len();
         inner.sticky.retain(|_, s| s.account != account);
         before - inner.sticky.len()
+    }
+
+    /// The live sticky sessions, newest first, at most `limit`, with wall-clock times
+    /// (`wall_now_ms` is the wall clock at `now`), so that a restart keeps them.
+    pub fn export_sessions(
+        &self,
+        now: Instant,
+        wall_now_ms: i64,
+        limit: usize,
+    ) -> Vec<SavedSession> {
+        let ttl = self.config.sticky_ttl;
+        let inner = self.lock();
+        let mut live: Vec<(&String, &Sticky)> = inner
+            .sticky
+            .iter()
+            .filter(|(_, s)| now.saturating_duration_since(s.last_used) < ttl)
+            .collect();
+        live.sort_by_key(|(_, s)| std::cmp::Reverse(s.last_used));
+        live.truncate(limit);
+        live.into_iter()
+            .map(|(session, s)| SavedSession {
+                session: session.clone(),
+                account: s.account.clone(),
+                last_used_ms: wall_now_ms.saturating_sub(
+                    i64::try_from(now.saturating_duration_since(s.last_used).as_millis())
+                        .unwrap_or(i64::MAX),
+                ),
+            })
+            .collect()
+    }
+
+    /// Takes saved sticky sessions back (at start), each as old as it was; those past
+    /// `sticky_ttl` are left out, and a session already bound keeps its binding.
+    /// Returns how many were taken.
+    pub fn import_sessions(&self, saved: &[SavedSession], now: Instant, wall_now_ms: i64) -> usize {
+        let ttl = self.config.sticky_ttl;
+        let mut inner = self.lock();
+        let mut taken = 0;
+        for s in saved {
+            let age = Duration::from_millis(
+                u64::try_from(wall_now_ms.saturating_sub(s.last_used_ms)).unwrap_or(0),
+            );
+            let Some(last_used) = now.checked_sub(age).filter(|_| age < ttl) else {
+                continue;
+            };
+            if inner.sticky.contains_key(&s.session) {
+                continue;
+            }
+            inner.sticky.insert(
+                s.session.clone(),
+                Sticky {
+                    account: s.account.clone(),
+                    last_used,
+                },
+            );
+            taken += 1;
+        }
+        taken
     }
 
     /// Drops expired sticky sessions (run now and then); returns how many remain.
@@ -638,6 +706,43 @@ mod tests {
         accounts[0].availability = Availability::Available;
         assert_eq!(picked(s.pick(Some("conv"), &accounts, t0)), "b");
         assert_eq!(s.sticky_account("conv", t0).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn saved_sessions_come_back_bound_to_their_account_with_their_age() {
+        // sticky_ttl is 1 h by default.
+        let s = selector(Scheduling::CacheFirst);
+        let t0 = Instant::now();
+        let accounts = vec![
+            account("a", None, Some(0.9)),
+            account("b", None, Some(0.95)),
+        ];
+        assert_eq!(picked(s.pick(Some("old"), &accounts, t0)), "b");
+        let t1 = t0 + secs(1800);
+        assert_eq!(picked(s.pick(Some("new"), &[accounts[0].clone()], t1)), "a");
+        let saved = s.export_sessions(t1, 10_000_000, 10);
+        assert_eq!(saved.len(), 2);
+        assert_eq!(saved[0].session, "new", "newest first");
+        assert_eq!(s.export_sessions(t1, 10_000_000, 1).len(), 1);
+
+        // A new process 20 minutes of wall clock later: "old" is 50 min old, "new" 20.
+        let fresh = selector(Scheduling::CacheFirst);
+        let start = Instant::now();
+        assert_eq!(
+            fresh.import_sessions(&saved, start, 10_000_000 + 1_200_000),
+            2
+        );
+        assert_eq!(fresh.sticky_account("old", start).as_deref(), Some("b"));
+        // b is the conversation's account even though a is as good now.
+        assert_eq!(picked(fresh.pick(Some("new"), &accounts, start)), "a");
+        assert_eq!(picked(fresh.pick(Some("old"), &accounts, start)), "b");
+        // Past the TTL when agm comes back: not taken.
+        let late = selector(Scheduling::CacheFirst);
+        assert_eq!(
+            late.import_sessions(&saved, start, 10_000_000 + 3_000_000),
+            1
+        );
+        assert_eq!(late.sticky_account("old", start), None);
     }
 
     #[test]

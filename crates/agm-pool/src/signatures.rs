@@ -175,6 +175,127 @@ impl SignatureCache {
     }
 }
 
+/// One remembered signature as it is saved across a restart: wall-clock times, so
+/// that its TTL keeps running while agm is down.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedSignature {
+    pub session: String,
+    #[serde(flatten)]
+    pub entry: SavedEntry,
+    /// When it was remembered, Unix milliseconds.
+    pub stored_at_ms: i64,
+}
+
+/// What one saved entry maps.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SavedEntry {
+    /// A signature (standard base64 of its bytes) and the family that made it.
+    Family {
+        signature: String,
+        family: ModelFamily,
+    },
+    /// The signature a tool call came with.
+    ToolUse {
+        tool_use_id: String,
+        signature: String,
+    },
+}
+
+impl SignatureCache {
+    /// The live entries, newest first, at most `limit`: what a restart should keep.
+    /// `wall_now_ms` is the wall clock at `now`.
+    pub fn export(&self, now: Instant, wall_now_ms: i64, limit: usize) -> Vec<SavedSignature> {
+        use base64::Engine as _;
+        let inner = self.lock();
+        let mut live: Vec<(&Key, &Entry)> = inner
+            .entries
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.stored_at) < self.ttl)
+            .collect();
+        live.sort_by_key(|(_, e)| std::cmp::Reverse(e.stored_at));
+        live.truncate(limit);
+        live.into_iter()
+            .filter_map(|(key, e)| {
+                let age = i64::try_from(now.saturating_duration_since(e.stored_at).as_millis())
+                    .unwrap_or(i64::MAX);
+                let (session, entry) = match (key, &e.value) {
+                    (Key::Signature { session, bytes }, Value::Family(family)) => (
+                        session,
+                        SavedEntry::Family {
+                            signature: base64::engine::general_purpose::STANDARD.encode(bytes),
+                            family: *family,
+                        },
+                    ),
+                    (
+                        Key::ToolUse {
+                            session,
+                            tool_use_id,
+                        },
+                        Value::Signature(signature),
+                    ) => (
+                        session,
+                        SavedEntry::ToolUse {
+                            tool_use_id: tool_use_id.clone(),
+                            signature: signature.clone(),
+                        },
+                    ),
+                    _ => return None,
+                };
+                Some(SavedSignature {
+                    session: session.clone(),
+                    entry,
+                    stored_at_ms: wall_now_ms.saturating_sub(age),
+                })
+            })
+            .collect()
+    }
+
+    /// Takes saved entries back (at start), each with the age it had: those past the
+    /// TTL are left out. Returns how many were taken.
+    pub fn import(&self, saved: &[SavedSignature], now: Instant, wall_now_ms: i64) -> usize {
+        let mut inner = self.lock();
+        let mut taken = 0;
+        // Oldest first, so the eviction order stays right.
+        let mut saved: Vec<&SavedSignature> = saved.iter().collect();
+        saved.sort_by_key(|s| s.stored_at_ms);
+        for s in saved {
+            let age = Duration::from_millis(
+                u64::try_from(wall_now_ms.saturating_sub(s.stored_at_ms)).unwrap_or(0),
+            );
+            let Some(stored_at) = now.checked_sub(age).filter(|_| age < self.ttl) else {
+                continue;
+            };
+            let (key, value) = match &s.entry {
+                SavedEntry::Family { signature, family } => {
+                    let Some(bytes) = signature_bytes(signature) else {
+                        continue;
+                    };
+                    let key = Key::Signature {
+                        session: s.session.clone(),
+                        bytes,
+                    };
+                    (key, Value::Family(*family))
+                }
+                SavedEntry::ToolUse {
+                    tool_use_id,
+                    signature,
+                } => {
+                    let key = Key::ToolUse {
+                        session: s.session.clone(),
+                        tool_use_id: tool_use_id.clone(),
+                    };
+                    (key, Value::Signature(signature.clone()))
+                }
+            };
+            insert(&mut inner, key, value, stored_at);
+            taken += 1;
+        }
+        self.evict(&mut inner, now);
+        taken
+    }
+}
+
 fn insert(inner: &mut Inner, key: Key, value: Value, now: Instant) {
     inner.order.push_back((key.clone(), now));
     inner.entries.insert(
@@ -221,6 +342,43 @@ impl SignatureStore for CacheView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_entries_come_back_with_the_age_they_had() {
+        let cache = SignatureCache::new(Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        cache.remember("s1", ModelFamily::Claude, &[seen(SIG, Some("toolu_1"))], t0);
+        let later = t0 + Duration::from_secs(10);
+        cache.remember("s2", ModelFamily::Gemini, &[seen("AAECAw==", None)], later);
+        // Saved at wall clock 1,000,000 ms (10 s after the first entry).
+        let saved = cache.export(later, 1_000_000, 100);
+        assert_eq!(saved.len(), 3);
+        assert_eq!(saved[0].session, "s2", "newest first");
+        let json = serde_json::to_string(&saved).unwrap();
+        let back: Vec<SavedSignature> = serde_json::from_str(&json).unwrap();
+
+        // A new process, 30 s of wall clock later: s1's entries are 40 s old, s2's 30 s.
+        let fresh = SignatureCache::new(Duration::from_secs(60), 100);
+        let start = Instant::now();
+        assert_eq!(fresh.import(&back, start, 1_030_000), 3);
+        let view = fresh.at(start);
+        assert_eq!(
+            view.family_of("s1", SIG_URL_SAFE),
+            Some(ModelFamily::Claude)
+        );
+        assert_eq!(view.for_tool_use("s1", "toolu_1").as_deref(), Some(SIG));
+        // 25 s on, s1's entries pass the 60 s TTL; s2's do not.
+        let view = fresh.at(start + Duration::from_secs(25));
+        assert_eq!(view.family_of("s1", SIG), None);
+        assert_eq!(view.family_of("s2", "AAECAw=="), Some(ModelFamily::Gemini));
+        // Entries past the TTL when agm comes back are not taken at all.
+        assert_eq!(
+            SignatureCache::new(Duration::from_secs(60), 100).import(&back, start, 1_100_000),
+            0
+        );
+        // The export is bounded, newest kept.
+        assert_eq!(cache.export(later, 1_000_000, 1).len(), 1);
+    }
 
     const SIG: &str = "q83vASNFZ4mrze8BI0VniQ=="; // standard base64 with padding
     const SIG_URL_SAFE: &str = "q83vASNFZ4mrze8BI0VniQ";

@@ -588,6 +588,16 @@ pub async fn serve(
         Ok(n) => tracing::info!(cooldowns = n, "restored the running cooldowns"),
         Err(e) => tracing::warn!(error = %e, "could not read the stored cooldowns"),
     }
+    // Ongoing conversations keep their account and their thinking signatures.
+    match crate::state::sessions::restore(&state).await {
+        Ok(c) if c.sessions + c.signatures > 0 => tracing::info!(
+            sessions = c.sessions,
+            signatures = c.signatures,
+            "restored the conversations of the last run"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the saved conversations"),
+    }
     let jobs = crate::ops::jobs::start(&state);
     let limits = connection_limits(&state.config);
     let app = router(state.clone());
@@ -612,6 +622,9 @@ pub async fn serve(
     drop(jobs);
     state.request_log.flush(&state.store).await;
     crate::state::audit::drain(Duration::from_secs(5)).await;
+    if let Err(e) = crate::state::sessions::save(&state).await {
+        tracing::warn!(error = %e, "could not save the conversations for the next start");
+    }
     drained
 }
 

@@ -230,3 +230,58 @@ async fn a_repeated_session_hits_the_signature_cache_more_than_half_the_time() {
         "every earlier turn's thinking went back signed"
     );
 }
+
+/// A Claude Code-style thinking conversation across a restart (issue 14, item 4): the
+/// second turn, sent to a new server on the same store, replays the first turn's
+/// signature (no signature error, no thinking dropped) on the same account.
+#[tokio::test]
+async fn a_conversation_keeps_its_signatures_and_account_across_a_restart() {
+    let h = common::start_with(|c| {
+        c.routing.scheduling = agm_pool::selection::Scheduling::CacheFirst;
+    })
+    .await;
+    let first: Value = h.post(&first_turn()).await.json().await.unwrap();
+    let signature = first["content"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_account = h
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .and_then(|r| r.account)
+        .unwrap();
+    // What `agm serve` does at shutdown (and every minute).
+    let saved = agm_server::state::sessions::save(&h.state).await.unwrap();
+    assert!(saved.sessions >= 1 && saved.signatures >= 1, "{saved:?}");
+
+    // A new process on the same store: `serve` restores what was saved.
+    let mut config = h.state.config.clone();
+    config.server.port = 0;
+    let restarted =
+        std::sync::Arc::new(agm_server::app::AppState::new(config, h.state.store.clone()).unwrap());
+    let url = common::serve_state(restarted).await;
+    h.sim.clear_requests();
+    let response = h
+        .http
+        .post(format!("{url}/v1/messages"))
+        .json(&second_turn(first["content"].clone()))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-agm-thinking").is_none());
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let sent = h
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    assert_eq!(
+        sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
+        signature.as_str()
+    );
+    assert_eq!(sent.account.as_deref(), Some(first_account.as_str()));
+}

@@ -23,7 +23,8 @@ use crate::common::RequestOptions;
 pub const SKIP_SIGNATURE_VALIDATOR: &str = "skip_thought_signature_validator";
 
 /// A family of upstream models that share a signature format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ModelFamily {
     /// Anthropic models served by Cloud Code (`claude-*`).
     Claude,

@@ -35,6 +35,7 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     jobs.spawn(housekeeping(state.clone()));
     jobs.spawn(telemetry(state.clone()));
     jobs.spawn(keep_cooldowns(state.clone()));
+    jobs.spawn(keep_sessions(state.clone()));
     {
         let state = state.clone();
         jobs.spawn(async move { state.request_log.run(state.store.clone()).await });
@@ -115,6 +116,16 @@ async fn keep_cooldowns(state: SharedState) {
                 Ok(()) => written = Some(keys),
                 Err(e) => tracing::debug!(error = %e, "could not store the cooldowns"),
             }
+        }
+    }
+}
+
+/// Saves the sticky sessions and signatures now and then, so a crash loses little.
+async fn keep_sessions(state: SharedState) {
+    loop {
+        tokio::time::sleep(crate::state::sessions::SAVE_EVERY).await;
+        if let Err(e) = crate::state::sessions::save(&state).await {
+            tracing::debug!(error = %e, "could not save the conversations");
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod cooldowns;
 pub mod quota;
+pub mod sessions;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -123,6 +124,8 @@ pub mod keys {
     use crate::state::cooldowns::{ClearRequest, StoredCooldown};
     use agm_google::QuotaSnapshot;
     use agm_pool::safe_mode::SafeModeRecord;
+    use agm_pool::selection::SavedSession;
+    use agm_pool::signatures::SavedSignature;
 
     /// Safe mode's state machine, as `agm safe-mode` and every server see it.
     pub const SAFE_MODE: Key<SafeModeRecord> = Key::fixed("safe_mode");
@@ -144,6 +147,11 @@ pub mod keys {
     pub const CONSOLE_PASSWORD: Key<StoredPassword> = Key::fixed("console:admin_password");
     /// The one-time sign-in tokens `agm console` made (their hashes).
     pub const CONSOLE_LOGIN_TOKENS: Key<StoredTokens> = Key::fixed("console:login_tokens");
+
+    /// Sticky sessions (conversation → account), kept across a restart.
+    pub const STICKY_SESSIONS: Key<Vec<SavedSession>> = Key::fixed("sessions:sticky");
+    /// Thinking signatures handed out, kept across a restart.
+    pub const SIGNATURES: Key<Vec<SavedSignature>> = Key::fixed("sessions:signatures");
 
     /// An account's latest quota snapshot.
     pub fn quota(account_id: &str) -> Key<QuotaSnapshot> {
