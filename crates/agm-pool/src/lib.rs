@@ -25,3 +25,4 @@ pub mod cooldown;
 pub mod safe_mode;
 pub mod selection;
 pub mod signatures;
+pub mod warmup;

@@ -79,6 +79,81 @@ pub struct Config {
     pub models: ModelsSection,
     pub logging: LoggingSection,
     pub updates: UpdatesSection,
+    pub warmup: WarmupSection,
+}
+
+/// `[warmup]`: one minimal request per account and model group once its quota window
+/// has reset, so the next window starts (and ends) early (`crate::ops::warmup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmupSection {
+    /// Off by default: each warmup is a request on the account.
+    pub enabled: bool,
+    /// Model groups, each a prefix of upstream model ids.
+    pub groups: Vec<String>,
+    /// How often `agm serve` looks for windows to start.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How long a window lasts when Google does not say when it resets.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// No warmup in these hours, UTC: `"22:00-07:00"`; empty: any time.
+    pub quiet_hours: QuietHours,
+}
+
+impl Default for WarmupSection {
+    fn default() -> Self {
+        WarmupSection {
+            enabled: false,
+            groups: vec![
+                "claude".into(),
+                "gemini-3-pro".into(),
+                "gemini-3-flash".into(),
+            ],
+            interval: Duration::from_secs(600),
+            window: Duration::from_secs(5 * 3600),
+            quiet_hours: QuietHours::default(),
+        }
+    }
+}
+
+/// Hours of the day (UTC) written `"HH:MM-HH:MM"`; may wrap past midnight. Empty: none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QuietHours(pub Option<(time::Time, time::Time)>);
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<QuietHours, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(QuietHours(None));
+        }
+        let format = time::macros::format_description!("[hour]:[minute]");
+        let parse = |t: &str| time::Time::parse(t.trim(), &format);
+        match text.split_once('-').map(|(a, b)| (parse(a), parse(b))) {
+            Some((Ok(start), Ok(end))) if start != end => Ok(QuietHours(Some((start, end)))),
+            _ => Err(format!(
+                "`{text}` is not a range of hours like \"22:00-07:00\" (UTC)"
+            )),
+        }
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(hours: QuietHours) -> String {
+        match hours.0 {
+            Some((start, end)) => format!(
+                "{:02}:{:02}-{:02}:{:02}",
+                start.hour(),
+                start.minute(),
+                end.hour(),
+                end.minute()
+            ),
+            None => String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

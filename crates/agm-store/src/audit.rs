@@ -14,6 +14,7 @@ named_enum! {
         Account = "account",
         Alert = "alert",
         Key = "key",
+        Warmup = "warmup",
     }
 }
 

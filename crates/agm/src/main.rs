@@ -53,7 +53,10 @@ enum Command {
     /// Check whether a newer agm release is out
     #[command(subcommand)]
     Update(commands::update::UpdateCommand),
-    /// Show the audit log: safe mode, account switches, breakers, account and key changes, alerts
+    /// Show smart warmup's state: the last warmup per account and model group, and what is due
+    #[command(subcommand)]
+    Warmup(commands::warmup::WarmupCommand),
+    /// Show the audit log: safe mode, account switches, breakers, account and key changes, warmups, alerts
     Audit(commands::audit::AuditArgs),
     /// List the models the pool can serve, the accounts offered each, and the names that resolve to it
     Models(commands::models::ModelsArgs),
@@ -107,6 +110,7 @@ fn main() -> ExitCode {
             Command::Env { client } => commands::env::run(config, client).await,
             Command::Run(args) => commands::run::run(config, args).await,
             Command::Update(cmd) => commands::update::run(config, cmd).await,
+            Command::Warmup(cmd) => commands::warmup::run(config, cmd).await,
             Command::Store(cmd) => commands::store::run(config, cmd).await,
             Command::Doctor => commands::doctor::run(config).await,
             Command::Config(cmd) => commands::config::run(config, cmd),

@@ -75,6 +75,7 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
             checks.push(discovery_check(&shared).await);
             checks.push(safe_mode_check(loaded, &shared).await);
             checks.push(client_version_check(loaded, &shared).await);
+            checks.push(warmup_check(loaded, &shared).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -289,6 +290,40 @@ async fn discovery_check(shared: &crate::state::Shared) -> Check {
             ),
         )
     }
+}
+
+/// Whether smart warmup is on, and when it last started a window.
+async fn warmup_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -> Check {
+    const NAME: &str = "warmup";
+    let section = &loaded.config.warmup;
+    if !section.enabled {
+        return check(NAME, Status::Ok, "off ([warmup] enabled = false)");
+    }
+    let history = match shared.get(&crate::state::keys::WARMUP_HISTORY).await {
+        Ok(history) => history.unwrap_or_default(),
+        Err(e) => return check(NAME, Status::Fail, e.to_string()),
+    };
+    let last = history
+        .warmed
+        .values()
+        .flat_map(|groups| groups.values())
+        .map(|w| w.at)
+        .max();
+    check(
+        NAME,
+        Status::Ok,
+        match last {
+            Some(at) => format!(
+                "on, every {}; last window started {} (`agm warmup status`)",
+                humantime::format_duration(section.interval),
+                agm_store::rfc3339(at)
+            ),
+            None => format!(
+                "on, every {}; no window started yet (`agm warmup status`)",
+                humantime::format_duration(section.interval)
+            ),
+        },
+    )
 }
 
 /// Whether requests go to the official Gemini API, and whether a key is there for it.

@@ -36,6 +36,10 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     jobs.spawn(telemetry(state.clone()));
     jobs.spawn(keep_cooldowns(state.clone()));
     jobs.spawn(keep_sessions(state.clone()));
+    // Never with the Antigravity path off: it would be a call with the accounts.
+    if state.config.warmup.enabled && state.config.routing.enable_antigravity {
+        jobs.spawn(crate::ops::warmup::run(state.clone()));
+    }
     {
         let state = state.clone();
         jobs.spawn(async move { state.request_log.run(state.store.clone()).await });

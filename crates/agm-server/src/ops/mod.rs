@@ -6,3 +6,4 @@ pub mod doctor;
 pub mod jobs;
 pub(crate) mod telemetry;
 pub mod updates;
+pub mod warmup;

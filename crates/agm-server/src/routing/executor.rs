@@ -160,6 +160,20 @@ impl UpstreamCall<'_> {
         .await
     }
 
+    /// One `generateContent` on `lease`'s account and nothing else: no other account, no
+    /// retry (the warmup's minimal request, `crate::ops::warmup`).
+    pub(crate) async fn generate_once(
+        &self,
+        state: &AppState,
+        lease: &Lease,
+    ) -> Result<CloudCodeResponse, UpstreamError> {
+        let body = self.envelope(lease);
+        let gate = gate(state, lease);
+        let user_agent = self.code_assist_user_agent(state, lease);
+        let auth = self.auth(state, lease, &gate, user_agent.as_deref());
+        state.google.generate(auth, &body).await
+    }
+
     /// `streamGenerateContent`, returned once the first chunk has arrived, so that a
     /// failure before it still rotates accounts or becomes a proper error status.
     pub async fn open_stream(&self, state: &AppState) -> Result<OpenStream, RouteError> {

@@ -126,6 +126,7 @@ pub mod keys {
     use agm_pool::safe_mode::SafeModeRecord;
     use agm_pool::selection::SavedSession;
     use agm_pool::signatures::SavedSignature;
+    use agm_pool::warmup::WarmupHistory;
 
     /// Safe mode's state machine, as `agm safe-mode` and every server see it.
     pub const SAFE_MODE: Key<SafeModeRecord> = Key::fixed("safe_mode");
@@ -152,6 +153,9 @@ pub mod keys {
     pub const STICKY_SESSIONS: Key<Vec<SavedSession>> = Key::fixed("sessions:sticky");
     /// Thinking signatures handed out, kept across a restart.
     pub const SIGNATURES: Key<Vec<SavedSignature>> = Key::fixed("sessions:signatures");
+
+    /// The warmups sent: per account and model group, until when its window runs.
+    pub const WARMUP_HISTORY: Key<WarmupHistory> = Key::fixed("warmup:history");
 
     /// An account's latest quota snapshot.
     pub fn quota(account_id: &str) -> Key<QuotaSnapshot> {

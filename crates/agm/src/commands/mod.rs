@@ -21,6 +21,7 @@ pub mod store;
 pub mod update;
 pub mod validate;
 pub mod verify;
+pub mod warmup;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
