@@ -36,7 +36,7 @@ async fn every_line_says_what_it_found() {
         file_exists: false,
     };
 
-    let checks = run_checks(&loaded, &data).await;
+    let checks = run_checks(&loaded, &data, &agm_server::config::Env::new()).await;
     assert!(
         find(&checks, "config")[0]
             .detail
@@ -77,7 +77,7 @@ async fn every_line_says_what_it_found() {
         .await
         .unwrap();
     drop(store);
-    let checks = run_checks(&loaded, &data).await;
+    let checks = run_checks(&loaded, &data, &agm_server::config::Env::new()).await;
     let accounts = find(&checks, "accounts")[0];
     assert_eq!(accounts.status, Status::Warn);
     assert!(
@@ -103,7 +103,7 @@ async fn discovery_telemetry_and_safe_mode_are_reported() {
         path: PathBuf::from("/nowhere/config.toml"),
         file_exists: false,
     };
-    let before = run_checks(&loaded, &data).await;
+    let before = run_checks(&loaded, &data, &agm_server::config::Env::new()).await;
     assert!(
         find(&before, "project discovery")[0]
             .detail
@@ -137,7 +137,7 @@ async fn discovery_telemetry_and_safe_mode_are_reported() {
         .unwrap();
     drop(state);
 
-    let after = run_checks(&loaded, &data).await;
+    let after = run_checks(&loaded, &data, &agm_server::config::Env::new()).await;
     let discovery = find(&after, "project discovery")[0];
     assert_eq!(discovery.status, Status::Ok, "{}", discovery.detail);
     assert!(

@@ -141,9 +141,14 @@ async fn migrate_copies_the_store_says_how_to_share_the_key_and_runs_again_safel
         ("AGM_STORAGE__BACKEND", "postgres"),
         ("AGM_STORAGE__POSTGRES_URL", url.as_str()),
     ];
+    // Nothing outside: Google's addresses point at a closed loopback port.
+    let nowhere = "http://127.0.0.1:9";
+    let endpoints = format!("[\"{nowhere}\"]");
     let replica = |home: &Path, args: &[&str]| {
         let mut vars = cluster.to_vec();
         vars.push(("AGM_STORAGE__KEY_FILE", key_file_arg.as_str()));
+        vars.push(("AGM_GOOGLE__CODE_ASSIST_ENDPOINTS", endpoints.as_str()));
+        vars.push(("AGM_GOOGLE__OAUTH_TOKEN_URL", nowhere));
         agm_with(home, args, &vars)
     };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -158,6 +163,15 @@ async fn migrate_copies_the_store_says_how_to_share_the_key_and_runs_again_safel
         2,
         "the migrated key and from-a: {out}"
     );
+    // agm doctor checks the store the config names, with the shared key.
+    let doctor = replica(b.path(), &["doctor"]);
+    let out = text(&doctor.stdout);
+    assert!(
+        out.contains("PostgreSQL at"),
+        "{out}{}",
+        text(&doctor.stderr)
+    );
+    assert!(out.contains(&key_file_arg), "{out}");
     // Without the shared key a replica says what to set.
     let keyless = agm_with(b.path(), &["keys", "list"], &cluster);
     assert_eq!(keyless.status.code(), Some(1));

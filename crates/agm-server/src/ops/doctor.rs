@@ -47,7 +47,11 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs every check. Never fails itself: a check that cannot run says so.
-pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
+pub async fn run_checks(
+    loaded: &LoadedConfig,
+    data_dir: &Path,
+    env: &crate::config::Env,
+) -> Vec<Check> {
     let config = &loaded.config;
     let mut checks = vec![if loaded.file_exists {
         check(
@@ -67,8 +71,9 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
     }];
     checks.push(data_dir_check(data_dir));
 
-    match Store::open_sqlite_with(data_dir, config.storage.key_store).await {
+    match crate::state::open_store(config, env, data_dir, false).await {
         Ok(store) => {
+            checks.push(check("store", Status::Ok, store.location()));
             checks.push(secrets_check(&store, data_dir).await);
             checks.push(accounts_check(&store).await);
             let shared = crate::state::Shared::new(store.clone());
@@ -76,6 +81,7 @@ pub async fn run_checks(loaded: &LoadedConfig, data_dir: &Path) -> Vec<Check> {
             checks.push(safe_mode_check(loaded, &shared).await);
             checks.push(client_version_check(loaded, &shared).await);
             checks.push(warmup_check(loaded, &shared).await);
+            checks.push(updates_check(loaded, &shared).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -188,6 +194,13 @@ async fn secrets_check(store: &Store, data_dir: &Path) -> Check {
                 format!("{SEALED}; key in the OS keychain entry {service}/{user}{created}"),
             );
         }
+        KeySource::Env(var) => {
+            return check(
+                "secrets",
+                Status::Ok,
+                format!("{SEALED}; the key every replica shares, from {var}"),
+            );
+        }
         other => return check("secrets", Status::Warn, format!("key source: {other}")),
     };
     let why = match store.key_choice() {
@@ -289,6 +302,44 @@ async fn discovery_check(shared: &crate::state::Shared) -> Check {
                 "{detail}: under the 90 % the validation gate asks; `agm accounts list` shows which accounts fail"
             ),
         )
+    }
+}
+
+/// The last update check (`agm serve`'s, or `agm update check`'s).
+async fn updates_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -> Check {
+    const NAME: &str = "updates";
+    let current = crate::ops::updates::current();
+    match crate::ops::updates::load(shared).await {
+        Err(e) => check(NAME, Status::Fail, e.to_string()),
+        Ok(Some(latest)) => match latest.release() {
+            Some(release) if release.is_newer_than(&current) => check(
+                NAME,
+                Status::Warn,
+                format!(
+                    "{} (checked {})",
+                    release.verdict(&current),
+                    latest.checked_at
+                ),
+            ),
+            _ => check(
+                NAME,
+                Status::Ok,
+                format!(
+                    "agm {current} is up to date: the newest release is {} (checked {})",
+                    latest.version, latest.checked_at
+                ),
+            ),
+        },
+        Ok(None) if loaded.config.updates.check => check(
+            NAME,
+            Status::Ok,
+            "not checked yet: `agm serve` checks in the background, `agm update check` now",
+        ),
+        Ok(None) => check(
+            NAME,
+            Status::Ok,
+            "off ([updates] check = false): `agm update check` checks by hand",
+        ),
     }
 }
 

@@ -25,6 +25,38 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+/// Opens the store `config` names: SQLite in `data_dir`, or PostgreSQL at `[storage]
+/// postgres_url` with the seal key every replica shares (`AGM_SEAL_KEY` in `env`, or
+/// `[storage] key_file`). A lost sealing key is replaced only with `force_new_key`.
+pub async fn open_store(
+    config: &crate::config::Config,
+    env: &crate::config::Env,
+    data_dir: &std::path::Path,
+    force_new_key: bool,
+) -> Result<Store, StoreError> {
+    match config.storage.backend {
+        crate::config::StorageBackend::Postgres => {
+            let key = agm_store::SharedKey::from_settings(
+                env.get(agm_store::SEAL_KEY_ENV)
+                    .map(|k| agm_store::Secret::new(k.clone())),
+                Some(std::path::PathBuf::from(&config.storage.key_file)),
+            )?;
+            let options = agm_store::PostgresOptions {
+                force_new_key,
+                ..agm_store::PostgresOptions::default()
+            };
+            Store::open_postgres(&config.storage.postgres_url, key, options).await
+        }
+        crate::config::StorageBackend::Sqlite => {
+            let options = agm_store::StoreOptions {
+                key_store: config.storage.key_store,
+                force_new_key,
+            };
+            Store::open_sqlite_with(data_dir, options).await
+        }
+    }
+}
+
 /// A boxed future, as the object-safe [`SharedBackend`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use agm_server::config::{Config, Env, LoadedConfig, LoggingSection, process_env};
-use agm_store::{Store, StoreOptions};
+use agm_store::Store;
 use anyhow::Context;
 
 use crate::logging;
@@ -88,27 +88,28 @@ pub fn force_new_key() {
 /// under `--force-new-key`.
 pub async fn open_store(config: &Config, env: &Env) -> anyhow::Result<(PathBuf, Store)> {
     let data_dir = config.data_dir(env);
-    if config.storage.backend == agm_server::config::StorageBackend::Postgres {
-        let key = agm_store::SharedKey::from_settings(
-            env.get(agm_store::SEAL_KEY_ENV)
-                .map(|k| agm_store::Secret::new(k.clone())),
-            Some(PathBuf::from(&config.storage.key_file)),
-        )?;
-        let options = agm_store::PostgresOptions {
-            force_new_key: FORCE_NEW_KEY.load(Ordering::Relaxed),
-            ..agm_store::PostgresOptions::default()
-        };
-        let store = Store::open_postgres(&config.storage.postgres_url, key, options).await?;
-        return Ok((data_dir, store));
-    }
-    let options = StoreOptions {
-        key_store: config.storage.key_store,
-        force_new_key: FORCE_NEW_KEY.load(Ordering::Relaxed),
-    };
-    let store = Store::open_sqlite_with(&data_dir, options)
+    let force = FORCE_NEW_KEY.load(Ordering::Relaxed);
+    let store = agm_server::state::open_store(config, env, &data_dir, force)
         .await
-        .with_context(|| format!("cannot open the data dir {}", data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store: {}",
+                describe_store(config, &data_dir)
+            )
+        })?;
     Ok((data_dir, store))
+}
+
+/// Where the config says the store is, for messages (never a password).
+fn describe_store(config: &Config, data_dir: &Path) -> String {
+    match config.storage.backend {
+        agm_server::config::StorageBackend::Sqlite => {
+            format!("the data dir {}", data_dir.display())
+        }
+        agm_server::config::StorageBackend::Postgres => {
+            "PostgreSQL ([storage] postgres_url)".to_owned()
+        }
+    }
 }
 
 /// A timestamp as the JSON output and the export show it (RFC 3339, UTC).
