@@ -106,13 +106,13 @@ async fn one_minimal_request_per_window_for_full_quotas_only() {
     assert_eq!(warmups(&h).len(), 2);
     // Audited, and visible in the status the CLI prints.
     let audit = h.state.store.list_audit(None, 10).await.unwrap();
-    assert!(
-        audit
-            .iter()
-            .filter(|e| e.event.kind == agm_store::AuditKind::Warmup)
-            .count()
-            >= 2
-    );
+    let warmed: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.event.kind == agm_store::AuditKind::Warmup)
+        .map(|e| e.event.subject.as_str())
+        .collect();
+    // Named as the audit log names every account: by e-mail.
+    assert_eq!(warmed, vec!["alice@demo.agm", "alice@demo.agm"]);
     let alice = h.account("alice@demo.agm").await.id;
     let rows = agm_server::ops::warmup::status(
         &h.state.store,

@@ -100,8 +100,8 @@ pub async fn round(state: &AppState, now: OffsetDateTime) -> Vec<Outcome> {
                 due.group, due.model
             ),
         };
-        crate::state::audit::append_audit(&state.store, AuditKind::Warmup, &due.account, &detail)
-            .await;
+        let account = state.accounts.label(&due.account).await;
+        crate::state::audit::append_audit(&state.store, AuditKind::Warmup, &account, &detail).await;
         if error.is_none() {
             let reset = accounts
                 .iter()

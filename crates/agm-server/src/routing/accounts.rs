@@ -498,6 +498,14 @@ impl AccountPool {
         }
     }
 
+    /// How the operator's log and the audit log name an account: its e-mail (the id if
+    /// it is not active). Client errors name accounts by id only.
+    pub async fn label(&self, account_id: &str) -> String {
+        self.find(account_id)
+            .await
+            .map_or_else(|| account_id.to_owned(), |s| s.email.clone())
+    }
+
     async fn find(&self, account_id: &str) -> Option<Arc<AccountSlot>> {
         let guard = self.snapshot.read().await;
         guard

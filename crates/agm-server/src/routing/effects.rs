@@ -35,8 +35,13 @@ pub async fn apply(
         Effect::RecheckQuota { account } => crate::ops::jobs::recheck_quota(state, &account, model),
         Effect::Switched { from, to, after } => {
             metrics::counter!("agm_account_switches_total").increment(1);
+            // The audit log names accounts as the operator's log does: by e-mail.
+            let (from, to) = (
+                state.accounts.label(&from).await,
+                state.accounts.label(&to).await,
+            );
             let detail = format!(
-                "{model}: moved from account {from} to account {to} after: {}",
+                "{model}: moved from {from} to {to} after: {}",
                 agm_google::error_class_name(&after)
             );
             // Awaited: an audit entry is never lost to a shutdown.
