@@ -1,5 +1,5 @@
 //! The audit log: what the gateway decided and why (safe mode, account switches,
-//! breakers, account and key changes, alerts).
+//! breakers, account and key changes, settings changed in the console, alerts).
 
 use time::OffsetDateTime;
 
@@ -14,6 +14,7 @@ named_enum! {
         Account = "account",
         Alert = "alert",
         Key = "key",
+        Settings = "settings",
     }
 }
 

@@ -209,6 +209,48 @@
       }).catch(failed);
     });
   }
+  var signIn = document.getElementById("sign-in-google");
+  if (signIn) {
+    // Google's page, whose redirect comes back to /ui/oauth/callback on this console.
+    signIn.addEventListener("click", function () {
+      api("POST", "/api/accounts/sign-in", {}).then(function (answer) {
+        location.href = answer.url;
+      }).catch(failed);
+    });
+  }
+  var importForm = document.getElementById("import-token");
+  if (importForm) {
+    importForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var token = document.getElementById("import-refresh-token");
+      var email = document.getElementById("import-email");
+      api("POST", "/api/accounts/import", { refresh_token: token.value, email: email.value }).then(function (answer) {
+        token.value = "";
+        email.value = "";
+        flash(answer.summary, answer.state !== "active");
+        return refresh();
+      }).catch(failed);
+    });
+  }
+  var settingsForm = document.getElementById("settings-form");
+  if (settingsForm) {
+    settingsForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var changes = {};
+      Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
+        if (field.value === field.dataset.initial) { return; }
+        changes[field.name] = field.dataset.kind === "number" ? Number(field.value) : field.value;
+      });
+      if (!Object.keys(changes).length) { flash(T("settings_unchanged")); return; }
+      api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+        Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
+          field.dataset.initial = field.value;
+        });
+        document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
+        flash(T("settings_saved", { keys: answer.changed.join(", ") }));
+      }).catch(failed);
+    });
+  }
   refresh();
   setInterval(refresh, 2000);
 })();
