@@ -104,6 +104,9 @@
         document.getElementById("h-signatures").textContent = Math.round(h.signature_cache.hit_rate * 100) + "%";
         document.getElementById("h-discovery").textContent = h.discovery.attempts ? Math.round(h.discovery.success_rate * 100) + "%" : "-";
         document.getElementById("h-scheduling").textContent = h.scheduling;
+        var drift = h.client_version_refused;
+        document.getElementById("drift-banner").hidden = !drift;
+        document.getElementById("drift-text").textContent = drift ? drift.sent + ": " + drift.message + " " + drift.fix : "";
         fill("cooldown-rows", h.cooldowns.map(function (c) {
           return row([c.account, c.model, c.reason, duration(c.remaining_ms)]);
         }), 4);
@@ -166,7 +169,7 @@
 
   function refresh() {
     var work = refreshers[page] ? refreshers[page]() : Promise.resolve();
-    return Promise.all([work, banner()]).catch(failed);
+    return Promise.all([work, banner(), updateBanner()]).catch(failed);
   }
   function act(method, path, body) {
     return api(method, path, body).then(function (answer) {
@@ -186,6 +189,21 @@
       node.dataset.since = since;
     });
   }
+  function updateBanner() {
+    return api("GET", "/api/updates").then(function (u) {
+      var node = document.getElementById("update-banner");
+      node.hidden = !u.show;
+      if (u.show && u.latest) {
+        node.dataset.version = u.latest.version;
+        document.getElementById("update-text").textContent = T("banner_update_text", { version: u.latest.version, current: u.current });
+        document.getElementById("update-command").textContent = u.command || "";
+      }
+    });
+  }
+  document.getElementById("update-dismiss").addEventListener("click", function () {
+    var version = document.getElementById("update-banner").dataset.version;
+    act("POST", "/api/updates/dismiss", version ? { version: version } : {});
+  });
   document.getElementById("safe-mode-retry").addEventListener("click", function () {
     act("POST", "/api/safe-mode", { action: "disable" });
   });
