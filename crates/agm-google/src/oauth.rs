@@ -103,6 +103,42 @@ pub fn authorize_url(
     format!("{base}{separator}{}", query.finish())
 }
 
+/// The code in a consent redirect's query, once its `error` and `state` are checked;
+/// else why not, ending with `again` (what to do: "run `agm accounts add` again").
+/// The CLI's redirect listener and the console's `/ui/oauth/callback` both read it.
+pub fn code_from_redirect<S: std::hash::BuildHasher>(
+    params: &std::collections::HashMap<String, String, S>,
+    expected_state: &str,
+    again: &str,
+) -> Result<String, String> {
+    if let Some(error) = params.get("error") {
+        let detail = params
+            .get("error_description")
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "Google did not sign you in: {error}{detail}; nothing was saved"
+        ));
+    }
+    match params.get("state") {
+        Some(state) if state_matches(expected_state, state) => {}
+        _ => {
+            return Err(format!(
+                "the answer does not belong to this sign-in (its state differs: an old or foreign \
+                 sign-in page?); nothing was saved: {again}"
+            ));
+        }
+    }
+    match params
+        .get("code")
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+    {
+        Some(code) => Ok(code.to_owned()),
+        None => Err(format!("Google's answer has no code: {again}")),
+    }
+}
+
 impl GoogleClient {
     /// Trades the code from the consent redirect for tokens (`grant_type=
     /// authorization_code` with the PKCE verifier). `redirect_uri` must be the one in

@@ -193,6 +193,8 @@ struct Sticky {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// The settings; the console can change them while the gateway runs.
+    config: SelectionConfig,
     sticky: HashMap<String, Sticky>,
     cursor: usize,
     /// When each account was last picked (a sequence number), so that equal accounts
@@ -203,20 +205,27 @@ struct Inner {
 
 #[derive(Debug)]
 pub struct Selector {
-    config: SelectionConfig,
     inner: Mutex<Inner>,
 }
 
 impl Selector {
     pub fn new(config: SelectionConfig) -> Selector {
         Selector {
-            config,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                config,
+                ..Inner::default()
+            }),
         }
     }
 
-    pub fn config(&self) -> &SelectionConfig {
-        &self.config
+    /// The settings in force.
+    pub fn config(&self) -> SelectionConfig {
+        self.lock().config
+    }
+
+    /// Replaces the settings (a change in the console); the next pick follows them.
+    pub fn set_config(&self, config: SelectionConfig) {
+        self.lock().config = config;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -227,7 +236,17 @@ impl Selector {
     }
 
     /// Why `account` cannot serve at `now`, or `None` if it can.
+    #[cfg(test)]
     fn unusable(&self, account: &AccountView, now: Instant) -> Option<String> {
+        Self::unusable_with(&self.config(), account, now)
+    }
+
+    /// Why `account` cannot serve at `now` under `config`, or `None` if it can.
+    fn unusable_with(
+        config: &SelectionConfig,
+        account: &AccountView,
+        now: Instant,
+    ) -> Option<String> {
         match &account.availability {
             Availability::Available => {}
             Availability::CoolingDown { until } if *until <= now => {}
@@ -243,11 +262,11 @@ impl Selector {
             }
         }
         match account.remaining_fraction {
-            Some(left) if left < self.config.quota_threshold => Some(format!(
+            Some(left) if left < config.quota_threshold => Some(format!(
                 "{}: {:.0}% of the quota left, under the {:.0}% protection threshold",
                 account.id,
                 left * 100.0,
-                self.config.quota_threshold * 100.0
+                config.quota_threshold * 100.0
             )),
             _ => None,
         }
@@ -256,10 +275,11 @@ impl Selector {
     /// Picks an account for one request of conversation `session` (if known).
     pub fn pick(&self, session: Option<&str>, candidates: &[AccountView], now: Instant) -> Pick {
         let mut inner = self.lock();
-        let sticky_session = session.filter(|_| self.config.scheduling == Scheduling::CacheFirst);
+        let config = inner.config;
+        let sticky_session = session.filter(|_| config.scheduling == Scheduling::CacheFirst);
 
         if let Some(session) = sticky_session
-            && let Some(pick) = self.sticky(&mut inner, session, candidates, now)
+            && let Some(pick) = Self::sticky(&config, &mut inner, session, candidates, now)
         {
             return pick;
         }
@@ -267,7 +287,7 @@ impl Selector {
         let mut usable: Vec<&AccountView> = Vec::with_capacity(candidates.len());
         let mut reasons = Vec::new();
         for c in candidates {
-            match self.unusable(c, now) {
+            match Self::unusable_with(&config, c, now) {
                 None => usable.push(c),
                 Some(reason) => reasons.push(reason),
             }
@@ -286,7 +306,7 @@ impl Selector {
             return Pick::NoneAvailable { soonest, reasons };
         }
 
-        let chosen = match self.config.scheduling {
+        let chosen = match config.scheduling {
             Scheduling::RoundRobin => {
                 let chosen = usable[inner.cursor % usable.len()];
                 inner.cursor = inner.cursor.wrapping_add(1);
@@ -315,28 +335,28 @@ impl Selector {
 
     /// The sticky account's answer, or `None` to choose afresh.
     fn sticky(
-        &self,
+        config: &SelectionConfig,
         inner: &mut Inner,
         session: &str,
         candidates: &[AccountView],
         now: Instant,
     ) -> Option<Pick> {
         let sticky = inner.sticky.get_mut(session)?;
-        if now.saturating_duration_since(sticky.last_used) >= self.config.sticky_ttl {
+        if now.saturating_duration_since(sticky.last_used) >= config.sticky_ttl {
             return None;
         }
         let account = candidates.iter().find(|c| c.id == sticky.account)?;
-        match self.unusable(account, now) {
+        match Self::unusable_with(config, account, now) {
             None => {
                 sticky.last_used = now;
                 Some(Pick::Account(account.id.clone()))
             }
             Some(_) => match account.availability {
                 Availability::CoolingDown { until }
-                    if until.saturating_duration_since(now) <= self.config.sticky_wait
+                    if until.saturating_duration_since(now) <= config.sticky_wait
                         && account
                             .remaining_fraction
-                            .is_none_or(|left| left >= self.config.quota_threshold) =>
+                            .is_none_or(|left| left >= config.quota_threshold) =>
                 {
                     sticky.last_used = now;
                     Some(Pick::WaitFor {
@@ -351,10 +371,12 @@ impl Selector {
 
     /// The account `session` sticks to, if any (and not expired).
     pub fn sticky_account(&self, session: &str, now: Instant) -> Option<String> {
-        self.lock()
+        let inner = self.lock();
+        let ttl = inner.config.sticky_ttl;
+        inner
             .sticky
             .get(session)
-            .filter(|s| now.saturating_duration_since(s.last_used) < self.config.sticky_ttl)
+            .filter(|s| now.saturating_duration_since(s.last_used) < ttl)
             .map(|s| s.account.clone())
     }
 
@@ -380,7 +402,7 @@ impl Selector {
         wall_now_ms: i64,
         limit: usize,
     ) -> Vec<SavedSession> {
-        let ttl = self.config.sticky_ttl;
+        let ttl = self.config().sticky_ttl;
         let inner = self.lock();
         let mut live: Vec<(&String, &Sticky)> = inner
             .sticky
@@ -405,7 +427,7 @@ impl Selector {
     /// `sticky_ttl` are left out, and a session already bound keeps its binding.
     /// Returns how many were taken.
     pub fn import_sessions(&self, saved: &[SavedSession], now: Instant, wall_now_ms: i64) -> usize {
-        let ttl = self.config.sticky_ttl;
+        let ttl = self.config().sticky_ttl;
         let mut inner = self.lock();
         let mut taken = 0;
         for s in saved {
@@ -432,8 +454,8 @@ impl Selector {
 
     /// Drops expired sticky sessions (run now and then); returns how many remain.
     pub fn prune_sessions(&self, now: Instant) -> usize {
-        let ttl = self.config.sticky_ttl;
         let mut inner = self.lock();
+        let ttl = inner.config.sticky_ttl;
         inner
             .sticky
             .retain(|_, s| now.saturating_duration_since(s.last_used) < ttl);

@@ -122,6 +122,13 @@ impl AppState {
         })
     }
 
+    /// Names the config file the server read: the console's Settings page writes its
+    /// changes there.
+    pub fn with_config_file(mut self, path: std::path::PathBuf) -> AppState {
+        self.console.settings.set_file(path);
+        self
+    }
+
     /// Forwards upstream model ids Google reports as deprecated (from the stored quota
     /// snapshots) to their replacements.
     pub fn with_model_deprecations(

@@ -1,5 +1,5 @@
 //! The audit log: what the gateway decided and why (safe mode, account switches,
-//! breakers, account and key changes, alerts).
+//! breakers, account and key changes, settings changed in the console, alerts).
 
 use time::OffsetDateTime;
 
@@ -15,6 +15,7 @@ named_enum! {
         Alert = "alert",
         Key = "key",
         Warmup = "warmup",
+        Settings = "settings",
     }
 }
 

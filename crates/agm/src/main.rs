@@ -56,7 +56,7 @@ enum Command {
     /// Show smart warmup's state: the last warmup per account and model group, and what is due
     #[command(subcommand)]
     Warmup(commands::warmup::WarmupCommand),
-    /// Show the audit log: safe mode, account switches, breakers, account and key changes, warmups, alerts
+    /// Show the audit log: safe mode, account switches, breakers, account, key and settings changes, warmups, alerts
     Audit(commands::audit::AuditArgs),
     /// List the models the pool can serve, the accounts offered each, and the names that resolve to it
     Models(commands::models::ModelsArgs),

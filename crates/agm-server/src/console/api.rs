@@ -467,7 +467,7 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
             "hit_rate": signatures.hit_rate(),
         },
         "discovery": state.accounts.discovery_stats.summary(),
-        "scheduling": state.config.routing.scheduling.name(),
+        "scheduling": state.accounts.selector.config().scheduling.name(),
     })))
 }
 
@@ -512,10 +512,56 @@ pub async fn dismiss_update(
     updates(State(state)).await
 }
 
-/// `GET /api/settings`: the effective config, every secret masked (read-only in this
-/// version).
+/// `GET /api/settings`: the config in force (with the console's changes), every
+/// secret masked, the settings `POST /api/settings` changes, and whether there is a
+/// config file to write them to.
 pub async fn settings(State(state): State<SharedState>) -> Json<Value> {
-    Json(json!({"config": masked_config(&state.config)}))
+    Json(json!({
+        "config": masked_config(&state.console.settings.current()),
+        "editable": super::settings::EDITABLE,
+        "writable": state.console.settings.has_file(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SettingsBody {
+    changes: serde_json::Map<String, Value>,
+}
+
+/// `POST /api/settings` with `{"changes": {"routing.scheduling": "balance", ...}}`:
+/// validated as the config is at load, written to the config file (its comments
+/// stay), applied to this server at once, and audited.
+pub async fn change_settings(
+    State(state): State<SharedState>,
+    Json(body): Json<SettingsBody>,
+) -> ApiResult {
+    let (config, keys) = state.console.settings.change(&body.changes).await?;
+    let mut selection = state.accounts.selector.config();
+    selection.scheduling = config.routing.scheduling;
+    selection.quota_threshold = config.routing.quota_threshold;
+    state.accounts.selector.set_config(selection);
+    state.console.set_language(config.server.language.as_str());
+    let value = serde_json::to_value(&config).unwrap_or_default();
+    let changed: Vec<String> = keys
+        .iter()
+        .map(|key| {
+            let pointer = format!("/{}", key.replace('.', "/"));
+            let shown = value.pointer(&pointer).cloned().unwrap_or(Value::Null);
+            format!("{key} = {shown}")
+        })
+        .collect();
+    append_audit(
+        &state.store,
+        AuditKind::Settings,
+        "config",
+        &format!("changed with the console: {}", changed.join(", ")),
+    )
+    .await;
+    Ok(Json(json!({
+        "changed": keys,
+        "applied": true,
+        "config": masked_config(&config),
+    })))
 }
 
 /// The config as JSON with every secret replaced by `****` (or left empty when unset).

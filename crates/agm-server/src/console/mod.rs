@@ -4,10 +4,12 @@
 //! literal) `Host`, a same-origin `Origin` (or `Sec-Fetch-Site: same-origin`), and the
 //! session's CSRF token in `x-agm-csrf`. See docs/SECURITY.md, "The web console".
 
+pub mod add;
 pub mod api;
 pub mod auth;
 pub mod i18n;
 pub mod pages;
+pub mod settings;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -32,8 +34,13 @@ pub const CSRF_HEADER: &str = "x-agm-csrf";
 pub struct Console {
     pub auth: auth::Auth,
     pub pages: pages::Pages,
-    /// The configured language (`[server] language`), the last choice before English.
-    pub language: String,
+    /// The configured language (`[server] language`), the last choice before English;
+    /// the Settings page can change it.
+    language: std::sync::RwLock<String>,
+    /// Google sign-ins started from the Accounts page, waiting for their redirect.
+    pub sign_ins: add::SignIns,
+    /// The settings the console changes, and the config file it writes them to.
+    pub settings: settings::Settings,
 }
 
 impl Console {
@@ -45,8 +52,25 @@ impl Console {
                 shared,
             ),
             pages: pages::Pages::new(),
-            language: config.server.language.as_str().to_owned(),
+            language: std::sync::RwLock::new(config.server.language.as_str().to_owned()),
+            sign_ins: add::SignIns::default(),
+            settings: settings::Settings::new(config),
         }
+    }
+
+    /// The configured language (`[server] language`, as changed in the console).
+    pub fn language(&self) -> String {
+        self.language
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_language(&self, tag: &str) {
+        *self
+            .language
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tag.to_owned();
     }
 
     /// The sign-in link to print at start (`http://127.0.0.1:8045/ui/login?token=…`),
@@ -75,6 +99,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
     let signed_in = Router::new()
         .route("/api/session", get(api::session))
         .route("/api/accounts", get(api::accounts))
+        .route("/api/accounts/sign-in", post(add::start))
+        .route("/api/accounts/import", post(add::import))
         .route("/api/accounts/{id}", delete(api::remove_account))
         .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route("/api/accounts/{id}/disable", post(api::disable_account))
@@ -88,7 +114,10 @@ pub fn router(state: SharedState) -> Router<SharedState> {
             get(api::safe_mode).post(api::change_safe_mode),
         )
         .route("/api/health", get(api::health))
-        .route("/api/settings", get(api::settings))
+        .route(
+            "/api/settings",
+            get(api::settings).post(api::change_settings),
+        )
         .route("/api/updates", get(api::updates))
         .route("/api/updates/dismiss", post(api::dismiss_update))
         .route("/api/{*rest}", get(api::unknown).post(api::unknown))
@@ -108,6 +137,8 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/", any(root))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/login", get(pages::login_page).post(pages::login_form))
+        // Reached by Google's redirect, which carries no session cookie (see `add`).
+        .route(add::CALLBACK_PATH, get(add::callback))
         .route("/ui/assets/console.js", get(pages::script))
         .route("/ui/assets/console.css", get(pages::style))
         .merge(signed_in)

@@ -26,6 +26,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("templates/audit.html")),
     ("models.html", include_str!("templates/models.html")),
     ("settings.html", include_str!("templates/settings.html")),
+    ("oauth.html", include_str!("templates/oauth.html")),
 ];
 pub const SCRIPT: &str = include_str!("assets/console.js");
 pub const STYLE: &str = include_str!("assets/console.css");
@@ -52,7 +53,8 @@ impl Pages {
         Pages { env }
     }
 
-    fn render(&self, name: &str, ctx: minijinja::Value) -> Response {
+    /// Renders one template (a 500 with a logged reason if it fails).
+    pub fn render_template(&self, name: &str, ctx: minijinja::Value) -> Response {
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => Html(html).into_response(),
             Err(e) => {
@@ -99,7 +101,7 @@ fn language(
         headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok()),
-        &state.console.language,
+        &state.console.language(),
     );
     let set = asked.and_then(|tag| {
         HeaderValue::from_str(&format!(
@@ -139,7 +141,10 @@ fn page(
         csrf => signed_in.csrf,
         ..extra
     };
-    let mut response = state.console.pages.render(&format!("{name}.html"), ctx);
+    let mut response = state
+        .console
+        .pages
+        .render_template(&format!("{name}.html"), ctx);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -191,8 +196,17 @@ pub async fn settings(
     Query(query): Query<PageQuery>,
     Extension(signed_in): Extension<SignedIn>,
 ) -> Response {
-    let config = super::api::masked_config(&state.config);
-    let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+    let current = state.console.settings.current();
+    let text =
+        serde_json::to_string_pretty(&super::api::masked_config(&current)).unwrap_or_default();
+    let extra = context! {
+        settings => text,
+        writable => state.console.settings.has_file(),
+        scheduling => current.routing.scheduling.name(),
+        quota_threshold => current.routing.quota_threshold,
+        retention => humantime::format_duration(current.logging.request_log_retention).to_string(),
+        language => current.server.language.as_str(),
+    };
     page(
         &state,
         &headers,
@@ -200,7 +214,7 @@ pub async fn settings(
         &signed_in,
         "settings",
         "nav_settings",
-        context! { settings => text },
+        extra,
     )
 }
 
@@ -221,7 +235,7 @@ fn login_response(
         loopback => state.console.auth.loopback(),
         has_password => has_password,
     };
-    let mut response = state.console.pages.render("login.html", ctx);
+    let mut response = state.console.pages.render_template("login.html", ctx);
     *response.status_mut() = status;
     with_cookie(response, set_cookie)
 }

@@ -136,7 +136,8 @@ async fn keep_sessions(state: SharedState) {
 
 async fn housekeeping(state: SharedState) {
     loop {
-        let keep = state.config.logging.request_log_retention;
+        // As changed in the console, if it was.
+        let keep = state.console.settings.request_log_retention();
         let cutoff = time::OffsetDateTime::now_utc()
             - time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
         match state.store.prune_request_log(cutoff).await {

@@ -193,6 +193,8 @@ impl std::fmt::Debug for CachedToken {
 
 struct Snapshot {
     loaded_at: Instant,
+    /// Read the store again on the next use, whatever `loaded_at` says.
+    stale: bool,
     /// Active accounts only, in store order.
     slots: Vec<Arc<AccountSlot>>,
 }
@@ -438,6 +440,15 @@ impl AccountPool {
             .collect())
     }
 
+    /// Reads the accounts from the store now rather than at the next reload (one was
+    /// just added in the console); the slots of the accounts it knows are kept.
+    pub async fn reload(&self) -> Result<(), PoolError> {
+        if let Some(snapshot) = self.snapshot.write().await.as_mut() {
+            snapshot.stale = true;
+        }
+        self.slots().await.map(|_| ())
+    }
+
     /// A lease on one account by id (for the background quota refresh).
     pub async fn lease_for(&self, account_id: &str) -> Result<Lease, LeaseError> {
         let slot = self.find(account_id).await.ok_or(LeaseError::NotActive)?;
@@ -521,7 +532,7 @@ impl AccountPool {
             let guard = self.snapshot.read().await;
             if let Some(s) = guard
                 .as_ref()
-                .filter(|s| s.loaded_at.elapsed() < RELOAD_EVERY)
+                .filter(|s| !s.stale && s.loaded_at.elapsed() < RELOAD_EVERY)
             {
                 return Ok(s.slots.clone());
             }
@@ -529,7 +540,7 @@ impl AccountPool {
         let mut guard = self.snapshot.write().await;
         if let Some(s) = guard
             .as_ref()
-            .filter(|s| s.loaded_at.elapsed() < RELOAD_EVERY)
+            .filter(|s| !s.stale && s.loaded_at.elapsed() < RELOAD_EVERY)
         {
             return Ok(s.slots.clone());
         }
@@ -585,6 +596,7 @@ impl AccountPool {
         }
         *guard = Some(Snapshot {
             loaded_at: Instant::now(),
+            stale: false,
             slots: slots.clone(),
         });
         Ok(slots)

@@ -16,9 +16,9 @@ use time::OffsetDateTime;
 
 use crate::commands::account_files::{self, ExportFile};
 use crate::commands::sign_in::{SignInOptions, cancel_signal, sign_in};
-use crate::commands::verify::{self, Saved, SetUp};
 use crate::commands::{Workspace, rfc3339};
 use crate::output;
+use agm_server::ops::verify::{self, Saved, SetUp};
 
 #[derive(Debug, Subcommand)]
 pub enum AccountsCommand {

@@ -16,7 +16,7 @@ pub struct AuditArgs {
     /// Only events this recent, e.g. 1h, 24h, 7d
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     since: Option<Duration>,
-    /// Only events of this kind: safe-mode, account-switch, breaker, account, alert, key
+    /// Only events of this kind: safe-mode, account-switch, breaker, account, alert, key, settings
     #[arg(long, value_name = "KIND")]
     kind: Option<String>,
     /// At most this many events
@@ -39,7 +39,9 @@ struct Row {
 pub async fn run(explicit: Option<&Path>, args: AuditArgs) -> anyhow::Result<()> {
     let kind = match &args.kind {
         Some(name) => Some(name.parse::<AuditKind>().map_err(|e| {
-            anyhow::anyhow!("{e}: use safe-mode, account-switch, breaker, account, alert or key")
+            anyhow::anyhow!(
+                "{e}: use safe-mode, account-switch, breaker, account, alert, key or settings"
+            )
         })?),
         None => None,
     };

@@ -20,7 +20,6 @@ pub mod sign_in;
 pub mod store;
 pub mod update;
 pub mod validate;
-pub mod verify;
 pub mod warmup;
 
 use std::path::{Path, PathBuf};

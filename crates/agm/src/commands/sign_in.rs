@@ -12,7 +12,7 @@ use std::io::BufRead;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use agm_google::oauth::{Pkce, authorize_url, random_state, state_matches};
+use agm_google::oauth::{Pkce, authorize_url, code_from_redirect, random_state};
 use agm_google::{GoogleClient, TokenGrant};
 use anyhow::{Context, bail};
 use axum::Router;
@@ -231,33 +231,7 @@ fn page(title: &str, text: &str) -> Html<String> {
 
 /// The code from a redirect's query, once `error` and `state` are checked.
 fn read_redirect(params: &HashMap<String, String>, expected_state: &str) -> Answer {
-    if let Some(error) = params.get("error") {
-        let detail = params
-            .get("error_description")
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        return Err(format!(
-            "Google did not sign you in: {error}{detail}; nothing was saved"
-        ));
-    }
-    match params.get("state") {
-        Some(state) if state_matches(expected_state, state) => {}
-        _ => {
-            return Err(
-                "the answer does not belong to this sign-in (its state differs: an old or foreign \
-                 sign-in page?); nothing was saved. Run `agm accounts add` again"
-                    .to_owned(),
-            );
-        }
-    }
-    match params
-        .get("code")
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty())
-    {
-        Some(code) => Ok(code.to_owned()),
-        None => Err("Google's answer has no code; run `agm accounts add` again".to_owned()),
-    }
+    code_from_redirect(params, expected_state, "run `agm accounts add` again")
 }
 
 /// A pasted redirect URL (or its query) or a bare code; `None` if it is neither.

@@ -104,6 +104,9 @@
         document.getElementById("h-signatures").textContent = Math.round(h.signature_cache.hit_rate * 100) + "%";
         document.getElementById("h-discovery").textContent = h.discovery.attempts ? Math.round(h.discovery.success_rate * 100) + "%" : "-";
         document.getElementById("h-scheduling").textContent = h.scheduling;
+        var drift = h.client_version_refused;
+        document.getElementById("drift-banner").hidden = !drift;
+        document.getElementById("drift-text").textContent = drift ? drift.sent + ": " + drift.message + " " + drift.fix : "";
         fill("cooldown-rows", h.cooldowns.map(function (c) {
           return row([c.account, c.model, c.reason, duration(c.remaining_ms)]);
         }), 4);
@@ -166,7 +169,7 @@
 
   function refresh() {
     var work = refreshers[page] ? refreshers[page]() : Promise.resolve();
-    return Promise.all([work, banner()]).catch(failed);
+    return Promise.all([work, banner(), updateBanner()]).catch(failed);
   }
   function act(method, path, body) {
     return api(method, path, body).then(function (answer) {
@@ -186,6 +189,21 @@
       node.dataset.since = since;
     });
   }
+  function updateBanner() {
+    return api("GET", "/api/updates").then(function (u) {
+      var node = document.getElementById("update-banner");
+      node.hidden = !u.show;
+      if (u.show && u.latest) {
+        node.dataset.version = u.latest.version;
+        document.getElementById("update-text").textContent = T("banner_update_text", { version: u.latest.version, current: u.current });
+        document.getElementById("update-command").textContent = u.command || "";
+      }
+    });
+  }
+  document.getElementById("update-dismiss").addEventListener("click", function () {
+    var version = document.getElementById("update-banner").dataset.version;
+    act("POST", "/api/updates/dismiss", version ? { version: version } : {});
+  });
   document.getElementById("safe-mode-retry").addEventListener("click", function () {
     act("POST", "/api/safe-mode", { action: "disable" });
   });
@@ -206,6 +224,48 @@
         document.getElementById("new-secret").hidden = false;
         document.getElementById("key-name").value = "";
         return refresh();
+      }).catch(failed);
+    });
+  }
+  var signIn = document.getElementById("sign-in-google");
+  if (signIn) {
+    // Google's page, whose redirect comes back to /ui/oauth/callback on this console.
+    signIn.addEventListener("click", function () {
+      api("POST", "/api/accounts/sign-in", {}).then(function (answer) {
+        location.href = answer.url;
+      }).catch(failed);
+    });
+  }
+  var importForm = document.getElementById("import-token");
+  if (importForm) {
+    importForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var token = document.getElementById("import-refresh-token");
+      var email = document.getElementById("import-email");
+      api("POST", "/api/accounts/import", { refresh_token: token.value, email: email.value }).then(function (answer) {
+        token.value = "";
+        email.value = "";
+        flash(answer.summary, answer.state !== "active");
+        return refresh();
+      }).catch(failed);
+    });
+  }
+  var settingsForm = document.getElementById("settings-form");
+  if (settingsForm) {
+    settingsForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var changes = {};
+      Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
+        if (field.value === field.dataset.initial) { return; }
+        changes[field.name] = field.dataset.kind === "number" ? Number(field.value) : field.value;
+      });
+      if (!Object.keys(changes).length) { flash(T("settings_unchanged")); return; }
+      api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+        Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
+          field.dataset.initial = field.value;
+        });
+        document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
+        flash(T("settings_saved", { keys: answer.changed.join(", ") }));
       }).catch(failed);
     });
   }

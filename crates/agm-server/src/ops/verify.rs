@@ -5,11 +5,11 @@
 //! then onboardUser and its bounded polling) with the gateway's own
 //! `agm_google::ProjectDiscovery`; the gateway's lazy discovery stays the fallback.
 
+use crate::config::Config;
 use agm_google::{
     DiscoveryError, DiscoveryPolicy, DiscoveryRequest, DiscoveryStats, GoogleClient,
     ProjectDiscovery, TokenGrant, UpstreamError,
 };
-use agm_server::config::Config;
 use agm_store::{Account, AccountState, AuditKind, NewAccount, Pool, Secret, Store, StoreError};
 use time::OffsetDateTime;
 
@@ -94,7 +94,7 @@ fn policy(config: &Config) -> DiscoveryPolicy {
         rate_limit_retries: 1,
         server_error_retries: 1,
         network_retries: 1,
-        ..agm_server::app::pool_settings(config).discovery
+        ..crate::app::pool_settings(config).discovery
     }
 }
 
@@ -189,7 +189,7 @@ pub async fn set_up_project(
 }
 
 async fn audit(store: &Store, subject: &str, detail: &str) {
-    agm_server::state::audit::append_audit(store, AuditKind::Account, subject, detail).await;
+    crate::state::audit::append_audit(store, AuditKind::Account, subject, detail).await;
 }
 
 /// What saving did.
