@@ -592,3 +592,42 @@ async fn bad_input_is_one_actionable_line() {
     let status: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(status["email"], "orig@example.com");
 }
+
+#[tokio::test]
+async fn a_write_ahead_log_left_by_the_ide_is_in_the_backup() {
+    let user = User::new().await;
+    // The IDE quit with its last writes still in `state.vscdb-wal`: made here by copying
+    // the files while a connection in WAL mode still holds a row there.
+    let scratch = user.home.path().join("scratch.vscdb");
+    std::fs::copy(user.db(), &scratch).unwrap();
+    let conn = rusqlite::Connection::open(&scratch).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute(
+        "INSERT INTO ItemTable VALUES ('workbench.lastWrite', 'only in the log')",
+        [],
+    )
+    .unwrap();
+    std::fs::copy(&scratch, user.db()).unwrap();
+    let wal = user.global().join("state.vscdb-wal");
+    std::fs::copy(user.home.path().join("scratch.vscdb-wal"), &wal).unwrap();
+    drop(conn);
+    let before = user.rows();
+    assert_eq!(before["workbench.lastWrite"], b"only in the log");
+
+    let out = user.ide(&["switch", "alice@demo.agm"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The backup alone holds the logged row.
+    assert_eq!(
+        rows(&user.backup())["workbench.lastWrite"],
+        b"only in the log"
+    );
+    assert_eq!(user.rows()["workbench.lastWrite"], b"only in the log");
+
+    let out = user.ide(&["restore"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(user.rows(), before);
+}
