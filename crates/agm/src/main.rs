@@ -56,6 +56,9 @@ enum Command {
     /// Show smart warmup's state: the last warmup per account and model group, and what is due
     #[command(subcommand)]
     Warmup(commands::warmup::WarmupCommand),
+    /// Sign the local Antigravity IDE into a pool account, or back into its own: status, switch, restore
+    #[command(subcommand)]
+    Ide(commands::ide::IdeCommand),
     /// Show the audit log: safe mode, account switches, breakers, account, key and settings changes, warmups, alerts
     Audit(commands::audit::AuditArgs),
     /// List the models the pool can serve, the accounts offered each, and the names that resolve to it
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => commands::keys::run(config, cmd).await,
             Command::Validate(cmd) => commands::validate::run(config, cmd).await,
             Command::SafeMode(cmd) => commands::safe_mode::run(config, cmd).await,
+            Command::Ide(cmd) => commands::ide::run(config, cmd).await,
             Command::Audit(args) => commands::audit::run(config, args).await,
             Command::Logs(args) => commands::logs::run(config, args).await,
             Command::Models(args) => commands::models::run(config, args).await,

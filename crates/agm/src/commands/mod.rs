@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod doctor;
 pub mod env;
+pub mod ide;
 pub mod keys;
 pub mod logs;
 pub mod models;
