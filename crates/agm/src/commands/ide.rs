@@ -23,7 +23,7 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use agm_store::{Account, AuditKind, Pool, Secret, Store, TokenUpdate};
+use agm_store::{AuditKind, Pool};
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -241,7 +241,7 @@ async fn switch(explicit: Option<&Path>, ide: &Ide, wanted: &str) -> anyhow::Res
         );
     }
     let google = workspace.google()?;
-    let tokens = fresh_tokens(&google, store, &account).await?;
+    let tokens = super::tokens::fresh_tokens(&google, store, &account).await?;
     // The refresh above may have taken a while: look again before touching the files.
     refuse_if_running()?;
 
@@ -333,60 +333,6 @@ async fn restore(explicit: Option<&Path>, ide: &Ide) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the IDE is given: the account's tokens and when the access token expires.
-struct Tokens {
-    access: Secret,
-    refresh: Secret,
-    expires_at: OffsetDateTime,
-}
-
-/// The account's tokens, its access token refreshed (and the store updated) unless it
-/// is good for five more minutes.
-async fn fresh_tokens(
-    google: &agm_google::GoogleClient,
-    store: &Store,
-    account: &Account,
-) -> anyhow::Result<Tokens> {
-    let now = OffsetDateTime::now_utc();
-    if let (Some(token), Some(expires)) = (&account.access_token, account.access_expires_at)
-        && expires - time::Duration::minutes(5) > now
-    {
-        return Ok(Tokens {
-            access: token.clone(),
-            refresh: account.refresh_token.clone(),
-            expires_at: expires,
-        });
-    }
-    let grant = google
-        .refresh(account.refresh_token.expose())
-        .await
-        .with_context(|| {
-            format!(
-                "cannot refresh the access token of {} (`agm accounts list` shows its state)",
-                account.email
-            )
-        })?;
-    let tokens = Tokens {
-        access: Secret::new(grant.access_token),
-        // Google may rotate the refresh token: the IDE gets the one that works now.
-        refresh: grant
-            .refresh_token
-            .map_or_else(|| account.refresh_token.clone(), Secret::new),
-        expires_at: now + grant.expires_in,
-    };
-    store
-        .update_tokens(
-            &account.id,
-            TokenUpdate {
-                access_token: tokens.access.clone(),
-                access_expires_at: tokens.expires_at,
-                refresh_token: Some(tokens.refresh.clone()),
-            },
-        )
-        .await?;
-    Ok(tokens)
-}
-
 /// The sign-in the IDE holds, as far as `status` tells it.
 struct SignIn {
     signed_in: bool,
@@ -454,7 +400,7 @@ fn item(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
 /// (other entries of those topics kept), the onboarding flag; and removes what holds
 /// the previous account (the pre-1.16.5 state, the cached auth status, the Google
 /// Cloud project preference). Nothing else is touched.
-fn write_sign_in(db: &Path, email: &str, tokens: &Tokens) -> anyhow::Result<()> {
+fn write_sign_in(db: &Path, email: &str, tokens: &super::tokens::Tokens) -> anyhow::Result<()> {
     let mut conn = open_for_writing(db)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -19,6 +19,7 @@ pub mod safe_mode;
 pub mod serve;
 pub mod sign_in;
 pub mod store;
+pub mod tokens;
 pub mod update;
 pub mod validate;
 pub mod warmup;

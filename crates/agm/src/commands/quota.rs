@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use agm_google::{DiscoveryRequest, DiscoveryStats, GoogleClient, ProjectDiscovery, QuotaSnapshot};
-use agm_store::{Account, AccountState, Store, TokenUpdate};
+use agm_store::{Account, AccountState, Store};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -111,29 +111,8 @@ async fn fetch(
     store: &Store,
     account: &Account,
 ) -> anyhow::Result<QuotaSnapshot> {
-    let now = OffsetDateTime::now_utc();
-    let access_token = match (&account.access_token, account.access_expires_at) {
-        (Some(token), Some(expires)) if expires - time::Duration::minutes(5) > now => {
-            token.expose().to_owned()
-        }
-        _ => {
-            let grant = google
-                .refresh(account.refresh_token.expose())
-                .await
-                .context("refreshing the access token")?;
-            store
-                .update_tokens(
-                    &account.id,
-                    TokenUpdate {
-                        access_token: grant.access_token.clone().into(),
-                        access_expires_at: now + grant.expires_in,
-                        refresh_token: grant.refresh_token.map(Into::into),
-                    },
-                )
-                .await?;
-            grant.access_token
-        }
-    };
+    let tokens = super::tokens::fresh_tokens(google, store, account).await?;
+    let access_token = tokens.access.expose().to_owned();
     let (project, tier) = match &account.project_id {
         Some(p) => (p.clone(), account.tier.clone()),
         None => {
@@ -162,7 +141,7 @@ async fn fetch(
         }
     };
     let snapshot = google
-        .quota_snapshot(&access_token, &project, now)
+        .quota_snapshot(&access_token, &project, OffsetDateTime::now_utc())
         .await
         .context("asking Google for the quota")?;
     Ok(snapshot.with_tier(tier))
