@@ -455,3 +455,73 @@ async fn pages_render_in_four_languages_and_browsers_at_the_root_go_to_the_conso
         .unwrap();
     assert!(login.text().await.unwrap().contains("登入 agm"));
 }
+
+/// "Retry Now" probes Antigravity at once: project discovery runs again on the
+/// accounts, and a success turns an automatic safe mode off; while discovery still
+/// fails it stays on and says why. A safe mode turned on by hand is not probed away.
+#[tokio::test]
+async fn retry_now_probes_antigravity_at_once() {
+    let h = common::start_with(|c| c.safe_mode.auto_activate_threshold = 2).await;
+    let console = sign_in(&h).await;
+    let retry = || {
+        console.send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "retry"})),
+        )
+    };
+    // Automatic: two project-id failures in a row.
+    for account in ["alice@demo.agm", "bob@demo.agm"] {
+        h.state
+            .safe_mode
+            .record_project_failure(account, "loadCodeAssist failed")
+            .await;
+    }
+    assert!(h.state.safe_mode.is_active());
+
+    // Discovery still fails: on, with the reason.
+    for _ in 0..2 {
+        h.sim.script(agm_sim::Fault::status(
+            agm_sim::SimMethod::LoadCodeAssist,
+            403,
+            "PERMISSION_DENIED",
+            "The caller does not have permission",
+        ));
+    }
+    let (status, still) = retry().await;
+    assert_eq!(status, StatusCode::OK, "{still}");
+    assert_eq!(still["status"]["active"], true);
+    assert_eq!(still["probe"]["ok"], false);
+    assert!(
+        still["warning"]
+            .as_str()
+            .unwrap()
+            .contains("Antigravity still fails")
+    );
+    h.sim.clear_faults();
+
+    // Google answers again: off at once, no client request needed.
+    h.sim.clear_requests();
+    let (_, off) = retry().await;
+    assert_eq!(off["status"]["active"], false, "{off}");
+    assert_eq!(off["probe"]["ok"], true);
+    assert!(!h.state.safe_mode.is_active());
+    assert!(
+        h.sim
+            .requests()
+            .iter()
+            .any(|r| r.method == agm_sim::SimMethod::LoadCodeAssist)
+    );
+
+    // By hand: the operator turns it off; a probe does not.
+    console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "enable"})),
+        )
+        .await;
+    let (status, manual) = retry().await;
+    assert_eq!(status, StatusCode::CONFLICT, "{manual}");
+    assert!(h.state.safe_mode.is_active());
+}

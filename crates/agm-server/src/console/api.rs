@@ -372,6 +372,7 @@ pub async fn audit(State(state): State<SharedState>, Query(q): Query<Limit>) -> 
 fn safe_mode_json(state: &SharedState) -> Value {
     json!({
         "status": state.safe_mode.status(),
+        "manual": state.safe_mode.is_manual(),
         "gemini_api_keys": state.config.safe_mode.gemini_api_keys.len(),
     })
 }
@@ -388,12 +389,53 @@ pub struct SafeModeBody {
     note: Option<String>,
 }
 
-/// `POST /api/safe-mode` with `{"action": "enable"|"disable"|"reset-all"}` (and a
-/// `note` for enable): as `agm safe-mode`, applied to this server at once.
+/// "Retry Now": probes the Antigravity path at once instead of at the next hourly
+/// retry — each active account's project discovery runs again (its cached project
+/// forgotten) until one succeeds, which turns an automatic safe mode off. A safe mode
+/// turned on by hand is turned off by hand: there the button disables it.
+async fn retry_now(state: &SharedState) -> ApiResult {
+    if !state.safe_mode.is_active() {
+        return Ok(Json(safe_mode_json(state)));
+    }
+    if state.safe_mode.is_manual() || !state.config.routing.enable_antigravity {
+        return Err(ConsoleError::new(
+            StatusCode::CONFLICT,
+            if state.config.routing.enable_antigravity {
+                "safe mode was turned on by hand: turn it off (action \"disable\") to use Antigravity again"
+            } else {
+                "the Antigravity path is turned off (ENABLE_ANTIGRAVITY_AUTH=false / [routing] enable_antigravity): nothing to probe"
+            },
+        ));
+    }
+    let accounts = state.accounts.active_accounts().await.unwrap_or_default();
+    let mut last_error = "no active account to probe with (`agm accounts add`)".to_owned();
+    for (id, _) in &accounts {
+        state.accounts.invalidate_project(id);
+        match state.accounts.lease_for(id).await {
+            Ok(_) => break,
+            Err(e) => last_error = format!("account {id}: {e}"),
+        }
+    }
+    let mut answer = safe_mode_json(state);
+    if state.safe_mode.is_active() {
+        answer["warning"] = json!(format!("Antigravity still fails: {last_error}"));
+        answer["probe"] = json!({ "ok": false, "error": last_error });
+    } else {
+        answer["probe"] = json!({ "ok": true });
+    }
+    Ok(Json(answer))
+}
+
+/// `POST /api/safe-mode` with `{"action": "enable"|"disable"|"reset-all"|"retry"}` (and
+/// a `note` for enable): as `agm safe-mode`, applied to this server at once; `retry`
+/// probes Antigravity now ([`retry_now`]).
 pub async fn change_safe_mode(
     State(state): State<SharedState>,
     Json(body): Json<SafeModeBody>,
 ) -> ApiResult {
+    if body.action == "retry" {
+        return retry_now(&state).await;
+    }
     let command = match body.action.as_str() {
         "enable" => Command::Enable { note: body.note },
         "disable" => Command::Disable,
@@ -402,7 +444,7 @@ pub async fn change_safe_mode(
             return Err(ConsoleError::new(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "unknown action {:?}: use enable, disable or reset-all",
+                    "unknown action {:?}: use enable, disable, reset-all or retry",
                     other.chars().take(40).collect::<String>()
                 ),
             ));

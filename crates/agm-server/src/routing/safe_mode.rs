@@ -70,6 +70,18 @@ impl SafeModeControl {
         self.active.load(Ordering::Relaxed)
     }
 
+    /// Whether safe mode is on because someone turned it on by hand (a successful probe
+    /// does not turn that off).
+    pub fn is_manual(&self) -> bool {
+        matches!(
+            self.lock().state(),
+            agm_pool::safe_mode::SafeModeState::On {
+                reason: agm_pool::safe_mode::SafeModeReason::Manual { .. },
+                ..
+            }
+        )
+    }
+
     /// Where the next request goes.
     pub fn route(&self) -> Route {
         self.lock().route(Instant::now())

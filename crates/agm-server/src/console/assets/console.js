@@ -187,6 +187,7 @@
       document.getElementById("safe-mode-reason").textContent = s.status.reason || "";
       document.getElementById("safe-mode-no-keys").hidden = s.gemini_api_keys > 0;
       node.dataset.since = since;
+      node.dataset.manual = String(Boolean(s.manual));
     });
   }
   function updateBanner() {
@@ -204,8 +205,10 @@
     var version = document.getElementById("update-banner").dataset.version;
     act("POST", "/api/updates/dismiss", version ? { version: version } : {});
   });
+  // Retry Now: probe Antigravity at once; a safe mode turned on by hand is turned off.
   document.getElementById("safe-mode-retry").addEventListener("click", function () {
-    act("POST", "/api/safe-mode", { action: "disable" });
+    var manual = document.getElementById("safe-mode-banner").dataset.manual === "true";
+    act("POST", "/api/safe-mode", { action: manual ? "disable" : "retry" });
   });
   document.getElementById("safe-mode-dismiss").addEventListener("click", function () {
     var node = document.getElementById("safe-mode-banner");
