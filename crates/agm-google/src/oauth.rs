@@ -103,6 +103,19 @@ pub fn authorize_url(
     format!("{base}{separator}{}", query.finish())
 }
 
+/// Why a consent redirect carries no usable code. Nothing was saved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectError {
+    #[error("Google did not sign you in: {error}{detail}; nothing was saved")]
+    Refused { error: String, detail: String },
+    #[error(
+        "the answer does not belong to this sign-in (its state differs: an old or foreign sign-in page?); nothing was saved: {again}"
+    )]
+    ForeignState { again: String },
+    #[error("Google's answer has no code: {again}")]
+    NoCode { again: String },
+}
+
 /// The code in a consent redirect's query, once its `error` and `state` are checked;
 /// else why not, ending with `again` (what to do: "run `agm accounts add` again").
 /// The CLI's redirect listener and the console's `/ui/oauth/callback` both read it.
@@ -110,23 +123,23 @@ pub fn code_from_redirect<S: std::hash::BuildHasher>(
     params: &std::collections::HashMap<String, String, S>,
     expected_state: &str,
     again: &str,
-) -> Result<String, String> {
+) -> Result<String, RedirectError> {
     if let Some(error) = params.get("error") {
         let detail = params
             .get("error_description")
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
-        return Err(format!(
-            "Google did not sign you in: {error}{detail}; nothing was saved"
-        ));
+        return Err(RedirectError::Refused {
+            error: error.clone(),
+            detail,
+        });
     }
     match params.get("state") {
         Some(state) if state_matches(expected_state, state) => {}
         _ => {
-            return Err(format!(
-                "the answer does not belong to this sign-in (its state differs: an old or foreign \
-                 sign-in page?); nothing was saved: {again}"
-            ));
+            return Err(RedirectError::ForeignState {
+                again: again.to_owned(),
+            });
         }
     }
     match params
@@ -135,7 +148,9 @@ pub fn code_from_redirect<S: std::hash::BuildHasher>(
         .filter(|c| !c.is_empty())
     {
         Some(code) => Ok(code.to_owned()),
-        None => Err(format!("Google's answer has no code: {again}")),
+        None => Err(RedirectError::NoCode {
+            again: again.to_owned(),
+        }),
     }
 }
 

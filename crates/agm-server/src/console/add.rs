@@ -141,7 +141,8 @@ pub async fn callback(
                 "this answer belongs to no sign-in waiting here (too old, already used, or started elsewhere); nothing was saved: {again}"
             )
         })?;
-        let code = code_from_redirect(&params, &pending.state, again)?;
+        let code =
+            code_from_redirect(&params, &pending.state, again).map_err(|e| e.to_string())?;
         let grant = state
             .google
             .exchange_code(&code, &pending.redirect_uri, &pending.verifier)

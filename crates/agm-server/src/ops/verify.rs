@@ -22,20 +22,38 @@ pub struct Verified {
     pub access_expires_at: OffsetDateTime,
 }
 
+/// Why Google did not vouch for an account. Nothing was saved.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the refresh token is empty")]
+    EmptyToken,
+    #[error("Google refused the refresh token ({0})")]
+    TokenRefused(String),
+    #[error("cannot {action}: {error}")]
+    Google {
+        action: &'static str,
+        error: UpstreamError,
+    },
+    #[error("Google did not say which account this is (no e-mail)")]
+    NoEmail,
+    #[error("the token belongs to {got}, not {expected}")]
+    OtherAccount { got: String, expected: String },
+}
+
 /// Refreshes `refresh_token`, then verifies as [`from_grant`] does.
 pub async fn from_refresh_token(
     google: &GoogleClient,
     refresh_token: &str,
     expected_email: Option<&str>,
-) -> Result<Verified, String> {
+) -> Result<Verified, VerifyError> {
     let refresh_token = refresh_token.trim();
     if refresh_token.is_empty() {
-        return Err("the refresh token is empty".to_owned());
+        return Err(VerifyError::EmptyToken);
     }
     let grant = google
         .refresh(refresh_token)
         .await
-        .map_err(|e| describe(&e, "refresh the token"))?;
+        .map_err(|e| describe(e, "refresh the token"))?;
     from_grant(google, grant, refresh_token, expected_email).await
 }
 
@@ -46,22 +64,22 @@ pub async fn from_grant(
     grant: TokenGrant,
     refresh_token: &str,
     expected_email: Option<&str>,
-) -> Result<Verified, String> {
+) -> Result<Verified, VerifyError> {
     let me = google
         .user_info(&grant.access_token)
         .await
-        .map_err(|e| describe(&e, "read the account's e-mail"))?;
+        .map_err(|e| describe(e, "read the account's e-mail"))?;
     let email = me.email.trim().to_lowercase();
     if email.is_empty() {
-        return Err("Google did not say which account this is (no e-mail)".to_owned());
+        return Err(VerifyError::NoEmail);
     }
     if let Some(expected) = expected_email
         && !expected.trim().eq_ignore_ascii_case(&email)
     {
-        return Err(format!(
-            "the token belongs to {email}, not {}",
-            expected.trim()
-        ));
+        return Err(VerifyError::OtherAccount {
+            got: email,
+            expected: expected.trim().to_owned(),
+        });
     }
     let lifetime = time::Duration::try_from(grant.expires_in).unwrap_or(time::Duration::HOUR);
     Ok(Verified {
@@ -237,11 +255,9 @@ pub async fn save(
 }
 
 /// What a failed call means for the user, without the token.
-fn describe(err: &UpstreamError, action: &str) -> String {
+fn describe(err: UpstreamError, action: &'static str) -> VerifyError {
     match err {
-        UpstreamError::InvalidGrant { description } => {
-            format!("Google refused the refresh token ({description})")
-        }
-        other => format!("cannot {action}: {other}"),
+        UpstreamError::InvalidGrant { description } => VerifyError::TokenRefused(description),
+        error => VerifyError::Google { action, error },
     }
 }

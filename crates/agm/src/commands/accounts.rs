@@ -273,7 +273,10 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
             Err(reason) => {
                 refused += 1;
                 // The reason may repeat the e-mail the file gave.
-                output::line(&format!("refused {label}: {}", output::one_line(&reason)));
+                output::line(&format!(
+                    "refused {label}: {}",
+                    output::one_line(&reason.to_string())
+                ));
             }
         }
     }

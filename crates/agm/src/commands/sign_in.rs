@@ -232,6 +232,7 @@ fn page(title: &str, text: &str) -> Html<String> {
 /// The code from a redirect's query, once `error` and `state` are checked.
 fn read_redirect(params: &HashMap<String, String>, expected_state: &str) -> Answer {
     code_from_redirect(params, expected_state, "run `agm accounts add` again")
+        .map_err(|e| e.to_string())
 }
 
 /// A pasted redirect URL (or its query) or a bare code; `None` if it is neither.
