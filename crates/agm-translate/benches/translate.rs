@@ -62,7 +62,27 @@ fn anthropic_request(turns: usize) -> Vec<u8> {
 }
 
 fn bench_request(c: &mut Criterion) {
-    let mut group = c.benchmark_group("anthropic_request_to_gemini");
+    bench_translation(c, "anthropic_request_to_gemini", None);
+}
+
+/// The same, with what the server adds on every request when `[context] scaling` is
+/// on and the request is far from the window: one token estimate and a comparison.
+fn bench_request_with_size_check(c: &mut Criterion) {
+    let policy = agm_translate::context::Policy {
+        mode: agm_translate::context::Mode::Standard,
+        limit: 200_000,
+        keep_turns: 6,
+    };
+    bench_translation(c, "anthropic_request_to_gemini_checked", Some(policy));
+}
+
+/// Bytes to bytes at three sizes, with the size check of `policy` when there is one.
+fn bench_translation(
+    c: &mut Criterion,
+    name: &str,
+    policy: Option<agm_translate::context::Policy>,
+) {
+    let mut group = c.benchmark_group(name);
     for turns in [1usize, 10, 60] {
         let bytes = anthropic_request(turns);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -76,6 +96,10 @@ fn bench_request(c: &mut Criterion) {
                     let translated =
                         to_gemini(&req, "claude-sonnet-4-5", &RequestOptions::default())
                             .expect("translate");
+                    if let Some(policy) = &policy {
+                        let estimate = agm_translate::tokens::estimate(&translated.request);
+                        assert!(!policy.triggers(estimate));
+                    }
                     let out = serde_json::to_vec(&translated.request).expect("serialize");
                     black_box(out)
                 })
@@ -141,5 +165,10 @@ fn bench_stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_request, bench_stream);
+criterion_group!(
+    benches,
+    bench_request,
+    bench_request_with_size_check,
+    bench_stream
+);
 criterion_main!(benches);

@@ -42,17 +42,65 @@ pub fn estimate(request: &GenerateContentRequest) -> u64 {
         total += content_tokens(system);
     }
     for tool in &request.tools {
-        total += text_tokens(&serde_json::to_string(tool).unwrap_or_default());
+        total += json_tokens(tool);
     }
     total
 }
 
+/// The estimated tokens of one message.
+pub fn estimate_content(content: &Content) -> u64 {
+    content_tokens(content)
+}
+
 /// The estimated tokens of some text.
 pub fn text_tokens(text: &str) -> u64 {
-    let (ascii, other) = text.chars().fold((0u64, 0u64), |(a, o), c| {
-        if c.is_ascii() { (a + 1, o) } else { (a, o + 1) }
-    });
-    ascii.div_ceil(4) + other
+    let mut counter = CharCounter::default();
+    counter.add(text.as_bytes());
+    counter.tokens()
+}
+
+/// Counts ASCII and other characters of UTF-8 bytes as they come (a character other
+/// than ASCII is its leading byte; continuation bytes are not counted).
+#[derive(Default)]
+struct CharCounter {
+    ascii: u64,
+    other: u64,
+}
+
+impl CharCounter {
+    fn add(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if b.is_ascii() {
+                self.ascii += 1;
+            } else if b & 0xC0 != 0x80 {
+                self.other += 1;
+            }
+        }
+    }
+
+    fn tokens(&self) -> u64 {
+        self.ascii.div_ceil(4) + self.other
+    }
+}
+
+impl std::io::Write for CharCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.add(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The estimated tokens of a value's JSON, counted as it is written (no string is
+/// made: this runs on every request when context scaling is on).
+fn json_tokens<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
+    let mut counter = CharCounter::default();
+    // Writing to the counter cannot fail, and every value here serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.tokens()
 }
 
 fn content_tokens(content: &Content) -> u64 {
@@ -68,11 +116,10 @@ fn part_tokens(part: &Part) -> u64 {
         tokens += media_tokens(file.mime_type.as_deref().unwrap_or_default());
     }
     if let Some(call) = &part.function_call {
-        tokens += CALL_TOKENS + text_tokens(&call.name) + text_tokens(&call.args.to_string());
+        tokens += CALL_TOKENS + text_tokens(&call.name) + json_tokens(&call.args);
     }
     if let Some(response) = &part.function_response {
-        tokens +=
-            CALL_TOKENS + text_tokens(&response.name) + text_tokens(&response.response.to_string());
+        tokens += CALL_TOKENS + text_tokens(&response.name) + json_tokens(&response.response);
     }
     tokens
 }

@@ -209,7 +209,7 @@ fn sse_response(open: OpenStream, deadline: Instant) -> Response {
         ..
     } = open;
     // The lease keeps the account's in-flight count up until the stream ends.
-    let body = stream_body(Passthrough::new(), &first, rest, lease, deadline, None);
+    let body = stream_body(Passthrough::new(), &first, rest, lease, deadline, None, 0);
     let mut response = Response::new(body);
     served.write_headers(response.headers_mut());
     let headers = response.headers_mut();
