@@ -9,10 +9,9 @@
 
 #![allow(clippy::expect_used, clippy::print_stdout)] // a benchmark: its report is its output
 
-use std::collections::HashMap;
 use std::hint::black_box;
 
-use agm_translate::context::{self, Mode, Policy, Span};
+use agm_translate::context::{self, Known, Mode, Policy};
 use agm_translate::tokens::estimate;
 use agm_wire::gemini::{
     Content, FunctionCall, FunctionDeclaration, FunctionResponse, GenerateContentRequest, Part,
@@ -208,17 +207,23 @@ fn run(session: &Session, mode: Mode) -> Outcome {
         limit: WINDOW,
         keep_turns: KEEP_TURNS,
     };
-    let mut summaries: HashMap<[u8; 32], String> = HashMap::new();
+    let mut summaries: Vec<Known> = Vec::new();
     let mut outcome = Outcome::default();
     for mut request in requests(session) {
         let before = estimate(&request);
         let mut changed = context::scale(&mut request, &policy, before).is_some();
+        // As the server does: the summaries the conversation has, then a new one.
+        if mode == Mode::Aggressive && estimate(&request) > policy.target() {
+            changed |= context::apply_known(&mut request, KEEP_TURNS, &summaries).is_some();
+        }
         if mode == Mode::Aggressive
             && estimate(&request) > policy.target()
             && let Some(span) = context::summary_span(&request, KEEP_TURNS)
         {
-            let summary = summary_for(&mut summaries, &mut outcome, &request, &span);
-            changed |= context::apply_summary(&mut request, &span, &summary).is_some();
+            let text = fake_summary(&request.contents[..span.end]);
+            outcome.summaries_made += 1;
+            changed |= context::apply_summary(&mut request, &span, &text).is_some();
+            summaries.push(Known { span, text });
         }
         let after = estimate(&request);
         outcome.requests += 1;
@@ -229,21 +234,6 @@ fn run(session: &Session, mode: Mode) -> Outcome {
         outcome.largest = outcome.largest.max(after);
     }
     outcome
-}
-
-fn summary_for(
-    cache: &mut HashMap<[u8; 32], String>,
-    outcome: &mut Outcome,
-    request: &GenerateContentRequest,
-    span: &Span,
-) -> String {
-    cache
-        .entry(span.digest)
-        .or_insert_with(|| {
-            outcome.summaries_made += 1;
-            fake_summary(&request.contents[..span.end])
-        })
-        .clone()
 }
 
 const SESSIONS: [Session; 3] = [

@@ -19,7 +19,9 @@
 //!    on a function call is never touched, and a turn that is all thinking keeps it.
 //! 4. **Summarize** (`aggressive` only, done by the server with a small model): the
 //!    oldest turns are replaced by one user turn holding their summary
-//!    ([`summary_span`], [`apply_summary`]).
+//!    ([`summary_span`], [`summary_request`], [`apply_summary`]); the summaries a
+//!    conversation already has apply first, while their span still starts the request
+//!    ([`apply_known`]).
 //!
 //! What is never touched: the system instruction, the tools, the last `keep_turns`
 //! messages, and the whole current turn (from the last user message that is not only
@@ -88,6 +90,31 @@ impl Policy {
     pub fn triggers(&self, estimate: u64) -> bool {
         self.mode != Mode::Off && estimate > self.target()
     }
+}
+
+/// An upper bound of a translated request's estimate, from the size of the client's
+/// body and without reading any text: every character the estimate counts came from
+/// that body (decoded JSON is never longer than the JSON), each message and call adds
+/// a few tokens of framing, and each attachment its fixed cost. Slack covers the little
+/// text a translation adds (labels, markers). When the bound is below the target the
+/// request cannot need scaling, and the estimate is not made: so a small request pays
+/// a walk over its messages, not over its bytes.
+pub fn upper_bound(request: &GenerateContentRequest, body_bytes: usize) -> u64 {
+    let mut bound = body_bytes as u64 + 1024;
+    for content in request
+        .contents
+        .iter()
+        .chain(request.system_instruction.as_ref())
+    {
+        bound += tokens::TURN_TOKENS;
+        for part in &content.parts {
+            bound += tokens::CALL_TOKENS;
+            if part.inline_data.is_some() || part.file_data.is_some() {
+                bound += tokens::MEDIA_TOKENS.max(tokens::IMAGE_TOKENS);
+            }
+        }
+    }
+    bound
 }
 
 /// What scaling did to a request.
@@ -395,41 +422,79 @@ pub fn is_summary(content: &Content) -> bool {
 pub fn summary_span(request: &GenerateContentRequest, keep_turns: usize) -> Option<Span> {
     let contents = &request.contents;
     let old = protected_from(contents, keep_turns);
-    let mut end = (1..=old.min(contents.len().saturating_sub(1)))
+    let end = (2..=old.min(contents.len().saturating_sub(1)))
         .rev()
-        .find(|&i| contents[i].role.as_deref() == Some("model"))?;
-    // No kept result may answer a summarized call (by id; Gemini also pairs a result
-    // with the model turn right before it, which the model-turn boundary keeps).
-    loop {
-        let summarized_ids: Vec<&str> = contents[..end]
-            .iter()
-            .flat_map(|c| &c.parts)
-            .filter_map(|p| p.function_call.as_ref()?.id.as_deref())
-            .collect();
-        let orphan = contents[end..]
-            .iter()
-            .flat_map(|c| &c.parts)
-            .filter_map(|p| p.function_response.as_ref()?.id.as_deref())
-            .any(|id| summarized_ids.contains(&id));
-        if !orphan {
-            break;
-        }
-        end = (1..end)
-            .rev()
-            .find(|&i| contents[i].role.as_deref() == Some("model"))?;
+        .find(|&end| can_end_at(contents, end))?;
+    Some(span_to(contents, end))
+}
+
+/// Whether a summary of `contents[..end]` keeps every pair: `contents[end]` is a model
+/// turn (the summary is a user turn; Gemini pairs a result with the model turn right
+/// before it), and no later result answers a summarized call by id.
+fn can_end_at(contents: &[Content], end: usize) -> bool {
+    if contents.get(end).and_then(|c| c.role.as_deref()) != Some("model") {
+        return false;
     }
-    if end < 2 {
-        return None;
-    }
+    let summarized: Vec<&str> = contents[..end]
+        .iter()
+        .flat_map(|c| &c.parts)
+        .filter_map(|p| p.function_call.as_ref()?.id.as_deref())
+        .collect();
+    !contents[end..]
+        .iter()
+        .flat_map(|c| &c.parts)
+        .filter_map(|p| p.function_response.as_ref()?.id.as_deref())
+        .any(|id| summarized.contains(&id))
+}
+
+fn span_to(contents: &[Content], end: usize) -> Span {
     let mut hash = Sha256::new();
     for content in &contents[..end] {
         hash.update(serde_json::to_vec(content).unwrap_or_default());
         hash.update([0]);
     }
-    Some(Span {
+    Span {
         end,
         digest: hash.finalize().into(),
-    })
+    }
+}
+
+/// A summary made earlier in the conversation: the span it replaces and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub span: Span,
+    pub text: String,
+}
+
+/// Applies the summaries already made for this conversation, the longest first, while
+/// one still matches the start of the request (the same messages, before the protected
+/// end): a conversation that grew since keeps its summary, with no new call. A summary
+/// of a summary applies in turn. `None` when none matched.
+pub fn apply_known(
+    request: &mut GenerateContentRequest,
+    keep_turns: usize,
+    known: &[Known],
+) -> Option<Report> {
+    let mut order: Vec<&Known> = known.iter().collect();
+    order.sort_by_key(|k| std::cmp::Reverse(k.span.end));
+    let mut report: Option<Report> = None;
+    'again: loop {
+        let old = protected_from(&request.contents, keep_turns);
+        for entry in &order {
+            let end = entry.span.end;
+            if end < 2 || end > old || !can_end_at(&request.contents, end) {
+                continue;
+            }
+            if span_to(&request.contents, end) != entry.span {
+                continue;
+            }
+            if let Some(done) = apply_summary(request, &entry.span, &entry.text) {
+                report = Some(report.map_or(done, |r| r.and(done)));
+                continue 'again;
+            }
+        }
+        return report;
+    }
 }
 
 /// Replaces `contents[..span.end]` by one user message holding `summary`, if that

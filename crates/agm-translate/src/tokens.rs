@@ -59,6 +59,20 @@ pub fn text_tokens(text: &str) -> u64 {
     counter.tokens()
 }
 
+/// How many bytes match: in runs of 255 with a byte-wide count, which the compiler
+/// turns into vector instructions (16 or 32 bytes at a time).
+fn count_where(bytes: &[u8], matches: impl Fn(u8) -> bool) -> u64 {
+    bytes
+        .chunks(255)
+        .map(|run| {
+            u64::from(
+                run.iter()
+                    .fold(0u8, |n, &b| n.wrapping_add(u8::from(matches(b)))),
+            )
+        })
+        .sum()
+}
+
 /// Counts ASCII and other characters of UTF-8 bytes as they come (a character other
 /// than ASCII is its leading byte; continuation bytes are not counted).
 #[derive(Default)]
@@ -69,11 +83,47 @@ struct CharCounter {
 
 impl CharCounter {
     fn add(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if b.is_ascii() {
-                self.ascii += 1;
-            } else if b & 0xC0 != 0x80 {
-                self.other += 1;
+        // A non-ASCII character is counted by its leading byte (0xC0 and up;
+        // continuation bytes are below).
+        self.ascii += count_where(bytes, |b| b < 0x80);
+        self.other += count_where(bytes, |b| b >= 0xC0);
+    }
+
+    /// A JSON string as serde_json writes it: quoted, with `"`, `\\` and control
+    /// characters escaped (`\n` and its like in two characters, the rest as `\u00XX`).
+    fn add_json_string(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        self.add(bytes);
+        let escaped = count_where(bytes, |b| b == b'"' || b == b'\\' || b < 0x20);
+        let long = count_where(bytes, |b| {
+            b < 0x20 && !matches!(b, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D)
+        });
+        self.ascii += 2 + escaped + 4 * long;
+    }
+
+    /// A JSON value as serde_json writes it compactly, without writing it.
+    fn add_json(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.ascii += 4,
+            Value::Bool(b) => self.ascii += if *b { 4 } else { 5 },
+            Value::Number(n) => {
+                let _ = std::io::Write::write_fmt(self, format_args!("{n}"));
+            }
+            Value::String(s) => self.add_json_string(s),
+            Value::Array(items) => {
+                self.ascii += 2 + items.len().saturating_sub(1) as u64;
+                for item in items {
+                    self.add_json(item);
+                }
+            }
+            Value::Object(map) => {
+                // Braces, a colon per entry and the commas between them.
+                self.ascii += 2 + map.len() as u64 + map.len().saturating_sub(1) as u64;
+                for (key, item) in map {
+                    self.add_json_string(key);
+                    self.add_json(item);
+                }
             }
         }
     }
@@ -94,8 +144,16 @@ impl std::io::Write for CharCounter {
     }
 }
 
+/// The estimated tokens of a JSON value's compact text, counted without writing it
+/// (this runs on every request when context scaling is on).
+fn value_tokens(value: &serde_json::Value) -> u64 {
+    let mut counter = CharCounter::default();
+    counter.add_json(value);
+    counter.tokens()
+}
+
 /// The estimated tokens of a value's JSON, counted as it is written (no string is
-/// made: this runs on every request when context scaling is on).
+/// made).
 fn json_tokens<T: serde::Serialize + ?Sized>(value: &T) -> u64 {
     let mut counter = CharCounter::default();
     // Writing to the counter cannot fail, and every value here serializes.
@@ -116,10 +174,10 @@ fn part_tokens(part: &Part) -> u64 {
         tokens += media_tokens(file.mime_type.as_deref().unwrap_or_default());
     }
     if let Some(call) = &part.function_call {
-        tokens += CALL_TOKENS + text_tokens(&call.name) + json_tokens(&call.args);
+        tokens += CALL_TOKENS + text_tokens(&call.name) + value_tokens(&call.args);
     }
     if let Some(response) = &part.function_response {
-        tokens += CALL_TOKENS + text_tokens(&response.name) + json_tokens(&response.response);
+        tokens += CALL_TOKENS + text_tokens(&response.name) + value_tokens(&response.response);
     }
     tokens
 }
@@ -209,5 +267,20 @@ mod tests {
             }],
         ));
         assert!(estimate(&request) > with_system + text_tokens(&declared) + CALL_TOKENS);
+    }
+
+    #[test]
+    fn json_is_counted_as_serde_json_writes_it() {
+        let values = [
+            json!(null),
+            json!({"path": "a.rs", "n": [1, 2.5, -3, true, false, null], "e": {}}),
+            json!({"output": "line\n\ttab \"quoted\" back\\slash \u{1} bell \u{8} é 日本"}),
+            json!([[], {"k\"ey": ["x"]}, 1e300, u64::MAX]),
+        ];
+        for value in values {
+            let written = text_tokens(&value.to_string());
+            assert_eq!(value_tokens(&value), written, "{value}");
+            assert_eq!(json_tokens(&value), written, "{value}");
+        }
     }
 }

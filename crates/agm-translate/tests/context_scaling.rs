@@ -178,6 +178,8 @@ proptest! {
         policy in policy(),
     ) {
         let original = conversation(&exchanges);
+        let body = serde_json::to_vec(&original).unwrap().len();
+        prop_assert!(estimate(&original) <= context::upper_bound(&original, body));
         let mut scaled = original.clone();
         let report = scale(&mut scaled, &policy, estimate(&original));
         let Some(report) = report else {
@@ -402,4 +404,38 @@ fn a_summary_replaces_the_oldest_turns_with_one_user_turn() {
     assert!(text.starts_with("### message 1 (user)\nstart the task"));
     assert!(text.contains("(calls read_file with"));
     assert!(asked.system_instruction.is_some());
+}
+
+#[test]
+fn a_grown_conversation_keeps_its_summary() {
+    let original = big_loop(24);
+    let span = summary_span(&original, 4).unwrap();
+    let known = [context::Known {
+        span: span.clone(),
+        text: "they read files".into(),
+    }];
+    let mut summarized = original.clone();
+    apply_summary(&mut summarized, &span, "they read files").unwrap();
+
+    // The next request: the same history and two more exchanges.
+    let mut grown = big_loop(26);
+    assert_eq!(grown.contents[..span.end], original.contents[..span.end]);
+    let report = context::apply_known(&mut grown, 4, &known).unwrap();
+    assert_eq!(report.summarized, span.end);
+    assert_eq!(grown.contents[0], summarized.contents[0]);
+    assert_eq!(
+        grown.contents[1..summarized.contents.len()],
+        summarized.contents[1..]
+    );
+
+    // Another conversation (a different start) does not take it.
+    let mut other = big_loop(24);
+    other.contents[0] = Content::new("user", vec![Part::text("another task")]);
+    assert_eq!(context::apply_known(&mut other, 4, &known), None);
+    // Nor does a request where that span reaches into the protected end.
+    let mut short = original.clone();
+    assert_eq!(
+        context::apply_known(&mut short, original.contents.len(), &known),
+        None
+    );
 }

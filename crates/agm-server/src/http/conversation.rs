@@ -57,6 +57,7 @@ async fn handle<C: Conversation>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let api = C::API;
+    let body_bytes = body.as_ref().map_or(0, Bytes::len);
     let request: C::Request = parse_json(api, body)?;
     if C::model(&request).trim().is_empty() {
         return Err(ApiError::invalid(
@@ -112,6 +113,7 @@ async fn handle<C: Conversation>(
                 state,
                 upstream_model,
                 &session_id,
+                body_bytes,
                 &mut translated.request,
             )
             .await;

@@ -1,7 +1,10 @@
 //! Context scaling on the request path (`[context]`): the size check made on every
 //! request when scaling is on, the shrinking steps of `agm_translate::context` when it
 //! triggers, and for `aggressive` the summary of the oldest turns, made by a small
-//! model through the executor and cached per conversation and span so it is made once.
+//! model through the executor and remembered per conversation with the span it
+//! replaces: the next requests of the conversation (the same history and more) apply
+//! it again without a call, and a new one is made only when they are over the target
+//! again.
 //!
 //! What the client is told: `x-agm-context-scaled: <mode>; cut=<N> tokens` on the
 //! answer, the same in the request log, and usage that still counts its own request
@@ -10,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
-use agm_translate::context::{self, Mode, Report, Span};
+use agm_translate::context::{self, Known, Mode, Report, Span};
 use agm_wire::cloudcode::CloudCodeResponse;
 use agm_wire::gemini::GenerateContentRequest;
 use axum::http::{HeaderMap, HeaderValue};
@@ -18,10 +21,12 @@ use axum::http::{HeaderMap, HeaderValue};
 use crate::app::AppState;
 use crate::routing::executor::UpstreamCall;
 
-/// The most summaries remembered at once (the oldest go first).
-const SUMMARY_CAPACITY: usize = 512;
+/// The most conversations whose summaries are remembered (the oldest go first).
+const SUMMARY_SESSIONS: usize = 512;
+/// The most summaries remembered per conversation (the oldest go first).
+const SUMMARIES_PER_SESSION: usize = 8;
 
-/// Summaries made, by conversation and the digest of the messages they replace.
+/// The summaries made per conversation (session id), each with the span it replaces.
 #[derive(Default)]
 pub struct Summaries {
     inner: Mutex<SummaryMap>,
@@ -29,25 +34,35 @@ pub struct Summaries {
 
 #[derive(Default)]
 struct SummaryMap {
-    entries: HashMap<(String, [u8; 32]), String>,
-    order: VecDeque<(String, [u8; 32])>,
+    sessions: HashMap<String, Vec<Known>>,
+    order: VecDeque<String>,
 }
 
 impl Summaries {
-    fn get(&self, session: &str, span: &Span) -> Option<String> {
+    fn of(&self, session: &str) -> Vec<Known> {
         let map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        map.entries.get(&(session.to_owned(), span.digest)).cloned()
+        map.sessions.get(session).cloned().unwrap_or_default()
     }
 
-    fn put(&self, session: &str, span: &Span, summary: String) {
+    fn put(&self, session: &str, known: Known) {
         let mut map = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (session.to_owned(), span.digest);
-        if map.entries.insert(key.clone(), summary).is_none() {
-            map.order.push_back(key);
+        let map = &mut *map;
+        let list = match map.sessions.get_mut(session) {
+            Some(list) => list,
+            None => {
+                map.order.push_back(session.to_owned());
+                map.sessions.entry(session.to_owned()).or_default()
+            }
+        };
+        if !list.contains(&known) {
+            list.push(known);
         }
-        while map.order.len() > SUMMARY_CAPACITY {
+        if list.len() > SUMMARIES_PER_SESSION {
+            list.remove(0);
+        }
+        while map.order.len() > SUMMARY_SESSIONS {
             if let Some(oldest) = map.order.pop_front() {
-                map.entries.remove(&oldest);
+                map.sessions.remove(&oldest);
             }
         }
     }
@@ -74,38 +89,52 @@ impl Scaled {
     }
 }
 
-/// Scales `request` (bound for `model`, in conversation `session_id`) when
-/// `[context]` says so. With scaling off nothing is looked at; otherwise the check is
-/// one token estimate of the request and a comparison.
+/// Scales `request` (bound for `model`, in conversation `session_id`, from a client
+/// body of `body_bytes`) when `[context]` says so. With scaling off nothing is looked
+/// at; otherwise a bound from the body's size and the request's parts, and only when
+/// that is above the target, a token estimate of the request.
 pub async fn scale(
     state: &AppState,
     model: &str,
     session_id: &str,
+    body_bytes: usize,
     request: &mut GenerateContentRequest,
 ) -> Option<Scaled> {
     let section = &state.config.context;
     if section.scaling.mode() == Mode::Off {
         return None;
     }
-    let estimate = agm_translate::tokens::estimate(request);
     let policy = section.policy(state.accounts.catalogue.get().window(model))?;
+    if !policy.triggers(context::upper_bound(request, body_bytes)) {
+        return None;
+    }
+    let estimate = agm_translate::tokens::estimate(request);
     if !policy.triggers(estimate) {
         return None;
     }
     let mut report = context::scale(request, &policy, estimate);
-    let now = report.map_or(estimate, |r| r.after);
-    if policy.mode == Mode::Aggressive
-        && now > policy.target()
-        && let Some(span) = context::summary_span(request, policy.keep_turns)
-        && let Some(summary) = summary(state, session_id, &span, request).await
-        && let Some(summarized) = context::apply_summary(request, &span, &summary)
-    {
-        let base = report.unwrap_or(Report {
+    if policy.mode == Mode::Aggressive {
+        let base = Report {
             before: estimate,
             after: estimate,
             ..Report::default()
-        });
-        report = Some(base.and(summarized));
+        };
+        let over =
+            |r: &GenerateContentRequest| agm_translate::tokens::estimate(r) > policy.target();
+        // The summaries this conversation already has, then (still over) a new one.
+        if over(request)
+            && let Some(known) =
+                context::apply_known(request, policy.keep_turns, &state.summaries.of(session_id))
+        {
+            report = Some(report.unwrap_or(base).and(known));
+        }
+        if over(request)
+            && let Some(span) = context::summary_span(request, policy.keep_turns)
+            && let Some(summary) = summary(state, session_id, &span, request).await
+            && let Some(summarized) = context::apply_summary(request, &span, &summary)
+        {
+            report = Some(report.unwrap_or(base).and(summarized));
+        }
     }
     let scaled = Scaled {
         mode: policy.mode,
@@ -116,17 +145,14 @@ pub async fn scale(
     Some(scaled)
 }
 
-/// The summary of `request.contents[..span.end]`: remembered, or made now by
-/// `[context] summary_model` (`None` when that fails: the request goes without).
+/// A new summary of `request.contents[..span.end]` by `[context] summary_model`,
+/// remembered for the conversation (`None` when that fails: the request goes without).
 async fn summary(
     state: &AppState,
     session_id: &str,
     span: &Span,
     request: &GenerateContentRequest,
 ) -> Option<String> {
-    if let Some(known) = state.summaries.get(session_id, span) {
-        return Some(known);
-    }
     let model = state.config.context.summary_model.as_str();
     let call = UpstreamCall {
         model,
@@ -151,7 +177,13 @@ async fn summary(
     if text.is_empty() {
         return None;
     }
-    state.summaries.put(session_id, span, text.to_owned());
+    state.summaries.put(
+        session_id,
+        Known {
+            span: span.clone(),
+            text: text.to_owned(),
+        },
+    );
     Some(text.to_owned())
 }
 
