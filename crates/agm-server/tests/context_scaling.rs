@@ -209,3 +209,49 @@ async fn aggressive_summarizes_the_oldest_turns_once_per_conversation() {
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[2]["request"]["contents"], *sent);
 }
+
+/// The same session in the Gemini API's own format.
+fn long_gemini_session(n: usize) -> Value {
+    let file =
+        |i: usize| format!("// file {i}\nfn main() {{ println!(\"hello\"); }}\n").repeat(200);
+    let mut contents = vec![json!({"role": "user", "parts": [{"text": "Fix the build."}]})];
+    for i in 0..n {
+        contents.push(json!({"role": "model", "parts": [
+            {"functionCall": {"name": "read_file", "args": {"path": format!("src/{}.rs", i % 3)}}}
+        ]}));
+        contents.push(json!({"role": "user", "parts": [
+            {"functionResponse": {"name": "read_file", "response": {"output": file(i % 3)}}}
+        ]}));
+    }
+    contents.push(json!({"role": "model", "parts": [{"text": "The files look fine."}]}));
+    contents.push(json!({"role": "user", "parts": [{"text": "What did you find?"}]}));
+    json!({"contents": contents})
+}
+
+#[tokio::test]
+async fn the_gemini_pass_through_is_scaled_too() {
+    let off = common::start_with(|c| c.context.scaling = Scaling::Off).await;
+    let on = common::start_with(|c| c.context.budget = 20_000).await;
+    let path = "/v1beta/models/gemini-2.5-flash:generateContent";
+    let body = long_gemini_session(30);
+    let plain = off.post_to(path, &body).await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(scaled_header(&plain), None);
+    let plain: Value = plain.json().await.unwrap();
+    let scaled = on.post_to(path, &body).await;
+    assert_eq!(scaled.status(), 200);
+    let header = scaled_header(&scaled).expect("x-agm-context-scaled");
+    assert!(header.starts_with("standard; cut="), "{header}");
+    let answer: Value = scaled.json().await.unwrap();
+    assert!(last_generation(&on).to_string().contains("[agm:"));
+    let (plain_in, scaled_in) = (
+        plain["usageMetadata"]["promptTokenCount"].as_u64().unwrap(),
+        answer["usageMetadata"]["promptTokenCount"]
+            .as_u64()
+            .unwrap(),
+    );
+    assert!(
+        scaled_in * 10 > plain_in * 7 && scaled_in * 10 < plain_in * 13,
+        "{scaled_in} vs {plain_in}"
+    );
+}

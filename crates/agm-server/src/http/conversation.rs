@@ -182,7 +182,7 @@ async fn handle<C: Conversation>(
     let cut_tokens = sent.scaled.map_or(0, |s| s.report.cut_tokens());
     let open = match answer {
         Answer::Whole((mut answer, served)) => {
-            crate::http::scaling::add_back(&mut answer, cut_tokens);
+            crate::http::scaling::add_back(&mut answer.response, cut_tokens);
             let (answer, signatures) = C::convert(&answer.response, &context);
             state
                 .signatures
@@ -298,7 +298,7 @@ pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
                 return transcoder.on_chunk(&chunk.response);
             }
             let mut chunk = chunk.clone();
-            crate::http::scaling::add_back(&mut chunk, cut_tokens);
+            crate::http::scaling::add_back(&mut chunk.response, cut_tokens);
             transcoder.on_chunk(&chunk.response)
         })
         .map(Bytes::from)
@@ -365,7 +365,7 @@ impl<T: Transcoder + Send + 'static> ClientStream<T> {
                 let frames = tokio::select! {
                     item = s.upstream.next() => match item {
                         Some(Ok(mut chunk)) => {
-                            crate::http::scaling::add_back(&mut chunk, s.cut_tokens);
+                            crate::http::scaling::add_back(&mut chunk.response, s.cut_tokens);
                             let frames = s.transcoder.on_chunk(&chunk.response);
                             if s.transcoder.finished() {
                                 // A stop sequence ended the answer.

@@ -14,8 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use agm_translate::context::{self, Known, Mode, Report, Span};
-use agm_wire::cloudcode::CloudCodeResponse;
-use agm_wire::gemini::GenerateContentRequest;
+use agm_wire::gemini::{GenerateContentRequest, GenerateContentResponse};
 use axum::http::{HeaderMap, HeaderValue};
 
 use crate::app::AppState;
@@ -190,8 +189,8 @@ async fn summary(
 /// Google counted the scaled request: the tokens cut go back into the prompt count,
 /// so the client's usage is that of the request it sent (Claude Code decides when to
 /// compact its context from it).
-pub fn add_back(chunk: &mut CloudCodeResponse, cut_tokens: u64) {
-    if let Some(usage) = chunk.response.usage_metadata.as_mut()
+pub fn add_back(chunk: &mut GenerateContentResponse, cut_tokens: u64) {
+    if let Some(usage) = chunk.usage_metadata.as_mut()
         && usage.prompt_token_count > 0
     {
         usage.prompt_token_count = usage.prompt_token_count.saturating_add(cut_tokens);
