@@ -236,7 +236,7 @@ fn run(session: &Session, mode: Mode) -> Outcome {
     outcome
 }
 
-const SESSIONS: [Session; 3] = [
+const SESSIONS: [Session; 4] = [
     Session {
         name: "300 steps, outputs ≤ 20 KB",
         steps: 300,
@@ -260,6 +260,16 @@ const SESSIONS: [Session; 3] = [
         max_output: 8_000,
         user_every: 12,
         seed: 13,
+    },
+    // One prompt, then an autonomous tool loop: all of it is the current turn, whose
+    // thinking (signatures) stays and which no summary may replace.
+    Session {
+        name: "400 steps in one tool loop, outputs ≤ 20 KB",
+        steps: 400,
+        files: 40,
+        max_output: 20_000,
+        user_every: usize::MAX,
+        seed: 17,
     },
 ];
 

@@ -23,13 +23,16 @@
 //!    conversation already has apply first, while their span still starts the request
 //!    ([`apply_known`]).
 //!
-//! What is never touched: the system instruction, the tools, the last `keep_turns`
-//! messages, and the whole current turn (from the last user message that is not only
-//! tool results): Gemini 3 checks the signatures of the current turn's function calls,
-//! and Claude the signed thinking of the tool loop in progress ([`protected_from`]). A
-//! function call and its result are both kept (steps 1–3 change payloads, never remove
-//! a call or a result) or both summarized (a summary ends before a model turn, and no
-//! kept result answers a summarized call).
+//! What is never touched: the system instruction, the tools and the last `keep_turns`
+//! messages. Steps 3 and 4 also leave the whole current turn alone (from the last user
+//! message that is not only tool results, [`protected_from`]): Gemini 3 checks the
+//! signatures of the current turn's function calls, and Claude the signed thinking of
+//! the tool loop in progress. Steps 1 and 2 change only tool results, which carry no
+//! signature, so they reach into a long tool loop too (one user prompt followed by
+//! hundreds of calls is one turn). Function calls and their signatures are never
+//! changed. A function call and its result are both kept (steps 1–3 change payloads,
+//! never remove a call or a result) or both summarized (a summary ends before a model
+//! turn, and no kept result answers a summarized call).
 //!
 //! Each step only ever makes the request smaller, and a scaled request scaled again
 //! stays as it is (markers are never de-duplicated or cut again).
@@ -205,6 +208,9 @@ pub fn scale(
     if !policy.triggers(estimate) {
         return None;
     }
+    // Tool results carry no signature: steps 1 and 2 reach into the tool loop in
+    // progress (a long autonomous loop is one turn), up to the last messages.
+    let aged = request.contents.len().saturating_sub(policy.keep_turns);
     let old = protected_from(&request.contents, policy.keep_turns);
     let target = policy.target();
     let mut report = Report {
@@ -212,12 +218,12 @@ pub fn scale(
         after: estimate,
         ..Report::default()
     };
-    report.deduplicated = deduplicate(&mut request.contents, old);
+    report.deduplicated = deduplicate(&mut request.contents, aged);
     if report.deduplicated > 0 {
         report.after = tokens::estimate(request);
     }
     if report.after > target {
-        report.cut = cut_tool_results(&mut request.contents[..old]);
+        report.cut = cut_tool_results(&mut request.contents[..aged]);
         if report.cut > 0 {
             report.after = tokens::estimate(request);
         }
@@ -273,9 +279,9 @@ fn payload_key(part: &Part) -> Option<([u8; 32], &'static str)> {
     None
 }
 
-/// Step 1: later copies in `contents[..old]` of a payload seen before become a
+/// Step 1: later copies in `contents[..aged]` of a payload seen before become a
 /// reference to the message of the first copy (numbered from 1). Returns how many.
-fn deduplicate(contents: &mut [Content], old: usize) -> usize {
+fn deduplicate(contents: &mut [Content], aged: usize) -> usize {
     let mut first_seen: HashMap<[u8; 32], usize> = HashMap::new();
     let mut replaced = 0;
     for (index, content) in contents.iter_mut().enumerate() {
@@ -287,7 +293,7 @@ fn deduplicate(contents: &mut [Content], old: usize) -> usize {
                 first_seen.insert(key, index);
                 continue;
             };
-            if index >= old {
+            if index >= aged {
                 continue;
             }
             let note = format!(

@@ -146,6 +146,15 @@ fn pairs(request: &GenerateContentRequest) -> (Vec<(String, Option<String>)>, Ve
     (calls, results)
 }
 
+/// Every thought part, in order.
+fn thoughts(contents: &[Content]) -> Vec<&Part> {
+    contents
+        .iter()
+        .flat_map(|c| &c.parts)
+        .filter(|p| p.is_thought())
+        .collect()
+}
+
 fn bytes(request: &GenerateContentRequest) -> usize {
     serde_json::to_vec(request).unwrap().len()
 }
@@ -192,9 +201,12 @@ proptest! {
         // The system instruction, the tools and the protected end stay.
         prop_assert_eq!(&scaled.system_instruction, &original.system_instruction);
         prop_assert_eq!(&scaled.tools, &original.tools);
+        let aged = original.contents.len().saturating_sub(policy.keep_turns);
+        prop_assert_eq!(&scaled.contents[aged..], &original.contents[aged..]);
+        // The current turn keeps its thinking (with the signatures).
         let keep = protected_from(&original.contents, policy.keep_turns);
-        prop_assert!(keep <= original.contents.len().saturating_sub(policy.keep_turns));
-        prop_assert_eq!(&scaled.contents[keep..], &original.contents[keep..]);
+        prop_assert!(keep <= aged);
+        prop_assert_eq!(thoughts(&scaled.contents[keep..]), thoughts(&original.contents[keep..]));
         // Every call (with its signature) and every result is still there, in order.
         prop_assert_eq!(pairs(&scaled), pairs(&original));
         prop_assert_eq!(scaled.contents.len(), original.contents.len());
@@ -363,7 +375,15 @@ fn the_current_tool_loop_keeps_its_thinking_and_signatures() {
         keep_turns: 2,
     };
     let mut scaled = original.clone();
-    assert_eq!(scale(&mut scaled, &policy, estimate(&original)), None);
+    let report = scale(&mut scaled, &policy, estimate(&original)).unwrap();
+    // Its tool results are de-duplicated and cut (they carry no signature), its
+    // thinking and calls stay, and nothing of it is summarized.
+    assert!(report.deduplicated > 0 && report.cut > 0, "{report:?}");
+    assert_eq!(report.thoughts_dropped, 0);
+    assert_eq!(thoughts(&scaled.contents), thoughts(&original.contents));
+    assert_eq!(pairs(&scaled), pairs(&original));
+    let aged = original.contents.len() - 2;
+    assert!(scaled.contents[aged..] == original.contents[aged..]);
     assert_eq!(summary_span(&scaled, 2), None);
 }
 
