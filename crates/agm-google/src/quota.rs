@@ -48,6 +48,9 @@ pub struct ModelQuota {
         with = "time::serde::rfc3339::option"
     )]
     pub reset_time: Option<OffsetDateTime>,
+    /// The model's context window in tokens (`maxTokens`), when Google reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
 }
 
 /// One window of the quota summary (e.g. `5h`, `weekly`).
@@ -87,6 +90,7 @@ impl QuotaSnapshot {
                     .quota_info
                     .as_ref()
                     .and_then(|q| parse_time(q.reset_time.as_deref())),
+                max_tokens: info.max_tokens,
             })
             .collect();
         let buckets = summary

@@ -59,6 +59,8 @@ pub struct AppState {
     pub body_budget: crate::http::edge::BodyBudget,
     /// The web console's sign-in, sessions and templates.
     pub console: crate::console::Console,
+    /// Summaries of the oldest turns (`[context] scaling = "aggressive"`).
+    pub(crate) summaries: crate::http::scaling::Summaries,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -116,6 +118,7 @@ impl AppState {
                 config.server.max_inflight_body.as_u64(),
             ),
             console: crate::console::Console::new(&config, shared.clone()),
+            summaries: crate::http::scaling::Summaries::default(),
             shared,
             store,
             config,

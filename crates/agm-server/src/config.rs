@@ -63,6 +63,32 @@ pub enum StorageBackend {
     Postgres,
 }
 
+/// `[context] scaling`: how much agm may shrink the upstream request of a conversation
+/// that nears the model's window (`agm_translate::context`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scaling {
+    /// Never: requests go upstream as translated.
+    Off,
+    /// Above 80% of the window (or budget): de-duplicate, cut old tool results, drop
+    /// old thinking.
+    #[default]
+    Standard,
+    /// Above 60%: the same, then a summary of the oldest turns by `summary_model`.
+    Aggressive,
+}
+
+impl Scaling {
+    /// The translator's mode.
+    pub fn mode(self) -> agm_translate::context::Mode {
+        match self {
+            Scaling::Off => agm_translate::context::Mode::Off,
+            Scaling::Standard => agm_translate::context::Mode::Standard,
+            Scaling::Aggressive => agm_translate::context::Mode::Aggressive,
+        }
+    }
+}
+
 /// The commented default configuration `agm config init` writes.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("default_config.toml");
 
@@ -80,6 +106,7 @@ pub struct Config {
     pub logging: LoggingSection,
     pub updates: UpdatesSection,
     pub warmup: WarmupSection,
+    pub context: ContextSection,
 }
 
 /// `[warmup]`: one minimal request per account and model group once its quota window
@@ -113,6 +140,30 @@ impl Default for WarmupSection {
             interval: Duration::from_secs(600),
             window: Duration::from_secs(5 * 3600),
             quiet_hours: QuietHours::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContextSection {
+    /// `off`, `standard` or `aggressive`.
+    pub scaling: Scaling,
+    /// A token budget smaller than the model's window (0: the window alone).
+    pub budget: u64,
+    /// The last messages never touched.
+    pub keep_turns: usize,
+    /// The small model that writes the summaries of `aggressive`.
+    pub summary_model: String,
+}
+
+impl Default for ContextSection {
+    fn default() -> Self {
+        ContextSection {
+            scaling: Scaling::Standard,
+            budget: 0,
+            keep_turns: 6,
+            summary_model: "gemini-2.5-flash".into(),
         }
     }
 }
@@ -153,6 +204,22 @@ impl From<QuietHours> for String {
             ),
             None => String::new(),
         }
+    }
+}
+
+impl ContextSection {
+    /// The policy for a request to a model with this window (`None`: unknown).
+    pub fn policy(&self, window: Option<u64>) -> Option<agm_translate::context::Policy> {
+        let budget = (self.budget > 0).then_some(self.budget);
+        let limit = match (window, budget) {
+            (Some(w), Some(b)) => w.min(b),
+            (w, b) => w.or(b)?,
+        };
+        Some(agm_translate::context::Policy {
+            mode: self.scaling.mode(),
+            limit,
+            keep_turns: self.keep_turns,
+        })
     }
 }
 
@@ -955,5 +1022,35 @@ mod tests {
             PathBuf::from("/b.toml")
         );
         assert_eq!(Config::default().data_dir(&e), PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn the_context_limit_is_the_window_or_a_smaller_budget() {
+        use agm_translate::context::Mode;
+        let mut section = ContextSection::default();
+        assert_eq!(section.scaling, Scaling::Standard);
+        let policy = section.policy(Some(200_000)).unwrap();
+        assert_eq!(
+            (policy.mode, policy.limit, policy.keep_turns),
+            (Mode::Standard, 200_000, 6)
+        );
+        assert_eq!(
+            section.policy(None),
+            None,
+            "no window, no budget: nothing to scale to"
+        );
+        section.budget = 50_000;
+        assert_eq!(section.policy(Some(200_000)).unwrap().limit, 50_000);
+        assert_eq!(section.policy(None).unwrap().limit, 50_000);
+        section.budget = 900_000;
+        assert_eq!(section.policy(Some(200_000)).unwrap().limit, 200_000);
+        let e = Config::from_toml_and_env(
+            "[context]\nscaling = \"max\"\n",
+            Path::new("d.toml"),
+            &Env::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("aggressive"), "{e}");
     }
 }

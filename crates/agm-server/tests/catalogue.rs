@@ -33,6 +33,7 @@ fn snapshot(models: &[&str], deprecated: &[(&str, &str)]) -> QuotaSnapshot {
                 display_name: None,
                 remaining_fraction: Some(1.0),
                 reset_time: None,
+                max_tokens: None,
             })
             .collect(),
         summary_answered: false,

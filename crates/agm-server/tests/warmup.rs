@@ -23,12 +23,14 @@ fn snapshot(claude_left: f64, reset: Option<OffsetDateTime>) -> QuotaSnapshot {
             ModelQuota {
                 model: "claude-sonnet-4-5".into(),
                 display_name: None,
+                max_tokens: None,
                 remaining_fraction: Some(claude_left),
                 reset_time: reset,
             },
             ModelQuota {
                 model: "gemini-3-flash".into(),
                 display_name: None,
+                max_tokens: None,
                 remaining_fraction: Some(0.5),
                 reset_time: None,
             },

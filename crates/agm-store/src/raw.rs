@@ -235,6 +235,7 @@ pub(crate) struct RawRequest {
     pub route: String,
     pub attempts: i64,
     pub overhead_us: Option<i64>,
+    pub context_scaled: Option<String>,
 }
 
 impl RawRequest {
@@ -255,6 +256,7 @@ impl RawRequest {
             route: entry.route.clone(),
             attempts: i64::from(entry.attempts),
             overhead_us: entry.overhead_us.map(to_i64),
+            context_scaled: entry.context_scaled.clone(),
         }
     }
 
@@ -287,6 +289,7 @@ impl RawRequest {
                 route: self.route,
                 attempts: u32::try_from(self.attempts).unwrap_or(0),
                 overhead_us: self.overhead_us.map(count),
+                context_scaled: self.context_scaled,
             },
         })
     }
@@ -305,7 +308,8 @@ impl RawRequest {
             .opt_text(self.error_class.as_deref())
             .text(&self.route)
             .int(self.attempts)
-            .opt_int(self.overhead_us);
+            .opt_int(self.overhead_us)
+            .opt_text(self.context_scaled.as_deref());
     }
 }
 

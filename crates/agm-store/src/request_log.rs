@@ -38,6 +38,9 @@ pub struct RequestLogEntry {
     /// agm's own share of the latency (Google's time excluded), in microseconds; `None`
     /// when no upstream call was made.
     pub overhead_us: Option<u64>,
+    /// How context scaling shrank the upstream request (`standard; cut=12345 tokens`);
+    /// `None` when it went as translated.
+    pub context_scaled: Option<String>,
 }
 
 /// A recorded request (`at` truncated to the millisecond).

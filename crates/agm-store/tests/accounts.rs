@@ -436,6 +436,7 @@ fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
         route: "/v1/responses".into(),
         attempts: 2,
         overhead_us: Some(180),
+        context_scaled: Some("aggressive; cut=90000 tokens".into()),
     }
 }
 
@@ -444,6 +445,7 @@ async fn request_log_batches_in_one_go(store: Store) {
     let batch: Vec<RequestLogEntry> = (0..50)
         .map(|i| RequestLogEntry {
             overhead_us: None,
+            context_scaled: (i % 2 == 0).then(|| format!("standard; cut={i} tokens")),
             ..request(at, &format!("m{i}"))
         })
         .collect();

@@ -91,6 +91,7 @@ fn requests(range: std::ops::Range<i64>) -> Vec<RequestLogEntry> {
             route: "/v1/messages".into(),
             attempts: 1,
             overhead_us: (i % 2 == 0).then_some(150),
+            context_scaled: (i % 7 == 0).then(|| "standard; cut=1234 tokens".into()),
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use agm_translate::anthropic::{
 };
 use agm_wire::anthropic::{MessagesRequest, StreamEvent};
 use agm_wire::gemini::GenerateContentResponse;
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use serde_json::{Value, json};
 
 /// An Anthropic request of a coding agent: a system prompt, `turns` user/assistant
@@ -62,7 +62,27 @@ fn anthropic_request(turns: usize) -> Vec<u8> {
 }
 
 fn bench_request(c: &mut Criterion) {
-    let mut group = c.benchmark_group("anthropic_request_to_gemini");
+    bench_translation(c, "anthropic_request_to_gemini", None);
+}
+
+/// The same, with what the server adds on every request when `[context] scaling` is
+/// on and the request is far from the window: one token estimate and a comparison.
+fn bench_request_with_size_check(c: &mut Criterion) {
+    let policy = agm_translate::context::Policy {
+        mode: agm_translate::context::Mode::Standard,
+        limit: 200_000,
+        keep_turns: 6,
+    };
+    bench_translation(c, "anthropic_request_to_gemini_checked", Some(policy));
+}
+
+/// Bytes to bytes at three sizes, with the size check of `policy` when there is one.
+fn bench_translation(
+    c: &mut Criterion,
+    name: &str,
+    policy: Option<agm_translate::context::Policy>,
+) {
+    let mut group = c.benchmark_group(name);
     for turns in [1usize, 10, 60] {
         let bytes = anthropic_request(turns);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -76,6 +96,14 @@ fn bench_request(c: &mut Criterion) {
                     let translated =
                         to_gemini(&req, "claude-sonnet-4-5", &RequestOptions::default())
                             .expect("translate");
+                    if let Some(policy) = &policy {
+                        let bound =
+                            agm_translate::context::upper_bound(&translated.request, bytes.len());
+                        if policy.triggers(bound) {
+                            let estimate = agm_translate::tokens::estimate(&translated.request);
+                            assert!(!policy.triggers(estimate));
+                        }
+                    }
                     let out = serde_json::to_vec(&translated.request).expect("serialize");
                     black_box(out)
                 })
@@ -141,5 +169,49 @@ fn bench_stream(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_request, bench_stream);
-criterion_main!(benches);
+criterion_group!(
+    benches,
+    bench_request,
+    bench_request_with_size_check,
+    bench_stream
+);
+/// For instruction counts (`valgrind --tool=callgrind`, docs/BENCHMARKS.md): with
+/// `AGM_BENCH_COUNT=plain`, `checked`, `estimated` or `none`, runs 100 translations of
+/// the 60-turn request without the size check, with it as the server makes it, with a
+/// full estimate every time (a request near the window), or nothing; no criterion.
+fn counted(which: &str) {
+    let bytes = anthropic_request(60);
+    let policy = agm_translate::context::Policy {
+        mode: agm_translate::context::Mode::Standard,
+        limit: 200_000,
+        keep_turns: 6,
+    };
+    let rounds = if which == "none" { 0 } else { 100 };
+    for _ in 0..rounds {
+        let req: MessagesRequest = serde_json::from_slice(black_box(&bytes)).expect("parse");
+        let translated =
+            to_gemini(&req, "claude-sonnet-4-5", &RequestOptions::default()).expect("translate");
+        if which == "checked" {
+            // What the server does: the bound, then the estimate only if it is needed.
+            let bound = agm_translate::context::upper_bound(&translated.request, bytes.len());
+            if policy.triggers(bound) {
+                let estimate = agm_translate::tokens::estimate(&translated.request);
+                black_box(policy.triggers(estimate));
+            }
+        }
+        if which == "estimated" {
+            let estimate = agm_translate::tokens::estimate(&translated.request);
+            black_box(policy.triggers(estimate));
+        }
+        black_box(serde_json::to_vec(&translated.request).expect("serialize"));
+    }
+}
+
+fn main() {
+    if let Ok(which) = std::env::var("AGM_BENCH_COUNT") {
+        counted(&which);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -30,6 +30,8 @@ pub struct AccountModels {
     pub models: BTreeMap<String, Option<String>>,
     /// Retired id → its replacement.
     pub deprecated: BTreeMap<String, String>,
+    /// Model id → its context window in tokens, where Google reports one.
+    pub windows: BTreeMap<String, u64>,
 }
 
 /// Every account's models.
@@ -123,6 +125,18 @@ impl Catalogue {
             .values()
             .find_map(|a| a.deprecated.get(model))
             .map(String::as_str)
+    }
+
+    /// The context window of `model` in tokens: the smallest any account reports, or
+    /// the built-in figure ([`crate::models::context_window`]) when none does.
+    pub fn window(&self, model: &str) -> Option<u64> {
+        let model = bare(model);
+        self.accounts
+            .values()
+            .filter_map(|a| a.windows.get(model).copied())
+            .filter(|&w| w > 0)
+            .min()
+            .or_else(|| crate::models::context_window(model))
     }
 
     /// Retired id → replacement, over every account.
@@ -419,6 +433,7 @@ mod tests {
         AccountModels {
             models: models.iter().map(|m| ((*m).to_owned(), None)).collect(),
             deprecated: BTreeMap::new(),
+            windows: BTreeMap::new(),
         }
     }
 
@@ -614,5 +629,20 @@ mod tests {
                 how: How::Configured
             }
         );
+    }
+
+    #[test]
+    fn windows_come_from_the_accounts_else_the_built_in_figures() {
+        let mut c = pool();
+        assert_eq!(c.window("claude-sonnet-4-5"), Some(200_000));
+        assert_eq!(c.window("models/gemini-3-flash"), Some(1_048_576));
+        assert_eq!(c.window("mystery"), None);
+        let mut small = account(&["gemini-3-flash"]);
+        small.windows.insert("gemini-3-flash".into(), 500_000);
+        c.set_account("a2", small);
+        let mut smaller = account(&["gemini-3-flash"]);
+        smaller.windows.insert("gemini-3-flash".into(), 400_000);
+        c.set_account("a3", smaller);
+        assert_eq!(c.window("gemini-3-flash"), Some(400_000), "the smallest");
     }
 }

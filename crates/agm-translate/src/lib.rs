@@ -15,12 +15,15 @@
 //! - [`session`]: stable per-conversation session ids.
 //! - [`models`]: client model name → upstream model id.
 //! - [`tokens`]: a local estimate of a request's input tokens.
+//! - [`context`]: context scaling, shrinking the upstream request of a long
+//!   conversation that nears the model's window.
 //! - [`edge`]: checks of client values before they reach a header or a URL (model
 //!   names, header values).
 
 pub mod anthropic;
 pub mod catalogue;
 pub mod common;
+pub mod context;
 pub mod edge;
 pub mod error;
 pub mod gemini_api;

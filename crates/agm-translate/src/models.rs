@@ -153,18 +153,30 @@ impl ModelMap {
 /// Claude 64,000, GPT-OSS 32,768, Gemini 65,535), or `None` for a model agm does not
 /// know. Clients ask for more (Claude Code: 128,000), which Google refuses.
 pub fn max_output_tokens(upstream_model: &str) -> Option<u32> {
+    by_family(upstream_model, 64_000, 32_768, 65_535)
+}
+
+/// The figure of an upstream model's family: Claude, GPT-OSS or Gemini.
+fn by_family<T>(upstream_model: &str, claude: T, gpt_oss: T, gemini: T) -> Option<T> {
     let model = upstream_model
         .strip_prefix("models/")
         .unwrap_or(upstream_model);
     if model.starts_with("claude-") {
-        Some(64_000)
+        Some(claude)
     } else if model.starts_with("gpt-oss-") {
-        Some(32_768)
+        Some(gpt_oss)
     } else if model.starts_with("gemini-") {
-        Some(65_535)
+        Some(gemini)
     } else {
         None
     }
+}
+
+/// The context window of an upstream model in tokens, for a model the catalogue has no
+/// figure for (what Google's model lists report: Claude 200,000, GPT-OSS 131,072,
+/// Gemini 1,048,576), or `None` for a model agm does not know.
+pub fn context_window(upstream_model: &str) -> Option<u64> {
+    by_family(upstream_model, 200_000, 131_072, 1_048_576)
 }
 
 /// Caps `maxOutputTokens` at what `upstream_model` takes, and a thinking budget at one

@@ -341,6 +341,7 @@ pub async fn logs(State(state): State<SharedState>, Query(q): Query<Limit>) -> A
                 "input_tokens": e.input_tokens,
                 "output_tokens": e.output_tokens,
                 "error_class": e.error_class,
+                "context_scaled": e.context_scaled,
             })
         })
         .collect();

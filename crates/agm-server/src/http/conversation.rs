@@ -57,6 +57,7 @@ async fn handle<C: Conversation>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let api = C::API;
+    let body_bytes = body.as_ref().map_or(0, Bytes::len);
     let request: C::Request = parse_json(api, body)?;
     if C::model(&request).trim().is_empty() {
         return Err(ApiError::invalid(
@@ -104,8 +105,18 @@ async fn handle<C: Conversation>(
             let seed = uuid::Uuid::new_v4().simple().to_string();
             let unix_now =
                 u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+            // The answer's context is made from the request as the client sent it: its
+            // usage estimate counts the whole conversation, scaled or not.
             let context = C::context(request, &translated, seed, unix_now);
             let session_id = translated.session_id.clone();
+            let scaled = crate::http::scaling::scale(
+                state,
+                upstream_model,
+                &session_id,
+                body_bytes,
+                &mut translated.request,
+            )
+            .await;
             let call = UpstreamCall {
                 model: upstream_model,
                 request: translated.request,
@@ -115,7 +126,11 @@ async fn handle<C: Conversation>(
             } else {
                 Answer::Whole(call.generate(state).await?)
             };
-            Ok::<_, RouteError>((answer, context, session_id, thinking_off))
+            let sent = Sent {
+                thinking_off,
+                scaled,
+            };
+            Ok::<_, RouteError>((answer, context, session_id, sent))
         }
     };
     let timed_out = || {
@@ -152,7 +167,7 @@ async fn handle<C: Conversation>(
             .map_err(|_| timed_out())?;
     }
     // A refused thinking signature gets one more try with thinking sent as text.
-    let (answer, context, session_id, thinking_off) = match first_try {
+    let (answer, context, session_id, sent) = match first_try {
         Err(e) if matches!(e.class(), Some(ErrorClass::SignatureInvalid)) => {
             tracing::warn!(model = %upstream_model, "thinking signature refused; retrying with thinking as text");
             tokio::time::timeout_at(deadline, attempt(true, upstream_model.clone()))
@@ -164,8 +179,10 @@ async fn handle<C: Conversation>(
     };
     let family = ModelFamily::of(&upstream_model);
 
+    let cut_tokens = sent.scaled.map_or(0, |s| s.report.cut_tokens());
     let open = match answer {
-        Answer::Whole((answer, served)) => {
+        Answer::Whole((mut answer, served)) => {
+            crate::http::scaling::add_back(&mut answer.response, cut_tokens);
             let (answer, signatures) = C::convert(&answer.response, &context);
             state
                 .signatures
@@ -173,7 +190,7 @@ async fn handle<C: Conversation>(
             let mut response = axum::Json(answer).into_response();
             served.write_headers(response.headers_mut());
             mark_retired(response.headers_mut(), retired.as_deref());
-            mark_thinking_off(response.headers_mut(), thinking_off);
+            sent.write_headers(response.headers_mut());
             return Ok(response);
         }
         Answer::Stream(open) => *open,
@@ -198,11 +215,12 @@ async fn handle<C: Conversation>(
         lease,
         deadline,
         Some(remember),
+        cut_tokens,
     );
     let mut response = Response::new(body);
     served.write_headers(response.headers_mut());
     mark_retired(response.headers_mut(), retired.as_deref());
-    mark_thinking_off(response.headers_mut(), thinking_off);
+    sent.write_headers(response.headers_mut());
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -219,6 +237,24 @@ async fn handle<C: Conversation>(
 pub fn mark_retired(headers: &mut axum::http::HeaderMap, retired: Option<&str>) {
     if let Some(value) = retired.and_then(|r| HeaderValue::from_str(r).ok()) {
         headers.insert("x-agm-model-retired", value);
+    }
+}
+
+/// How the request went upstream, as the answer's headers say.
+struct Sent {
+    /// Without the thinking the client asked for.
+    thinking_off: bool,
+    /// Shrunk by context scaling.
+    scaled: Option<crate::http::scaling::Scaled>,
+}
+
+impl Sent {
+    /// `x-agm-thinking: off` and `x-agm-context-scaled`.
+    fn write_headers(&self, headers: &mut axum::http::HeaderMap) {
+        mark_thinking_off(headers, self.thinking_off);
+        if let Some(scaled) = &self.scaled {
+            scaled.write_header(headers);
+        }
     }
 }
 
@@ -244,6 +280,8 @@ pub(crate) struct Remember {
 /// the API has them), until the upstream ends, a stop sequence ends the answer, the
 /// upstream breaks or `deadline` passes (the last two end with the API's error). The
 /// signatures the upstream handed out go to `remember` when the answer is complete.
+/// `cut_tokens` (what context scaling took out of the request) is added back to the
+/// prompt count Google reports.
 pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
     mut transcoder: T,
     first: &[CloudCodeResponse],
@@ -251,10 +289,18 @@ pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
     lease: Option<crate::routing::accounts::Lease>,
     deadline: Instant,
     remember: Option<Remember>,
+    cut_tokens: u64,
 ) -> Body {
     let pending: VecDeque<Bytes> = first
         .iter()
-        .flat_map(|chunk| transcoder.on_chunk(&chunk.response))
+        .flat_map(|chunk| {
+            if cut_tokens == 0 {
+                return transcoder.on_chunk(&chunk.response);
+            }
+            let mut chunk = chunk.clone();
+            crate::http::scaling::add_back(&mut chunk.response, cut_tokens);
+            transcoder.on_chunk(&chunk.response)
+        })
         .map(Bytes::from)
         .collect();
     let mut stream = ClientStream {
@@ -265,6 +311,7 @@ pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
         finished: false,
         deadline,
         remember,
+        cut_tokens,
         _lease: lease,
     };
     if stream.transcoder.finished() {
@@ -285,6 +332,8 @@ struct ClientStream<T> {
     finished: bool,
     deadline: Instant,
     remember: Option<Remember>,
+    /// Added back to Google's prompt count (context scaling).
+    cut_tokens: u64,
     /// Counts the stream as in flight on its account until it ends.
     _lease: Option<crate::routing::accounts::Lease>,
 }
@@ -315,7 +364,8 @@ impl<T: Transcoder + Send + 'static> ClientStream<T> {
                 }
                 let frames = tokio::select! {
                     item = s.upstream.next() => match item {
-                        Some(Ok(chunk)) => {
+                        Some(Ok(mut chunk)) => {
+                            crate::http::scaling::add_back(&mut chunk.response, s.cut_tokens);
                             let frames = s.transcoder.on_chunk(&chunk.response);
                             if s.transcoder.finished() {
                                 // A stop sequence ended the answer.

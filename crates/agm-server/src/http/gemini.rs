@@ -94,6 +94,7 @@ async fn handle(
             Ok(axum::Json(json!({"totalTokens": total})).into_response())
         }
         "generateContent" | "streamGenerateContent" => {
+            let body_bytes = body.as_ref().map_or(0, Bytes::len);
             let mut request: GenerateContentRequest = parse_json(API, body)?;
             if request.contents.is_empty() {
                 return Err(ApiError::invalid(
@@ -109,6 +110,16 @@ async fn handle(
             {
                 tracing::debug!(model = %upstream_model, "{note}");
             }
+            // Usage stays the client's: the cut goes back into Google's prompt count.
+            let scaled = crate::http::scaling::scale(
+                state,
+                &upstream_model,
+                &session,
+                body_bytes,
+                &mut request,
+            )
+            .await;
+            let cut_tokens = scaled.map_or(0, |s| s.report.cut_tokens());
             let mut tries = 0;
             let (answer, open) = loop {
                 tries += 1;
@@ -152,9 +163,13 @@ async fn handle(
                 crate::http::request_log::note_models(model, &upstream_model);
                 prepare_request(&mut request, &session, &upstream_model);
             };
-            if let Some((answer, served)) = answer {
+            if let Some((mut answer, served)) = answer {
+                crate::http::scaling::add_back(&mut answer.response, cut_tokens);
                 let mut response = axum::Json(answer.response).into_response();
                 served.write_headers(response.headers_mut());
+                if let Some(scaled) = &scaled {
+                    scaled.write_header(response.headers_mut());
+                }
                 crate::http::conversation::mark_retired(response.headers_mut(), retired.as_deref());
                 return Ok(response);
             }
@@ -162,10 +177,13 @@ async fn handle(
                 return Err(ApiError::new(API, ErrorKind::Internal, "no answer"));
             };
             let mut response = if query.get("alt").map(String::as_str) == Some("sse") {
-                sse_response(open, deadline)
+                sse_response(open, deadline, cut_tokens)
             } else {
-                json_array_response(open, deadline).await?
+                json_array_response(open, deadline, cut_tokens).await?
             };
+            if let Some(scaled) = &scaled {
+                scaled.write_header(response.headers_mut());
+            }
             crate::http::conversation::mark_retired(response.headers_mut(), retired.as_deref());
             Ok(response)
         }
@@ -200,7 +218,7 @@ async fn within<T>(
 /// ([`Passthrough`]). A broken upstream ends the stream with an error object, as
 /// Google's own API does, and so does the request's deadline (an upstream that stalls
 /// after its first chunk).
-fn sse_response(open: OpenStream, deadline: Instant) -> Response {
+fn sse_response(open: OpenStream, deadline: Instant, cut_tokens: u64) -> Response {
     let OpenStream {
         first,
         rest,
@@ -209,7 +227,15 @@ fn sse_response(open: OpenStream, deadline: Instant) -> Response {
         ..
     } = open;
     // The lease keeps the account's in-flight count up until the stream ends.
-    let body = stream_body(Passthrough::new(), &first, rest, lease, deadline, None);
+    let body = stream_body(
+        Passthrough::new(),
+        &first,
+        rest,
+        lease,
+        deadline,
+        None,
+        cut_tokens,
+    );
     let mut response = Response::new(body);
     served.write_headers(response.headers_mut());
     let headers = response.headers_mut();
@@ -222,7 +248,11 @@ fn sse_response(open: OpenStream, deadline: Instant) -> Response {
 }
 
 /// `streamGenerateContent` without `alt=sse`: Google answers one JSON array of chunks.
-async fn json_array_response(open: OpenStream, deadline: Instant) -> Result<Response, ApiError> {
+async fn json_array_response(
+    open: OpenStream,
+    deadline: Instant,
+    cut_tokens: u64,
+) -> Result<Response, ApiError> {
     let OpenStream {
         first,
         mut rest,
@@ -246,6 +276,9 @@ async fn json_array_response(open: OpenStream, deadline: Instant) -> Result<Resp
                 ));
             }
         }
+    }
+    for chunk in &mut chunks {
+        crate::http::scaling::add_back(chunk, cut_tokens);
     }
     let mut response = axum::Json(chunks).into_response();
     served.write_headers(response.headers_mut());

@@ -10,3 +10,4 @@ pub(crate) mod listener;
 pub(crate) mod models;
 pub(crate) mod openai;
 pub(crate) mod request_log;
+pub(crate) mod scaling;

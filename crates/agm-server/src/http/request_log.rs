@@ -94,6 +94,8 @@ pub struct Facts {
     pub upstream_model: Option<String>,
     pub account_id: Option<String>,
     pub attempts: u32,
+    /// How context scaling shrank the upstream request, if it did.
+    pub context_scaled: Option<String>,
 }
 
 tokio::task_local! {
@@ -117,6 +119,11 @@ pub fn note_models(client: &str, upstream: &str) {
         f.client_model = Some(client.to_owned());
         f.upstream_model = Some(upstream.to_owned());
     });
+}
+
+/// Context scaling shrank the upstream request (`standard; cut=12345 tokens`).
+pub fn note_context_scaled(how: &str) {
+    let _ = FACTS.try_with(|f| f.borrow_mut().context_scaled = Some(how.to_owned()));
 }
 
 /// The account of the current request's last upstream call, if any.
@@ -146,11 +153,16 @@ mod tests {
             note_models("claude-sonnet-4-5", "claude-sonnet-4-5");
             note_attempt(Some("0a1b2c3d"));
             note_attempt(Some("4e5f6a7b"));
+            note_context_scaled("standard; cut=10 tokens");
         })
         .await;
         assert_eq!(facts.attempts, 2);
         assert_eq!(facts.account_id.as_deref(), Some("4e5f6a7b"));
         assert_eq!(facts.client_model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(
+            facts.context_scaled.as_deref(),
+            Some("standard; cut=10 tokens")
+        );
         // Outside a request: nothing to note, and no panic.
         note_attempt(None);
     }
@@ -173,6 +185,7 @@ mod tests {
             route: "/v1/messages".into(),
             attempts: 1,
             overhead_us: None,
+            context_scaled: None,
         };
         let writer = {
             let (log, store) = (log.clone(), store.clone());

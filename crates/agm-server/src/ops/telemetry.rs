@@ -215,6 +215,7 @@ fn log_entry(
         route: route.to_owned(),
         attempts: facts.attempts,
         overhead_us: overhead.map(micros),
+        context_scaled: facts.context_scaled,
     }
 }
 

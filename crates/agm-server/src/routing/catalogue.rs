@@ -104,6 +104,11 @@ pub fn account_models(snapshot: &QuotaSnapshot) -> AccountModels {
             .map(|m| (m.model.clone(), m.display_name.clone()))
             .collect(),
         deprecated: snapshot.deprecated.clone(),
+        windows: snapshot
+            .models
+            .iter()
+            .filter_map(|m| Some((m.model.clone(), m.max_tokens?)))
+            .collect(),
     }
 }
 

@@ -24,7 +24,8 @@ pub(super) fn raw_audit(row: &Row) -> Result<RawAudit, tokio_postgres::Error> {
 }
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
-     status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us";
+     status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
+     context_scaled";
 
 pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error> {
     Ok(RawRequest {
@@ -42,6 +43,7 @@ pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error
         route: row.try_get(11)?,
         attempts: row.try_get(12)?,
         overhead_us: row.try_get(13)?,
+        context_scaled: row.try_get(14)?,
     })
 }
 
@@ -62,6 +64,7 @@ pub(super) struct RequestColumns {
     route: Vec<String>,
     attempts: Vec<i64>,
     overhead_us: Vec<Option<i64>>,
+    context_scaled: Vec<Option<String>>,
 }
 
 impl RequestColumns {
@@ -81,6 +84,7 @@ impl RequestColumns {
             route: Vec::with_capacity(rows.len()),
             attempts: Vec::with_capacity(rows.len()),
             overhead_us: Vec::with_capacity(rows.len()),
+            context_scaled: Vec::with_capacity(rows.len()),
         };
         for r in rows {
             c.id.push(r.id);
@@ -97,12 +101,13 @@ impl RequestColumns {
             c.route.push(r.route);
             c.attempts.push(r.attempts);
             c.overhead_us.push(r.overhead_us);
+            c.context_scaled.push(r.context_scaled);
         }
         c
     }
 
     /// Every column but the id, in `REQUEST_COLUMNS` order.
-    fn without_id(&self) -> [&(dyn ToSql + Sync); 13] {
+    fn without_id(&self) -> [&(dyn ToSql + Sync); 14] {
         [
             &self.at,
             &self.api,
@@ -117,6 +122,7 @@ impl RequestColumns {
             &self.route,
             &self.attempts,
             &self.overhead_us,
+            &self.context_scaled,
         ]
     }
 
@@ -129,9 +135,9 @@ impl RequestColumns {
 }
 
 /// The SQL types of the columns after the id, in `REQUEST_COLUMNS` order.
-const REQUEST_TYPES: [&str; 13] = [
+const REQUEST_TYPES: [&str; 14] = [
     "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT",
-    "TEXT", "BIGINT", "BIGINT",
+    "TEXT", "BIGINT", "BIGINT", "TEXT",
 ];
 
 /// `$first::BIGINT[], $first+1::TEXT[], ...`: the arrays of the columns after the id.
@@ -195,7 +201,7 @@ impl PgStore {
             &format!(
                 "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, \
                  status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, \
-                 overhead_us) SELECT * FROM UNNEST({})",
+                 overhead_us, context_scaled) SELECT * FROM UNNEST({})",
                 request_arrays(1)
             ),
             &columns.without_id(),

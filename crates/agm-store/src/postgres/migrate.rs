@@ -10,11 +10,18 @@ use crate::sqlite::migrate::Migration;
 use crate::timestamp::now_millis;
 
 /// Every migration, oldest first. Never edit one that has shipped: add a new one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_request_log_context_scaled",
+        sql: include_str!("../../migrations/postgres/0002_request_log_context_scaled.sql"),
+    },
+];
 
 pub(crate) fn latest_version() -> u32 {
     MIGRATIONS.last().map_or(0, |m| m.version)

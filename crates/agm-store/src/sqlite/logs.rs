@@ -50,8 +50,8 @@ pub(super) fn raw_audit(row: &Row<'_>) -> rusqlite::Result<RawAudit> {
 pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, status, \
-         latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
+         context_scaled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     stmt.execute(params![
         to_millis(entry.at),
@@ -67,6 +67,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
         entry.route,
         entry.attempts,
         entry.overhead_us.map(to_i64),
+        entry.context_scaled,
     ])?;
     Ok(())
 }
@@ -87,11 +88,13 @@ pub(super) fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
         route: row.get(11)?,
         attempts: row.get(12)?,
         overhead_us: row.get(13)?,
+        context_scaled: row.get(14)?,
     })
 }
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
-     status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us";
+     status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
+     context_scaled";
 
 pub(super) fn list_requests(
     conn: &Connection,

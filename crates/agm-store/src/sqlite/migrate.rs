@@ -23,6 +23,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_request_log_details",
         sql: include_str!("../../migrations/0002_request_log_details.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_request_log_context_scaled",
+        sql: include_str!("../../migrations/0003_request_log_context_scaled.sql"),
+    },
 ];
 
 /// The schema version this build writes.

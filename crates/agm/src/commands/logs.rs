@@ -38,6 +38,8 @@ struct Row {
     latency_ms: u64,
     overhead_ms: Option<f64>,
     error_class: Option<String>,
+    /// How context scaling shrank the upstream request (`standard; cut=N tokens`).
+    context_scaled: Option<String>,
 }
 
 pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> {
@@ -66,6 +68,7 @@ pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> 
                 latency_ms: e.latency_ms,
                 overhead_ms: e.overhead_us.map(|us| us as f64 / 1000.0),
                 error_class: e.error_class,
+                context_scaled: e.context_scaled,
             }
         })
         .collect();
@@ -98,12 +101,13 @@ pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> 
                 r.latency_ms.to_string(),
                 r.overhead_ms
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.2}")),
+                r.context_scaled.unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     output::table(
         &[
-            "TIME", "ROUTE", "MODEL", "ACCOUNT", "STATUS", "CALLS", "MS", "AGM MS",
+            "TIME", "ROUTE", "MODEL", "ACCOUNT", "STATUS", "CALLS", "MS", "AGM MS", "SCALED",
         ],
         &table,
     );
