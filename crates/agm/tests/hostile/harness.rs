@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by hostile.rs and restart.rs: each uses a part
 //! The pieces the hostile-input suite shares: a simulated Google, a data dir with
 //! imported accounts, the real `agm serve` on a free loopback port, and a raw HTTP/1.1
 //! client for requests reqwest will not send (a foreign `Host`, half a header block).
@@ -262,6 +263,20 @@ impl Server {
 
     pub async fn stop(mut self) {
         self.child.kill().await.ok();
+    }
+
+    /// Stops it as a service manager does (SIGTERM) and waits for it to exit (at most
+    /// 20 s); returns its exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("agm serve exits within 20 s of SIGTERM")
+            .expect("agm serve's exit status")
     }
 }
 
