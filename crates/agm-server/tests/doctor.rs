@@ -51,6 +51,15 @@ async fn every_line_says_what_it_found() {
     assert!(endpoints[1].detail.contains(&dead));
     assert!(find(&checks, "secrets")[0].detail.contains("secret.key"));
     assert_eq!(find(&checks, "port")[0].status, Status::Ok);
+    // The state of what runs beside requests, each on its own line.
+    assert!(find(&checks, "store")[0].detail.contains("SQLite"));
+    assert!(find(&checks, "warmup")[0].detail.starts_with("off"));
+    assert!(find(&checks, "updates")[0].detail.contains("not checked yet"));
+    let conversations = &find(&checks, "conversations")[0].detail;
+    assert!(
+        conversations.contains("0 sticky sessions") && conversations.contains("standard"),
+        "{conversations}"
+    );
 
     let store = Store::open_sqlite_with(&data, KeyStore::File)
         .await

@@ -82,6 +82,7 @@ pub async fn run_checks(
             checks.push(client_version_check(loaded, &shared).await);
             checks.push(warmup_check(loaded, &shared).await);
             checks.push(updates_check(loaded, &shared).await);
+            checks.push(conversations_check(loaded, &shared).await);
         }
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
@@ -302,6 +303,36 @@ async fn discovery_check(shared: &crate::state::Shared) -> Check {
                 "{detail}: under the 90 % the validation gate asks; `agm accounts list` shows which accounts fail"
             ),
         )
+    }
+}
+
+/// What a restart keeps of the ongoing conversations, and how long sessions grow
+/// before context scaling acts.
+async fn conversations_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -> Check {
+    const NAME: &str = "conversations";
+    let sessions = shared.get(&crate::state::keys::STICKY_SESSIONS).await;
+    let signatures = shared.get(&crate::state::keys::SIGNATURES).await;
+    let scaling = match loaded.config.context.scaling {
+        crate::config::Scaling::Off => "context scaling off".to_owned(),
+        crate::config::Scaling::Standard => {
+            "context scaling standard (above 80% of the window)".to_owned()
+        }
+        crate::config::Scaling::Aggressive => format!(
+            "context scaling aggressive (above 60% of the window; summaries by {})",
+            loaded.config.context.summary_model
+        ),
+    };
+    match (sessions, signatures) {
+        (Ok(sessions), Ok(signatures)) => check(
+            NAME,
+            Status::Ok,
+            format!(
+                "{} sticky sessions and {} thinking signatures saved for the next start; {scaling}",
+                sessions.map_or(0, |s| s.len()),
+                signatures.map_or(0, |s| s.len())
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => check(NAME, Status::Fail, e.to_string()),
     }
 }
 
