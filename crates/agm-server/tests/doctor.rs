@@ -54,7 +54,11 @@ async fn every_line_says_what_it_found() {
     // The state of what runs beside requests, each on its own line.
     assert!(find(&checks, "store")[0].detail.contains("SQLite"));
     assert!(find(&checks, "warmup")[0].detail.starts_with("off"));
-    assert!(find(&checks, "updates")[0].detail.contains("not checked yet"));
+    assert!(
+        find(&checks, "updates")[0]
+            .detail
+            .contains("not checked yet")
+    );
     let conversations = &find(&checks, "conversations")[0].detail;
     assert!(
         conversations.contains("0 sticky sessions") && conversations.contains("standard"),

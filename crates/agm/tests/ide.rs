@@ -417,6 +417,23 @@ async fn switch_then_restore_brings_the_original_back_byte_for_byte() {
     );
     assert!(said.contains("backed up the IDE's own sign-in"), "{said}");
     assert_signed_in_as(&user.rows(), "alice@demo.agm", "demo-refresh-alice");
+    // `agm doctor` says so (the IDE found through AGM_IDE_DIR).
+    let doctor = user
+        .command(&["doctor"])
+        .env("AGM_IDE_DIR", &user.ide)
+        .output()
+        .await
+        .unwrap();
+    let report = stdout(&doctor);
+    let line = report
+        .lines()
+        .find(|l| l.contains("ide "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("signed into alice@demo.agm by `agm ide switch`")
+            && line.contains("agm ide restore"),
+        "{report}"
+    );
     // The backup is the original file, readable by the user only.
     assert_eq!(std::fs::read(user.backup()).unwrap(), original_file);
     #[cfg(unix)]

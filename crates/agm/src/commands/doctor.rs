@@ -11,7 +11,8 @@ use crate::output;
 pub async fn run(explicit: Option<&Path>) -> anyhow::Result<()> {
     let (loaded, env) = load_config(explicit)?;
     let data_dir = loaded.config.data_dir(&env);
-    let checks = run_checks(&loaded, &data_dir, &env).await;
+    let mut checks = run_checks(&loaded, &data_dir, &env).await;
+    checks.push(super::ide::doctor_check());
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in &checks {
         output::line(&format!(

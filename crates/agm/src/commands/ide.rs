@@ -78,6 +78,44 @@ pub async fn run(explicit: Option<&Path>, command: IdeCommand) -> anyhow::Result
     }
 }
 
+/// `agm doctor`'s line: whether an Antigravity IDE is here and whether agm switched it
+/// (its own sign-in then waits in the backup).
+pub fn doctor_check() -> agm_server::ops::doctor::Check {
+    use agm_server::ops::doctor::{Check, Status};
+    let explicit = std::env::var_os("AGM_IDE_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let line = |status, detail: String| Check {
+        name: "ide",
+        status,
+        detail,
+    };
+    let Ok(ide) = Ide::locate(explicit) else {
+        return line(
+            Status::Ok,
+            "no Antigravity IDE data here (`agm ide` needs none)".into(),
+        );
+    };
+    if !ide.backup.is_file() {
+        return line(
+            Status::Ok,
+            format!("Antigravity IDE at {}: its own sign-in", ide.shown()),
+        );
+    }
+    let email = read_sign_in(&ide.db)
+        .ok()
+        .and_then(|s| s.email)
+        .unwrap_or_else(|| "a pool account".into());
+    let made = read_manifest(&ide).map_or_else(|| "at an unknown time".into(), |m| m.created_at);
+    line(
+        Status::Ok,
+        format!(
+            "Antigravity IDE at {} signed into {email} by `agm ide switch`; its own sign-in is in the backup made {made} (`agm ide restore`)",
+            ide.shown()
+        ),
+    )
+}
+
 /// The folder names the IDE's user data dir has had, newest first (docs/PROTOCOL.md
 /// §C.1).
 const DATA_DIR_NAMES: [&str; 2] = ["Antigravity IDE", "Antigravity"];
