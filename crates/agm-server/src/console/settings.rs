@@ -106,7 +106,7 @@ impl Settings {
                 )));
             }
         };
-        let edited = edit(&original, changes).map_err(bad)?;
+        let edited = edit(&original, changes).map_err(|e| bad(e.to_string()))?;
         let config = Config::from_toml_and_env(&edited, &path, &process_env())
             .map_err(|e| bad(format!("not saved: {e}")))?;
         write_file(&path, &edited)
@@ -130,31 +130,49 @@ impl Settings {
     }
 }
 
+/// Why a config file was not edited (it is left as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("the config file does not parse, so it was not changed: {0}")]
+    Unparsable(#[from] toml_edit::TomlError),
+    #[error("{0:?} is not section.key")]
+    NotSectionKey(String),
+    #[error("{key}: {value} is not a number TOML can hold")]
+    Number { key: String, value: String },
+    #[error("{0}: give a string, a number or true/false")]
+    Type(String),
+    #[error("[{0}] in the config file is not a table")]
+    NotATable(String),
+}
+
 /// `text` (a config file) with each `section.key` set to its value: a value already
 /// in the file keeps its comment and place; a new one goes at the end of its section.
-pub fn edit(text: &str, changes: &serde_json::Map<String, Value>) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| format!("the config file does not parse, so it was not changed: {e}"))?;
+pub fn edit(text: &str, changes: &serde_json::Map<String, Value>) -> Result<String, EditError> {
+    let mut doc: toml_edit::DocumentMut = text.parse()?;
     for (dotted, value) in changes {
         let (section, key) = dotted
             .split_once('.')
-            .ok_or_else(|| format!("{dotted:?} is not section.key"))?;
+            .ok_or_else(|| EditError::NotSectionKey(dotted.clone()))?;
         let new = match value {
             Value::String(s) => toml_edit::Value::from(s.trim()),
             Value::Bool(b) => toml_edit::Value::from(*b),
             Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => toml_edit::Value::from(i),
                 (None, Some(f)) => toml_edit::Value::from(f),
-                _ => return Err(format!("{dotted}: {n} is not a number TOML can hold")),
+                _ => {
+                    return Err(EditError::Number {
+                        key: dotted.clone(),
+                        value: n.to_string(),
+                    });
+                }
             },
-            _ => return Err(format!("{dotted}: give a string, a number or true/false")),
+            _ => return Err(EditError::Type(dotted.clone())),
         };
         let table = doc
             .entry(section)
             .or_insert_with(toml_edit::table)
             .as_table_like_mut()
-            .ok_or_else(|| format!("[{section}] in the config file is not a table"))?;
+            .ok_or_else(|| EditError::NotATable(section.to_owned()))?;
         match table.get_mut(key).and_then(toml_edit::Item::as_value_mut) {
             Some(old) => {
                 let decor = old.decor().clone();
