@@ -102,6 +102,7 @@ pub struct Config {
     pub circuit_breaker: CircuitBreakerSection,
     pub project_id: ProjectIdSection,
     pub storage: StorageSection,
+    pub cluster: ClusterSection,
     pub models: ModelsSection,
     pub logging: LoggingSection,
     pub updates: UpdatesSection,
@@ -485,6 +486,9 @@ pub struct StorageSection {
     pub data_dir: String,
     pub backend: StorageBackend,
     pub postgres_url: String,
+    /// Before `[cluster]` existed, a placeholder that agm never used. Still read, so an
+    /// old file loads: its value moves to `[cluster] redis_url` (with a warning).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub redis_url: String,
     /// With `backend = "postgres"`: a file holding the seal key every replica shares
     /// (base64, mode 0600), unless `AGM_SEAL_KEY` holds the key itself.
@@ -506,6 +510,16 @@ impl Default for StorageSection {
             key_store: agm_store::KeyStore::Auto,
         }
     }
+}
+
+/// `[cluster]`: several replicas sharing one pool. PostgreSQL (`[storage]`) holds what
+/// must not be lost; Redis holds the hot shared state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `redis://[:PASSWORD@]HOST[:PORT][/DB]` (or `rediss://`); empty: no Redis, every
+    /// replica keeps its hot state to itself.
+    pub redis_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -662,6 +676,15 @@ impl Config {
                 config.safe_mode.gemini_api_keys.push(key);
             }
         }
+        if !config.storage.redis_url.is_empty() {
+            let old = std::mem::take(&mut config.storage.redis_url);
+            if config.cluster.redis_url.is_empty() {
+                tracing::warn!(
+                    "[storage] redis_url has moved to [cluster] redis_url; using it from there"
+                );
+                config.cluster.redis_url = old;
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -686,6 +709,13 @@ impl Config {
                     message: "backend = \"postgres\" needs a postgres://user@host:port/database URL (or AGM_STORAGE__POSTGRES_URL)".into(),
                 });
             }
+        }
+        let redis = self.cluster.redis_url.trim();
+        if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
+            return Err(ConfigError::Invalid {
+                key: "cluster.redis_url",
+                message: "needs a redis://[:password@]host:port[/db] URL (or rediss:// for TLS), or empty for no Redis".into(),
+            });
         }
         if !(0.0..=1.0).contains(&self.routing.quota_threshold) {
             return Err(ConfigError::Invalid {
@@ -845,6 +875,29 @@ mod tests {
         assert_eq!(c.server.port, 8045);
         assert_eq!(c.server.bind.to_string(), "127.0.0.1");
         assert_eq!(c.server.max_body, ByteSize::mib(32));
+    }
+
+    #[test]
+    fn redis_lives_under_cluster_and_an_old_storage_key_moves_there() {
+        let load = |toml: &str, env: &[(&str, &str)]| {
+            let env: Env = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            Config::from_toml_and_env(toml, Path::new("c.toml"), &env)
+        };
+        let c = load("[cluster]\nredis_url = \"redis://cache:6379/0\"\n", &[]).unwrap();
+        assert_eq!(c.cluster.redis_url, "redis://cache:6379/0");
+        let c = load("", &[("AGM_CLUSTER__REDIS_URL", "rediss://cache:6380")]).unwrap();
+        assert_eq!(c.cluster.redis_url, "rediss://cache:6380");
+        // A file written before [cluster] existed still loads, and nothing is lost.
+        let c = load("[storage]\nredis_url = \"redis://old:6379\"\n", &[]).unwrap();
+        assert_eq!(c.cluster.redis_url, "redis://old:6379");
+        assert!(c.storage.redis_url.is_empty());
+        let err = load("[cluster]\nredis_url = \"cache:6379\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.redis_url"), "{err}");
     }
 
     #[test]

@@ -502,6 +502,8 @@ gemini_api_keys = ["AIzaSy-gemini-SECRET-000"]
 
 [storage]
 postgres_url = "postgres://agm:pg-SECRET-password@db.example:5432/agm"
+
+[cluster]
 redis_url = "redis://:redis-SECRET@cache.example:6379/0"
 "#,
     )

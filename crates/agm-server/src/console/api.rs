@@ -625,7 +625,7 @@ pub fn masked_config(config: &crate::config::Config) -> Value {
         "/safe_mode/gemini_api_keys",
         "/google/oauth_client_secret",
         "/storage/postgres_url",
-        "/storage/redis_url",
+        "/cluster/redis_url",
     ] {
         if let Some(v) = value.pointer_mut(path) {
             mask(v);

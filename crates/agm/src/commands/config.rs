@@ -79,7 +79,7 @@ fn masked_toml(config: &Config) -> String {
     }
     for url in [
         &mut shown.storage.postgres_url,
-        &mut shown.storage.redis_url,
+        &mut shown.cluster.redis_url,
     ] {
         *url = mask_url_password(url);
     }
