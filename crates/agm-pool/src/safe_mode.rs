@@ -4,7 +4,7 @@
 //! - L0, the feature flag: with `enable_antigravity = false` every request goes to the
 //!   official API, whatever the state.
 //! - L1: after `auto_activate_threshold` consecutive project-id failures (over all
-//!   accounts) safe mode turns on by itself; while on, the Antigravity path is retried
+//!   accounts; 0 turns this off) safe mode turns on by itself; while on, the Antigravity path is retried
 //!   once every `retry_interval` ([`Route::ProbeAntigravity`]), and a success there
 //!   turns it off. Turned on by hand, it stays on until turned off by hand.
 //! - Each account's consecutive project-id failures are counted too, so the caller can
@@ -188,15 +188,18 @@ impl SafeMode {
     /// Whether `account` has failed to get a project id `auto_activate_threshold`
     /// times in a row (route it to the official API).
     pub fn account_tripped(&self, account: &str) -> bool {
-        self.account_failures(account) >= self.threshold()
+        self.threshold()
+            .is_some_and(|t| self.account_failures(account) >= t)
     }
 
     pub fn account_failures(&self, account: &str) -> u32 {
         self.accounts.get(account).copied().unwrap_or(0)
     }
 
-    fn threshold(&self) -> u32 {
-        self.config.auto_activate_threshold.max(1)
+    /// `None` when `auto_activate_threshold` is 0: failures are counted, but neither
+    /// safe mode nor an account is tripped by them.
+    fn threshold(&self) -> Option<u32> {
+        (self.config.auto_activate_threshold > 0).then_some(self.config.auto_activate_threshold)
     }
 
     /// `account` failed to get a project id.
@@ -210,7 +213,7 @@ impl SafeMode {
         let threshold = self.threshold();
         let count = self.accounts.entry(account.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
-        if *count == threshold {
+        if Some(*count) == threshold {
             events.push(SafeModeEvent::AccountTripped {
                 account: account.to_owned(),
                 failures: *count,
@@ -222,7 +225,7 @@ impl SafeMode {
         } = &mut self.state
         {
             *consecutive_failures = consecutive_failures.saturating_add(1);
-            if *consecutive_failures >= threshold {
+            if threshold.is_some_and(|t| *consecutive_failures >= t) {
                 let reason = SafeModeReason::Auto {
                     failures: *consecutive_failures,
                     last_error: error.to_owned(),
@@ -478,6 +481,28 @@ mod tests {
                 .all(|e| !matches!(e, SafeModeEvent::Activated { .. }))
         );
         assert!(!s.is_on());
+    }
+
+    #[test]
+    fn a_threshold_of_zero_turns_the_automatic_part_off() {
+        let mut s = SafeMode::new(SafeModeConfig {
+            auto_activate_threshold: 0,
+            ..SafeModeConfig::default()
+        });
+        let t0 = Instant::now();
+        assert!(fail_n(&mut s, "a", 50, t0).is_empty(), "no event at all");
+        assert!(!s.is_on());
+        assert!(!s.account_tripped("a"));
+        assert_eq!(s.route(t0), Route::Antigravity);
+        assert!(
+            matches!(
+                s.state(),
+                SafeModeState::Off {
+                    consecutive_failures: 50
+                }
+            ),
+            "still counted, for the metric"
+        );
     }
 
     #[test]

@@ -608,6 +608,10 @@ pub async fn serve(
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not read the saved conversations"),
     }
+    // The paid pool's requests today, so a restart does not reset the daily cap.
+    if let Err(e) = state.daily_cap.sync(&state.shared).await {
+        tracing::warn!(error = %e, "could not read the daily request count of the paid pool");
+    }
     let jobs = crate::ops::jobs::start(&state);
     let limits = connection_limits(&state.config);
     let app = router(state.clone());
@@ -631,6 +635,9 @@ pub async fn serve(
     };
     drop(jobs);
     state.request_log.flush(&state.store).await;
+    if let Err(e) = state.daily_cap.sync(&state.shared).await {
+        tracing::warn!(error = %e, "could not save the daily request count of the paid pool");
+    }
     crate::state::audit::drain(Duration::from_secs(5)).await;
     if let Err(e) = crate::state::sessions::save(&state).await {
         tracing::warn!(error = %e, "could not save the conversations for the next start");

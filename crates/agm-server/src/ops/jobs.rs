@@ -36,6 +36,7 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     jobs.spawn(telemetry(state.clone()));
     jobs.spawn(keep_cooldowns(state.clone()));
     jobs.spawn(keep_sessions(state.clone()));
+    jobs.spawn(keep_daily_cap(state.clone()));
     // Never with the Antigravity path off: it would be a call with the accounts.
     if state.config.warmup.enabled && state.config.routing.enable_antigravity {
         jobs.spawn(crate::ops::warmup::run(state.clone()));
@@ -131,6 +132,20 @@ async fn keep_sessions(state: SharedState) {
         if let Err(e) = crate::state::sessions::save(&state).await {
             tracing::debug!(error = %e, "could not save the conversations");
         }
+    }
+}
+
+/// How often the paid pool's daily count is shared (a crash loses at most this much,
+/// and replicas see each other's requests this late).
+const DAILY_CAP_SYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// Shares the paid pool's daily request count (`[safe_mode] daily_request_cap`).
+async fn keep_daily_cap(state: SharedState) {
+    loop {
+        if let Err(e) = state.daily_cap.sync(&state.shared).await {
+            tracing::debug!(error = %e, "could not share the daily request count");
+        }
+        tokio::time::sleep(DAILY_CAP_SYNC_EVERY).await;
     }
 }
 

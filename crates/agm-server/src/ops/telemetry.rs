@@ -61,6 +61,7 @@ const UNLABELED_COUNTERS: &[&str] = &[
     "agm_body_budget_refusals_total",
     "agm_connections_evicted_total",
     "agm_connections_refused_total",
+    "agm_official_daily_cap_refusals_total",
     "agm_request_log_dropped_total",
     "project_id_fetch_success_total",
     "project_id_fetch_total",
@@ -73,6 +74,8 @@ const UNLABELED_GAUGES: &[&str] = &[
     "agm_active_accounts",
     "agm_connections_open",
     "agm_cooldowns_active",
+    "agm_official_daily_request_cap",
+    "agm_official_daily_requests",
     "agm_project_discovery_attempts",
     "agm_project_discovery_success_ratio",
     "agm_signature_cache_entries",
@@ -231,6 +234,23 @@ pub async fn render(State(state): State<SharedState>) -> Response {
     if let Ok(active) = state.accounts.active_count().await {
         metrics::gauge!("agm_active_accounts").set(active as f64);
     }
+    if let Ok(accounts) = state.store.list_account_infos().await {
+        let mut by_state = [("active", 0u32), ("disabled", 0), ("blocked", 0)];
+        for account in &accounts {
+            let i = match account.state {
+                agm_store::AccountState::Active => 0,
+                agm_store::AccountState::Disabled { .. } => 1,
+                agm_store::AccountState::Blocked { .. } => 2,
+            };
+            by_state[i].1 += 1;
+        }
+        for (name, n) in by_state {
+            metrics::gauge!("agm_accounts", "state" => name).set(f64::from(n));
+        }
+    }
+    let (sent_today, cap) = state.daily_cap.today();
+    metrics::gauge!("agm_official_daily_requests").set(sent_today as f64);
+    metrics::gauge!("agm_official_daily_request_cap").set(cap as f64);
     let (fetches, fetched) = state.accounts.discovery_stats.totals();
     metrics::counter!("project_id_fetch_total").absolute(fetches);
     metrics::counter!("project_id_fetch_success_total").absolute(fetched);

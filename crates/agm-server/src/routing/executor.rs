@@ -485,6 +485,7 @@ impl UpstreamCall<'_> {
     {
         let keys = state.config.safe_mode.gemini_api_keys.len();
         if let Some(cap) = state.daily_cap.check() {
+            metrics::counter!("agm_official_daily_cap_refusals_total").increment(1);
             return Err(RouteError {
                 retry_after: Some(cap),
                 ..RouteError::new(

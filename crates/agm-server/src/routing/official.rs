@@ -45,21 +45,59 @@ impl KeyCursor {
     }
 }
 
-/// `[safe_mode] daily_request_cap`: requests per UTC day to the paid pool, counted in
-/// this process.
+/// `[safe_mode] daily_request_cap`: requests per UTC day to the paid pool.
+///
+/// Counted here on the request path (no I/O) and added to a count in the shared state
+/// by [`DailyCap::sync`] every few seconds and at shutdown, so a restart keeps the
+/// day's count and replicas sharing a store share the cap (each may go over by what
+/// the others sent since their last sync).
 #[derive(Debug)]
 pub struct DailyCap {
     cap: u64,
-    /// (UTC day number, requests that day).
-    count: Mutex<(i64, u64)>,
+    count: Mutex<DayCount>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct DayCount {
+    /// UTC day number.
+    day: i64,
+    /// The day's count in the shared state, as last read.
+    shared: u64,
+    /// Counted here and being written by a sync.
+    syncing: u64,
+    /// Counted here since.
+    local: u64,
+}
+
+impl DayCount {
+    fn total(&self) -> u64 {
+        self.shared + self.syncing + self.local
+    }
+}
+
+/// What the shared state keeps: the requests sent to the paid pool on one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredDailyCount {
+    pub day: i64,
+    pub requests: u64,
+}
+
+fn utc_day(now: OffsetDateTime) -> i64 {
+    now.unix_timestamp().div_euclid(86_400)
 }
 
 impl DailyCap {
     pub fn new(cap: u64) -> DailyCap {
         DailyCap {
             cap,
-            count: Mutex::new((0, 0)),
+            count: Mutex::new(DayCount::default()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DayCount> {
+        self.count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts one request now; `Some(time to midnight UTC)` when the cap is reached
@@ -69,24 +107,93 @@ impl DailyCap {
     }
 
     fn check_at(&self, now: OffsetDateTime) -> Option<Duration> {
-        if self.cap == 0 {
-            return None;
+        let day = utc_day(now);
+        let mut count = self.lock();
+        if count.day != day {
+            *count = DayCount {
+                day,
+                ..DayCount::default()
+            };
         }
-        let day = now.unix_timestamp().div_euclid(86_400);
-        let mut count = self
-            .count
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if count.0 != day {
-            *count = (day, 0);
-        }
-        if count.1 >= self.cap {
+        if self.cap != 0 && count.total() >= self.cap {
             let midnight = (day + 1) * 86_400;
             let left = u64::try_from(midnight - now.unix_timestamp()).unwrap_or(1);
             return Some(Duration::from_secs(left.max(1)));
         }
-        count.1 += 1;
+        count.local += 1;
         None
+    }
+
+    /// Requests sent to the paid pool today (as far as this process knows), and the cap
+    /// (0: none).
+    pub fn today(&self) -> (u64, u64) {
+        let count = self.lock();
+        let total = if count.day == utc_day(OffsetDateTime::now_utc()) {
+            count.total()
+        } else {
+            0
+        };
+        (total, self.cap)
+    }
+
+    /// Adds what was counted here since the last sync to the shared count and reads it
+    /// back (with what other processes added).
+    pub async fn sync(
+        &self,
+        shared: &crate::state::Shared,
+    ) -> Result<(), crate::state::StateError> {
+        self.sync_at(shared, OffsetDateTime::now_utc()).await
+    }
+
+    async fn sync_at(
+        &self,
+        shared: &crate::state::Shared,
+        now: OffsetDateTime,
+    ) -> Result<(), crate::state::StateError> {
+        let (day, delta) = {
+            let mut count = self.lock();
+            if count.day != utc_day(now) {
+                // A new day: yesterday's unsynced requests no longer matter to the cap.
+                *count = DayCount {
+                    day: utc_day(now),
+                    ..DayCount::default()
+                };
+            }
+            count.syncing = count.local;
+            count.local = 0;
+            (count.day, count.syncing)
+        };
+        let written = shared
+            .update(
+                &crate::state::keys::OFFICIAL_DAILY,
+                move |stored: Option<StoredDailyCount>| {
+                    let mut stored = stored
+                        .filter(|s| s.day == day)
+                        .unwrap_or(StoredDailyCount { day, requests: 0 });
+                    stored.requests += delta;
+                    // Nothing to add and nothing stored yet: leave the store alone.
+                    let write = (delta > 0).then_some(stored);
+                    (write, stored.requests)
+                },
+            )
+            .await;
+        let mut count = self.lock();
+        match written {
+            Ok(total) if count.day == day => {
+                count.shared = total;
+                count.syncing = 0;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if count.day == day {
+                    // Counted again at the next sync.
+                    count.local += count.syncing;
+                    count.syncing = 0;
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -105,6 +212,35 @@ mod tests {
         let tomorrow = noon + time::Duration::days(1);
         assert_eq!(cap.check_at(tomorrow), None);
         assert_eq!(DailyCap::new(0).check_at(noon), None, "0: no cap");
+    }
+
+    #[tokio::test]
+    async fn the_count_survives_a_restart_and_is_shared() {
+        let shared = crate::state::Shared::new(agm_store::Store::open_in_memory().await.unwrap());
+        let noon = OffsetDateTime::from_unix_timestamp(1_760_000_000 / 86_400 * 86_400 + 43_200)
+            .expect("time");
+        let first = DailyCap::new(3);
+        assert_eq!(first.check_at(noon), None);
+        assert_eq!(first.check_at(noon), None);
+        first.sync_at(&shared, noon).await.unwrap();
+        // A restart, or a second replica on the same store: it has one request left.
+        let second = DailyCap::new(3);
+        second.sync_at(&shared, noon).await.unwrap();
+        assert_eq!(second.check_at(noon), None);
+        assert!(
+            second.check_at(noon).is_some(),
+            "the cap holds across processes"
+        );
+        second.sync_at(&shared, noon).await.unwrap();
+        first.sync_at(&shared, noon).await.unwrap();
+        assert!(
+            first.check_at(noon).is_some(),
+            "the first sees the second's request"
+        );
+        // The next day starts from zero, whatever is stored.
+        let tomorrow = noon + time::Duration::days(1);
+        first.sync_at(&shared, tomorrow).await.unwrap();
+        assert_eq!(first.check_at(tomorrow), None);
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub mod keys {
     /// The warmups sent: per account and model group, until when its window runs.
     pub const WARMUP_HISTORY: Key<WarmupHistory> = Key::fixed("warmup:history");
 
+    /// Requests sent to the paid Gemini API pool today (`[safe_mode] daily_request_cap`).
+    pub const OFFICIAL_DAILY: Key<crate::routing::official::StoredDailyCount> =
+        Key::fixed("official:daily_requests");
+
     /// An account's latest quota snapshot.
     pub fn quota(account_id: &str) -> Key<QuotaSnapshot> {
         Key::owned(format!("quota:{account_id}"))
