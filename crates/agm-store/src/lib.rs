@@ -30,7 +30,7 @@ pub use timestamp::{now_rfc3339, rfc3339};
 
 pub use account::{Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
-pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
+pub use client_key::{CLIENT_KEY_SCHEME, ClientKey, KeyPolicy, glob_match};
 pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCheck};
 pub use data_dir_lock::{DataDirLock, LOCK_FILE};
 pub use error::{StoreError, UnknownName};

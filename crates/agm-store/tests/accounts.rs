@@ -5,8 +5,8 @@
 mod common;
 
 use agm_store::{
-    AccountState, ApiKind, AuditEvent, AuditKind, KeySource, NewAccount, Pool, RequestLogEntry,
-    Secret, Store, StoreError, TokenUpdate,
+    AccountState, ApiKind, AuditEvent, AuditKind, KeyPolicy, KeySource, NewAccount, Pool,
+    RequestLogEntry, Secret, Store, StoreError, TokenUpdate,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -379,6 +379,56 @@ fn event(at: OffsetDateTime, kind: AuditKind, subject: &str) -> AuditEvent {
     }
 }
 
+/// A key's limits are stored with it, come back from list and verify, and are replaced
+/// whole by `set_client_key_policy`.
+async fn client_key_policies_are_kept_and_changed(store: Store) {
+    let policy = KeyPolicy {
+        models: vec!["gemini-2.5-*".into(), "claude-sonnet-4-5".into()],
+        rpm: Some(60),
+        concurrency: Some(2),
+        daily_tokens: Some(1_000_000),
+        daily_requests: Some(500),
+        expires_at: Some(datetime!(2027-01-01 00:00 UTC)),
+    };
+    let (key, secret) = store.create_client_key_with("ci", &policy).await.unwrap();
+    assert_eq!(key.policy, policy);
+    let verified = store.verify_client_key(&secret).await.unwrap().unwrap();
+    assert_eq!(verified.policy, policy);
+    let (plain, _) = store.create_client_key("laptop").await.unwrap();
+    assert_eq!(plain.policy, KeyPolicy::default());
+
+    let changed = KeyPolicy {
+        rpm: None,
+        models: Vec::new(),
+        ..policy.clone()
+    };
+    assert!(
+        store
+            .set_client_key_policy(&key.id, &changed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_client_key_policy("00000000", &changed)
+            .await
+            .unwrap()
+    );
+    let listed = store.list_client_keys().await.unwrap();
+    let listed = listed.iter().find(|k| k.id == key.id).unwrap();
+    assert_eq!(listed.policy, changed);
+
+    let bad = KeyPolicy {
+        models: vec!["a b".into()],
+        ..KeyPolicy::default()
+    };
+    assert!(matches!(
+        store.create_client_key_with("x", &bad).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(store.set_client_key_policy(&key.id, &bad).await.is_err());
+}
+
 async fn audit_log_is_listed_newest_first_from_since(store: Store) {
     let t1 = datetime!(2025-06-01 10:00 UTC);
     let t2 = datetime!(2025-06-01 11:00 UTC);
@@ -437,6 +487,7 @@ fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
         attempts: 2,
         overhead_us: Some(180),
         context_scaled: Some("aggressive; cut=90000 tokens".into()),
+        key_id: Some("9f8e7d6c".into()),
     }
 }
 
@@ -446,6 +497,7 @@ async fn request_log_batches_in_one_go(store: Store) {
         .map(|i| RequestLogEntry {
             overhead_us: None,
             context_scaled: (i % 2 == 0).then(|| format!("standard; cut={i} tokens")),
+            key_id: (i % 3 == 0).then(|| format!("k{i}")),
             ..request(at, &format!("m{i}"))
         })
         .collect();
@@ -566,6 +618,7 @@ on_both_backends!(
     settings_are_json_by_key,
     client_keys_create_verify_revoke,
     purging_deletes_only_revoked_keys,
+    client_key_policies_are_kept_and_changed,
     audit_log_is_listed_newest_first_from_since,
     request_log_batches_in_one_go,
     request_log_append_list_and_prune,

@@ -25,7 +25,7 @@ pub(super) fn raw_audit(row: &Row) -> Result<RawAudit, tokio_postgres::Error> {
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
      status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-     context_scaled";
+     context_scaled, key_id";
 
 pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error> {
     Ok(RawRequest {
@@ -44,6 +44,7 @@ pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error
         attempts: row.try_get(12)?,
         overhead_us: row.try_get(13)?,
         context_scaled: row.try_get(14)?,
+        key_id: row.try_get(15)?,
     })
 }
 
@@ -65,6 +66,7 @@ pub(super) struct RequestColumns {
     attempts: Vec<i64>,
     overhead_us: Vec<Option<i64>>,
     context_scaled: Vec<Option<String>>,
+    key_id: Vec<Option<String>>,
 }
 
 impl RequestColumns {
@@ -85,6 +87,7 @@ impl RequestColumns {
             attempts: Vec::with_capacity(rows.len()),
             overhead_us: Vec::with_capacity(rows.len()),
             context_scaled: Vec::with_capacity(rows.len()),
+            key_id: Vec::with_capacity(rows.len()),
         };
         for r in rows {
             c.id.push(r.id);
@@ -102,12 +105,13 @@ impl RequestColumns {
             c.attempts.push(r.attempts);
             c.overhead_us.push(r.overhead_us);
             c.context_scaled.push(r.context_scaled);
+            c.key_id.push(r.key_id);
         }
         c
     }
 
     /// Every column but the id, in `REQUEST_COLUMNS` order.
-    fn without_id(&self) -> [&(dyn ToSql + Sync); 14] {
+    fn without_id(&self) -> [&(dyn ToSql + Sync); 15] {
         [
             &self.at,
             &self.api,
@@ -123,6 +127,7 @@ impl RequestColumns {
             &self.attempts,
             &self.overhead_us,
             &self.context_scaled,
+            &self.key_id,
         ]
     }
 
@@ -135,9 +140,9 @@ impl RequestColumns {
 }
 
 /// The SQL types of the columns after the id, in `REQUEST_COLUMNS` order.
-const REQUEST_TYPES: [&str; 14] = [
+const REQUEST_TYPES: [&str; 15] = [
     "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT",
-    "TEXT", "BIGINT", "BIGINT", "TEXT",
+    "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT",
 ];
 
 /// `$first::BIGINT[], $first+1::TEXT[], ...`: the arrays of the columns after the id.
@@ -201,7 +206,7 @@ impl PgStore {
             &format!(
                 "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, \
                  status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, \
-                 overhead_us, context_scaled) SELECT * FROM UNNEST({})",
+                 overhead_us, context_scaled, key_id) SELECT * FROM UNNEST({})",
                 request_arrays(1)
             ),
             &columns.without_id(),

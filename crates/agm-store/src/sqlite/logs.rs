@@ -51,7 +51,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
     let mut stmt = conn.prepare_cached(
         "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, status, \
          latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-         context_scaled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         context_scaled, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     stmt.execute(params![
         to_millis(entry.at),
@@ -68,6 +68,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
         entry.attempts,
         entry.overhead_us.map(to_i64),
         entry.context_scaled,
+        entry.key_id,
     ])?;
     Ok(())
 }
@@ -89,12 +90,13 @@ pub(super) fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
         attempts: row.get(12)?,
         overhead_us: row.get(13)?,
         context_scaled: row.get(14)?,
+        key_id: row.get(15)?,
     })
 }
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
      status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-     context_scaled";
+     context_scaled, key_id";
 
 pub(super) fn list_requests(
     conn: &Connection,
