@@ -6,7 +6,7 @@ mod common;
 
 use agm_store::{
     AccountState, ApiKind, AuditEvent, AuditKind, KeyPolicy, KeySource, NewAccount, Pool,
-    RequestLogEntry, Secret, Store, StoreError, TokenUpdate,
+    RequestLogEntry, Secret, Store, StoreError, TokenUpdate, UsageBucket, UsageGroup, UsageQuery,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -429,6 +429,91 @@ async fn client_key_policies_are_kept_and_changed(store: Store) {
     assert!(store.set_client_key_policy(&key.id, &bad).await.is_err());
 }
 
+/// Usage from the request log: per day or hour, per key, account or model, with
+/// successes, tokens and latency percentiles; the range is `[since, until)`.
+async fn usage_is_summed_by_bucket_and_group(store: Store) {
+    let day1 = datetime!(2025-06-01 10:30 UTC);
+    let day2 = datetime!(2025-06-02 23:59 UTC);
+    let row = |at, key: Option<&str>, status, latency, model: &str| RequestLogEntry {
+        status,
+        latency_ms: latency,
+        key_id: key.map(str::to_owned),
+        upstream_model: model.into(),
+        input_tokens: 100,
+        output_tokens: 10,
+        ..request(at, "client-model")
+    };
+    let mut batch = Vec::new();
+    for i in 0..10u64 {
+        batch.push(row(day1, Some("k1"), 200, (i + 1) * 100, "gemini-2.5-pro"));
+    }
+    batch.push(row(day1, Some("k2"), 429, 5, "gemini-2.5-flash"));
+    batch.push(row(day2, None, 200, 50, ""));
+    // Outside the range.
+    batch.push(row(
+        datetime!(2025-06-03 00:00 UTC),
+        Some("k1"),
+        200,
+        1,
+        "x",
+    ));
+    store.append_request_logs(batch).await.unwrap();
+
+    let query = |bucket, group| UsageQuery {
+        since: datetime!(2025-06-01 00:00 UTC),
+        until: datetime!(2025-06-03 00:00 UTC),
+        bucket,
+        group,
+    };
+    let by_key = store
+        .usage(&query(UsageBucket::All, UsageGroup::Key))
+        .await
+        .unwrap();
+    let groups: Vec<Option<&str>> = by_key.iter().map(|r| r.group.as_deref()).collect();
+    assert_eq!(groups, [None, Some("k1"), Some("k2")]);
+    let k1 = &by_key[1];
+    assert_eq!(k1.start, datetime!(2025-06-01 00:00 UTC));
+    assert_eq!((k1.requests, k1.successes, k1.errors()), (10, 10, 0));
+    assert_eq!((k1.input_tokens, k1.output_tokens), (1000, 100));
+    assert_eq!((k1.p50_ms, k1.p95_ms, k1.p99_ms), (500, 1000, 1000));
+    assert_eq!((by_key[2].requests, by_key[2].errors()), (1, 1));
+
+    let by_day = store
+        .usage(&query(UsageBucket::Day, UsageGroup::None))
+        .await
+        .unwrap();
+    let days: Vec<(OffsetDateTime, u64)> = by_day.iter().map(|r| (r.start, r.requests)).collect();
+    assert_eq!(
+        days,
+        [
+            (datetime!(2025-06-01 00:00 UTC), 11),
+            (datetime!(2025-06-02 00:00 UTC), 1)
+        ]
+    );
+    let by_hour = store
+        .usage(&query(UsageBucket::Hour, UsageGroup::Model))
+        .await
+        .unwrap();
+    let hours: Vec<(OffsetDateTime, Option<&str>)> = by_hour
+        .iter()
+        .map(|r| (r.start, r.group.as_deref()))
+        .collect();
+    assert_eq!(
+        hours,
+        [
+            (datetime!(2025-06-01 10:00 UTC), Some("gemini-2.5-flash")),
+            (datetime!(2025-06-01 10:00 UTC), Some("gemini-2.5-pro")),
+            (datetime!(2025-06-02 23:00 UTC), Some("client-model")),
+        ]
+    );
+    let by_account = store
+        .usage(&query(UsageBucket::All, UsageGroup::Account))
+        .await
+        .unwrap();
+    assert_eq!(by_account.len(), 1);
+    assert_eq!(by_account[0].group.as_deref(), Some("0a1b2c3d"));
+}
+
 async fn audit_log_is_listed_newest_first_from_since(store: Store) {
     let t1 = datetime!(2025-06-01 10:00 UTC);
     let t2 = datetime!(2025-06-01 11:00 UTC);
@@ -619,6 +704,7 @@ on_both_backends!(
     client_keys_create_verify_revoke,
     purging_deletes_only_revoked_keys,
     client_key_policies_are_kept_and_changed,
+    usage_is_summed_by_bucket_and_group,
     audit_log_is_listed_newest_first_from_since,
     request_log_batches_in_one_go,
     request_log_append_list_and_prune,

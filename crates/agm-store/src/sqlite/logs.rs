@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis, to_i64};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::timestamp::to_millis;
+use crate::usage::{UsageGroup, UsageSample};
 
 pub(super) fn append_audit(conn: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
     conn.execute(
@@ -113,6 +114,32 @@ pub(super) fn list_requests(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(RawRequest::check).collect()
+}
+
+pub(super) fn usage_samples(
+    conn: &Connection,
+    since: i64,
+    until: i64,
+    group: UsageGroup,
+) -> Result<Vec<UsageSample>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT at, {}, status, input_tokens, output_tokens, latency_ms FROM request_log \
+         WHERE at >= ?1 AND at < ?2",
+        group.column()
+    ))?;
+    let rows = stmt
+        .query_map(params![since, until], |row| {
+            Ok(UsageSample {
+                at: row.get(0)?,
+                group: row.get(1)?,
+                status: row.get(2)?,
+                input_tokens: row.get(3)?,
+                output_tokens: row.get(4)?,
+                latency_ms: row.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub(super) fn prune_requests(

@@ -306,6 +306,17 @@ impl SqliteStore {
             .await
     }
 
+    /// The requests logged in `[since, until)` (unix ms), as usage samples.
+    pub(crate) async fn usage_samples(
+        &self,
+        since: i64,
+        until: i64,
+        group: crate::usage::UsageGroup,
+    ) -> Result<Vec<crate::usage::UsageSample>, StoreError> {
+        self.run(move |c| logs::usage_samples(c, since, until, group))
+            .await
+    }
+
     pub(crate) async fn prune_request_log(
         &self,
         older_than: OffsetDateTime,
