@@ -359,3 +359,121 @@ pub(crate) fn check_model(
         ),
     ))
 }
+
+/// A key's expiry as `agm keys` and the console take it: a duration from `now`
+/// (`30d`, `12h`, `2weeks`), a UTC date (`2027-01-01`, midnight), an RFC 3339 time, or
+/// `never` (`None`).
+pub fn parse_expires(
+    text: &str,
+    now: time::OffsetDateTime,
+) -> Result<Option<time::OffsetDateTime>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(Some(at));
+    }
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(date) = time::Date::parse(text, &date_format) {
+        return Ok(Some(date.midnight().assume_utc()));
+    }
+    let span = humantime::parse_duration(text).map_err(|_| {
+        format!("expiry {text:?}: give a duration (30d, 12h), a date (2027-01-01), an RFC 3339 time, or never")
+    })?;
+    let span = time::Duration::try_from(span).map_err(|_| format!("expiry {text:?} is too far"))?;
+    now.checked_add(span)
+        .map(Some)
+        .ok_or_else(|| format!("expiry {text:?} is too far"))
+}
+
+/// Model patterns from `a,b*` (spaces around commas ignored; `*` alone or nothing:
+/// every model).
+pub fn parse_models(text: &str) -> Vec<String> {
+    let models: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if models.iter().any(|m| m == "*") {
+        return Vec::new();
+    }
+    models
+}
+
+/// The limits in a few words (`gemini-*; 60/min; 2 at once; 1000 requests/day;
+/// 100000 tokens/day; expires 2027-01-01T00:00:00Z`), `none` without any.
+pub fn describe(policy: &KeyPolicy) -> String {
+    let mut parts = Vec::new();
+    if !policy.models.is_empty() {
+        parts.push(policy.models.join(","));
+    }
+    if let Some(n) = policy.rpm {
+        parts.push(format!("{n}/min"));
+    }
+    if let Some(n) = policy.concurrency {
+        parts.push(format!("{n} at once"));
+    }
+    if let Some(n) = policy.daily_requests {
+        parts.push(format!("{n} requests/day"));
+    }
+    if let Some(n) = policy.daily_tokens {
+        parts.push(format!("{n} tokens/day"));
+    }
+    if let Some(at) = policy.expires_at {
+        parts.push(format!("expires {}", agm_store::rfc3339(at)));
+    }
+    if parts.is_empty() {
+        "none".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expiry_forms() {
+        let now = datetime!(2026-12-06 12:00 UTC);
+        assert_eq!(
+            parse_expires("30d", now).unwrap(),
+            Some(datetime!(2027-01-05 12:00 UTC))
+        );
+        assert_eq!(
+            parse_expires("2027-01-01", now).unwrap(),
+            Some(datetime!(2027-01-01 00:00 UTC))
+        );
+        assert_eq!(
+            parse_expires("2027-01-01T06:00:00Z", now).unwrap(),
+            Some(datetime!(2027-01-01 06:00 UTC))
+        );
+        assert_eq!(parse_expires("never", now).unwrap(), None);
+        assert!(parse_expires("soon", now).unwrap_err().contains("30d"));
+    }
+
+    #[test]
+    fn model_lists_and_descriptions() {
+        assert_eq!(parse_models(" a, b* ,"), ["a", "b*"]);
+        assert!(parse_models("*").is_empty());
+        assert!(parse_models("").is_empty());
+        assert_eq!(describe(&KeyPolicy::default()), "none");
+        let policy = KeyPolicy {
+            models: vec!["gemini-*".into()],
+            rpm: Some(60),
+            concurrency: Some(2),
+            ..KeyPolicy::default()
+        };
+        assert_eq!(describe(&policy), "gemini-*; 60/min; 2 at once");
+        assert_eq!(readable(Duration::from_secs(12)), "12 s");
+        assert_eq!(
+            readable(Duration::from_secs(3 * 3600 + 12 * 60)),
+            "3 h 12 min"
+        );
+    }
+}
