@@ -51,6 +51,8 @@ pub struct AppState {
     store_has_keys: std::sync::Mutex<Option<(Instant, bool)>>,
     /// Store keys that verified recently: the hot path does no store I/O.
     verified_keys: VerifiedKeys,
+    /// The counters of the client keys' limits (in Redis with `[cluster] redis_url`).
+    pub key_limits: crate::http::key_policy::KeyLimits,
     /// Google refusing the client version agm reports.
     pub version_drift: crate::routing::drift::VersionDrift,
     /// The request log's queue to its writer.
@@ -112,6 +114,7 @@ impl AppState {
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
+            key_limits: crate::http::key_policy::KeyLimits::from_config(&config.cluster.redis_url),
             request_log: crate::http::request_log::RequestLog::default(),
             version_drift: crate::routing::drift::VersionDrift::default(),
             body_budget: crate::http::edge::BodyBudget::new(
@@ -178,39 +181,65 @@ impl AppState {
         self
     }
 
+    /// Counts the client keys' limits with `limits` (tests: Redis under a prefix of
+    /// their own).
+    pub fn with_key_limits(mut self, limits: crate::http::key_policy::KeyLimits) -> AppState {
+        self.key_limits = limits;
+        self
+    }
+
     /// How many times a presented key was checked against the store (the cache of
     /// verified keys answers the rest).
     pub fn client_key_store_reads(&self) -> u64 {
         self.verified_keys.store_reads.load(Ordering::Relaxed)
     }
 
-    async fn key_is_valid(&self, presented: &str) -> bool {
+    /// Which key `presented` is: a configured one, a live store key (answered from
+    /// memory for the TTL after the store said so), or none.
+    async fn check_key(&self, presented: &str) -> Presented {
         let hash = sha256(presented);
         if self
             .config_key_hashes
             .iter()
             .any(|h| constant_time_eq(h, &hash))
         {
-            return true;
+            return Presented::Config;
         }
         // The time is taken before the store is asked: a cached answer is never
         // younger than the read it came from, so a revocation is seen within the TTL.
         let asked_at = Instant::now();
-        if self.verified_keys.is_fresh(&hash, asked_at) {
-            return true;
+        if let Some(key) = self.verified_keys.fresh(&hash, asked_at) {
+            return Presented::Store(key);
         }
         self.verified_keys
             .store_reads
             .fetch_add(1, Ordering::Relaxed);
-        let valid = matches!(self.store.verify_client_key(presented).await, Ok(Some(_)));
-        if valid {
-            self.verified_keys.remember(hash, asked_at);
-        } else {
-            self.verified_keys.forget(&hash);
+        match self.store.verify_client_key(presented).await {
+            Ok(Some(key)) => {
+                let key = Arc::new(key);
+                self.verified_keys
+                    .remember(hash, Arc::clone(&key), asked_at);
+                Presented::Store(key)
+            }
+            _ => {
+                self.verified_keys.forget(&hash);
+                Presented::Invalid
+            }
         }
-        valid
     }
 }
+
+/// What a presented client key turned out to be.
+enum Presented {
+    /// One of `server.api_keys`: no id, no limits.
+    Config,
+    /// A live key from the store, with its limits.
+    Store(Arc<agm_store::ClientKey>),
+    Invalid,
+}
+
+/// Verified keys by the SHA-256 of their secret: when the store said so, and the key.
+type VerifiedMap = HashMap<[u8; 32], (Instant, Arc<agm_store::ClientKey>)>;
 
 /// Store keys that verified, by the SHA-256 of the secret, with when the store said so.
 /// Only valid keys are kept (a new key works at once; a flood of wrong keys cannot fill
@@ -219,7 +248,7 @@ impl AppState {
 /// to find the secret; the store's own lookup narrows by the plain prefix anyway.
 struct VerifiedKeys {
     ttl: Duration,
-    entries: std::sync::Mutex<HashMap<[u8; 32], Instant>>,
+    entries: std::sync::Mutex<VerifiedMap>,
     store_reads: AtomicU64,
 }
 
@@ -232,29 +261,30 @@ impl VerifiedKeys {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VerifiedMap> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Whether the store said this key is valid less than the TTL before `now`.
-    fn is_fresh(&self, hash: &[u8; 32], now: Instant) -> bool {
+    /// The key, if the store said it is valid less than the TTL before `now`.
+    fn fresh(&self, hash: &[u8; 32], now: Instant) -> Option<Arc<agm_store::ClientKey>> {
         self.lock()
             .get(hash)
-            .is_some_and(|at| now.saturating_duration_since(*at) < self.ttl)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < self.ttl)
+            .map(|(_, key)| Arc::clone(key))
     }
 
     /// The store said this key is valid, in a read that started at `at`.
-    fn remember(&self, hash: [u8; 32], at: Instant) {
+    fn remember(&self, hash: [u8; 32], key: Arc<agm_store::ClientKey>, at: Instant) {
         let mut entries = self.lock();
         if entries.len() >= VERIFIED_KEYS_CAPACITY && !entries.contains_key(&hash) {
-            entries.retain(|_, seen| at.saturating_duration_since(*seen) < self.ttl);
+            entries.retain(|_, (seen, _)| at.saturating_duration_since(*seen) < self.ttl);
             if entries.len() >= VERIFIED_KEYS_CAPACITY {
                 entries.clear();
             }
         }
-        entries.insert(hash, at);
+        entries.insert(hash, (at, key));
     }
 
     /// The store no longer knows this key (revoked, or never valid).
@@ -512,15 +542,31 @@ async fn require_client_key(
         )
         .into_response();
     };
-    if state.key_is_valid(key).await {
-        next.run(request).await
-    } else {
-        ApiError::new(
+    match state.check_key(key).await {
+        Presented::Config => next.run(request).await,
+        Presented::Store(key) => {
+            crate::http::request_log::note_key(Arc::clone(&key));
+            let counted = request.method() == axum::http::Method::POST;
+            match crate::http::key_policy::admit(&state.key_limits, api, &key, counted).await {
+                Ok(()) => next.run(request).await,
+                Err(e) => {
+                    let limited = e.kind == ErrorKind::RateLimited;
+                    let mut response = e.into_response();
+                    if limited {
+                        response
+                            .extensions_mut()
+                            .insert(crate::http::key_policy::REFUSED_BY_KEY);
+                    }
+                    response
+                }
+            }
+        }
+        Presented::Invalid => ApiError::new(
             api,
             ErrorKind::Authentication,
             "invalid client API key: check the key, or create one with `agm keys create`",
         )
-        .into_response()
+        .into_response(),
     }
 }
 
@@ -716,22 +762,37 @@ mod tests {
         assert_eq!(presented_key(&HeaderMap::new(), None), None);
     }
 
+    fn key() -> Arc<agm_store::ClientKey> {
+        Arc::new(agm_store::ClientKey {
+            id: "0a1b2c3d".into(),
+            name: "laptop".into(),
+            prefix: "agm-abcdef".into(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            last_used_at: None,
+            revoked_at: None,
+            policy: agm_store::KeyPolicy::default(),
+        })
+    }
+
     #[test]
     fn a_verified_key_is_trusted_for_the_ttl_only() {
         let keys = VerifiedKeys::new(KEYS_RELOAD_EVERY);
         let (a, b) = (sha256("agm-a"), sha256("agm-b"));
         let t0 = Instant::now();
-        assert!(!keys.is_fresh(&a, t0), "unknown keys go to the store");
-        keys.remember(a, t0);
-        assert!(keys.is_fresh(&a, t0));
-        assert!(keys.is_fresh(&a, t0 + KEYS_RELOAD_EVERY - Duration::from_millis(1)));
+        assert!(keys.fresh(&a, t0).is_none(), "unknown keys go to the store");
+        keys.remember(a, key(), t0);
+        assert!(keys.fresh(&a, t0).is_some());
         assert!(
-            !keys.is_fresh(&a, t0 + KEYS_RELOAD_EVERY),
+            keys.fresh(&a, t0 + KEYS_RELOAD_EVERY - Duration::from_millis(1))
+                .is_some()
+        );
+        assert!(
+            keys.fresh(&a, t0 + KEYS_RELOAD_EVERY).is_none(),
             "after the TTL the store is asked again, so a revoked key is refused"
         );
-        assert!(!keys.is_fresh(&b, t0));
+        assert!(keys.fresh(&b, t0).is_none());
         keys.forget(&a);
-        assert!(!keys.is_fresh(&a, t0));
+        assert!(keys.fresh(&a, t0).is_none());
     }
 
     #[test]
@@ -739,19 +800,19 @@ mod tests {
         let keys = VerifiedKeys::new(KEYS_RELOAD_EVERY);
         let t0 = Instant::now();
         for i in 0..VERIFIED_KEYS_CAPACITY {
-            keys.remember(sha256(&format!("agm-{i}")), t0);
+            keys.remember(sha256(&format!("agm-{i}")), key(), t0);
         }
         // Full of live entries: making room drops them all, the new one stays.
-        keys.remember(sha256("agm-new"), t0);
+        keys.remember(sha256("agm-new"), key(), t0);
         assert_eq!(keys.lock().len(), 1);
-        assert!(keys.is_fresh(&sha256("agm-new"), t0));
+        assert!(keys.fresh(&sha256("agm-new"), t0).is_some());
         // Expired entries are dropped first.
         for i in 0..VERIFIED_KEYS_CAPACITY - 1 {
-            keys.remember(sha256(&format!("agm-{i}")), t0);
+            keys.remember(sha256(&format!("agm-{i}")), key(), t0);
         }
         let later = t0 + KEYS_RELOAD_EVERY * 2;
-        keys.remember(sha256("agm-fresh"), later);
-        keys.remember(sha256("agm-fresh-2"), later);
+        keys.remember(sha256("agm-fresh"), key(), later);
+        keys.remember(sha256("agm-fresh-2"), key(), later);
         assert_eq!(keys.lock().len(), 2);
     }
 }

@@ -26,11 +26,12 @@ mod shared_key;
 mod sqlite;
 mod store;
 mod timestamp;
+mod usage;
 pub use timestamp::{now_rfc3339, rfc3339};
 
 pub use account::{Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate};
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
-pub use client_key::{CLIENT_KEY_SCHEME, ClientKey};
+pub use client_key::{CLIENT_KEY_SCHEME, ClientKey, KeyPolicy, glob_match};
 pub use copy::{CopyOptions, CopyProgress, CopyReport, TableCheck};
 pub use data_dir_lock::{DataDirLock, LOCK_FILE};
 pub use error::{StoreError, UnknownName};
@@ -42,3 +43,4 @@ pub use seal::{KeySource, Sealer, UnsealError};
 pub use secret::Secret;
 pub use shared_key::{SEAL_KEY_ENV, SharedKey};
 pub use store::{DB_FILE, KEY_FILE, PostgresOptions, Store, StoreOptions, UnreadableAccount};
+pub use usage::{UsageBucket, UsageGroup, UsageQuery, UsageRow};

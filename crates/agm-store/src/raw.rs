@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::account::{AccountState, Pool};
 use crate::audit::{AuditEvent, AuditKind, AuditRecord};
-use crate::client_key::ClientKey;
+use crate::client_key::{ClientKey, KeyPolicy, models_column, models_from_column};
 use crate::error::StoreError;
 use crate::request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
 use crate::rows::AccountRow;
@@ -123,6 +123,63 @@ pub(crate) struct RawKey {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub policy: RawPolicy,
+}
+
+/// A key's policy columns (`models` is comma-separated patterns).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RawPolicy {
+    pub models: Option<String>,
+    pub rpm: Option<i64>,
+    pub concurrency: Option<i64>,
+    pub daily_tokens: Option<i64>,
+    pub daily_requests: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+impl RawPolicy {
+    pub(crate) fn from_policy(policy: &KeyPolicy) -> RawPolicy {
+        RawPolicy {
+            models: models_column(&policy.models),
+            rpm: policy.rpm.map(i64::from),
+            concurrency: policy.concurrency.map(i64::from),
+            daily_tokens: policy.daily_tokens.map(to_i64),
+            daily_requests: policy.daily_requests.map(to_i64),
+            expires_at: policy.expires_at.map(to_millis),
+        }
+    }
+
+    fn check(self) -> Result<KeyPolicy, StoreError> {
+        fn limit<T: TryFrom<i64>>(
+            v: Option<i64>,
+            column: &'static str,
+        ) -> Result<Option<T>, StoreError> {
+            v.map(|v| {
+                T::try_from(v).map_err(|_| StoreError::InvalidValue {
+                    column,
+                    value: v.to_string(),
+                })
+            })
+            .transpose()
+        }
+        Ok(KeyPolicy {
+            models: models_from_column(self.models.as_deref()),
+            rpm: limit(self.rpm, "client_keys.rpm")?,
+            concurrency: limit(self.concurrency, "client_keys.concurrency")?,
+            daily_tokens: limit(self.daily_tokens, "client_keys.daily_tokens")?,
+            daily_requests: limit(self.daily_requests, "client_keys.daily_requests")?,
+            expires_at: from_millis_opt(self.expires_at, "client_keys.expires_at")?,
+        })
+    }
+
+    fn digest(&self, h: &mut RowHasher) {
+        h.opt_text(self.models.as_deref())
+            .opt_int(self.rpm)
+            .opt_int(self.concurrency)
+            .opt_int(self.daily_tokens)
+            .opt_int(self.daily_requests)
+            .opt_int(self.expires_at);
+    }
 }
 
 impl RawKey {
@@ -134,6 +191,7 @@ impl RawKey {
             created_at: from_millis(self.created_at, "client_keys.created_at")?,
             last_used_at: from_millis_opt(self.last_used_at, "client_keys.last_used_at")?,
             revoked_at: from_millis_opt(self.revoked_at, "client_keys.revoked_at")?,
+            policy: self.policy.check()?,
         })
     }
 }
@@ -154,6 +212,7 @@ impl RawKeyRow {
             .int(self.key.created_at)
             .opt_int(self.key.last_used_at)
             .opt_int(self.key.revoked_at);
+        self.key.policy.digest(h);
     }
 }
 
@@ -236,6 +295,7 @@ pub(crate) struct RawRequest {
     pub attempts: i64,
     pub overhead_us: Option<i64>,
     pub context_scaled: Option<String>,
+    pub key_id: Option<String>,
 }
 
 impl RawRequest {
@@ -257,6 +317,7 @@ impl RawRequest {
             attempts: i64::from(entry.attempts),
             overhead_us: entry.overhead_us.map(to_i64),
             context_scaled: entry.context_scaled.clone(),
+            key_id: entry.key_id.clone(),
         }
     }
 
@@ -290,6 +351,7 @@ impl RawRequest {
                 attempts: u32::try_from(self.attempts).unwrap_or(0),
                 overhead_us: self.overhead_us.map(count),
                 context_scaled: self.context_scaled,
+                key_id: self.key_id,
             },
         })
     }
@@ -309,7 +371,8 @@ impl RawRequest {
             .text(&self.route)
             .int(self.attempts)
             .opt_int(self.overhead_us)
-            .opt_text(self.context_scaled.as_deref());
+            .opt_text(self.context_scaled.as_deref())
+            .opt_text(self.key_id.as_deref());
     }
 }
 

@@ -41,6 +41,9 @@ pub struct RequestLogEntry {
     /// How context scaling shrank the upstream request (`standard; cut=12345 tokens`);
     /// `None` when it went as translated.
     pub context_scaled: Option<String>,
+    /// The client key that sent it (its id); `None` without a store key (keyless
+    /// loopback, or a key from `server.api_keys`).
+    pub key_id: Option<String>,
 }
 
 /// A recorded request (`at` truncated to the millisecond).

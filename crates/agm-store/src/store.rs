@@ -11,17 +11,19 @@ use crate::account::{
     Account, AccountInfo, AccountState, NewAccount, Pool, TokenUpdate, normalize_email,
 };
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::client_key::{ClientKey, generate_secret, secret_prefix, secret_sha256};
+use crate::client_key::{ClientKey, KeyPolicy, generate_secret, secret_prefix, secret_sha256};
 use crate::error::StoreError;
 use crate::keychain::{KeyChoice, KeyStore, KeyVault, NewKeyPolicy, OsKeychain, select_key};
 use crate::postgres::{PgStore, Setup};
+use crate::raw::RawPolicy;
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::seal::{KeySource, Sealer};
 use crate::secret::Secret;
 use crate::shared_key::SharedKey;
 use crate::sqlite::SqliteStore;
-use crate::timestamp::now_millis;
+use crate::timestamp::{now_millis, to_millis};
+use crate::usage::{UsageQuery, UsageRow, aggregate};
 
 /// The database file in the data dir.
 pub const DB_FILE: &str = "agm.db";
@@ -499,12 +501,35 @@ impl Store {
     /// Creates a client key. Returns it with its secret (`agm-` + 40 URL-safe
     /// characters), which the store does not keep: show it to the user once.
     pub async fn create_client_key(&self, name: &str) -> Result<(ClientKey, String), StoreError> {
+        self.create_client_key_with(name, &KeyPolicy::default())
+            .await
+    }
+
+    /// [`Store::create_client_key`], with its limits.
+    pub async fn create_client_key_with(
+        &self,
+        name: &str,
+        policy: &KeyPolicy,
+    ) -> Result<(ClientKey, String), StoreError> {
+        policy.check()?;
         let secret = generate_secret();
         let (prefix, hash) = (secret_prefix(&secret), secret_sha256(&secret));
+        let policy = RawPolicy::from_policy(policy);
         let key = dispatch!(self, db => {
-            db.create_client_key(name.trim().to_owned(), prefix, hash, now_millis()).await?
+            db.create_client_key(name.trim().to_owned(), prefix, hash, policy, now_millis()).await?
         });
         Ok((key, secret))
+    }
+
+    /// Replaces the limits of the key with this id; `false` if there is no such key.
+    pub async fn set_client_key_policy(
+        &self,
+        id: &str,
+        policy: &KeyPolicy,
+    ) -> Result<bool, StoreError> {
+        policy.check()?;
+        let (id, policy) = (id.trim().to_owned(), RawPolicy::from_policy(policy));
+        dispatch!(self, db => db.set_client_key_policy(id, policy).await)
     }
 
     /// Every client key, revoked ones included (see [`ClientKey::revoked_at`]), oldest
@@ -574,6 +599,15 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<RequestLogRecord>, StoreError> {
         dispatch!(self, db => db.list_request_log(since, limit).await)
+    }
+
+    /// Usage figures from the request log: requests, successes, tokens and latency
+    /// percentiles per bucket and group, in bucket then group order.
+    pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        let (since, until) = (to_millis(query.since), to_millis(query.until));
+        let group = query.group;
+        let samples = dispatch!(self, db => db.usage_samples(since, until, group).await?);
+        Ok(aggregate(query, samples))
     }
 
     /// Deletes requests logged before `older_than`; returns how many.

@@ -5,8 +5,8 @@
 mod common;
 
 use agm_store::{
-    AccountState, ApiKind, AuditEvent, AuditKind, KeySource, NewAccount, Pool, RequestLogEntry,
-    Secret, Store, StoreError, TokenUpdate,
+    AccountState, ApiKind, AuditEvent, AuditKind, KeyPolicy, KeySource, NewAccount, Pool,
+    RequestLogEntry, Secret, Store, StoreError, TokenUpdate, UsageBucket, UsageGroup, UsageQuery,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -379,6 +379,141 @@ fn event(at: OffsetDateTime, kind: AuditKind, subject: &str) -> AuditEvent {
     }
 }
 
+/// A key's limits are stored with it, come back from list and verify, and are replaced
+/// whole by `set_client_key_policy`.
+async fn client_key_policies_are_kept_and_changed(store: Store) {
+    let policy = KeyPolicy {
+        models: vec!["gemini-2.5-*".into(), "claude-sonnet-4-5".into()],
+        rpm: Some(60),
+        concurrency: Some(2),
+        daily_tokens: Some(1_000_000),
+        daily_requests: Some(500),
+        expires_at: Some(datetime!(2027-01-01 00:00 UTC)),
+    };
+    let (key, secret) = store.create_client_key_with("ci", &policy).await.unwrap();
+    assert_eq!(key.policy, policy);
+    let verified = store.verify_client_key(&secret).await.unwrap().unwrap();
+    assert_eq!(verified.policy, policy);
+    let (plain, _) = store.create_client_key("laptop").await.unwrap();
+    assert_eq!(plain.policy, KeyPolicy::default());
+
+    let changed = KeyPolicy {
+        rpm: None,
+        models: Vec::new(),
+        ..policy.clone()
+    };
+    assert!(
+        store
+            .set_client_key_policy(&key.id, &changed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_client_key_policy("00000000", &changed)
+            .await
+            .unwrap()
+    );
+    let listed = store.list_client_keys().await.unwrap();
+    let listed = listed.iter().find(|k| k.id == key.id).unwrap();
+    assert_eq!(listed.policy, changed);
+
+    let bad = KeyPolicy {
+        models: vec!["a b".into()],
+        ..KeyPolicy::default()
+    };
+    assert!(matches!(
+        store.create_client_key_with("x", &bad).await,
+        Err(StoreError::InvalidInput { .. })
+    ));
+    assert!(store.set_client_key_policy(&key.id, &bad).await.is_err());
+}
+
+/// Usage from the request log: per day or hour, per key, account or model, with
+/// successes, tokens and latency percentiles; the range is `[since, until)`.
+async fn usage_is_summed_by_bucket_and_group(store: Store) {
+    let day1 = datetime!(2025-06-01 10:30 UTC);
+    let day2 = datetime!(2025-06-02 23:59 UTC);
+    let row = |at, key: Option<&str>, status, latency, model: &str| RequestLogEntry {
+        status,
+        latency_ms: latency,
+        key_id: key.map(str::to_owned),
+        upstream_model: model.into(),
+        input_tokens: 100,
+        output_tokens: 10,
+        ..request(at, "client-model")
+    };
+    let mut batch = Vec::new();
+    for i in 0..10u64 {
+        batch.push(row(day1, Some("k1"), 200, (i + 1) * 100, "gemini-2.5-pro"));
+    }
+    batch.push(row(day1, Some("k2"), 429, 5, "gemini-2.5-flash"));
+    batch.push(row(day2, None, 200, 50, ""));
+    // Outside the range.
+    batch.push(row(
+        datetime!(2025-06-03 00:00 UTC),
+        Some("k1"),
+        200,
+        1,
+        "x",
+    ));
+    store.append_request_logs(batch).await.unwrap();
+
+    let query = |bucket, group| UsageQuery {
+        since: datetime!(2025-06-01 00:00 UTC),
+        until: datetime!(2025-06-03 00:00 UTC),
+        bucket,
+        group,
+    };
+    let by_key = store
+        .usage(&query(UsageBucket::All, UsageGroup::Key))
+        .await
+        .unwrap();
+    let groups: Vec<Option<&str>> = by_key.iter().map(|r| r.group.as_deref()).collect();
+    assert_eq!(groups, [None, Some("k1"), Some("k2")]);
+    let k1 = &by_key[1];
+    assert_eq!(k1.start, datetime!(2025-06-01 00:00 UTC));
+    assert_eq!((k1.requests, k1.successes, k1.errors()), (10, 10, 0));
+    assert_eq!((k1.input_tokens, k1.output_tokens), (1000, 100));
+    assert_eq!((k1.p50_ms, k1.p95_ms, k1.p99_ms), (500, 1000, 1000));
+    assert_eq!((by_key[2].requests, by_key[2].errors()), (1, 1));
+
+    let by_day = store
+        .usage(&query(UsageBucket::Day, UsageGroup::None))
+        .await
+        .unwrap();
+    let days: Vec<(OffsetDateTime, u64)> = by_day.iter().map(|r| (r.start, r.requests)).collect();
+    assert_eq!(
+        days,
+        [
+            (datetime!(2025-06-01 00:00 UTC), 11),
+            (datetime!(2025-06-02 00:00 UTC), 1)
+        ]
+    );
+    let by_hour = store
+        .usage(&query(UsageBucket::Hour, UsageGroup::Model))
+        .await
+        .unwrap();
+    let hours: Vec<(OffsetDateTime, Option<&str>)> = by_hour
+        .iter()
+        .map(|r| (r.start, r.group.as_deref()))
+        .collect();
+    assert_eq!(
+        hours,
+        [
+            (datetime!(2025-06-01 10:00 UTC), Some("gemini-2.5-flash")),
+            (datetime!(2025-06-01 10:00 UTC), Some("gemini-2.5-pro")),
+            (datetime!(2025-06-02 23:00 UTC), Some("client-model")),
+        ]
+    );
+    let by_account = store
+        .usage(&query(UsageBucket::All, UsageGroup::Account))
+        .await
+        .unwrap();
+    assert_eq!(by_account.len(), 1);
+    assert_eq!(by_account[0].group.as_deref(), Some("0a1b2c3d"));
+}
+
 async fn audit_log_is_listed_newest_first_from_since(store: Store) {
     let t1 = datetime!(2025-06-01 10:00 UTC);
     let t2 = datetime!(2025-06-01 11:00 UTC);
@@ -437,6 +572,7 @@ fn request(at: OffsetDateTime, model: &str) -> RequestLogEntry {
         attempts: 2,
         overhead_us: Some(180),
         context_scaled: Some("aggressive; cut=90000 tokens".into()),
+        key_id: Some("9f8e7d6c".into()),
     }
 }
 
@@ -446,6 +582,7 @@ async fn request_log_batches_in_one_go(store: Store) {
         .map(|i| RequestLogEntry {
             overhead_us: None,
             context_scaled: (i % 2 == 0).then(|| format!("standard; cut={i} tokens")),
+            key_id: (i % 3 == 0).then(|| format!("k{i}")),
             ..request(at, &format!("m{i}"))
         })
         .collect();
@@ -566,6 +703,8 @@ on_both_backends!(
     settings_are_json_by_key,
     client_keys_create_verify_revoke,
     purging_deletes_only_revoked_keys,
+    client_key_policies_are_kept_and_changed,
+    usage_is_summed_by_bucket_and_group,
     audit_log_is_listed_newest_first_from_since,
     request_log_batches_in_one_go,
     request_log_append_list_and_prune,

@@ -45,6 +45,20 @@ async fn filled_sqlite(dir: &Path) -> (Store, String) {
         .unwrap();
     let (_, secret) = store.create_client_key("laptop").await.unwrap();
     let (old, _) = store.create_client_key("old").await.unwrap();
+    store
+        .create_client_key_with(
+            "ci",
+            &agm_store::KeyPolicy {
+                models: vec!["gemini-*".into()],
+                rpm: Some(60),
+                concurrency: Some(2),
+                daily_tokens: Some(10_000),
+                daily_requests: None,
+                expires_at: Some(datetime!(2027-01-01 00:00 UTC)),
+            },
+        )
+        .await
+        .unwrap();
     store.revoke_client_key(&old.id).await.unwrap();
     store
         .set_setting(
@@ -92,6 +106,7 @@ fn requests(range: std::ops::Range<i64>) -> Vec<RequestLogEntry> {
             attempts: 1,
             overhead_us: (i % 2 == 0).then_some(150),
             context_scaled: (i % 7 == 0).then(|| "standard; cut=1234 tokens".into()),
+            key_id: (i % 4 == 0).then(|| "1a2b3c4d".into()),
         })
         .collect()
 }
@@ -160,7 +175,7 @@ async fn a_sqlite_store_is_copied_whole_and_checked() {
     assert_eq!(report.accounts_open, 3);
     assert!(report.unreadable_accounts.is_empty());
     let rows: Vec<u64> = report.tables.iter().map(|c| c.target_rows).collect();
-    assert_eq!(rows, [3, 2, 2, 5, 40]);
+    assert_eq!(rows, [3, 3, 2, 5, 40]);
     assert_eq!(
         batches,
         3 + 1 + 6,
@@ -251,7 +266,7 @@ async fn an_interrupted_copy_resumes_without_duplicating() {
     assert!(report.resumed);
     all_match(&report);
     let rows: Vec<u64> = report.tables.iter().map(|c| c.target_rows).collect();
-    assert_eq!(rows, [3, 2, 2, 5, 42]);
+    assert_eq!(rows, [3, 3, 2, 5, 42]);
     let ids: i64 = client
         .query_one("SELECT count(DISTINCT id) FROM request_log", &[])
         .await

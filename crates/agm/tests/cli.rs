@@ -531,3 +531,129 @@ redis_url = "redis://:redis-SECRET@cache.example:6379/0"
     let defaults = agm(home.path(), &["config", "show"]);
     assert!(stdout(&defaults).contains(r#"oauth_client_secret = "GOCS****""#));
 }
+
+#[test]
+fn keys_carry_limits_that_set_changes_and_usage_counts_per_key() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let run = |args: &[&str]| {
+        command(home.path(), args)
+            .env("AGM_DATA_DIR", &data)
+            .output()
+            .unwrap()
+    };
+    let created = run(&[
+        "keys",
+        "create",
+        "ci",
+        "--models",
+        "gemini-*,claude-sonnet-4-5",
+        "--rpm",
+        "60",
+        "--concurrency",
+        "2",
+        "--daily-tokens",
+        "100000",
+        "--expires",
+        "2027-01-01",
+        "--json",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let created: serde_json::Value = serde_json::from_str(&stdout(&created)).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["name"], "ci");
+    assert_eq!(
+        created["limits"],
+        serde_json::json!({"models": ["gemini-*", "claude-sonnet-4-5"], "rpm": 60,
+            "concurrency": 2, "daily_tokens": 100000, "daily_requests": null,
+            "expires_at": "2027-01-01T00:00:00Z"})
+    );
+
+    // Only what is given changes; 0 and `never` clear.
+    let set = run(&[
+        "keys",
+        "set",
+        &id,
+        "--rpm",
+        "0",
+        "--daily-requests",
+        "500",
+        "--expires",
+        "never",
+    ]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let list = run(&["keys", "list"]);
+    let table = stdout(&list);
+    assert!(table.contains("LIMITS"), "{table}");
+    assert!(
+        table
+            .contains("gemini-*,claude-sonnet-4-5; 2 at once; 500 requests/day; 100000 tokens/day"),
+        "{table}"
+    );
+    let nothing = run(&["keys", "set", &id]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(
+        stderr(&nothing).contains("nothing to change"),
+        "{}",
+        stderr(&nothing)
+    );
+    let bad = run(&["keys", "set", &id, "--expires", "soon"]);
+    assert!(stderr(&bad).contains("2027-01-01"), "{}", stderr(&bad));
+    let unknown = run(&["keys", "set", "00000000", "--rpm", "1"]);
+    assert!(
+        stderr(&unknown).contains("agm keys list"),
+        "{}",
+        stderr(&unknown)
+    );
+
+    // Usage per key, from the request log.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = agm_store::Store::open_sqlite_with(&data, agm_store::KeyStore::File)
+            .await
+            .unwrap();
+        let entry = |key: Option<&str>, status: u16| agm_store::RequestLogEntry {
+            at: time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+            api: agm_store::ApiKind::Anthropic,
+            client_model: "claude-sonnet-4-5".into(),
+            upstream_model: "claude-sonnet-4-5".into(),
+            account_id: None,
+            status,
+            latency_ms: 100,
+            input_tokens: 1000,
+            output_tokens: 20,
+            error_class: None,
+            route: "/v1/messages".into(),
+            attempts: 1,
+            overhead_us: None,
+            context_scaled: None,
+            key_id: key.map(str::to_owned),
+        };
+        store
+            .append_request_logs(vec![
+                entry(Some(&id), 200),
+                entry(Some(&id), 429),
+                entry(None, 200),
+            ])
+            .await
+            .unwrap();
+    });
+    let used = run(&["keys", "usage", "--since", "1d", "--json"]);
+    assert!(used.status.success(), "{}", stderr(&used));
+    let used: serde_json::Value = serde_json::from_str(&stdout(&used)).unwrap();
+    assert_eq!(
+        used,
+        serde_json::json!([
+            {"id": null, "name": null, "requests": 1, "errors": 0, "input_tokens": 1000, "output_tokens": 20},
+            {"id": id, "name": "ci", "requests": 2, "errors": 1, "input_tokens": 2000, "output_tokens": 40},
+        ])
+    );
+    let table = stdout(&run(&["keys", "usage"]));
+    assert!(
+        table.contains("(no key)") && table.contains("ci"),
+        "{table}"
+    );
+    let old = stdout(&run(&["keys", "usage", "--since", "10m"]));
+    assert!(old.contains("no requests since"), "{old}");
+    let bad = run(&["keys", "usage", "--since", "lately"]);
+    assert!(stderr(&bad).contains("7d"), "{}", stderr(&bad));
+}

@@ -63,6 +63,7 @@ pub async fn count_tokens(
             .map_err(|e| ApiError::invalid(API, format!("model: {e}")))?;
         let upstream_model = crate::routing::catalogue::resolve(&state, API, &request.model)?.model;
         crate::http::request_log::note_models(&request.model, &upstream_model);
+        crate::http::key_policy::check_model(API, &request.model, &upstream_model)?;
         let counted = count_tokens_to_gemini(&request, &upstream_model)
             .map_err(|e| ApiError::invalid(API, e.to_string()))?;
         let call = UpstreamCall {

@@ -76,6 +76,7 @@ async fn handle<C: Conversation>(
     let mut upstream_model = resolved.model;
     let mut retired = resolved.retired;
     crate::http::request_log::note_models(client_model, &upstream_model);
+    crate::http::key_policy::check_model(api, client_model, &upstream_model)?;
     let deadline = Instant::now() + state.config.server.request_timeout;
     let attempt = |thinking_as_text: bool, upstream_model: String| {
         let request = &request;
@@ -182,6 +183,7 @@ async fn handle<C: Conversation>(
     let cut_tokens = sent.scaled.map_or(0, |s| s.report.cut_tokens());
     let open = match answer {
         Answer::Whole((mut answer, served)) => {
+            crate::http::request_log::note_usage(&answer.response);
             crate::http::scaling::add_back(&mut answer.response, cut_tokens);
             let (answer, signatures) = C::convert(&answer.response, &context);
             state
@@ -291,9 +293,14 @@ pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
     remember: Option<Remember>,
     cut_tokens: u64,
 ) -> Body {
+    // The request's end waits for the stream's: its row gets the stream's tokens.
+    let ending = crate::http::request_log::ending();
     let pending: VecDeque<Bytes> = first
         .iter()
         .flat_map(|chunk| {
+            if let Some(ending) = &ending {
+                ending.observe(&chunk.response);
+            }
             if cut_tokens == 0 {
                 return transcoder.on_chunk(&chunk.response);
             }
@@ -313,6 +320,7 @@ pub(crate) fn stream_body<T: Transcoder + Send + 'static>(
         remember,
         cut_tokens,
         _lease: lease,
+        ending,
     };
     if stream.transcoder.finished() {
         // A stop sequence matched in the first chunks.
@@ -336,6 +344,8 @@ struct ClientStream<T> {
     cut_tokens: u64,
     /// Counts the stream as in flight on its account until it ends.
     _lease: Option<crate::routing::accounts::Lease>,
+    /// The request's end: its usage, and what runs when the stream is dropped.
+    ending: Option<Arc<crate::http::request_log::Ending>>,
 }
 
 impl<T: Transcoder + Send + 'static> ClientStream<T> {
@@ -365,6 +375,9 @@ impl<T: Transcoder + Send + 'static> ClientStream<T> {
                 let frames = tokio::select! {
                     item = s.upstream.next() => match item {
                         Some(Ok(mut chunk)) => {
+                            if let Some(ending) = &s.ending {
+                                ending.observe(&chunk.response);
+                            }
                             crate::http::scaling::add_back(&mut chunk.response, s.cut_tokens);
                             let frames = s.transcoder.on_chunk(&chunk.response);
                             if s.transcoder.finished() {

@@ -67,6 +67,7 @@ async fn handle(
     let mut upstream_model = resolved.model;
     let mut retired = resolved.retired;
     crate::http::request_log::note_models(model, &upstream_model);
+    crate::http::key_policy::check_model(API, model, &upstream_model)?;
     let deadline = Instant::now() + state.config.server.request_timeout;
     match action {
         "countTokens" => {
@@ -164,6 +165,7 @@ async fn handle(
                 prepare_request(&mut request, &session, &upstream_model);
             };
             if let Some((mut answer, served)) = answer {
+                crate::http::request_log::note_usage(&answer.response);
                 crate::http::scaling::add_back(&mut answer.response, cut_tokens);
                 let mut response = axum::Json(answer.response).into_response();
                 served.write_headers(response.headers_mut());
@@ -278,6 +280,7 @@ async fn json_array_response(
         }
     }
     for chunk in &mut chunks {
+        crate::http::request_log::note_usage(chunk);
         crate::http::scaling::add_back(chunk, cut_tokens);
     }
     let mut response = axum::Json(chunks).into_response();

@@ -6,6 +6,7 @@ pub(crate) mod conversation;
 pub(crate) mod edge;
 pub mod error;
 pub(crate) mod gemini;
+pub mod key_policy;
 pub(crate) mod listener;
 pub(crate) mod models;
 pub(crate) mod openai;

@@ -1,11 +1,16 @@
-//! The request log: one row per client API request (route, model, account id, status,
-//! attempts, latency, overhead; never a prompt, an answer or a token), handed from the
+//! The request log: one row per client API request (route, model, account id, client
+//! key id, status, attempts, latency, overhead, the tokens Google counted; never a
+//! prompt, an answer or a secret), written when the answer ends and handed from the
 //! request path to a channel and written to the store in batches by a background
 //! task, so a request never waits on the database. Pruned by
 //! `[logging] request_log_retention` (`jobs::housekeeping`).
 
 use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use agm_wire::gemini::GenerateContentResponse;
 
 use agm_store::{RequestLogEntry, Store};
 use tokio::sync::{Mutex, mpsc};
@@ -96,6 +101,113 @@ pub struct Facts {
     pub attempts: u32,
     /// How context scaling shrank the upstream request, if it did.
     pub context_scaled: Option<String>,
+    /// The store client key that sent it.
+    pub key: Option<Arc<agm_store::ClientKey>>,
+    /// The tokens of the answer, and what runs once it is completely sent.
+    pub ending: Arc<Ending>,
+}
+
+/// Tokens as Google counts them in `usageMetadata`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    /// `promptTokenCount`.
+    pub input: u64,
+    /// `candidatesTokenCount + thoughtsTokenCount` (thinking is billed as output).
+    pub output: u64,
+}
+
+impl Tokens {
+    pub fn total(self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+}
+
+type EndHook = Box<dyn FnOnce(Tokens) + Send>;
+
+/// The end of a request: the tokens Google reported for its answer, and the hooks run
+/// once the answer is completely sent (the request-log row, the key's token budget, its
+/// concurrency lease). Shared by the request path and, for a stream, the stream's
+/// body: the hooks run when the last holder lets go, so a streamed answer's row is
+/// written when the stream ends (or the client goes away), with its tokens.
+#[derive(Default)]
+pub struct Ending {
+    input: AtomicU64,
+    output: AtomicU64,
+    hooks: std::sync::Mutex<Vec<EndHook>>,
+}
+
+impl std::fmt::Debug for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ending")
+            .field("tokens", &self.tokens())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ending {
+    /// A response (or stream chunk) from Google: its `usageMetadata`, when it has one,
+    /// is the answer's usage so far (Google's counts are cumulative).
+    pub fn observe(&self, response: &GenerateContentResponse) {
+        if let Some(usage) = &response.usage_metadata {
+            self.input
+                .store(usage.prompt_token_count, Ordering::Relaxed);
+            self.output.store(
+                usage
+                    .candidates_token_count
+                    .saturating_add(usage.thoughts_token_count),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    pub fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.input.load(Ordering::Relaxed),
+            output: self.output.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `hook` with the tokens once the answer is completely sent.
+    pub fn on_end(&self, hook: impl FnOnce(Tokens) + Send + 'static) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(hook));
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        let tokens = self.tokens();
+        let hooks = std::mem::take(
+            self.hooks
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for hook in hooks {
+            hook(tokens);
+        }
+    }
+}
+
+/// The current request's [`Ending`] (a stream's body holds it until the stream ends).
+pub fn ending() -> Option<Arc<Ending>> {
+    FACTS.try_with(|f| Arc::clone(&f.borrow().ending)).ok()
+}
+
+/// Google's answer (or a chunk of it) to the current request: its usage counts.
+pub fn note_usage(response: &GenerateContentResponse) {
+    let _ = FACTS.try_with(|f| f.borrow().ending.observe(response));
+}
+
+/// The store client key the current request came with.
+pub fn note_key(key: Arc<agm_store::ClientKey>) {
+    let _ = FACTS.try_with(|f| f.borrow_mut().key = Some(key));
+}
+
+/// The store client key of the current request, if it came with one.
+pub fn current_key() -> Option<Arc<agm_store::ClientKey>> {
+    FACTS.try_with(|f| f.borrow().key.clone()).ok().flatten()
 }
 
 tokio::task_local! {
@@ -168,6 +280,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_ending_runs_its_hooks_with_the_last_usage_when_the_last_holder_goes() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = {
+            let seen = Arc::clone(&seen);
+            let ((), facts) = with_facts(async move {
+                note_key(Arc::new(agm_store::ClientKey {
+                    id: "0a1b2c3d".into(),
+                    name: "ci".into(),
+                    prefix: "agm-abcdef".into(),
+                    created_at: time::OffsetDateTime::UNIX_EPOCH,
+                    last_used_at: None,
+                    revoked_at: None,
+                    policy: agm_store::KeyPolicy::default(),
+                }));
+                let usage = |p: u64, c: u64, t: u64| GenerateContentResponse {
+                    usage_metadata: Some(agm_wire::gemini::UsageMetadata {
+                        prompt_token_count: p,
+                        candidates_token_count: c,
+                        thoughts_token_count: t,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                note_usage(&usage(10, 1, 0));
+                note_usage(&GenerateContentResponse::default());
+                note_usage(&usage(12, 5, 3));
+                ending()
+                    .unwrap()
+                    .on_end(move |tokens| seen.lock().unwrap().push(tokens));
+            })
+            .await;
+            assert_eq!(facts.key.as_ref().unwrap().name, "ci");
+            // The stream's body keeps it alive past the handler.
+            Arc::clone(&facts.ending)
+        };
+        assert!(seen.lock().unwrap().is_empty(), "still held");
+        drop(held);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [Tokens {
+                input: 12,
+                output: 8
+            }]
+        );
+    }
+
+    #[tokio::test]
     async fn entries_are_written_in_batches_and_flushed() {
         let store = Store::open_in_memory().await.unwrap();
         let log = std::sync::Arc::new(RequestLog::default());
@@ -186,6 +345,7 @@ mod tests {
             attempts: 1,
             overhead_us: None,
             context_scaled: None,
+            key_id: None,
         };
         let writer = {
             let (log, store) = (log.clone(), store.clone());

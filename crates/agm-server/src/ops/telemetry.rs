@@ -158,11 +158,25 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     }
     let overhead = (upstream_nanos > 0)
         .then(|| elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos)));
+    let key_name = facts.key.as_ref().map(|k| k.name.clone());
+    let ending = std::sync::Arc::clone(&facts.ending);
     if logged {
-        state.request_log.record(log_entry(
-            &path, &route, &response, elapsed, overhead, facts,
-        ));
+        // Written when the answer is completely sent (a stream: when it ends), with the
+        // tokens Google reported.
+        let entry = log_entry(&path, &route, &response, elapsed, overhead, facts);
+        let state = state.clone();
+        ending.on_end(move |tokens| {
+            state.request_log.record(agm_store::RequestLogEntry {
+                input_tokens: tokens.input,
+                output_tokens: tokens.output,
+                ..entry
+            });
+        });
     }
+    if let Some(key) = key_name {
+        count_key_request(key, api, response.status(), &ending);
+    }
+    drop(ending);
     let status = response.status().as_u16().to_string();
     metrics::counter!("agm_requests_total", "api" => api, "route" => route.clone(), "status" => status)
         .increment(1);
@@ -181,7 +195,8 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     response
 }
 
-/// The request-log row of a finished request (for a stream: when its first byte left).
+/// The request-log row of a request, its latency to the first byte; its tokens are
+/// filled in when the answer ends.
 fn log_entry(
     path: &str,
     route: &str,
@@ -219,7 +234,26 @@ fn log_entry(
         attempts: facts.attempts,
         overhead_us: overhead.map(micros),
         context_scaled: facts.context_scaled,
+        key_id: facts.key.map(|k| k.id.clone()),
     }
+}
+
+/// Requests and tokens by client key name (`agm_key_*`); tokens when the answer ends.
+fn count_key_request(
+    key: String,
+    api: &'static str,
+    status: axum::http::StatusCode,
+    ending: &crate::http::request_log::Ending,
+) {
+    let status = status.as_u16().to_string();
+    metrics::counter!("agm_key_requests_total", "key" => key.clone(), "api" => api, "status" => status)
+        .increment(1);
+    ending.on_end(move |tokens| {
+        metrics::counter!("agm_key_tokens_total", "key" => key.clone(), "direction" => "in")
+            .increment(tokens.input);
+        metrics::counter!("agm_key_tokens_total", "key" => key, "direction" => "out")
+            .increment(tokens.output);
+    });
 }
 
 /// `GET /metrics`.

@@ -4,7 +4,7 @@
 use tokio_postgres::types::ToSql;
 
 use super::accounts::{COLUMNS as ACCOUNT_COLUMNS, raw_account};
-use super::client_keys::{COLUMNS as KEY_COLUMNS, raw_key};
+use super::client_keys::{COLUMNS as KEY_COLUMNS, HASH_INDEX, policy_params, raw_key};
 use super::logs::{
     AUDIT_COLUMNS, REQUEST_COLUMNS, RequestColumns, raw_audit, raw_request, request_arrays,
 };
@@ -45,7 +45,7 @@ impl PgStore {
             .map(|row| {
                 Ok(RawKeyRow {
                     key: raw_key(row)?,
-                    secret_sha256: row.try_get(6)?,
+                    secret_sha256: row.try_get(HASH_INDEX)?,
                 })
             })
             .collect()
@@ -204,27 +204,28 @@ impl PgStore {
         let stmt = tx
             .prepare(&format!(
                 "INSERT INTO client_keys ({KEY_COLUMNS}, secret_sha256) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                  ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, prefix = EXCLUDED.prefix, \
                  created_at = EXCLUDED.created_at, last_used_at = EXCLUDED.last_used_at, \
-                 revoked_at = EXCLUDED.revoked_at, secret_sha256 = EXCLUDED.secret_sha256"
+                 revoked_at = EXCLUDED.revoked_at, models = EXCLUDED.models, rpm = EXCLUDED.rpm, \
+                 concurrency = EXCLUDED.concurrency, daily_tokens = EXCLUDED.daily_tokens, \
+                 daily_requests = EXCLUDED.daily_requests, expires_at = EXCLUDED.expires_at, \
+                 secret_sha256 = EXCLUDED.secret_sha256"
             ))
             .await?;
         for r in &rows {
             let k = &r.key;
-            tx.execute(
-                &stmt,
-                &[
-                    &k.id,
-                    &k.name,
-                    &k.prefix,
-                    &k.created_at,
-                    &k.last_used_at,
-                    &k.revoked_at,
-                    &r.secret_sha256,
-                ],
-            )
-            .await?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &k.id,
+                &k.name,
+                &k.prefix,
+                &k.created_at,
+                &k.last_used_at,
+                &k.revoked_at,
+            ];
+            params.extend(policy_params(&k.policy));
+            params.push(&r.secret_sha256);
+            tx.execute(&stmt, &params).await?;
         }
         tx.commit().await?;
         Ok(())

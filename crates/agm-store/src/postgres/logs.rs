@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::timestamp::to_millis;
+use crate::usage::{UsageGroup, UsageSample};
 
 pub(super) const AUDIT_COLUMNS: &str = "id, at, kind, subject, detail";
 
@@ -25,7 +26,7 @@ pub(super) fn raw_audit(row: &Row) -> Result<RawAudit, tokio_postgres::Error> {
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
      status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-     context_scaled";
+     context_scaled, key_id";
 
 pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error> {
     Ok(RawRequest {
@@ -44,6 +45,7 @@ pub(super) fn raw_request(row: &Row) -> Result<RawRequest, tokio_postgres::Error
         attempts: row.try_get(12)?,
         overhead_us: row.try_get(13)?,
         context_scaled: row.try_get(14)?,
+        key_id: row.try_get(15)?,
     })
 }
 
@@ -65,6 +67,7 @@ pub(super) struct RequestColumns {
     attempts: Vec<i64>,
     overhead_us: Vec<Option<i64>>,
     context_scaled: Vec<Option<String>>,
+    key_id: Vec<Option<String>>,
 }
 
 impl RequestColumns {
@@ -85,6 +88,7 @@ impl RequestColumns {
             attempts: Vec::with_capacity(rows.len()),
             overhead_us: Vec::with_capacity(rows.len()),
             context_scaled: Vec::with_capacity(rows.len()),
+            key_id: Vec::with_capacity(rows.len()),
         };
         for r in rows {
             c.id.push(r.id);
@@ -102,12 +106,13 @@ impl RequestColumns {
             c.attempts.push(r.attempts);
             c.overhead_us.push(r.overhead_us);
             c.context_scaled.push(r.context_scaled);
+            c.key_id.push(r.key_id);
         }
         c
     }
 
     /// Every column but the id, in `REQUEST_COLUMNS` order.
-    fn without_id(&self) -> [&(dyn ToSql + Sync); 14] {
+    fn without_id(&self) -> [&(dyn ToSql + Sync); 15] {
         [
             &self.at,
             &self.api,
@@ -123,6 +128,7 @@ impl RequestColumns {
             &self.attempts,
             &self.overhead_us,
             &self.context_scaled,
+            &self.key_id,
         ]
     }
 
@@ -135,9 +141,9 @@ impl RequestColumns {
 }
 
 /// The SQL types of the columns after the id, in `REQUEST_COLUMNS` order.
-const REQUEST_TYPES: [&str; 14] = [
+const REQUEST_TYPES: [&str; 15] = [
     "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT",
-    "TEXT", "BIGINT", "BIGINT", "TEXT",
+    "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT",
 ];
 
 /// `$first::BIGINT[], $first+1::TEXT[], ...`: the arrays of the columns after the id.
@@ -201,7 +207,7 @@ impl PgStore {
             &format!(
                 "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, \
                  status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, \
-                 overhead_us, context_scaled) SELECT * FROM UNNEST({})",
+                 overhead_us, context_scaled, key_id) SELECT * FROM UNNEST({})",
                 request_arrays(1)
             ),
             &columns.without_id(),
@@ -227,6 +233,38 @@ impl PgStore {
             .iter()
             .map(|row| raw_request(row)?.check())
             .collect()
+    }
+
+    /// The requests logged in `[since, until)` (unix ms), as usage samples.
+    pub(crate) async fn usage_samples(
+        &self,
+        since: i64,
+        until: i64,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageSample>, StoreError> {
+        let conn = self.conn().await?;
+        let stmt = conn
+            .prepare_cached(&format!(
+                "SELECT at, {}, status, input_tokens, output_tokens, latency_ms FROM request_log \
+                 WHERE at >= $1 AND at < $2",
+                group.column()
+            ))
+            .await?;
+        conn.query(&stmt, &[&since, &until])
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(UsageSample {
+                    at: row.try_get(0)?,
+                    group: row.try_get(1)?,
+                    status: row.try_get(2)?,
+                    input_tokens: row.try_get(3)?,
+                    output_tokens: row.try_get(4)?,
+                    latency_ms: row.try_get(5)?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(StoreError::from)
     }
 
     pub(crate) async fn prune_request_log(

@@ -21,6 +21,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_request_log_context_scaled",
         sql: include_str!("../../migrations/postgres/0002_request_log_context_scaled.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_client_key_policy",
+        sql: include_str!("../../migrations/postgres/0003_client_key_policy.sql"),
+    },
 ];
 
 pub(crate) fn latest_version() -> u32 {

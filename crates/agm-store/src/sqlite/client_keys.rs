@@ -5,9 +5,12 @@ use rusqlite::{Connection, Row, TransactionBehavior, params};
 use super::unused_id;
 use crate::client_key::{ClientKey, last_used_is_stale, matching_key};
 use crate::error::StoreError;
-use crate::raw::RawKey;
+use crate::raw::{RawKey, RawPolicy};
 
-const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at";
+pub(super) const COLUMNS: &str = "id, name, prefix, created_at, last_used_at, revoked_at, \
+     models, rpm, concurrency, daily_tokens, daily_requests, expires_at";
+/// Where `secret_sha256` is when selected after [`COLUMNS`].
+pub(super) const HASH_INDEX: usize = 12;
 
 pub(super) fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
     Ok(RawKey {
@@ -17,6 +20,14 @@ pub(super) fn raw_key(row: &Row<'_>) -> rusqlite::Result<RawKey> {
         created_at: row.get(3)?,
         last_used_at: row.get(4)?,
         revoked_at: row.get(5)?,
+        policy: RawPolicy {
+            models: row.get(6)?,
+            rpm: row.get(7)?,
+            concurrency: row.get(8)?,
+            daily_tokens: row.get(9)?,
+            daily_requests: row.get(10)?,
+            expires_at: row.get(11)?,
+        },
     })
 }
 
@@ -25,6 +36,7 @@ pub(super) fn create(
     name: &str,
     prefix: &str,
     secret_sha256: &str,
+    policy: RawPolicy,
     now: i64,
 ) -> Result<ClientKey, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -33,6 +45,7 @@ pub(super) fn create(
         "INSERT INTO client_keys (id, name, prefix, secret_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, name, prefix, secret_sha256, now],
     )?;
+    set_policy(&tx, &id, &policy)?;
     tx.commit()?;
     RawKey {
         id,
@@ -41,8 +54,31 @@ pub(super) fn create(
         created_at: now,
         last_used_at: None,
         revoked_at: None,
+        policy,
     }
     .check()
+}
+
+/// Replaces the key's policy; `false` if there is no such key.
+pub(super) fn set_policy(
+    conn: &Connection,
+    id: &str,
+    policy: &RawPolicy,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE client_keys SET models = ?2, rpm = ?3, concurrency = ?4, daily_tokens = ?5, \
+         daily_requests = ?6, expires_at = ?7 WHERE id = ?1",
+        params![
+            id,
+            policy.models,
+            policy.rpm,
+            policy.concurrency,
+            policy.daily_tokens,
+            policy.daily_requests,
+            policy.expires_at
+        ],
+    )?;
+    Ok(changed > 0)
 }
 
 pub(super) fn list(conn: &Connection) -> Result<Vec<ClientKey>, StoreError> {
@@ -91,7 +127,7 @@ pub(super) fn verify(
     ))?;
     let candidates = stmt
         .query_map([prefix], |row| {
-            Ok((raw_key(row)?, row.get::<_, String>(6)?))
+            Ok((raw_key(row)?, row.get::<_, String>(HASH_INDEX)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let Some(mut key) = matching_key(candidates, secret_sha256) else {

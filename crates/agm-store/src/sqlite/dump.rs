@@ -35,12 +35,14 @@ impl SqliteStore {
         self.run(|c| {
             all(
                 c,
-                "SELECT id, name, prefix, created_at, last_used_at, revoked_at, secret_sha256 \
-                 FROM client_keys ORDER BY id",
+                &format!(
+                    "SELECT {}, secret_sha256 FROM client_keys ORDER BY id",
+                    super::client_keys::COLUMNS
+                ),
                 |row| {
                     Ok(RawKeyRow {
                         key: super::client_keys::raw_key(row)?,
-                        secret_sha256: row.get(6)?,
+                        secret_sha256: row.get(super::client_keys::HASH_INDEX)?,
                     })
                 },
             )

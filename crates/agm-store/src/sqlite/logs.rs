@@ -8,6 +8,7 @@ use crate::error::StoreError;
 use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis, to_i64};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::timestamp::to_millis;
+use crate::usage::{UsageGroup, UsageSample};
 
 pub(super) fn append_audit(conn: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
     conn.execute(
@@ -51,7 +52,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
     let mut stmt = conn.prepare_cached(
         "INSERT INTO request_log (at, api, client_model, upstream_model, account_id, status, \
          latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-         context_scaled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         context_scaled, key_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     stmt.execute(params![
         to_millis(entry.at),
@@ -68,6 +69,7 @@ pub(super) fn append_request(conn: &Connection, entry: &RequestLogEntry) -> Resu
         entry.attempts,
         entry.overhead_us.map(to_i64),
         entry.context_scaled,
+        entry.key_id,
     ])?;
     Ok(())
 }
@@ -89,12 +91,13 @@ pub(super) fn raw_request(row: &Row<'_>) -> rusqlite::Result<RawRequest> {
         attempts: row.get(12)?,
         overhead_us: row.get(13)?,
         context_scaled: row.get(14)?,
+        key_id: row.get(15)?,
     })
 }
 
 pub(super) const REQUEST_COLUMNS: &str = "id, at, api, client_model, upstream_model, account_id, \
      status, latency_ms, input_tokens, output_tokens, error_class, route, attempts, overhead_us, \
-     context_scaled";
+     context_scaled, key_id";
 
 pub(super) fn list_requests(
     conn: &Connection,
@@ -111,6 +114,32 @@ pub(super) fn list_requests(
         )?
         .collect::<Result<Vec<_>, _>>()?;
     raw.into_iter().map(RawRequest::check).collect()
+}
+
+pub(super) fn usage_samples(
+    conn: &Connection,
+    since: i64,
+    until: i64,
+    group: UsageGroup,
+) -> Result<Vec<UsageSample>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT at, {}, status, input_tokens, output_tokens, latency_ms FROM request_log \
+         WHERE at >= ?1 AND at < ?2",
+        group.column()
+    ))?;
+    let rows = stmt
+        .query_map(params![since, until], |row| {
+            Ok(UsageSample {
+                at: row.get(0)?,
+                group: row.get(1)?,
+                status: row.get(2)?,
+                input_tokens: row.get(3)?,
+                output_tokens: row.get(4)?,
+                latency_ms: row.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 pub(super) fn prune_requests(

@@ -28,6 +28,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_request_log_context_scaled",
         sql: include_str!("../../migrations/0003_request_log_context_scaled.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_client_key_policy",
+        sql: include_str!("../../migrations/0004_client_key_policy.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -20,6 +20,7 @@ use crate::account::AccountState;
 use crate::audit::{AuditEvent, AuditRecord};
 use crate::client_key::ClientKey;
 use crate::error::StoreError;
+use crate::raw::RawPolicy;
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 
@@ -221,9 +222,19 @@ impl SqliteStore {
         name: String,
         prefix: String,
         secret_sha256: String,
+        policy: RawPolicy,
         now: i64,
     ) -> Result<ClientKey, StoreError> {
-        self.run(move |c| client_keys::create(c, &name, &prefix, &secret_sha256, now))
+        self.run(move |c| client_keys::create(c, &name, &prefix, &secret_sha256, policy, now))
+            .await
+    }
+
+    pub(crate) async fn set_client_key_policy(
+        &self,
+        id: String,
+        policy: RawPolicy,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| client_keys::set_policy(c, &id, &policy))
             .await
     }
 
@@ -292,6 +303,17 @@ impl SqliteStore {
         limit: usize,
     ) -> Result<Vec<RequestLogRecord>, StoreError> {
         self.run(move |c| logs::list_requests(c, since, limit))
+            .await
+    }
+
+    /// The requests logged in `[since, until)` (unix ms), as usage samples.
+    pub(crate) async fn usage_samples(
+        &self,
+        since: i64,
+        until: i64,
+        group: crate::usage::UsageGroup,
+    ) -> Result<Vec<crate::usage::UsageSample>, StoreError> {
+        self.run(move |c| logs::usage_samples(c, since, until, group))
             .await
     }
 

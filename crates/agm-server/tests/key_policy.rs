@@ -1,0 +1,440 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Per-client-key policy at the edge: each limit refuses in the calling API's own error
+//! shape, before any upstream call, counted in this process or in the real Redis at
+//! 127.0.0.1:6379 (two servers sharing it share the limit).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agm_server::app::AppState;
+use agm_server::http::key_policy::KeyLimits;
+use agm_sim::{Fault, FaultAction, ScriptedReply, SimMethod};
+use agm_store::KeyPolicy;
+use common::{Harness, serve_state, start, start_shaped};
+use serde_json::{Value, json};
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// The three API shapes: (path, body, where the message is).
+#[derive(Clone, Copy)]
+enum Api {
+    Anthropic,
+    OpenAi,
+    Gemini,
+}
+
+const APIS: [Api; 3] = [Api::Anthropic, Api::OpenAi, Api::Gemini];
+
+impl Api {
+    fn path(self) -> &'static str {
+        match self {
+            Api::Anthropic => "/v1/messages",
+            Api::OpenAi => "/v1/chat/completions",
+            Api::Gemini => "/v1beta/models/gemini-2.5-flash:generateContent",
+        }
+    }
+
+    fn body(self) -> Value {
+        match self {
+            Api::Anthropic => json!({"model": "gemini-2.5-flash", "max_tokens": 50,
+                "messages": [{"role": "user", "content": "hi"}]}),
+            Api::OpenAi => json!({"model": "gemini-2.5-flash",
+                "messages": [{"role": "user", "content": "hi"}]}),
+            Api::Gemini => json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        }
+    }
+
+    /// The error message, checked to be in this API's shape.
+    fn message(self, body: &Value) -> String {
+        let message = match self {
+            Api::Anthropic => {
+                assert_eq!(body["type"], "error", "{body}");
+                &body["error"]["message"]
+            }
+            Api::OpenAi => {
+                assert!(body["error"]["type"].is_string(), "{body}");
+                &body["error"]["message"]
+            }
+            Api::Gemini => {
+                assert!(body["error"]["code"].is_number(), "{body}");
+                assert!(body["error"]["status"].is_string(), "{body}");
+                &body["error"]["message"]
+            }
+        };
+        message.as_str().unwrap().to_owned()
+    }
+}
+
+async fn send(url: &str, secret: &str, api: Api) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{url}{}", api.path()))
+        .header("x-api-key", secret)
+        .header("authorization", format!("Bearer {secret}"))
+        .header("x-goog-api-key", secret)
+        .json(&api.body())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A 429 in `api`'s shape whose message has `says`; returns its Retry-After.
+async fn refused(response: reqwest::Response, api: Api, status: u16, says: &str) -> Option<u64> {
+    assert_eq!(response.status(), status);
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+    let body: Value = response.json().await.unwrap();
+    let message = api.message(&body);
+    assert!(message.contains(says), "{message}");
+    retry
+}
+
+async fn key(h: &Harness, policy: KeyPolicy) -> (String, String) {
+    let (key, secret) = h
+        .state
+        .store
+        .create_client_key_with("ci", &policy)
+        .await
+        .unwrap();
+    (key.id, secret)
+}
+
+fn generations(h: &Harness) -> usize {
+    h.sim.count(SimMethod::GenerateContent)
+}
+
+#[tokio::test]
+async fn requests_per_minute_in_every_shape() {
+    for api in APIS {
+        let h = start().await;
+        let (_, secret) = key(
+            &h,
+            KeyPolicy {
+                rpm: Some(2),
+                ..KeyPolicy::default()
+            },
+        )
+        .await;
+        for _ in 0..2 {
+            assert_eq!(send(&h.url, &secret, api).await.status(), 200);
+        }
+        let calls = generations(&h);
+        let retry = refused(
+            send(&h.url, &secret, api).await,
+            api,
+            429,
+            "key 'ci' is over its 2 requests per minute; retry after ",
+        )
+        .await
+        .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        assert_eq!(generations(&h), calls, "refused before any upstream call");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_is_logged_with_the_key() {
+    let h = start().await;
+    let (id, secret) = key(
+        &h,
+        KeyPolicy {
+            daily_requests: Some(1),
+            ..KeyPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
+    let retry = refused(
+        send(&h.url, &secret, Api::Anthropic).await,
+        Api::Anthropic,
+        429,
+        "key 'ci' has used its daily budget of 1 requests (UTC day); retry after ",
+    )
+    .await
+    .unwrap();
+    assert!(retry > 0 && retry <= 86_400, "{retry}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = h.state.store.list_request_log(None, 10).await.unwrap();
+        if rows.len() == 2 {
+            let refused = &rows[0].entry;
+            assert_eq!(refused.status, 429);
+            assert_eq!(refused.key_id.as_deref(), Some(id.as_str()));
+            assert_eq!(refused.error_class.as_deref(), Some("key-limit"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not logged");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // And counted by key name.
+    let metrics = h.get_text("/metrics").await;
+    let line = |parts: &[&str]| {
+        metrics
+            .lines()
+            .any(|l| parts.iter().all(|p| l.contains(p)) && !l.ends_with(" 0"))
+    };
+    assert!(
+        line(&[
+            "agm_key_rejections_total{",
+            "key=\"ci\"",
+            "limit=\"daily_requests\""
+        ]),
+        "{metrics}"
+    );
+    assert!(
+        line(&["agm_key_requests_total{", "key=\"ci\"", "status=\"429\""]),
+        "{metrics}"
+    );
+    assert!(
+        line(&["agm_key_requests_total{", "key=\"ci\"", "status=\"200\""]),
+        "{metrics}"
+    );
+    assert!(
+        line(&["agm_key_tokens_total{", "key=\"ci\"", "direction=\"out\""]),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn the_daily_token_budget_counts_what_google_reported() {
+    let h = start().await;
+    h.sim.script(Fault::reply(
+        SimMethod::GenerateContent,
+        ScriptedReply::text("ok").with_usage(json!({
+            "promptTokenCount": 80, "candidatesTokenCount": 30, "totalTokenCount": 110
+        })),
+    ));
+    let (_, secret) = key(
+        &h,
+        KeyPolicy {
+            daily_tokens: Some(100),
+            ..KeyPolicy::default()
+        },
+    )
+    .await;
+    let first = send(&h.url, &secret, Api::OpenAi).await;
+    assert_eq!(first.status(), 200);
+    first.text().await.unwrap();
+    // The tokens count once the answer has ended.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = send(&h.url, &secret, Api::OpenAi).await;
+        if response.status() == 429 {
+            refused(
+                response,
+                Api::OpenAi,
+                429,
+                "key 'ci' has used its daily budget of 100 tokens (UTC day)",
+            )
+            .await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the budget never ran out");
+    }
+}
+
+/// With a key limited to one request at a time, a slow request sent to `first` makes
+/// one sent to `second` meanwhile a 429; once it has ended, `second` serves again.
+async fn one_at_a_time(h: &Harness, first: &str, second: &str, api: Api) {
+    h.sim.script(Fault::new(
+        SimMethod::GenerateContent,
+        FaultAction::Delay(Duration::from_millis(800)),
+    ));
+    let (_, secret) = key(
+        h,
+        KeyPolicy {
+            concurrency: Some(1),
+            daily_tokens: Some(1_000_000),
+            ..KeyPolicy::default()
+        },
+    )
+    .await;
+    let slow = {
+        let (url, secret) = (first.to_owned(), secret.clone());
+        tokio::spawn(async move { send(&url, &secret, api).await.status() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    refused(
+        send(second, &secret, api).await,
+        api,
+        429,
+        "key 'ci' already has 1 requests in flight",
+    )
+    .await;
+    assert_eq!(slow.await.unwrap(), 200);
+    // The release reaches Redis just after the answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while send(second, &secret, api).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the slot was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrency_counts_a_request_until_its_answer_ends() {
+    let h = start().await;
+    one_at_a_time(&h, &h.url, &h.url, Api::Gemini).await;
+}
+
+/// A key with `policy` is refused with `status` and `says` in every API's shape,
+/// before any upstream call. Returns the server and the key's secret.
+async fn refused_everywhere(policy: KeyPolicy, status: u16, says: &str) -> (Harness, String) {
+    let h = start().await;
+    let (_, secret) = key(&h, policy).await;
+    for api in APIS {
+        refused(send(&h.url, &secret, api).await, api, status, says).await;
+    }
+    assert_eq!(generations(&h), 0);
+    (h, secret)
+}
+
+#[tokio::test]
+async fn an_expired_key_is_refused_with_401_in_every_shape() {
+    let policy = KeyPolicy {
+        expires_at: Some(time::OffsetDateTime::now_utc() - time::Duration::hours(1)),
+        ..KeyPolicy::default()
+    };
+    refused_everywhere(policy, 401, "key 'ci' expired at ").await;
+}
+
+#[tokio::test]
+async fn models_outside_the_allow_list_are_refused_with_403() {
+    let policy = KeyPolicy {
+        models: vec!["claude-*".into()],
+        ..KeyPolicy::default()
+    };
+    let (h, secret) = refused_everywhere(
+        policy,
+        403,
+        "key 'ci' may not use model 'gemini-2.5-flash'; it may use: claude-*",
+    )
+    .await;
+    let allowed = reqwest::Client::new()
+        .post(format!("{}/v1/messages", h.url))
+        .header("x-api-key", &secret)
+        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+}
+
+/// A limit the key had not reached stays open: a key without limits is never counted.
+#[tokio::test]
+async fn keys_without_limits_are_not_counted() {
+    let h = start().await;
+    let (_, secret) = key(&h, KeyPolicy::default()).await;
+    for _ in 0..5 {
+        assert_eq!(send(&h.url, &secret, Api::OpenAi).await.status(), 200);
+    }
+}
+
+/// Redis keys under a prefix of this test's own, deleted at the end.
+struct RedisPrefix(String);
+
+impl RedisPrefix {
+    fn new() -> RedisPrefix {
+        RedisPrefix(format!("agm-test-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    fn limits(&self) -> KeyLimits {
+        KeyLimits::redis(REDIS, &self.0).unwrap()
+    }
+
+    async fn clean(&self) {
+        let client = redis::Client::open(REDIS).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A second server on the same store and config as `h`, counting with `limits`.
+async fn replica(h: &Harness, limits: KeyLimits) -> String {
+    let state = AppState::new(h.state.config.clone(), h.state.store.clone())
+        .unwrap()
+        .with_key_limits(limits);
+    serve_state(Arc::new(state)).await
+}
+
+/// A server counting with `limits`.
+async fn counting_with(limits: KeyLimits) -> Harness {
+    start_shaped(Default::default(), |_| {}, |s| s.with_key_limits(limits)).await
+}
+
+/// Two servers on one store, sharing Redis under `prefix`; the second's URL.
+async fn sharing_redis(prefix: &RedisPrefix) -> (Harness, String) {
+    let h = counting_with(prefix.limits()).await;
+    let other = replica(&h, prefix.limits()).await;
+    (h, other)
+}
+
+#[tokio::test]
+async fn two_servers_sharing_redis_share_a_keys_limits() {
+    let prefix = RedisPrefix::new();
+    let (h, other) = sharing_redis(&prefix).await;
+    let (_, secret) = key(
+        &h,
+        KeyPolicy {
+            rpm: Some(3),
+            ..KeyPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
+    assert_eq!(send(&other, &secret, Api::OpenAi).await.status(), 200);
+    assert_eq!(send(&h.url, &secret, Api::Gemini).await.status(), 200);
+    for (url, api) in [(&h.url, Api::Anthropic), (&other, Api::Gemini)] {
+        refused(
+            send(url, &secret, api).await,
+            api,
+            429,
+            "key 'ci' is over its 3 requests per minute",
+        )
+        .await;
+    }
+    prefix.clean().await;
+}
+
+#[tokio::test]
+async fn concurrency_leases_are_shared_through_redis() {
+    let prefix = RedisPrefix::new();
+    let (h, other) = sharing_redis(&prefix).await;
+    one_at_a_time(&h, &h.url, &other, Api::OpenAi).await;
+    prefix.clean().await;
+}
+
+#[tokio::test]
+async fn without_redis_each_server_enforces_the_limits_itself() {
+    let h = counting_with(KeyLimits::redis("redis://127.0.0.1:1", "agm-test").unwrap()).await;
+    let (_, secret) = key(
+        &h,
+        KeyPolicy {
+            rpm: Some(1),
+            ..KeyPolicy::default()
+        },
+    )
+    .await;
+    assert_eq!(send(&h.url, &secret, Api::Gemini).await.status(), 200);
+    refused(
+        send(&h.url, &secret, Api::Gemini).await,
+        Api::Gemini,
+        429,
+        "key 'ci' is over its 1 requests per minute",
+    )
+    .await;
+}
