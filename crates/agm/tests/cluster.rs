@@ -242,11 +242,13 @@ async fn connect_postgres(url: &str) -> Result<tokio_postgres::Client, tokio_pos
 }
 
 /// The shared services, or `None` (the test skipped) where asked to.
-async fn set_up() -> Option<Cluster> {
+/// The shared services, with Redis at `redis_url` (default: the machine's).
+async fn set_up(redis_url: Option<String>) -> Option<Cluster> {
     let pg_base = std::env::var("AGM_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned());
-    let redis_url =
-        std::env::var("AGM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis_url = redis_url.unwrap_or_else(|| {
+        std::env::var("AGM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    });
     let skip = |var: &str| std::env::var(var).as_deref() == Ok("1");
     let postgres = match connect_postgres(&pg_base).await {
         Ok(c) => c,
@@ -311,7 +313,7 @@ async fn set_up() -> Option<Cluster> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_replicas_share_one_pool() {
-    let Some(cluster) = set_up().await else {
+    let Some(cluster) = set_up(None).await else {
         return;
     };
     for name in NAMES {
@@ -361,6 +363,52 @@ async fn three_replicas_share_one_pool() {
         accounts.iter().all(|a| *a == accounts[0]),
         "the conversation moved between accounts across replicas: {accounts:?}\n{}",
         logs(&replicas)
+    );
+
+    // 1b. A thinking conversation's signature, handed out by one replica, is replayed
+    // by another (not sent up as text).
+    let thinking = |history: &[Value]| {
+        json!({"model": "claude-sonnet-4-5-thinking", "max_tokens": 4096,
+               "thinking": {"type": "enabled", "budget_tokens": 2048}, "messages": history})
+    };
+    let question = json!({"role": "user", "content": "Think about the cluster"});
+    let first: Value = http
+        .post(format!("{}/v1/messages", replicas[1].url))
+        .json(&thinking(std::slice::from_ref(&question)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let signature = first["content"][0]["signature"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no signature: {first}"))
+        .to_owned();
+    cluster.sim.clear_requests();
+    let response = http
+        .post(format!("{}/v1/messages", replicas[2].url))
+        .json(&thinking(&[
+            question,
+            json!({"role": "assistant", "content": first["content"]}),
+            json!({"role": "user", "content": "And now?"}),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-agm-thinking").is_none());
+    assert_eq!(response.status(), 200);
+    let sent = cluster
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == SimMethod::GenerateContent)
+        .unwrap();
+    assert_eq!(
+        sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
+        signature.as_str(),
+        "the signature went up as text: replica 2 did not know it"
     );
 
     // 2. A 429 seen by one replica is honoured by all: no second call to that account
@@ -551,5 +599,167 @@ async fn three_replicas_share_one_pool() {
     for r in replicas {
         r.stop().await;
     }
+    cluster.clean_up().await;
+}
+
+/// A Redis of this test's own (`redis-server` on a free port, nothing saved), to take
+/// away and bring back.
+struct PrivateRedis {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl PrivateRedis {
+    async fn start(port: u16) -> Option<PrivateRedis> {
+        let spawned = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if std::env::var("AGM_TEST_NO_REDIS").as_deref() == Ok("1") => {
+                eprintln!("skipped: cannot run redis-server ({e})");
+                return None;
+            }
+            Err(e) => panic!(
+                "cannot run redis-server ({e}): install Redis (apt-get install redis-server), or set AGM_TEST_NO_REDIS=1 to skip"
+            ),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(PrivateRedis {
+            port,
+            child: Some(child),
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+async fn wait_for(what: &str, replica: &Server, http: &reqwest::Client, redis: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = http
+            .get(format!("{}/readyz", replica.url))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let ready: Value = response.json().await.unwrap();
+        if ready["cluster"]["redis"] == redis {
+            assert_eq!(status, 200, "{what}: {ready}");
+            return ready;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: /readyz did not say redis {redis} within 10 s: {ready}\n{}",
+            replica.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
+    let port = harness::free_port();
+    let Some(mut redis) = PrivateRedis::start(port).await else {
+        return;
+    };
+    let Some(cluster) = set_up(Some(redis.url())).await else {
+        return;
+    };
+    for name in NAMES {
+        let token = format!("hostile-refresh-{name}");
+        cluster
+            .agm_ok(&["accounts", "import", "--refresh-token", &token])
+            .await;
+    }
+    let (a, b) = (cluster.replica(0).await, cluster.replica(1).await);
+    let http = client();
+    wait_for("at start", &a, &http, "up").await;
+    wait_for("at start", &b, &http, "up").await;
+
+    // Redis goes away: A says so, stays ready, and serves.
+    redis.kill().await;
+    wait_for("Redis gone", &a, &http, "degraded").await;
+    let metrics = http
+        .get(format!("{}/metrics", a.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "agm_cluster_redis_up 0"),
+        "{metrics}"
+    );
+    let model = "gemini-3-flash";
+    cluster.sim.clear_requests();
+    cluster
+        .sim
+        .script(Fault::rate_limited(SimMethod::GenerateContent, "60s").times(1));
+    let (status, text) = ask(&http, &a.url, &message(model, "while degraded")).await;
+    assert_eq!(status, 200, "{text}\n{}", a.log_tail());
+    let limited = generate_accounts(&cluster.sim)[0].clone();
+    assert!(
+        a.log_tail().matches("lost Redis").count() == 1,
+        "the loss is logged once\n{}",
+        a.log_tail()
+    );
+
+    // Redis returns (empty): A publishes the cooldown it saw meanwhile, and B honours it.
+    let _redis = PrivateRedis::start(port).await.unwrap();
+    wait_for("Redis back", &a, &http, "up").await;
+    wait_for("Redis back", &b, &http, "up").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut conn = redis::Client::open(_redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}cooldown:*", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A did not publish its cooldown when Redis returned\n{}",
+            a.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.sim.clear_requests();
+    for i in 0..6 {
+        let (status, text) = ask(&http, &b.url, &message(model, &format!("after {i}"))).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let calls = generate_accounts(&cluster.sim);
+    assert!(
+        !calls.contains(&limited),
+        "B called {limited}, which A saw limited while Redis was gone: {calls:?}\n{}",
+        b.log_tail()
+    );
+    a.stop().await;
+    b.stop().await;
     cluster.clean_up().await;
 }

@@ -202,22 +202,46 @@ pub async fn share_cooldown(
     }
 }
 
-/// Remembers the signatures an answer handed out, here and (on the side) in every
-/// replica.
+/// Remembers the signatures an answer handed out here, and announces them to every
+/// replica on the side (a stream's end is synchronous).
 pub fn remember_signatures(
     state: &Arc<AppState>,
     session: &str,
     family: ModelFamily,
     seen: &[SeenSignature],
 ) {
+    if let Some((cluster, event)) = remember_and_announce(state, session, family, seen)
+        && let Ok(handle) = tokio::runtime::Handle::try_current()
+    {
+        handle.spawn(async move { cluster.publish(event).await });
+    }
+}
+
+/// [`remember_signatures`], the announcement awaited: every replica knows them before
+/// the answer goes out, so the next turn may go anywhere.
+pub async fn remember_signatures_now(
+    state: &Arc<AppState>,
+    session: &str,
+    family: ModelFamily,
+    seen: &[SeenSignature],
+) {
+    if let Some((cluster, event)) = remember_and_announce(state, session, family, seen) {
+        cluster.publish(event).await;
+    }
+}
+
+fn remember_and_announce(
+    state: &Arc<AppState>,
+    session: &str,
+    family: ModelFamily,
+    seen: &[SeenSignature],
+) -> Option<(Arc<Cluster>, Event)> {
     state
         .signatures
         .remember(session, family, seen, Instant::now());
-    let Some(cluster) = state.cluster.clone() else {
-        return;
-    };
-    if seen.is_empty() || !cluster.is_up() {
-        return;
+    let cluster = state.cluster.clone().filter(|c| c.is_up())?;
+    if seen.is_empty() {
+        return None;
     }
     let event = Event::Signatures {
         session: session.to_owned(),
@@ -227,9 +251,7 @@ pub fn remember_signatures(
             .map(|s| (s.signature.clone(), s.tool_use_id.clone()))
             .collect(),
     };
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(async move { cluster.publish(event).await });
-    }
+    Some((cluster, event))
 }
 
 /// Announces a circuit-breaker transition (on the side: the gate is synchronous).

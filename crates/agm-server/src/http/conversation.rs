@@ -184,7 +184,8 @@ async fn handle<C: Conversation>(
         Answer::Whole((mut answer, served)) => {
             crate::http::scaling::add_back(&mut answer.response, cut_tokens);
             let (answer, signatures) = C::convert(&answer.response, &context);
-            crate::cluster::sync::remember_signatures(state, &session_id, family, &signatures);
+            crate::cluster::sync::remember_signatures_now(state, &session_id, family, &signatures)
+                .await;
             let mut response = axum::Json(answer).into_response();
             served.write_headers(response.headers_mut());
             mark_retired(response.headers_mut(), retired.as_deref());
