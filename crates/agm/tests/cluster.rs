@@ -104,6 +104,15 @@ impl Cluster {
         server
     }
 
+    /// Imports the sim's accounts into the shared store.
+    async fn import_accounts(&self) {
+        for name in NAMES {
+            let token = format!("hostile-refresh-{name}");
+            self.agm_ok(&["accounts", "import", "--refresh-token", &token])
+                .await;
+        }
+    }
+
     /// The store ids of the sim's accounts, by e-mail.
     async fn account_ids(&self) -> Vec<(String, String)> {
         let text = self.agm_ok(&["accounts", "list", "--json"]).await;
@@ -316,12 +325,7 @@ async fn three_replicas_share_one_pool() {
     let Some(cluster) = set_up(None).await else {
         return;
     };
-    for name in NAMES {
-        let token = format!("hostile-refresh-{name}");
-        cluster
-            .agm_ok(&["accounts", "import", "--refresh-token", &token])
-            .await;
-    }
+    cluster.import_accounts().await;
     let mut replicas = vec![
         cluster.replica(0).await,
         cluster.replica(1).await,
@@ -682,12 +686,7 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
     let Some(cluster) = set_up(Some(redis.url())).await else {
         return;
     };
-    for name in NAMES {
-        let token = format!("hostile-refresh-{name}");
-        cluster
-            .agm_ok(&["accounts", "import", "--refresh-token", &token])
-            .await;
-    }
+    cluster.import_accounts().await;
     let (a, b) = (cluster.replica(0).await, cluster.replica(1).await);
     let http = client();
     wait_for("at start", &a, &http, "up").await;
