@@ -550,6 +550,93 @@ mod tests {
         assert!(diff < Duration::from_millis(50), "{diff:?}");
     }
 
+    /// Two replicas' handles on the machine's Redis (`AGM_TEST_REDIS_URL`), under a
+    /// prefix of their own; `None` (skipped) only with `AGM_TEST_NO_REDIS=1`.
+    async fn two_replicas() -> Option<(Arc<Cluster>, Arc<Cluster>)> {
+        let url = std::env::var("AGM_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let section = crate::config::ClusterSection {
+            redis_url: url.clone(),
+            key_prefix: format!("agm-unit-{:016x}:", rand::random::<u64>()),
+        };
+        let a = Cluster::from_config(&section).unwrap().unwrap();
+        let b = Cluster::from_config(&section).unwrap().unwrap();
+        if !(a.connect().await && b.connect().await) {
+            assert!(
+                std::env::var("AGM_TEST_NO_REDIS").as_deref() == Ok("1"),
+                "Redis at {url} does not answer: start it, point AGM_TEST_REDIS_URL at one, or set AGM_TEST_NO_REDIS=1 to skip"
+            );
+            return None;
+        }
+        a.mark_up();
+        b.mark_up();
+        Some((a, b))
+    }
+
+    #[tokio::test]
+    async fn one_leader_at_a_time_and_the_lease_moves_when_given_up() {
+        let Some((a, b)) = two_replicas().await else {
+            return;
+        };
+        assert!(a.hold_leadership().await);
+        assert!(a.is_leader());
+        assert!(!b.hold_leadership().await, "two leaders");
+        assert!(!b.is_leader());
+        assert!(a.hold_leadership().await, "the leader renews its lease");
+        a.resign().await;
+        assert!(!a.is_leader());
+        assert!(b.hold_leadership().await, "the lease did not move");
+        b.resign().await;
+    }
+
+    #[tokio::test]
+    async fn a_lock_is_held_once_and_freed_only_by_its_holder() {
+        let Some((a, b)) = two_replicas().await else {
+            return;
+        };
+        let ttl = Duration::from_secs(5);
+        assert_eq!(a.try_lock("lock:refresh:x", ttl).await, Some(true));
+        assert_eq!(b.try_lock("lock:refresh:x", ttl).await, Some(false));
+        b.unlock("lock:refresh:x").await;
+        assert_eq!(
+            b.is_locked("lock:refresh:x").await,
+            Some(true),
+            "freed by another replica"
+        );
+        a.unlock("lock:refresh:x").await;
+        assert_eq!(b.is_locked("lock:refresh:x").await, Some(false));
+    }
+
+    #[tokio::test]
+    async fn cooldowns_and_sticky_sessions_are_stored_with_their_ttl() {
+        let Some((a, b)) = two_replicas().await else {
+            return;
+        };
+        let until_ms = wall_ms() + 60_000;
+        a.share_cooldown(SharedCooldown {
+            account: "a1".into(),
+            model: "m".into(),
+            until_ms,
+            reason: CooldownReason::RateLimited,
+        })
+        .await;
+        let seen = b.cooldowns().await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].until_ms, until_ms);
+        let mut ttl = redis::cmd("PTTL");
+        ttl.arg(a.key("cooldown:a1:m"));
+        let left: i64 = b.query(&ttl).await.unwrap();
+        assert!((50_000..=60_000).contains(&left), "{left}");
+        b.clear_cooldowns(Some("a1")).await;
+        assert!(a.cooldowns().await.unwrap().is_empty());
+
+        a.set_sticky("s1", "acct", Duration::from_secs(30)).await;
+        assert_eq!(b.sticky("s1").await.as_deref(), Some("acct"));
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(a.key("sticky:s1"));
+        let _: Option<i64> = a.query(&cmd).await;
+    }
+
     #[test]
     fn no_url_no_cluster_and_a_bad_url_says_what_to_write() {
         let none = Cluster::from_config(&crate::config::ClusterSection::default()).unwrap();
