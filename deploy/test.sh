@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Tests what deploy/ ships, without touching the real system: the install script in a
 # temporary root (twice: the second run must change nothing), the systemd units with
-# systemd-analyze, the launchd plist, the Dockerfile (no container engine needed) and
-# the operator docs' commands and metric names.
+# systemd-analyze, the launchd plist, the Dockerfile and the cluster's compose file (no
+# container engine needed) and the operator docs' commands and metric names.
 #
 #   AGM_BIN=target/debug/agm deploy/test.sh
 #
@@ -282,6 +282,33 @@ for broken in 's/^USER agm:agm/USER root/' 's/^FROM debian:bookworm-slim/FROM de
     fail "the Dockerfile checks missed: sed '$broken'"
   else
     ok "the Dockerfile checks catch: sed '$broken'"
+  fi
+done
+
+echo "==> compose file and nginx config of the cluster (checks of their own)"
+if python3 deploy/check-compose.py >"$work/compose.out" 2>&1; then
+  ok "$(cat "$work/compose.out")"
+else
+  fail "compose: $(cat "$work/compose.out")"
+fi
+# The checks must see a broken cluster: a shared data dir, a secret in clear, a missing
+# Redis, an unpinned image, a replica left out of nginx, buffered streams.
+for broken in 's/agm-2-data:\/var\/lib\/agm/agm-1-data:\/var\/lib\/agm/' \
+  's/^    AGM_SEAL_KEY: .*/    AGM_SEAL_KEY: c2VjcmV0/' '/AGM_CLUSTER__REDIS_URL/d' \
+  's/image: redis:7.4.6-bookworm/image: redis:latest/'; do
+  sed "$broken" deploy/compose.yaml >"$work/compose.broken.yaml"
+  if python3 deploy/check-compose.py --compose "$work/compose.broken.yaml" >/dev/null 2>&1; then
+    fail "the compose checks missed: sed '$broken'"
+  else
+    ok "the compose checks catch: sed '$broken'"
+  fi
+done
+for broken in '/server agm-3:8045/d' 's/proxy_buffering off/proxy_buffering on/'; do
+  sed "$broken" deploy/nginx.conf >"$work/nginx.broken.conf"
+  if python3 deploy/check-compose.py --nginx "$work/nginx.broken.conf" >/dev/null 2>&1; then
+    fail "the nginx checks missed: sed '$broken'"
+  else
+    ok "the nginx checks catch: sed '$broken'"
   fi
 done
 

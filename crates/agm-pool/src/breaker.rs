@@ -328,6 +328,33 @@ impl Breakers {
         }
     }
 
+    /// Takes another replica's transition of `key` (cluster mode): an open circuit is
+    /// open here too until the same end, a closed one closes. Returns nothing: the
+    /// replica that saw it logged and audited it.
+    pub fn adopt(&self, key: &BreakerKey, to: CircuitState, now: Instant) {
+        let mut map = self.lock();
+        match to {
+            CircuitState::Closed { .. } => {
+                map.remove(key);
+            }
+            CircuitState::Open { until, .. } => {
+                let breaker = map.entry(key.clone()).or_insert(Breaker {
+                    state: CircuitState::CLOSED,
+                    opened_at: None,
+                });
+                let later = match breaker.state {
+                    CircuitState::Open { until: mine, .. } => until > mine,
+                    _ => true,
+                };
+                if later {
+                    breaker.opened_at.get_or_insert(now);
+                    breaker.state = to;
+                }
+            }
+            CircuitState::HalfOpen { .. } => {}
+        }
+    }
+
     /// Manual reset: closes `key`'s circuit. Returns the transition if it was not
     /// closed.
     pub fn reset(&self, key: &BreakerKey, now: Instant) -> Option<Transition> {
@@ -431,6 +458,37 @@ mod tests {
         b.record_failure(&k, t);
         b.record_failure(&k, t);
         b.record_failure(&k, t)
+    }
+
+    #[test]
+    fn an_adopted_transition_opens_and_closes_here_too() {
+        let b = Breakers::new(BreakerConfig::default());
+        let t0 = Instant::now();
+        let k = key();
+        let open_until = t0 + secs(30);
+        let opened = CircuitState::Open {
+            until: open_until,
+            reopen_count: 0,
+        };
+        b.adopt(&k, opened, t0);
+        assert_eq!(
+            b.allow(&k, t0 + secs(1)),
+            Allow::No {
+                retry_at: Some(open_until)
+            }
+        );
+        // An earlier end from a slower replica does not shorten it.
+        b.adopt(
+            &k,
+            CircuitState::Open {
+                until: t0 + secs(5),
+                reopen_count: 0,
+            },
+            t0,
+        );
+        assert_eq!(b.state(&k, t0 + secs(10)), opened);
+        b.adopt(&k, CircuitState::CLOSED, t0 + secs(11));
+        assert_eq!(b.allow(&k, t0 + secs(11)), Allow::Yes);
     }
 
     #[test]

@@ -380,6 +380,18 @@ impl Selector {
             .map(|s| s.account.clone())
     }
 
+    /// Binds `session` to `account` as of `now`, whatever it was bound to (cluster mode:
+    /// the binding another replica made wins over this one's).
+    pub fn bind_session(&self, session: &str, account: &str, now: Instant) {
+        self.lock().sticky.insert(
+            session.to_owned(),
+            Sticky {
+                account: account.to_owned(),
+                last_used: now,
+            },
+        );
+    }
+
     /// Forgets one conversation's account.
     pub fn forget_session(&self, session: &str) {
         self.lock().sticky.remove(session);
@@ -547,6 +559,18 @@ mod tests {
             Pick::Account(id) => id,
             other => panic!("expected an account, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_binding_from_the_cluster_wins_over_this_replicas() {
+        let s = selector(Scheduling::CacheFirst);
+        let now = Instant::now();
+        let views = [account("a", None, None), account("b", None, None)];
+        let first = picked(s.pick(Some("conv"), &views, now));
+        let other = if first == "a" { "b" } else { "a" };
+        s.bind_session("conv", other, now);
+        assert_eq!(picked(s.pick(Some("conv"), &views, now)), other);
+        assert_eq!(s.sticky_account("conv", now).as_deref(), Some(other));
     }
 
     #[test]

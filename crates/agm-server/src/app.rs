@@ -63,6 +63,8 @@ pub struct AppState {
     pub console: crate::console::Console,
     /// Summaries of the oldest turns (`[context] scaling = "aggressive"`).
     pub(crate) summaries: crate::http::scaling::Summaries,
+    /// Cluster mode's Redis (`[cluster] redis_url`); `None` for one process on its own.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -122,10 +124,29 @@ impl AppState {
             ),
             console: crate::console::Console::new(&config, shared.clone()),
             summaries: crate::http::scaling::Summaries::default(),
+            cluster: None,
             shared,
             store,
             config,
         })
+    }
+
+    /// Joins the cluster `[cluster] redis_url` names, if it names one: the hot state
+    /// (cooldowns, breakers, sticky sessions, signatures, token refreshes, the jobs'
+    /// leader) is then shared through Redis. Connecting happens once serving starts.
+    pub fn with_cluster(mut self) -> Result<AppState, crate::cluster::ClusterError> {
+        self.cluster = crate::cluster::Cluster::from_config(&self.config.cluster)?;
+        if let Some(cluster) = &self.cluster {
+            self.accounts.set_cluster(Arc::clone(cluster));
+        }
+        Ok(self)
+    }
+
+    /// Whether this process runs the jobs that must run once per cluster (warmup,
+    /// quota refresh, request-log retention, the update check): always on its own, the
+    /// leader's only in cluster mode.
+    pub fn runs_cluster_jobs(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.is_leader())
     }
 
     /// Names the config file the server read: the console's Settings page writes its
@@ -442,6 +463,9 @@ async fn readyz(State(state): State<SharedState>) -> Response {
         // Google refusing agm's client version: every Antigravity call fails until
         // the version in the config is raised.
         "client_version_refused": state.version_drift.current(),
+        // Cluster mode: whether Redis answers ("degraded": serving on this replica's
+        // own state), this replica's id, and whether it runs the background jobs.
+        "cluster": state.cluster.as_ref().map(|c| c.status()),
     }))
     .into_response()
 }
@@ -658,7 +682,14 @@ pub async fn serve(
     if let Err(e) = state.daily_cap.sync(&state.shared).await {
         tracing::warn!(error = %e, "could not read the daily request count of the paid pool");
     }
-    let jobs = crate::ops::jobs::start(&state);
+    let mut jobs = crate::ops::jobs::start(&state);
+    if let Some(cluster) = &state.cluster {
+        jobs.spawn(crate::cluster::sync::follow(
+            state.clone(),
+            Arc::clone(cluster),
+        ));
+        jobs.spawn(crate::cluster::sync::lead(Arc::clone(cluster)));
+    }
     let limits = connection_limits(&state.config);
     let app = router(state.clone());
     let stop = tokio_util::sync::CancellationToken::new();
@@ -680,6 +711,10 @@ pub async fn serve(
         }
     };
     drop(jobs);
+    if let Some(cluster) = &state.cluster {
+        // Another replica takes the jobs over at once rather than in LEADER_TTL.
+        cluster.resign().await;
+    }
     state.request_log.flush(&state.store).await;
     if let Err(e) = state.daily_cap.sync(&state.shared).await {
         tracing::warn!(error = %e, "could not save the daily request count of the paid pool");

@@ -514,12 +514,24 @@ impl Default for StorageSection {
 
 /// `[cluster]`: several replicas sharing one pool. PostgreSQL (`[storage]`) holds what
 /// must not be lost; Redis holds the hot shared state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
     /// `redis://[:PASSWORD@]HOST[:PORT][/DB]` (or `rediss://`); empty: no Redis, every
     /// replica keeps its hot state to itself.
     pub redis_url: String,
+    /// What every Redis key and channel of this cluster starts with: clusters (or
+    /// tests) sharing one Redis keep apart by it.
+    pub key_prefix: String,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            redis_url: String::new(),
+            key_prefix: "agm:".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

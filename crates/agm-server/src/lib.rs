@@ -10,10 +10,13 @@
 //!   transactional operations;
 //! - [`ops`]: what operators run beside requests — `agm doctor`, the discovery gate,
 //!   background jobs, update checks, telemetry;
+//! - [`cluster`]: cluster mode's Redis half — the hot state several replicas share,
+//!   the event channel they follow, the leader lease, degraded mode;
 //! - [`app`] wires them into one [`app::AppState`]; [`config`] reads agm.toml;
 //!   [`console`] is the web console.
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod http;

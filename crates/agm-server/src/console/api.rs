@@ -470,6 +470,13 @@ pub async fn change_safe_mode(
     {
         state.accounts.breakers.reset_all(Instant::now());
         state.accounts.cooldowns.clear_all();
+        if let Some(cluster) = &state.cluster {
+            cluster.clear_cooldowns(None).await;
+        }
+    }
+    // The other replicas read it now rather than within their next second.
+    if let Some(cluster) = &state.cluster {
+        cluster.publish(crate::cluster::Event::SafeMode).await;
     }
     Ok(Json(safe_mode_json(&state)))
 }

@@ -186,9 +186,8 @@ async fn handle<C: Conversation>(
             crate::http::request_log::note_usage(&answer.response);
             crate::http::scaling::add_back(&mut answer.response, cut_tokens);
             let (answer, signatures) = C::convert(&answer.response, &context);
-            state
-                .signatures
-                .remember(&session_id, family, &signatures, std::time::Instant::now());
+            crate::cluster::sync::remember_signatures_now(state, &session_id, family, &signatures)
+                .await;
             let mut response = axum::Json(answer).into_response();
             served.write_headers(response.headers_mut());
             mark_retired(response.headers_mut(), retired.as_deref());
@@ -354,11 +353,11 @@ impl<T: Transcoder + Send + 'static> ClientStream<T> {
     fn end(&mut self) {
         self.finished = true;
         if let Some(remember) = &self.remember {
-            remember.state.signatures.remember(
+            crate::cluster::sync::remember_signatures(
+                &remember.state,
                 &remember.session_id,
                 remember.family,
                 self.transcoder.signatures(),
-                std::time::Instant::now(),
             );
         }
     }

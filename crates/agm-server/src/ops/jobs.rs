@@ -51,9 +51,11 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
         jobs.spawn(refresh_quota(state.clone()));
     }
     if state.config.updates.check {
+        let leader = state.clone();
         jobs.spawn(crate::ops::updates::watch(
             state.shared.clone(),
             state.config.updates.clone(),
+            move || leader.runs_cluster_jobs(),
         ));
     }
     jobs
@@ -61,6 +63,16 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
 
 async fn follow_safe_mode(state: SharedState) {
     loop {
+        sync_safe_mode(&state).await;
+        tokio::time::sleep(crate::routing::safe_mode::SYNC_EVERY).await;
+    }
+}
+
+/// Reads the stored safe-mode state now (every second, and at once when another
+/// replica announces a change); a reset-all clears this process's breakers and
+/// cooldowns.
+pub async fn sync_safe_mode(state: &crate::app::AppState) {
+    {
         match state.safe_mode.sync().await {
             Ok(true) => {
                 let now = Instant::now();
@@ -82,7 +94,6 @@ async fn follow_safe_mode(state: SharedState) {
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "could not read the safe-mode state"),
         }
-        tokio::time::sleep(crate::routing::safe_mode::SYNC_EVERY).await;
     }
 }
 
@@ -110,6 +121,9 @@ async fn keep_cooldowns(state: SharedState) {
                 }
             };
             tracing::info!(cleared, account = ?request.account, "cooldowns cleared from the CLI");
+            if let Some(cluster) = &state.cluster {
+                cluster.clear_cooldowns(request.account.as_deref()).await;
+            }
         }
         let running = sync::snapshot(&state.accounts.cooldowns);
         let keys: Vec<(String, String)> = running
@@ -155,10 +169,13 @@ async fn housekeeping(state: SharedState) {
         let keep = state.console.settings.request_log_retention();
         let cutoff = time::OffsetDateTime::now_utc()
             - time::Duration::try_from(keep).unwrap_or(time::Duration::days(7));
-        match state.store.prune_request_log(cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "pruned the request log"),
-            Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
+        // The store is shared in cluster mode: the leader prunes it.
+        if state.runs_cluster_jobs() {
+            match state.store.prune_request_log(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "pruned the request log"),
+                Err(e) => tracing::warn!(error = %e, "could not prune the request log"),
+            }
         }
         state.accounts.selector.prune_sessions(Instant::now());
         tokio::time::sleep(HOUSEKEEPING_EVERY).await;
@@ -200,12 +217,31 @@ async fn refresh_quota(state: SharedState) {
     loop {
         // First after one interval: at start the stored snapshots are used.
         tokio::time::sleep(every).await;
+        if !state.runs_cluster_jobs() {
+            continue;
+        }
         let accounts = state.accounts.active_accounts().await.unwrap_or_default();
         // The quota and the model catalogue come from one call per account.
         let refresher = crate::routing::catalogue::Refresher::new(&state);
         for (id, email) in accounts {
-            if let Err(reason) = refresher.refresh(&id).await {
-                tracing::debug!(account = %email, %reason, "quota refresh failed");
+            // Cluster mode: one fetch per account and interval, whoever leads (a new
+            // leader does not fetch again what the last one just fetched).
+            if let Some(cluster) = &state.cluster
+                && cluster.try_lock(&format!("lease:quota:{id}"), every).await == Some(false)
+            {
+                continue;
+            }
+            match refresher.refresh(&id).await {
+                Ok(()) => {
+                    if let Some(cluster) = &state.cluster {
+                        cluster
+                            .publish(crate::cluster::Event::Quota {
+                                account: id.clone(),
+                            })
+                            .await;
+                    }
+                }
+                Err(reason) => tracing::debug!(account = %email, %reason, "quota refresh failed"),
             }
         }
     }

@@ -63,6 +63,7 @@ const UNLABELED_COUNTERS: &[&str] = &[
     "agm_connections_refused_total",
     "agm_official_daily_cap_refusals_total",
     "agm_request_log_dropped_total",
+    "agm_token_refresh_total",
     "project_id_fetch_success_total",
     "project_id_fetch_total",
     "safe_mode_activations_total",

@@ -296,7 +296,7 @@ async fn first_wait(shared: &Shared, interval: Duration, first: Duration) -> Dur
 /// check shortly after start, unless the stored one is still fresh), stores the
 /// result and announces a newer release once. Returns at once when
 /// `[updates] check = false`.
-pub async fn watch(shared: Shared, config: UpdatesSection) {
+pub async fn watch(shared: Shared, config: UpdatesSection, may_run: impl Fn() -> bool) {
     if !config.check {
         return;
     }
@@ -304,6 +304,11 @@ pub async fn watch(shared: Shared, config: UpdatesSection) {
     let mut wait = first_wait(&shared, interval, STARTUP_DELAY.min(interval)).await;
     loop {
         tokio::time::sleep(wait).await;
+        if !may_run() {
+            // Cluster mode: the leader checks; this replica asks again later.
+            wait = STARTUP_DELAY.min(interval);
+            continue;
+        }
         match check_and_store(&shared, &config.url).await {
             Ok(release) => announce(&shared, &release).await,
             Err(e) => tracing::debug!(error = %e, "update check failed"),

@@ -33,11 +33,15 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// The background job: a round every `[warmup] interval`.
+/// The background job: a round every `[warmup] interval` (on the leader only, in
+/// cluster mode).
 pub async fn run(state: SharedState) {
     loop {
         tokio::time::sleep(state.config.warmup.interval).await;
-        round(&state, OffsetDateTime::now_utc()).await;
+        // Cluster mode: the leader's job (the history is shared in the store).
+        if state.runs_cluster_jobs() {
+            round(&state, OffsetDateTime::now_utc()).await;
+        }
     }
 }
 

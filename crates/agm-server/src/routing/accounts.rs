@@ -32,6 +32,10 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// How stale the in-memory account list may get before it is read again from the store
 /// (accounts added or disabled from the CLI show up within this).
 const RELOAD_EVERY: Duration = Duration::from_secs(2);
+/// Cluster mode: how long a replica waits for another one's token refresh before it
+/// refreshes itself, and how often it looks.
+const REFRESH_WAIT: Duration = Duration::from_secs(20);
+const REFRESH_POLL: Duration = Duration::from_millis(25);
 
 /// An account ready for one upstream call. The account counts one request in flight
 /// for as long as any clone of the lease lives (a stream keeps it until it ends).
@@ -148,6 +152,9 @@ struct AccountSlot {
     pool: Pool,
     tier: Option<Tier>,
     token: Mutex<Option<CachedToken>>,
+    /// The SHA-256 of the last access token Google refused: in cluster mode a token
+    /// another replica stored is taken only if it is not this one.
+    rejected: std::sync::Mutex<Option<[u8; 32]>>,
     /// Held while this account's project is being discovered: one discovery at a time.
     discovering: Mutex<()>,
     /// Set once `X-Goog-User-Project` caused a 403 for this account.
@@ -231,6 +238,8 @@ pub struct AccountPool {
     safe_mode: Arc<SafeModeControl>,
     endpoints: Vec<String>,
     snapshot: RwLock<Option<Snapshot>>,
+    /// Cluster mode: sticky sessions and token refreshes shared through Redis.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl AccountPool {
@@ -259,7 +268,13 @@ impl AccountPool {
                 .map(|e| e.trim_end_matches('/').to_owned())
                 .collect(),
             snapshot: RwLock::new(None),
+            cluster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Shares sticky sessions and token refreshes with the cluster.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
     }
 
     /// How many accounts are active right now (for `/readyz`).
@@ -309,6 +324,9 @@ impl AccountPool {
             let reasons: Vec<String> = all.iter().map(describe_unusable).collect();
             return Err(PoolError::NoneUsable(reasons.join("; ")));
         }
+        // Cluster mode: the conversation's account as the cluster knows it wins over
+        // this replica's (it may have moved on another replica).
+        let shared_sticky = self.shared_sticky(session).await;
         let mut skipped: Vec<String> = Vec::new();
         let mut reasons = Vec::new();
         // Read once per pick, not once per account.
@@ -357,13 +375,54 @@ impl AccountPool {
                 tokio::time::sleep_until(until.into()).await;
             }
             match self.prepare(slot).await {
-                Ok(lease) => return Ok(lease),
+                Ok(lease) => {
+                    if let Some((session, known)) = session.zip(shared_sticky) {
+                        self.share_sticky(session, known).await;
+                    }
+                    return Ok(lease);
+                }
                 Err(reason) => {
                     tracing::warn!(account = %slot.email, %reason, "account skipped");
                     reasons.push(format!("account {}: {reason}", slot.id));
                     skipped.push(slot.id.clone());
                 }
             }
+        }
+    }
+
+    /// Cluster mode, cache-first: the account `session` sticks to in Redis (taken
+    /// into this replica's selector); `None` outside cluster mode or without Redis,
+    /// `Some(None)` when the cluster knows no binding.
+    async fn shared_sticky(&self, session: Option<&str>) -> Option<Option<String>> {
+        let session = session?;
+        let cluster = self.cluster.get().filter(|c| c.is_up())?;
+        if self.selector.config().scheduling != agm_pool::selection::Scheduling::CacheFirst {
+            return None;
+        }
+        let known = cluster.sticky(session).await;
+        if let Some(account) = &known {
+            self.selector.bind_session(session, account, Instant::now());
+        }
+        Some(known)
+    }
+
+    /// After a pick: a binding the cluster does not know yet is written at once (the
+    /// next turn may land on another replica); an unchanged one has its TTL renewed on
+    /// the side.
+    async fn share_sticky(&self, session: &str, known: Option<String>) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let Some(account) = self.selector.sticky_account(session, Instant::now()) else {
+            return;
+        };
+        let ttl = self.selector.config().sticky_ttl;
+        if known.as_deref() == Some(account.as_str()) {
+            let cluster = Arc::clone(cluster);
+            let session = session.to_owned();
+            tokio::spawn(async move { cluster.set_sticky(&session, &account, ttl).await });
+        } else {
+            cluster.set_sticky(session, &account, ttl).await;
         }
     }
 
@@ -503,9 +562,14 @@ impl AccountPool {
     }
 
     /// Forgets the cached access token (after an upstream 401) so the next lease refreshes.
-    pub async fn invalidate_token(&self, account_id: &str) {
+    /// With the `refused` token named, only if it is still the cached one: a request
+    /// that failed with the old token does not throw away the one just refreshed.
+    pub async fn invalidate_token(&self, account_id: &str, refused: Option<&str>) {
         if let Some(slot) = self.find(account_id).await {
-            *slot.token.lock().await = None;
+            let mut token = slot.token.lock().await;
+            if refused.is_none_or(|r| token.as_ref().is_some_and(|t| t.access_token == r)) {
+                reject(&slot, &mut token);
+            }
         }
     }
 
@@ -583,6 +647,7 @@ impl AccountPool {
                         expires_at,
                     },
                 )),
+                rejected: std::sync::Mutex::new(None),
                 discovering: Mutex::new(()),
                 omit_project_header: AtomicBool::new(false),
                 in_flight: AtomicU32::new(0),
@@ -636,8 +701,54 @@ impl AccountPool {
         {
             return Ok(t.access_token.clone());
         }
-        let account = self
-            .store
+        let Some(cluster) = self.cluster.get() else {
+            let account = self.read_account(slot).await?;
+            return self.refresh(slot, &mut token, &account, now).await;
+        };
+        // Cluster mode: one refresh per account in the cluster. The replica holding
+        // the lock refreshes and stores the token (sealed, in the shared store); the
+        // others wait for the lock to go and take the stored token.
+        let lock = format!("lock:refresh:{}", slot.id);
+        let deadline = Instant::now() + REFRESH_WAIT;
+        let mut locked = false;
+        let account = loop {
+            let account = self.read_account(slot).await?;
+            if let Some(fresh) = stored_token(slot, &account, now) {
+                let access_token = fresh.access_token.clone();
+                *token = Some(fresh);
+                if locked {
+                    cluster.unlock(&lock).await;
+                }
+                return Ok(access_token);
+            }
+            if locked || Instant::now() >= deadline {
+                break account;
+            }
+            match cluster
+                .try_lock(&lock, crate::cluster::REFRESH_LOCK_TTL)
+                .await
+            {
+                // Read the store once more: the last holder may have just finished.
+                Some(true) => locked = true,
+                Some(false) => {
+                    while Instant::now() < deadline && cluster.is_locked(&lock).await == Some(true)
+                    {
+                        tokio::time::sleep(REFRESH_POLL).await;
+                    }
+                }
+                // Redis does not answer: this replica refreshes on its own.
+                None => break account,
+            }
+        };
+        let result = self.refresh(slot, &mut token, &account, now).await;
+        if locked {
+            cluster.unlock(&lock).await;
+        }
+        result
+    }
+
+    async fn read_account(&self, slot: &AccountSlot) -> Result<Account, LeaseError> {
+        self.store
             .get_account(&slot.id)
             .await
             .map_err(|e| {
@@ -645,7 +756,17 @@ impl AccountPool {
                 tracing::error!(account = %slot.email, error = %e, "cannot read the account");
                 LeaseError::Unreadable
             })?
-            .ok_or(LeaseError::Removed)?;
+            .ok_or(LeaseError::Removed)
+    }
+
+    /// Refreshes the access token with Google, stores it and caches it in `token`.
+    async fn refresh(
+        &self,
+        slot: &AccountSlot,
+        token: &mut Option<CachedToken>,
+        account: &Account,
+        now: OffsetDateTime,
+    ) -> Result<String, LeaseError> {
         match self.google.refresh(account.refresh_token.expose()).await {
             Ok(grant) => {
                 let expires_at = now + grant.expires_in;
@@ -659,6 +780,7 @@ impl AccountPool {
                 }
                 // A new token may change what loadCodeAssist answers.
                 self.invalidate_project(&slot.id);
+                metrics::counter!("agm_token_refresh_total").increment(1);
                 *token = Some(CachedToken {
                     access_token: grant.access_token.clone(),
                     expires_at,
@@ -780,13 +902,43 @@ impl AccountPool {
                         .record_project_failure(&slot.email, &e.to_string())
                         .await;
                 } else {
-                    *slot.token.lock().await = None;
+                    reject(slot, &mut *slot.token.lock().await);
                     tracing::info!(account = %slot.email, error = %e, "project discovery refused the access token; it is refreshed on the next try");
                 }
                 Err(LeaseError::Discovery(e.to_string()))
             }
         }
     }
+}
+
+/// Drops the cached access token, remembering it as refused.
+fn reject(slot: &AccountSlot, token: &mut Option<CachedToken>) {
+    if let Some(t) = token.take() {
+        *slot
+            .rejected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(crate::app::sha256(&t.access_token));
+    }
+}
+
+/// The access token stored with `account`, if it is good for a while yet and not the
+/// one Google refused here: another replica refreshed it.
+fn stored_token(slot: &AccountSlot, account: &Account, now: OffsetDateTime) -> Option<CachedToken> {
+    let (access_token, expires_at) = account
+        .access_token
+        .as_ref()
+        .zip(account.access_expires_at)?;
+    let refused = *slot
+        .rejected
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (expires_at - REFRESH_MARGIN > now
+        && refused != Some(crate::app::sha256(access_token.expose())))
+    .then(|| CachedToken {
+        access_token: access_token.expose().to_owned(),
+        expires_at,
+    })
 }
 
 /// Why an account cannot serve, for the client: by id, never by e-mail (other key

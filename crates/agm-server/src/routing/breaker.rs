@@ -14,6 +14,8 @@ pub struct AccountGate<'a> {
     pub account_id: &'a str,
     pub email: &'a str,
     pub store: &'a Store,
+    /// Cluster mode: transitions are announced to the other replicas.
+    pub cluster: Option<&'a std::sync::Arc<crate::cluster::Cluster>>,
 }
 
 impl EndpointGate for AccountGate<'_> {
@@ -34,6 +36,7 @@ impl EndpointGate for AccountGate<'_> {
         };
         if let Some(transition) = transition {
             announce(&transition, self.email, self.store);
+            crate::cluster::sync::share_breaker(self.cluster, &transition);
         }
     }
 }

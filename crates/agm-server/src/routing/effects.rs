@@ -21,7 +21,12 @@ pub async fn apply(
 ) {
     let google = || last.map(|l| l.error.message()).unwrap_or_default();
     match effect {
-        Effect::InvalidateToken { account } => state.accounts.invalidate_token(&account).await,
+        Effect::InvalidateToken { account } => {
+            let refused = lease
+                .filter(|l| l.account_id == account)
+                .map(|l| l.access_token.as_str());
+            state.accounts.invalidate_token(&account, refused).await;
+        }
         Effect::InvalidateProject { account } => state.accounts.invalidate_project(&account),
         Effect::OmitProjectHeader { account } => {
             state.accounts.omit_project_header(&account).await;

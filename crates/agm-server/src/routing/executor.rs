@@ -706,12 +706,24 @@ impl UpstreamCall<'_> {
                     let class = err.class(unix_now());
                     let mut failed = Failed::new(class.clone());
                     if let Some(limit) = attempts::limit(&class) {
-                        failed = failed.with_cooldown(state.accounts.cooldowns.report(
+                        let decision = state.accounts.cooldowns.report(
                             &current.account_id,
                             self.model,
                             limit,
                             Instant::now(),
-                        ));
+                        );
+                        if let agm_pool::cooldown::Decision::Switch { until, reason } = decision {
+                            // Every replica honours it before this answer goes out.
+                            crate::cluster::sync::share_cooldown(
+                                state,
+                                &current.account_id,
+                                self.model,
+                                until,
+                                reason,
+                            )
+                            .await;
+                        }
+                        failed = failed.with_cooldown(decision);
                     }
                     if current.project_header && blames_project_header(&err, &current.project) {
                         failed = failed.blaming_project_header();
@@ -828,6 +840,7 @@ fn gate<'a>(state: &'a AppState, lease: &'a Lease) -> AccountGate<'a> {
         account_id: &lease.account_id,
         email: &lease.email,
         store: &state.store,
+        cluster: state.cluster.as_ref(),
     }
 }
 

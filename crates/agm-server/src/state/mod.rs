@@ -6,7 +6,8 @@
 //! writes and — for every read-modify-write — *updates* them: the change runs in one
 //! transaction of the [`SharedBackend`], so a CLI command racing the running server
 //! loses nothing. The backend today is the store (SQLite, or in memory for tests);
-//! cluster mode implements the same trait on PostgreSQL + Redis.
+//! cluster mode's replicas share it on PostgreSQL (the hot state they share through
+//! Redis is [`crate::cluster`]'s).
 
 pub mod audit;
 pub mod cooldowns;

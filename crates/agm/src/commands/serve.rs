@@ -35,7 +35,9 @@ pub async fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()>
     // other's writes. The other commands never take the lock.
     let _lock = DataDirLock::acquire(&config.data_dir(&env))?;
     let (data_dir, store) = open_store(&config, &env).await?;
-    let state = AppState::new(config, store)?.with_config_file(loaded.path.clone());
+    let state = AppState::new(config, store)?
+        .with_config_file(loaded.path.clone())
+        .with_cluster()?;
     let deprecated = agm_server::state::quota::deprecations(&state.store, &state.shared).await?;
     let state = Arc::new(state.with_model_deprecations(deprecated));
     let listener = bind(&state).await?;
