@@ -4,10 +4,12 @@
 //! literal) `Host`, a same-origin `Origin` (or `Sec-Fetch-Site: same-origin`), and the
 //! session's CSRF token in `x-agm-csrf`. See docs/SECURITY.md, "The web console".
 
+pub mod accounts;
 pub mod add;
 pub mod api;
 pub mod auth;
 pub mod i18n;
+pub mod logs;
 pub mod pages;
 pub mod settings;
 
@@ -101,14 +103,28 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/accounts", get(api::accounts))
         .route("/api/accounts/sign-in", post(add::start))
         .route("/api/accounts/import", post(add::import))
-        .route("/api/accounts/{id}", delete(api::remove_account))
+        .route(
+            "/api/accounts/clear-cooldowns",
+            post(accounts::clear_all_cooldowns),
+        )
+        .route("/api/accounts/export", post(accounts::export))
+        .route(
+            "/api/accounts/{id}",
+            get(accounts::account).delete(api::remove_account),
+        )
+        .route(
+            "/api/accounts/{id}/clear-cooldowns",
+            post(accounts::clear_cooldowns),
+        )
+        .route("/api/accounts/{id}/quota", post(accounts::recheck_quota))
         .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route("/api/accounts/{id}/disable", post(api::disable_account))
         .route("/api/keys", get(api::keys).post(api::create_key))
         .route("/api/keys/{id}", delete(api::revoke_key))
         .route("/api/models", get(api::models))
-        .route("/api/logs", get(api::logs))
-        .route("/api/audit", get(api::audit))
+        .route("/api/logs", get(logs::logs))
+        .route("/api/logs/{id}", get(logs::request))
+        .route("/api/audit", get(logs::audit))
         .route(
             "/api/safe-mode",
             get(api::safe_mode).post(api::change_safe_mode),
@@ -123,6 +139,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/{*rest}", get(api::unknown).post(api::unknown))
         .route("/ui/", get(pages::overview))
         .route("/ui/accounts", get(pages::accounts))
+        .route("/ui/accounts/{id}", get(pages::account))
         .route("/ui/keys", get(pages::keys))
         .route("/ui/logs", get(pages::logs))
         .route("/ui/audit", get(pages::audit))

@@ -21,6 +21,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("accounts.html", include_str!("templates/accounts.html")),
+    ("account.html", include_str!("templates/account.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("logs.html", include_str!("templates/logs.html")),
     ("audit.html", include_str!("templates/audit.html")),
@@ -177,6 +178,27 @@ simple_page!(accounts, "accounts", "nav_accounts");
 simple_page!(logs, "logs", "nav_logs");
 simple_page!(audit, "audit", "nav_audit");
 simple_page!(models, "models", "nav_models");
+
+/// `/ui/accounts/{id}`: one account, its quota, recent requests and audit entries
+/// (filled by the script from the admin API).
+pub async fn account(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+    Extension(signed_in): Extension<SignedIn>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let extra = context! { account_id => id };
+    page(
+        &state,
+        &headers,
+        &query,
+        &signed_in,
+        "account",
+        "account_title",
+        extra,
+    )
+}
 
 pub async fn keys(
     State(state): State<SharedState>,
@@ -397,7 +419,7 @@ mod tests {
         }
         let t = i18n::catalogue("zh-TW");
         for name in [
-            "overview", "accounts", "keys", "logs", "audit", "models", "settings",
+            "overview", "accounts", "account", "keys", "logs", "audit", "models", "settings",
         ] {
             let html = env
                 .get_template(&format!("{name}.html"))

@@ -156,9 +156,11 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     let overhead = (upstream_nanos > 0)
         .then(|| elapsed.saturating_sub(std::time::Duration::from_nanos(upstream_nanos)));
     if logged {
-        state.request_log.record(log_entry(
-            &path, &route, &response, elapsed, overhead, facts,
-        ));
+        let calls = facts.calls.clone();
+        state.request_log.record_with_calls(
+            log_entry(&path, &route, &response, elapsed, overhead, facts),
+            calls,
+        );
     }
     let status = response.status().as_u16().to_string();
     metrics::counter!("agm_requests_total", "api" => api, "route" => route.clone(), "status" => status)

@@ -541,6 +541,7 @@ impl UpstreamCall<'_> {
                         Err(err) => {
                             tracing::warn!(key = %label, model = %model, error = %err, "official Gemini API call failed");
                             let class = err.class(unix_now());
+                            crate::http::request_log::note_failure(&class);
                             last = Some((err, label, model));
                             plan.called(
                                 Outcome::Failed(Failed::new(class)),
@@ -551,6 +552,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
+                    crate::http::request_log::note_wait(d);
                     crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     plan.waited(Instant::now())
                 }
@@ -674,6 +676,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
+                    crate::http::request_log::note_wait(d);
                     crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     turn = plan.waited(Instant::now());
                     continue;
@@ -703,6 +706,7 @@ impl UpstreamCall<'_> {
                 Err(err) => {
                     tracing::warn!(account = %current.email, model = self.model, error = %err, "upstream call failed");
                     let class = err.class(unix_now());
+                    crate::http::request_log::note_failure(&class);
                     let mut failed = Failed::new(class.clone());
                     if let Some(limit) = attempts::limit(&class) {
                         failed = failed.with_cooldown(state.accounts.cooldowns.report(
