@@ -296,6 +296,47 @@ def test_console_walk_through(console):
         expect(log_rows.first).to_contain_text(f"{MODEL} → claude-sonnet-4-5")
         expect(log_rows.first.locator(".ok")).to_have_text("200")
         shoot(page, "logs")
+        # Filters narrow the table (and stay in the address); a click opens one request.
+        page.select_option("#log-filter select[name=status]", "error")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        assert "status=error" in page.url
+        page.select_option("#log-filter select[name=status]", "ok")
+        expect(log_rows).to_have_count(3)
+        page.fill("#log-filter input[name=q]", "chat/completions")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        page.fill("#log-filter input[name=q]", "MESSAGES")
+        expect(log_rows).to_have_count(3)
+        page.select_option("#log-filter select[name=api]", "gemini")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        page.click("#log-filter-clear")
+        expect(log_rows).to_have_count(3)
+        log_rows.first.click()
+        detail = page.locator("#log-detail")
+        expect(detail).to_be_visible()
+        expect(page.locator("#detail-facts")).to_contain_text(f"{MODEL} → claude-sonnet-4-5")
+        expect(page.locator("#detail-facts")).to_contain_text(en["detail_not_scaled"])
+        expect(page.locator("#detail-calls tr")).to_have_count(1)
+        expect(page.locator("#detail-calls")).to_contain_text(en["detail_answered"])
+        expect(page.locator("#detail-calls")).to_contain_text("@demo.agm")
+        assert "console request" not in detail.inner_text(), "no prompt in the detail"
+        shoot(page, "log-detail")
+        page.click("#detail-close")
+        expect(detail).to_be_hidden()
+
+        # One account's page: its facts, quota bars, requests and audit entries; its
+        # quota re-checked at once.
+        page.goto(f"{url}/ui/accounts")
+        page.locator("#account-rows a", has_text="alice@demo.agm").click()
+        expect(page).to_have_url(re.compile(r".*/ui/accounts/[0-9a-f]{8}$"))
+        expect(page.locator("#account-email")).to_have_text("alice@demo.agm")
+        expect(page.locator("#account-facts")).to_contain_text("g1-pro-tier")
+        expect(page.locator("#account-facts")).to_contain_text("demo-project-alice")
+        expect(page.locator("#account-quota .quota .bar").first).to_be_visible()
+        expect(page.locator("#account-audit")).to_contain_text("added with the console")
+        page.get_by_role("button", name=en["btn_recheck_quota"]).click()
+        expect(page.locator("#flash")).to_have_text(en["done"])
+        expect(page.locator("#account-audit")).to_contain_text("quota re-checked with the console")
+        shoot(page, "account")
 
         # 5. Safe mode turned on from the CLI shows the banner; "Retry Now" turns it off.
         page.goto(f"{url}/ui/")
