@@ -508,3 +508,138 @@ async fn a_google_sign_in_started_in_the_console_comes_back_to_its_callback_once
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, agm_server::config::DEFAULT_CONFIG_TOML).unwrap();
+    let file = path.clone();
+    let h = common::start_shaped(
+        agm_sim::SimConfig::default(),
+        |_| {},
+        move |state| state.with_config_file(file),
+    )
+    .await;
+    let console = sign_in(&h).await;
+    let settings = console.get("/api/settings").await;
+    assert_eq!(settings["writable"], true);
+    let editable = settings["editable"].as_array().unwrap();
+    assert!(editable.contains(&json!({"key": "models.map", "applies": "now"})));
+    assert!(editable.contains(&json!({"key": "context.scaling", "applies": "restart"})));
+
+    // The model map: applied to the next request at once.
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {"models.map": {"team-fast": "gemini-2.5-flash"}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], true);
+    let answer = h
+        .post(&json!({"model": "team-fast", "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let logged = rows_at_least(&console, "/api/logs?model=team-fast", "requests", 1).await;
+    assert_eq!(logged[0]["upstream_model"], "gemini-2.5-flash");
+
+    // A Gemini API key: written in full to the file, shown masked, waiting for a
+    // restart; the daily cap applies now.
+    let key = "AIzaSyTEST-console-key-0042";
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {
+                "safe_mode.gemini_api_keys": {"add": [key]},
+                "safe_mode.daily_request_cap": 7,
+            }})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["restart_required"],
+        json!(["safe_mode.gemini_api_keys"])
+    );
+    assert_eq!(
+        body["pending_restart"]["safe_mode.gemini_api_keys"],
+        json!(["AIza…0042"])
+    );
+    assert_eq!(h.state.daily_cap.cap(), 7);
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        written.contains(&format!("gemini_api_keys = [\"{key}\"]")),
+        "{written}"
+    );
+    assert!(
+        written.contains("# the official-API pool"),
+        "its comment stays"
+    );
+    let shown = console.get("/api/settings").await;
+    assert!(!shown.to_string().contains(key), "never in full: {shown}");
+    assert_eq!(
+        shown["pending_restart"]["safe_mode.gemini_api_keys"],
+        json!(["AIza…0042"])
+    );
+    let audit = audit_details(&console).await;
+    assert!(audit.contains("models.map"), "{audit}");
+    assert!(
+        audit.contains("AIza…0042") && !audit.contains(key),
+        "{audit}"
+    );
+
+    // Removed by its masked form; warmup and context wait for a restart.
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {
+                "safe_mode.gemini_api_keys": {"remove": ["AIza…0042"]},
+                "warmup.enabled": true,
+                "context.scaling": "aggressive",
+            }})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains("gemini_api_keys = []"), "{written}");
+    assert!(
+        body["pending_restart"]
+            .get("safe_mode.gemini_api_keys")
+            .is_none(),
+        "back to what the server does: nothing waits: {body}"
+    );
+    assert!(written.contains("enabled = true"), "{written}");
+    assert_eq!(
+        body["config"]["context"]["scaling"], "standard",
+        "in force until a restart"
+    );
+
+    // Refused: a bad value, an unknown key; the file is left as it was.
+    for (changes, words) in [
+        (json!({"context.scaling": "max"}), "scaling"),
+        (json!({"warmup.interval": "often"}), "interval"),
+        (
+            json!({"safe_mode.auto_activate_threshold": -1}),
+            "auto_activate_threshold",
+        ),
+        (json!({"models.map": {"x": 3}}), "models.map.x"),
+        (json!({"server.bind": "0.0.0.0"}), "cannot be changed"),
+    ] {
+        let before = std::fs::read_to_string(&path).unwrap();
+        let (status, body) = console
+            .send(
+                Method::POST,
+                "/api/settings",
+                Some(json!({"changes": changes})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{changes}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{changes}: {message}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    }
+}

@@ -498,7 +498,8 @@ pub async fn dismiss_update(
 pub async fn settings(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({
         "config": masked_config(&state.console.settings.current()),
-        "editable": super::settings::EDITABLE,
+        "editable": super::settings::editable_json(),
+        "pending_restart": state.console.settings.pending(),
         "writable": state.console.settings.has_file(),
     }))
 }
@@ -521,7 +522,21 @@ pub async fn change_settings(
     selection.quota_threshold = config.routing.quota_threshold;
     state.accounts.selector.set_config(selection);
     state.console.set_language(config.server.language.as_str());
-    let value = serde_json::to_value(&config).unwrap_or_default();
+    state.models.set_user_map(&config.models.map);
+    state.daily_cap.set_cap(config.safe_mode.daily_request_cap);
+    let pending = state.console.settings.pending();
+    // What the file now says (secrets masked): for a change that waits for a restart,
+    // that is not yet what the server does.
+    let value = masked_config(&config);
+    let value = {
+        let mut value = value;
+        for (key, shown) in &pending {
+            if let Some(slot) = value.pointer_mut(&format!("/{}", key.replace('.', "/"))) {
+                *slot = shown.clone();
+            }
+        }
+        value
+    };
     let changed: Vec<String> = keys
         .iter()
         .map(|key| {
@@ -537,9 +552,15 @@ pub async fn change_settings(
         &format!("changed with the console: {}", changed.join(", ")),
     )
     .await;
+    let restart: Vec<&String> = keys
+        .iter()
+        .filter(|k| pending.contains_key(k.as_str()))
+        .collect();
     Ok(Json(json!({
         "changed": keys,
-        "applied": true,
+        "applied": restart.is_empty(),
+        "restart_required": restart,
+        "pending_restart": pending,
         "config": masked_config(&config),
     })))
 }
@@ -556,10 +577,16 @@ pub fn masked_config(config: &crate::config::Config) -> Value {
         }
         _ => {}
     };
+    // The Gemini API keys as their first and last four characters: enough to tell
+    // them apart and to remove one, never enough to use one.
+    if let Some(Value::Array(items)) = value.pointer_mut("/safe_mode/gemini_api_keys") {
+        for item in items {
+            *item = json!(super::settings::mask(item.as_str().unwrap_or_default()));
+        }
+    }
     for path in [
         "/server/api_keys",
         "/server/admin_password",
-        "/safe_mode/gemini_api_keys",
         "/google/oauth_client_secret",
         "/storage/postgres_url",
         "/cluster/redis_url",

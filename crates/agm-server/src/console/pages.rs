@@ -219,10 +219,19 @@ pub async fn settings(
     Extension(signed_in): Extension<SignedIn>,
 ) -> Response {
     let current = state.console.settings.current();
-    let text =
-        serde_json::to_string_pretty(&super::api::masked_config(&current)).unwrap_or_default();
+    let masked = super::api::masked_config(&current);
+    let text = serde_json::to_string_pretty(&masked).unwrap_or_default();
+    let restart_keys: Vec<&str> = super::settings::EDITABLE
+        .iter()
+        .filter(|(_, applies)| *applies == super::settings::Applies::Restart)
+        .map(|(key, _)| *key)
+        .collect();
+    let pending: Vec<String> = state.console.settings.pending().into_keys().collect();
     let extra = context! {
         settings => text,
+        cfg => minijinja::Value::from_serialize(&masked),
+        restart_keys => restart_keys,
+        pending => pending,
         writable => state.console.settings.has_file(),
         scheduling => current.routing.scheduling.name(),
         quota_threshold => current.routing.quota_threshold,
@@ -427,6 +436,10 @@ mod tests {
                 .render(context! {
                     t => t, lang => "zh-TW", langs => langs(), page => name,
                     title => "x", csrf => "c", gemini_keys => 1, settings => "{}",
+                    cfg => minijinja::Value::from_serialize(
+                        crate::console::api::masked_config(&crate::config::Config::default())
+                    ),
+                    restart_keys => vec!["warmup.enabled"], pending => Vec::<String>::new(),
                 })
                 .unwrap();
             assert!(html.contains("帳號"), "{name}");

@@ -491,7 +491,7 @@ impl UpstreamCall<'_> {
                     ErrorKind::RateLimited,
                     format!(
                         "the daily request cap of the paid Gemini API pool ([safe_mode] daily_request_cap = {}) is reached; it resets at midnight UTC",
-                        state.config.safe_mode.daily_request_cap
+                        state.daily_cap.cap()
                     ),
                 )
             });

@@ -49,7 +49,8 @@ impl KeyCursor {
 /// this process.
 #[derive(Debug)]
 pub struct DailyCap {
-    cap: u64,
+    /// The cap in force (0: none); the console changes it while the server runs.
+    cap: std::sync::atomic::AtomicU64,
     /// (UTC day number, requests that day).
     count: Mutex<(i64, u64)>,
 }
@@ -57,9 +58,19 @@ pub struct DailyCap {
 impl DailyCap {
     pub fn new(cap: u64) -> DailyCap {
         DailyCap {
-            cap,
+            cap: std::sync::atomic::AtomicU64::new(cap),
             count: Mutex::new((0, 0)),
         }
+    }
+
+    /// The cap in force (0: none).
+    pub fn cap(&self) -> u64 {
+        self.cap.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes the cap; today's count stays.
+    pub fn set_cap(&self, cap: u64) {
+        self.cap.store(cap, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counts one request now; `Some(time to midnight UTC)` when the cap is reached
@@ -69,7 +80,8 @@ impl DailyCap {
     }
 
     fn check_at(&self, now: OffsetDateTime) -> Option<Duration> {
-        if self.cap == 0 {
+        let cap = self.cap();
+        if cap == 0 {
             return None;
         }
         let day = now.unix_timestamp().div_euclid(86_400);
@@ -80,7 +92,7 @@ impl DailyCap {
         if count.0 != day {
             *count = (day, 0);
         }
-        if count.1 >= self.cap {
+        if count.1 >= cap {
             let midnight = (day + 1) * 86_400;
             let left = u64::try_from(midnight - now.unix_timestamp()).unwrap_or(1);
             return Some(Duration::from_secs(left.max(1)));

@@ -444,15 +444,73 @@
       var changes = {};
       Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
         if (field.value === field.dataset.initial) { return; }
-        changes[field.name] = field.dataset.kind === "number" ? Number(field.value) : field.value;
+        var kind = field.dataset.kind;
+        changes[field.name] = kind === "number" ? Number(field.value) : kind === "bool" ? field.value === "true" : field.value;
       });
       if (!Object.keys(changes).length) { flash(T("settings_unchanged")); return; }
-      api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+      saveSettings(changes).then(function () {
         Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
           field.dataset.initial = field.value;
         });
-        document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
-        flash(T("settings_saved", { keys: answer.changed.join(", ") }));
+      }).catch(failed);
+    });
+  }
+  // Saves `changes`, says what applies now and what at the next start.
+  function saveSettings(changes) {
+    return api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+      document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
+      var waiting = Object.keys(answer.pending_restart);
+      document.getElementById("settings-pending").hidden = !waiting.length;
+      document.getElementById("settings-pending-keys").textContent = waiting.join(", ");
+      var text = T("settings_saved", { keys: answer.changed.join(", ") });
+      if (answer.restart_required.length) {
+        text += " " + T("settings_saved_restart", { keys: answer.restart_required.join(", ") });
+      }
+      flash(text);
+      return refresh();
+    });
+  }
+  // The model map and the Gemini API keys: lists changed one entry at a time.
+  var currentMap = {};
+  refreshers.settings = function () {
+    return api("GET", "/api/settings").then(function (s) {
+      currentMap = s.config.models.map;
+      fill("model-map-rows", Object.keys(currentMap).map(function (from) {
+        return row([from, currentMap[from], button(T("btn_remove"), function () {
+          var map = Object.assign({}, currentMap);
+          delete map[from];
+          saveSettings({ "models.map": map }).catch(failed);
+        }, "danger")]);
+      }), 3);
+      var keys = s.pending_restart["safe_mode.gemini_api_keys"] || s.config.safe_mode.gemini_api_keys;
+      fill("gemini-key-rows", keys.map(function (masked) {
+        return row([masked, button(T("btn_remove"), function () {
+          if (confirm(T("confirm_remove_key"))) {
+            saveSettings({ "safe_mode.gemini_api_keys": { remove: [masked] } }).catch(failed);
+          }
+        }, "danger")]);
+      }), 2);
+    });
+  };
+  var mapForm = document.getElementById("model-map-add");
+  if (mapForm) {
+    mapForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var map = Object.assign({}, currentMap);
+      map[document.getElementById("model-map-from").value.trim()] = document.getElementById("model-map-to").value.trim();
+      saveSettings({ "models.map": map }).then(function () {
+        document.getElementById("model-map-from").value = "";
+        document.getElementById("model-map-to").value = "";
+      }).catch(failed);
+    });
+  }
+  var keyForm = document.getElementById("gemini-key-add");
+  if (keyForm) {
+    keyForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = document.getElementById("gemini-key-value");
+      saveSettings({ "safe_mode.gemini_api_keys": { add: [input.value.trim()] } }).then(function () {
+        input.value = "";
       }).catch(failed);
     });
   }
