@@ -643,3 +643,54 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
         assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
     }
 }
+
+#[tokio::test]
+async fn console_hosts_let_a_reverse_proxy_in_and_nothing_else() {
+    let h = common::start_with(|c| c.server.console_hosts = vec!["agm.example.com".into()]).await;
+    let console = sign_in(&h).await;
+    let page = |host: &'static str| {
+        common::console::client()
+            .get(format!("{}/ui/login", h.url))
+            .header("host", host)
+            .send()
+    };
+    assert_eq!(
+        page("agm.example.com").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        page("AGM.example.com:443").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        page("rebind.example.net").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    // A proxy that passes the backend's address as Host: the browser's Origin names
+    // the public host.
+    let change = |origin: &'static str| {
+        console
+            .http
+            .post(format!("{}/api/keys", h.url))
+            .header("cookie", &console.cookie)
+            .header("x-agm-csrf", &console.csrf)
+            .header("origin", origin)
+            .json(&json!({"name": "via proxy"}))
+            .send()
+    };
+    assert_eq!(
+        change("https://agm.example.com").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let refused = change("https://evil.example.com").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // Without the setting the same name is refused.
+    let plain = common::start().await;
+    let refused = common::console::client()
+        .get(format!("{}/ui/login", plain.url))
+        .header("host", "agm.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}

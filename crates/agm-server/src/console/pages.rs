@@ -353,7 +353,7 @@ pub async fn login_form(
     Query(query): Query<PageQuery>,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if let Err(e) = check_mutation(&headers, None) {
+    if let Err(e) = check_mutation(&headers, None, state.console.hosts()) {
         return e.into_response();
     }
     let result = if !form.password.is_empty() {
