@@ -9,7 +9,8 @@ a user would, each step checked by what the page shows:
    refresh token in the Accounts form;
 3. see their quota bars;
 4. send requests with the anthropic SDK and watch them appear in the Logs page live;
-5. turn safe mode on (`agm safe-mode enable`), see the banner, click "Retry Now";
+5. turn safe mode on (`agm safe-mode enable`), see the banner, click "Retry Now"; an
+   update notice from `agm update check`, dismissed per version;
 6. create a client key (its secret shown once) and revoke it;
 7. change settings and find them in the config file, its comments kept;
 8. every page in the four languages, with no catalogue key left untranslated and CJK
@@ -157,6 +158,25 @@ class EvilSite(http.server.BaseHTTPRequestHandler):
         body = page.encode()
         self.send_response(200)
         self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class ReleaseFeed(http.server.BaseHTTPRequestHandler):
+    """A release feed in GitHub's shape (`tag_name`, `html_url`) on loopback."""
+
+    tag = "v0.0.1"
+
+    def do_GET(self):
+        body = json.dumps(
+            {"tag_name": self.tag, "html_url": f"http://127.0.0.1/releases/{self.tag}"}
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -351,12 +371,49 @@ def test_console_walk_through(console):
         expect(banner).to_be_visible(timeout=15_000)
         expect(banner).to_contain_text(en["banner_safe_title"])
         expect(page.locator("#safe-mode-no-keys")).to_be_visible()
-        expect(banner.get_by_role("link", name=en["btn_configure_key"])).to_have_attribute("href", "/ui/keys#gemini")
+        expect(banner.get_by_role("link", name=en["btn_configure_key"])).to_have_attribute("href", "/ui/settings#gemini-keys")
         shoot(page, "overview-safe-mode")
         banner.get_by_role("button", name=en["btn_retry"]).click()
         expect(banner).to_be_hidden()
         expect(page.locator("#flash")).to_have_text(en["done"])
         assert api(console, "/api/safe-mode", page)["status"]["active"] is False
+
+        # 5b. An update notice: a newer release (a release feed on loopback, read by
+        # `agm update check`) shows the banner; dismissed, it stays hidden for that
+        # version, and a newer release shows again.
+        feed = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ReleaseFeed)
+        threading.Thread(target=feed.serve_forever, daemon=True).start()
+        feed_env = {**console["env"], "AGM_UPDATES__URL": f"http://127.0.0.1:{feed.server_address[1]}/latest"}
+
+        def check_updates(tag: str) -> None:
+            ReleaseFeed.tag = tag
+            subprocess.run(
+                [console["binary"], "update", "check", "--config", str(console["config"])],
+                env=feed_env,
+                check=True,
+                capture_output=True,
+            )
+
+        try:
+            update = page.locator("#update-banner")
+            expect(update).to_be_hidden()
+            check_updates("v99.0.0")
+            expect(update).to_be_visible(timeout=15_000)
+            expect(update).to_contain_text("agm 99.0.0 is out")
+            shoot(page, "overview-update")
+            update.get_by_role("button", name=en["btn_dismiss"]).click()
+            expect(update).to_be_hidden()
+            page.reload()
+            page.wait_for_load_state("networkidle")
+            expect(update).to_be_hidden()
+            assert api(console, "/api/updates", page)["dismissed"] == "99.0.0"
+            check_updates("v99.1.0")
+            expect(update).to_be_visible(timeout=15_000)
+            expect(update).to_contain_text("agm 99.1.0 is out")
+            update.get_by_role("button", name=en["btn_dismiss"]).click()
+            expect(update).to_be_hidden()
+        finally:
+            feed.shutdown()
 
         # 6. A client key: its secret shown once, then revoked.
         page.goto(f"{url}/ui/keys")
