@@ -18,6 +18,9 @@ a user would, each step checked by what the page shows:
 9. a forged cross-site POST (a form on another origin) and a same-origin fetch without
    the CSRF token are refused.
 
+A second test starts the sim refusing agm's Antigravity version and checks the overview
+says so, with the setting that fixes it.
+
 A screenshot of each page is saved in tests/e2e/artifacts/console/ (AGM_ARTIFACTS
 overrides). Every request the page makes must stay on loopback.
 """
@@ -79,8 +82,10 @@ def sim_config(default: str, sim: str) -> str:
     return text
 
 
-@pytest.fixture(scope="module")
-def console():
+def serve_console(sim_args=(), before_serve=None):
+    """`agm serve` (with the commented config, every Google address at a fresh
+    `agm-sim --demo SIM_ARGS`) and its printed sign-in link; `before_serve(env, config)`
+    runs CLI commands first."""
     binary = os.environ.get("AGM_BIN", "target/debug/agm")
     sim_binary = os.environ.get("AGM_SIM_BIN", str(Path(binary).with_name("agm-sim")))
     if not Path(CHROMIUM).exists():
@@ -99,13 +104,15 @@ def console():
         if var.startswith("AGM_") and var not in ("AGM_BIN", "AGM_SIM_BIN", "AGM_ARTIFACTS"):
             env.pop(var)
     sim = subprocess.Popen(
-        [sim_binary, "--demo", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True
+        [sim_binary, "--demo", "--port", "0", *sim_args], env=env, stdout=subprocess.PIPE, text=True
     )
     sim_url = sim.stdout.readline().strip()
     assert sim_url.startswith("http://127.0.0.1:"), sim_url
     config = Path(home) / "config.toml"
     subprocess.run([binary, "config", "init", "--config", str(config)], env=env, check=True, capture_output=True)
     config.write_text(sim_config(config.read_text(), sim_url))
+    if before_serve:
+        before_serve(env, config)
     port = free_port()
     proc = subprocess.Popen(
         [binary, "serve", "--config", str(config), "--port", str(port)],
@@ -143,6 +150,11 @@ def console():
         shutil.rmtree(home, ignore_errors=True)
         assert code == 0, f"agm serve exited {code}: {err}"
         assert "demo-refresh" not in err, "a refresh token was logged"
+
+
+@pytest.fixture(scope="module")
+def console():
+    yield from serve_console()
 
 
 class EvilSite(http.server.BaseHTTPRequestHandler):
@@ -534,3 +546,39 @@ def test_console_walk_through(console):
         assert api(console, "/api/keys", page)["keys"] == keys_before
         browser.close()
     assert not off_loopback, f"the console fetched from off loopback: {off_loopback}"
+
+
+def test_the_overview_says_when_google_refuses_the_client_version():
+    """Google refusing the client version agm reports (the sim gates Antigravity at
+    99.0.0) shows on the overview, with the setting that fixes it."""
+
+    def import_alice(env, config):
+        subprocess.run(
+            [os.environ.get("AGM_BIN", "target/debug/agm"), "accounts", "import",
+             "--refresh-token", "-", "--config", str(config)],
+            env=env, input="demo-refresh-alice\n", text=True, check=True, capture_output=True,
+        )
+
+    serving = serve_console(["--require-client-version", "antigravity=99.0.0"], import_alice)
+    gated = next(serving)
+    try:
+        url = gated["url"]
+        en = catalogue("en")
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
+            page.goto(gated["link"])
+            expect(page).to_have_url(f"{url}/ui/")
+            drift = page.locator("#drift-banner")
+            expect(drift).to_be_hidden()
+            client = anthropic.Anthropic(base_url=url, api_key="any", max_retries=0)
+            with pytest.raises(anthropic.APIStatusError):
+                client.messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+            expect(drift).to_be_visible(timeout=15_000)
+            expect(drift).to_contain_text(en["banner_drift_title"])
+            expect(drift).to_contain_text("antigravity_version")
+            shoot(page, "overview-client-version")
+            browser.close()
+    finally:
+        serving.close()
