@@ -9,13 +9,17 @@ a user would, each step checked by what the page shows:
    refresh token in the Accounts form;
 3. see their quota bars;
 4. send requests with the anthropic SDK and watch them appear in the Logs page live;
-5. turn safe mode on (`agm safe-mode enable`), see the banner, click "Retry Now";
+5. turn safe mode on (`agm safe-mode enable`), see the banner, click "Retry Now"; an
+   update notice from `agm update check`, dismissed per version;
 6. create a client key (its secret shown once) and revoke it;
 7. change settings and find them in the config file, its comments kept;
 8. every page in the four languages, with no catalogue key left untranslated and CJK
    rendered with real glyphs;
 9. a forged cross-site POST (a form on another origin) and a same-origin fetch without
    the CSRF token are refused.
+
+A second test starts the sim refusing agm's Antigravity version and checks the overview
+says so, with the setting that fixes it.
 
 A screenshot of each page is saved in tests/e2e/artifacts/console/ (AGM_ARTIFACTS
 overrides). Every request the page makes must stay on loopback.
@@ -78,8 +82,10 @@ def sim_config(default: str, sim: str) -> str:
     return text
 
 
-@pytest.fixture(scope="module")
-def console():
+def serve_console(sim_args=(), before_serve=None):
+    """`agm serve` (with the commented config, every Google address at a fresh
+    `agm-sim --demo SIM_ARGS`) and its printed sign-in link; `before_serve(env, config)`
+    runs CLI commands first."""
     binary = os.environ.get("AGM_BIN", "target/debug/agm")
     sim_binary = os.environ.get("AGM_SIM_BIN", str(Path(binary).with_name("agm-sim")))
     if not Path(CHROMIUM).exists():
@@ -98,13 +104,15 @@ def console():
         if var.startswith("AGM_") and var not in ("AGM_BIN", "AGM_SIM_BIN", "AGM_ARTIFACTS"):
             env.pop(var)
     sim = subprocess.Popen(
-        [sim_binary, "--demo", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True
+        [sim_binary, "--demo", "--port", "0", *sim_args], env=env, stdout=subprocess.PIPE, text=True
     )
     sim_url = sim.stdout.readline().strip()
     assert sim_url.startswith("http://127.0.0.1:"), sim_url
     config = Path(home) / "config.toml"
     subprocess.run([binary, "config", "init", "--config", str(config)], env=env, check=True, capture_output=True)
     config.write_text(sim_config(config.read_text(), sim_url))
+    if before_serve:
+        before_serve(env, config)
     port = free_port()
     proc = subprocess.Popen(
         [binary, "serve", "--config", str(config), "--port", str(port)],
@@ -144,6 +152,11 @@ def console():
         assert "demo-refresh" not in err, "a refresh token was logged"
 
 
+@pytest.fixture(scope="module")
+def console():
+    yield from serve_console()
+
+
 class EvilSite(http.server.BaseHTTPRequestHandler):
     """Another origin: a page whose form posts to the console as soon as it loads."""
 
@@ -157,6 +170,25 @@ class EvilSite(http.server.BaseHTTPRequestHandler):
         body = page.encode()
         self.send_response(200)
         self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class ReleaseFeed(http.server.BaseHTTPRequestHandler):
+    """A release feed in GitHub's shape (`tag_name`, `html_url`) on loopback."""
+
+    tag = "v0.0.1"
+
+    def do_GET(self):
+        body = json.dumps(
+            {"tag_name": self.tag, "html_url": f"http://127.0.0.1/releases/{self.tag}"}
+        ).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -296,6 +328,47 @@ def test_console_walk_through(console):
         expect(log_rows.first).to_contain_text(f"{MODEL} → claude-sonnet-4-5")
         expect(log_rows.first.locator(".ok")).to_have_text("200")
         shoot(page, "logs")
+        # Filters narrow the table (and stay in the address); a click opens one request.
+        page.select_option("#log-filter select[name=status]", "error")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        assert "status=error" in page.url
+        page.select_option("#log-filter select[name=status]", "ok")
+        expect(log_rows).to_have_count(3)
+        page.fill("#log-filter input[name=q]", "chat/completions")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        page.fill("#log-filter input[name=q]", "MESSAGES")
+        expect(log_rows).to_have_count(3)
+        page.select_option("#log-filter select[name=api]", "gemini")
+        expect(page.locator("#log-rows")).to_contain_text(en["empty"])
+        page.click("#log-filter-clear")
+        expect(log_rows).to_have_count(3)
+        log_rows.first.click()
+        detail = page.locator("#log-detail")
+        expect(detail).to_be_visible()
+        expect(page.locator("#detail-facts")).to_contain_text(f"{MODEL} → claude-sonnet-4-5")
+        expect(page.locator("#detail-facts")).to_contain_text(en["detail_not_scaled"])
+        expect(page.locator("#detail-calls tr")).to_have_count(1)
+        expect(page.locator("#detail-calls")).to_contain_text(en["detail_answered"])
+        expect(page.locator("#detail-calls")).to_contain_text("@demo.agm")
+        assert "console request" not in detail.inner_text(), "no prompt in the detail"
+        shoot(page, "log-detail")
+        page.click("#detail-close")
+        expect(detail).to_be_hidden()
+
+        # One account's page: its facts, quota bars, requests and audit entries; its
+        # quota re-checked at once.
+        page.goto(f"{url}/ui/accounts")
+        page.locator("#account-rows a", has_text="alice@demo.agm").click()
+        expect(page).to_have_url(re.compile(r".*/ui/accounts/[0-9a-f]{8}$"))
+        expect(page.locator("#account-email")).to_have_text("alice@demo.agm")
+        expect(page.locator("#account-facts")).to_contain_text("g1-pro-tier")
+        expect(page.locator("#account-facts")).to_contain_text("demo-project-alice")
+        expect(page.locator("#account-quota .quota .bar").first).to_be_visible()
+        expect(page.locator("#account-audit")).to_contain_text("added with the console")
+        page.get_by_role("button", name=en["btn_recheck_quota"]).click()
+        expect(page.locator("#flash")).to_have_text(en["done"])
+        expect(page.locator("#account-audit")).to_contain_text("quota re-checked with the console")
+        shoot(page, "account")
 
         # 5. Safe mode turned on from the CLI shows the banner; "Retry Now" turns it off.
         page.goto(f"{url}/ui/")
@@ -310,12 +383,49 @@ def test_console_walk_through(console):
         expect(banner).to_be_visible(timeout=15_000)
         expect(banner).to_contain_text(en["banner_safe_title"])
         expect(page.locator("#safe-mode-no-keys")).to_be_visible()
-        expect(banner.get_by_role("link", name=en["btn_configure_key"])).to_have_attribute("href", "/ui/keys#gemini")
+        expect(banner.get_by_role("link", name=en["btn_configure_key"])).to_have_attribute("href", "/ui/settings#gemini-keys")
         shoot(page, "overview-safe-mode")
         banner.get_by_role("button", name=en["btn_retry"]).click()
         expect(banner).to_be_hidden()
         expect(page.locator("#flash")).to_have_text(en["done"])
         assert api(console, "/api/safe-mode", page)["status"]["active"] is False
+
+        # 5b. An update notice: a newer release (a release feed on loopback, read by
+        # `agm update check`) shows the banner; dismissed, it stays hidden for that
+        # version, and a newer release shows again.
+        feed = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ReleaseFeed)
+        threading.Thread(target=feed.serve_forever, daemon=True).start()
+        feed_env = {**console["env"], "AGM_UPDATES__URL": f"http://127.0.0.1:{feed.server_address[1]}/latest"}
+
+        def check_updates(tag: str) -> None:
+            ReleaseFeed.tag = tag
+            subprocess.run(
+                [console["binary"], "update", "check", "--config", str(console["config"])],
+                env=feed_env,
+                check=True,
+                capture_output=True,
+            )
+
+        try:
+            update = page.locator("#update-banner")
+            expect(update).to_be_hidden()
+            check_updates("v99.0.0")
+            expect(update).to_be_visible(timeout=15_000)
+            expect(update).to_contain_text("agm 99.0.0 is out")
+            shoot(page, "overview-update")
+            update.get_by_role("button", name=en["btn_dismiss"]).click()
+            expect(update).to_be_hidden()
+            page.reload()
+            page.wait_for_load_state("networkidle")
+            expect(update).to_be_hidden()
+            assert api(console, "/api/updates", page)["dismissed"] == "99.0.0"
+            check_updates("v99.1.0")
+            expect(update).to_be_visible(timeout=15_000)
+            expect(update).to_contain_text("agm 99.1.0 is out")
+            update.get_by_role("button", name=en["btn_dismiss"]).click()
+            expect(update).to_be_hidden()
+        finally:
+            feed.shutdown()
 
         # 6. A client key: its secret shown once, then revoked.
         page.goto(f"{url}/ui/keys")
@@ -361,6 +471,30 @@ def test_console_walk_through(console):
         page.click("#settings-form button[type=submit]")
         expect(page.locator("#flash.bad")).to_contain_text("request_log_retention")
         assert console["config"].read_text() == after
+        page.fill("input[name='logging.request_log_retention']", "3d")
+        # Beyond those: the model map (applied at once), a Gemini API key (masked, in
+        # force after a restart) and context scaling (after a restart too).
+        page.fill("#model-map-from", "team-fast")
+        page.fill("#model-map-to", "gemini-2.5-flash")
+        page.click("#model-map-add button[type=submit]")
+        expect(page.locator("#model-map-rows")).to_contain_text("team-fast")
+        assert re.search(r'^"?team-fast"? = "gemini-2\.5-flash"', console["config"].read_text(), re.M)
+        page.fill("#gemini-key-value", "AIzaSyBROWSER-test-key-7781")
+        page.click("#gemini-key-add button[type=submit]")
+        expect(page.locator("#gemini-key-rows")).to_contain_text("AIza…7781")
+        expect(page.locator("#settings-pending")).to_be_visible()
+        expect(page.locator("#settings-pending-keys")).to_contain_text("safe_mode.gemini_api_keys")
+        assert "AIzaSyBROWSER-test-key-7781" not in visible_text(page)
+        assert 'gemini_api_keys = ["AIzaSyBROWSER-test-key-7781"]' in console["config"].read_text()
+        page.select_option("select[name='context.scaling']", "aggressive")
+        page.click("#settings-form button[type=submit]")
+        expect(page.locator("#flash")).to_contain_text("context.scaling")
+        expect(page.locator("#settings-pending-keys")).to_contain_text("context.scaling")
+        assert re.search(r'^scaling = "aggressive"\s+# off \| standard', console["config"].read_text(), re.M)
+        shoot(page, "settings-more")
+        page.get_by_role("row", name=re.compile("AIza…7781")).get_by_role("button", name=en["btn_remove"]).click()
+        expect(page.locator("#gemini-key-rows")).not_to_contain_text("AIza…7781")
+        assert "AIzaSyBROWSER" not in console["config"].read_text()
         page.goto(f"{url}/ui/")
         expect(page.locator("#h-scheduling")).to_have_text("balance")
         page.goto(f"{url}/ui/audit")
@@ -412,3 +546,39 @@ def test_console_walk_through(console):
         assert api(console, "/api/keys", page)["keys"] == keys_before
         browser.close()
     assert not off_loopback, f"the console fetched from off loopback: {off_loopback}"
+
+
+def test_the_overview_says_when_google_refuses_the_client_version():
+    """Google refusing the client version agm reports (the sim gates Antigravity at
+    99.0.0) shows on the overview, with the setting that fixes it."""
+
+    def import_alice(env, config):
+        subprocess.run(
+            [os.environ.get("AGM_BIN", "target/debug/agm"), "accounts", "import",
+             "--refresh-token", "-", "--config", str(config)],
+            env=env, input="demo-refresh-alice\n", text=True, check=True, capture_output=True,
+        )
+
+    serving = serve_console(["--require-client-version", "antigravity=99.0.0"], import_alice)
+    gated = next(serving)
+    try:
+        url = gated["url"]
+        en = catalogue("en")
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+            page = browser.new_page(locale="en-US", viewport={"width": 1280, "height": 800})
+            page.goto(gated["link"])
+            expect(page).to_have_url(f"{url}/ui/")
+            drift = page.locator("#drift-banner")
+            expect(drift).to_be_hidden()
+            client = anthropic.Anthropic(base_url=url, api_key="any", max_retries=0)
+            with pytest.raises(anthropic.APIStatusError):
+                client.messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+            expect(drift).to_be_visible(timeout=15_000)
+            expect(drift).to_contain_text(en["banner_drift_title"])
+            expect(drift).to_contain_text("antigravity_version")
+            shoot(page, "overview-client-version")
+            browser.close()
+    finally:
+        serving.close()

@@ -35,7 +35,8 @@ pub struct AppState {
     /// What the CLI and the server share (safe mode, cooldowns, quota snapshots, ...).
     pub shared: crate::state::Shared,
     pub accounts: Arc<AccountPool>,
-    pub models: ModelMap,
+    /// `[models.map]` in force (the console changes it while the server runs).
+    pub models: crate::routing::model_map::LiveModelMap,
     /// Thinking signatures the upstream handed out, per conversation.
     pub signatures: SignatureCache,
     /// L0/L1: whether requests go to the official Gemini API.
@@ -99,7 +100,8 @@ impl AppState {
             pool_settings(&config),
             Arc::clone(&safe_mode),
         ));
-        let models = ModelMap::new(&config.models.map);
+        let models =
+            crate::routing::model_map::LiveModelMap::new(ModelMap::new(&config.models.map));
         let config_key_hashes = config.server.api_keys.iter().map(|k| sha256(k)).collect();
         Ok(AppState {
             google,
@@ -159,10 +161,10 @@ impl AppState {
     /// Forwards upstream model ids Google reports as deprecated (from the stored quota
     /// snapshots) to their replacements.
     pub fn with_model_deprecations(
-        mut self,
+        self,
         deprecated: std::collections::BTreeMap<String, String>,
     ) -> AppState {
-        self.models = self.models.with_deprecations(deprecated);
+        self.models.set_deprecations(deprecated);
         self
     }
 

@@ -279,6 +279,10 @@ pub struct ServerSection {
     pub language: Language,
     /// Send `x-agm-overhead-ms` (the gateway's own time, Google's excluded) on answers.
     pub overhead_header: bool,
+    /// Names (`agm.example.com`, or with a port) the web console also answers to, as
+    /// `Host` and `Origin`, behind a reverse proxy; loopback names and IP addresses
+    /// always do.
+    pub console_hosts: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -299,6 +303,7 @@ impl Default for ServerSection {
             max_connections: 1024,
             language: Language::En,
             overhead_header: true,
+            console_hosts: Vec::new(),
         }
     }
 }
@@ -728,6 +733,21 @@ impl Config {
                 key: "cluster.redis_url",
                 message: "needs a redis://[:password@]host:port[/db] URL (or rediss:// for TLS), or empty for no Redis".into(),
             });
+        }
+        for host in &self.server.console_hosts {
+            let bad = host.is_empty()
+                || host.len() > 253
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if bad {
+                return Err(ConfigError::Invalid {
+                    key: "server.console_hosts",
+                    message: format!(
+                        "`{host}` is not a host name (agm.example.com, or agm.example.com:8443): no scheme, path or space"
+                    ),
+                });
+            }
         }
         if !(0.0..=1.0).contains(&self.routing.quota_threshold) {
             return Err(ConfigError::Invalid {

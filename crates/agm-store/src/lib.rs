@@ -21,6 +21,7 @@ mod raw;
 mod request_log;
 mod rows;
 pub mod seal;
+mod search;
 mod secret;
 mod shared_key;
 mod sqlite;
@@ -40,6 +41,7 @@ pub use keychain::{
 };
 pub use request_log::{ApiKind, RequestLogEntry, RequestLogRecord};
 pub use seal::{KeySource, Sealer, UnsealError};
+pub use search::{AuditFilter, RequestLogFilter, StatusFilter};
 pub use secret::Secret;
 pub use shared_key::{SEAL_KEY_ENV, SharedKey};
 pub use store::{DB_FILE, KEY_FILE, PostgresOptions, Store, StoreOptions, UnreadableAccount};

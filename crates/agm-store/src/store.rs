@@ -19,6 +19,7 @@ use crate::raw::RawPolicy;
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
 use crate::seal::{KeySource, Sealer};
+use crate::search::{AuditFilter, RequestLogFilter};
 use crate::secret::Secret;
 use crate::shared_key::SharedKey;
 use crate::sqlite::SqliteStore;
@@ -608,6 +609,29 @@ impl Store {
         let group = query.group;
         let samples = dispatch!(self, db => db.usage_samples(since, until, group).await?);
         Ok(aggregate(query, samples))
+    }
+
+    /// The newest `limit` requests `filter` keeps, newest first.
+    pub async fn search_request_log(
+        &self,
+        filter: RequestLogFilter,
+        limit: usize,
+    ) -> Result<Vec<RequestLogRecord>, StoreError> {
+        dispatch!(self, db => db.search_request_log(filter, limit).await)
+    }
+
+    /// One logged request, by its id.
+    pub async fn get_request_log(&self, id: i64) -> Result<Option<RequestLogRecord>, StoreError> {
+        dispatch!(self, db => db.get_request_log(id).await)
+    }
+
+    /// The newest `limit` audit events `filter` keeps, newest first.
+    pub async fn search_audit(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        dispatch!(self, db => db.search_audit(filter, limit).await)
     }
 
     /// Deletes requests logged before `older_than`; returns how many.

@@ -5,8 +5,9 @@
 mod common;
 
 use agm_store::{
-    AccountState, ApiKind, AuditEvent, AuditKind, KeyPolicy, KeySource, NewAccount, Pool,
-    RequestLogEntry, Secret, Store, StoreError, TokenUpdate, UsageBucket, UsageGroup, UsageQuery,
+    AccountState, ApiKind, AuditEvent, AuditFilter, AuditKind, KeyPolicy, KeySource, NewAccount,
+    Pool, RequestLogEntry, RequestLogFilter, Secret, StatusFilter, Store, StoreError, TokenUpdate,
+    UsageBucket, UsageGroup, UsageQuery,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -691,6 +692,190 @@ async fn concurrent_setting_updates_lose_nothing(store: Store) {
     );
 }
 
+async fn request_log_searches_by_every_filter(store: Store) {
+    let at = |m: u8| datetime!(2025-06-01 10:00 UTC).replace_minute(m).unwrap();
+    let rows = [
+        request(at(1), "claude-sonnet-4-5"),
+        RequestLogEntry {
+            api: ApiKind::Anthropic,
+            status: 429,
+            account_id: Some("4e5f6a7b".into()),
+            error_class: Some("rate-limited".into()),
+            ..request(at(2), "claude-opus-4-5")
+        },
+        RequestLogEntry {
+            api: ApiKind::Gemini,
+            status: 503,
+            account_id: None,
+            upstream_model: "gemini-3-pro".into(),
+            route: "/v1beta/models/{*rest}".into(),
+            error_class: Some("upstream-5xx".into()),
+            ..request(at(3), "gemini-3-pro")
+        },
+    ];
+    store.append_request_logs(rows.to_vec()).await.unwrap();
+    let models = |filter: RequestLogFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .search_request_log(filter, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.entry.client_model)
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = models(RequestLogFilter::default()).await;
+    assert_eq!(
+        all,
+        ["gemini-3-pro", "claude-opus-4-5", "claude-sonnet-4-5"]
+    );
+    let since = RequestLogFilter {
+        since: Some(at(2)),
+        until: Some(at(3)),
+        ..RequestLogFilter::default()
+    };
+    assert_eq!(
+        models(since).await,
+        ["claude-opus-4-5"],
+        "since in, until out"
+    );
+    let api = RequestLogFilter {
+        api: Some(ApiKind::OpenAiResponses),
+        ..RequestLogFilter::default()
+    };
+    assert_eq!(models(api).await, ["claude-sonnet-4-5"]);
+    let upstream = RequestLogFilter {
+        model: Some("gemini-2.5-pro".into()),
+        ..RequestLogFilter::default()
+    };
+    assert_eq!(
+        models(upstream).await,
+        ["claude-opus-4-5", "claude-sonnet-4-5"],
+        "the upstream model matches too"
+    );
+    let account = RequestLogFilter {
+        account_id: Some("4e5f6a7b".into()),
+        ..RequestLogFilter::default()
+    };
+    assert_eq!(models(account).await, ["claude-opus-4-5"]);
+    for (status, wanted) in [
+        (StatusFilter::Code(429), vec!["claude-opus-4-5"]),
+        (StatusFilter::Class(5), vec!["gemini-3-pro"]),
+        (StatusFilter::Error, vec!["gemini-3-pro", "claude-opus-4-5"]),
+        (StatusFilter::Ok, vec!["claude-sonnet-4-5"]),
+    ] {
+        let filter = RequestLogFilter {
+            status: Some(status),
+            ..RequestLogFilter::default()
+        };
+        assert_eq!(models(filter).await, wanted, "{status:?}");
+    }
+    for (text, wanted) in [
+        ("RATE", vec!["claude-opus-4-5"]),
+        ("v1beta", vec!["gemini-3-pro"]),
+        ("sonnet", vec!["claude-sonnet-4-5"]),
+        ("' OR 1=1 --", vec![]),
+        ("%", vec![]),
+    ] {
+        let filter = RequestLogFilter {
+            text: Some(text.into()),
+            ..RequestLogFilter::default()
+        };
+        assert_eq!(models(filter).await, wanted, "{text}");
+    }
+    let limited = store
+        .search_request_log(RequestLogFilter::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+    let one = store.get_request_log(limited[0].id).await.unwrap().unwrap();
+    assert_eq!(one, limited[0]);
+    assert_eq!(
+        store.get_request_log(limited[0].id + 1000).await.unwrap(),
+        None
+    );
+}
+
+async fn audit_log_searches_by_every_filter(store: Store) {
+    let t = |h: u8| datetime!(2025-06-01 00:00 UTC).replace_hour(h).unwrap();
+    for (at, kind, subject, detail) in [
+        (
+            t(1),
+            AuditKind::Account,
+            "alice@example.com",
+            "disabled with the console",
+        ),
+        (
+            t(2),
+            AuditKind::Breaker,
+            "bob@example.com",
+            "circuit opened for gemini-3-pro",
+        ),
+        (
+            t(3),
+            AuditKind::Account,
+            "bob@example.com",
+            "enabled with the console",
+        ),
+        (
+            t(4),
+            AuditKind::Settings,
+            "config",
+            "routing.scheduling = \"balance\"",
+        ),
+    ] {
+        store
+            .append_audit(AuditEvent {
+                at,
+                kind,
+                subject: subject.into(),
+                detail: detail.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let subjects = |filter: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .search_audit(filter, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.event.detail)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(subjects(AuditFilter::default()).await.len(), 4);
+    let kind = AuditFilter {
+        kind: Some(AuditKind::Account),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        subjects(kind).await,
+        ["enabled with the console", "disabled with the console"]
+    );
+    let bob = AuditFilter {
+        subject: Some("Bob@Example.com".into()),
+        since: Some(t(3)),
+        ..AuditFilter::default()
+    };
+    assert_eq!(subjects(bob).await, ["enabled with the console"]);
+    let text = AuditFilter {
+        text: Some("GEMINI-3".into()),
+        until: Some(t(3)),
+        ..AuditFilter::default()
+    };
+    assert_eq!(subjects(text).await, ["circuit opened for gemini-3-pro"]);
+    let quoted = AuditFilter {
+        text: Some("\"balance\"".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(subjects(quoted).await.len(), 1);
+}
+
 on_both_backends!(
     upsert_inserts_then_updates_by_pool_and_email,
     one_email_in_two_pools_is_two_accounts,
@@ -710,4 +895,6 @@ on_both_backends!(
     request_log_append_list_and_prune,
     update_setting_reads_modifies_writes_and_deletes,
     concurrent_setting_updates_lose_nothing,
+    request_log_searches_by_every_filter,
+    audit_log_searches_by_every_filter,
 );

@@ -80,6 +80,12 @@ impl ModelMap {
         }
     }
 
+    /// The same map with the user's `[models.map]` replaced by `overrides` (the
+    /// deprecations it forwards are kept).
+    pub fn with_user_map(&self, overrides: &BTreeMap<String, String>) -> ModelMap {
+        ModelMap::new(overrides).with_deprecations(self.deprecated.clone())
+    }
+
     /// Forwards upstream ids Google has deprecated to their replacements.
     pub fn with_deprecations(mut self, deprecated: BTreeMap<String, String>) -> ModelMap {
         self.deprecated = deprecated;

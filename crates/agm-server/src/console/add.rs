@@ -193,24 +193,93 @@ pub async fn callback(
 
 #[derive(Deserialize)]
 pub struct ImportBody {
-    refresh_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
     /// The e-mail the token must belong to, if given.
     #[serde(default)]
     email: Option<String>,
+    /// The text of an account file (any format `agm accounts import --file` reads).
+    #[serde(default)]
+    file: Option<String>,
 }
 
-/// `POST /api/accounts/import` with `{"refresh_token": ..., "email": ...}`: as `agm
-/// accounts import --refresh-token`.
+/// The largest account file the console takes (as the CLI's limit).
+const IMPORT_FILE_MAX: usize = 16 * 1024 * 1024;
+
+/// `POST /api/accounts/import` with `{"refresh_token": ..., "email": ...}` (as `agm
+/// accounts import --refresh-token`) or `{"file": "<the file's text>"}` (as `agm
+/// accounts import --file`: agm's export, gemini-cli's oauth_creds.json, Antigravity
+/// Manager's files, a list): each account checked with Google, then saved.
 pub async fn import(
     State(state): State<SharedState>,
     Json(body): Json<ImportBody>,
 ) -> Result<Json<Value>, ConsoleError> {
-    let email = body
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty());
-    let verified = verify::from_refresh_token(&state.google, &body.refresh_token, email)
+    match (&body.refresh_token, body.file) {
+        (Some(_), Some(_)) => Err(ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            "give a refresh_token or a file, not both",
+        )),
+        (None, None) => Err(ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            "give {\"refresh_token\": ...} or {\"file\": \"<an account file's text>\"}",
+        )),
+        (None, Some(file)) => import_file(&state, &file).await.map(Json),
+        (Some(token), None) => import_token(&state, token, body.email.as_deref()).await,
+    }
+}
+
+async fn import_file(state: &SharedState, text: &str) -> Result<Value, ConsoleError> {
+    use crate::ops::account_files::{self, ImportError};
+    if text.len() > IMPORT_FILE_MAX {
+        return Err(ConsoleError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the file is over 16 MiB: no account file is that large",
+        ));
+    }
+    let file = account_files::parse(text).map_err(|reason| {
+        ConsoleError::new(
+            StatusCode::BAD_REQUEST,
+            format!("cannot import the file: {reason}"),
+        )
+    })?;
+    let mut imported = Vec::new();
+    let mut refused = Vec::new();
+    for (index, entry) in file.entries.into_iter().enumerate() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(bad) => {
+                refused.push(json!({"label": bad.label, "reason": bad.reason}));
+                continue;
+            }
+        };
+        let label = entry.label(index);
+        match account_files::import_entry(&state.google, &state.store, entry).await {
+            Ok(saved) => imported.push(finish(state, saved, "imported").await),
+            Err(ImportError::Store(e)) => return Err(ConsoleError::internal(e)),
+            Err(reason) => refused.push(json!({"label": label, "reason": reason.to_string()})),
+        }
+    }
+    let summary = format!(
+        "{}: {} imported, {} refused",
+        file.format.describe(),
+        imported.len(),
+        refused.len()
+    );
+    Ok(json!({
+        "format": file.format.describe(),
+        "imported": imported,
+        "refused": refused,
+        "summary": summary,
+    }))
+}
+
+async fn import_token(
+    state: &SharedState,
+    token: &str,
+    email: Option<&str>,
+) -> Result<Json<Value>, ConsoleError> {
+    let email = email.map(str::trim).filter(|e| !e.is_empty());
+    let verified = verify::from_refresh_token(&state.google, token, email)
         .await
         .map_err(|reason| {
             ConsoleError::new(
@@ -218,21 +287,27 @@ pub async fn import(
                 format!("not imported: {reason}; nothing was saved"),
             )
         })?;
-    save(&state, verified, "imported")
+    save(state, verified, "imported")
         .await
         .map(Json)
         .map_err(|e| ConsoleError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
-/// Saves a checked account, audits it, sets up its project now (as the CLI does) and
-/// answers what happened.
+/// Saves a checked account in the Antigravity pool, then [`finish`]es it.
 async fn save(state: &SharedState, verified: Verified, created: &str) -> Result<Value, String> {
+    let saved = verify::save(&state.store, verified, Pool::Antigravity, None)
+        .await
+        .map_err(|e| format!("the store failed: {e}"))?;
+    Ok(finish(state, saved, created).await)
+}
+
+/// Audits a saved account, sets up its project now (as the CLI does) and answers what
+/// happened.
+async fn finish(state: &SharedState, saved: Saved, created: &str) -> Value {
     let Saved {
         mut account,
         created: is_new,
-    } = verify::save(&state.store, verified, Pool::Antigravity, None)
-        .await
-        .map_err(|e| format!("the store failed: {e}"))?;
+    } = saved;
     let verb = if is_new { created } else { "updated" };
     append_audit(
         &state.store,
@@ -276,7 +351,7 @@ async fn save(state: &SharedState, verified: Verified, created: &str) -> Result<
     {
         tracing::debug!(account = %account.email, %reason, "no quota for a new account yet");
     }
-    Ok(json!({
+    json!({
         "id": account.id,
         "email": account.email,
         "created": is_new,
@@ -284,5 +359,5 @@ async fn save(state: &SharedState, verified: Verified, created: &str) -> Result<
         "tier": account.tier,
         "state": account.state.name(),
         "summary": summary,
-    }))
+    })
 }

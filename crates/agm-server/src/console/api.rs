@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use agm_store::{AccountState, AuditKind, ClientKey};
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,56 +45,66 @@ pub async fn accounts(State(state): State<SharedState>) -> ApiResult {
         .list_account_infos()
         .await
         .map_err(ConsoleError::internal)?;
-    let now = Instant::now();
-    let cooldowns = state.accounts.cooldowns.list(now);
-    let breakers = state.accounts.breakers.snapshot(now);
     let mut out = Vec::new();
-    for info in infos {
-        let quota = crate::state::quota::load(&state.shared, &info.id)
-            .await
-            .ok()
-            .flatten()
-            .map(|q| {
-                json!({
-                    "fetched_at": rfc3339(q.fetched_at),
-                    "models": q.models.iter().map(|m| json!({
-                        "model": m.model,
-                        "display_name": m.display_name,
-                        "remaining_fraction": m.remaining_fraction,
-                        "reset_time": m.reset_time.map(rfc3339),
-                    })).collect::<Vec<_>>(),
-                    "windows": q.buckets.iter().map(|b| json!({
-                        "bucket": b.bucket_id,
-                        "window": b.window,
-                        "remaining_fraction": b.remaining_fraction,
-                        "reset_time": b.reset_time.map(rfc3339),
-                    })).collect::<Vec<_>>(),
-                })
-            });
-        let (reason, url) = match &info.state {
-            AccountState::Active => (None, None),
-            AccountState::Disabled { reason } => (Some(reason.clone()), None),
-            AccountState::Blocked { reason, url } => (Some(reason.clone()), url.clone()),
-        };
-        out.push(json!({
-            "id": info.id,
-            "email": info.email,
-            "pool": info.pool.to_string(),
-            "tier": info.tier,
-            "project": info.project_id,
-            "state": info.state.name(),
-            "reason": reason,
-            "verify_url": url,
-            "quota": quota,
-            "cooldowns": cooldowns.iter().filter(|c| c.account == info.id).collect::<Vec<_>>(),
-            "open_circuits": breakers.iter().filter(|b| b.account == info.id).collect::<Vec<_>>(),
-            "created_at": rfc3339(info.created_at),
-        }));
+    for info in &infos {
+        out.push(account_json(&state, info).await);
     }
     Ok(Json(json!({"accounts": out})))
 }
 
-async fn find_account(state: &SharedState, id: &str) -> Result<agm_store::Account, ConsoleError> {
+/// One account as the admin API shows it (never a token): its tier, pool, project,
+/// state with its reason and verification link, stored quota per model and window,
+/// running cooldowns and open circuits.
+pub async fn account_json(state: &SharedState, info: &agm_store::AccountInfo) -> Value {
+    let now = Instant::now();
+    let cooldowns = state.accounts.cooldowns.list(now);
+    let breakers = state.accounts.breakers.snapshot(now);
+    let quota = crate::state::quota::load(&state.shared, &info.id)
+        .await
+        .ok()
+        .flatten()
+        .map(|q| {
+            json!({
+                "fetched_at": rfc3339(q.fetched_at),
+                "models": q.models.iter().map(|m| json!({
+                    "model": m.model,
+                    "display_name": m.display_name,
+                    "remaining_fraction": m.remaining_fraction,
+                    "reset_time": m.reset_time.map(rfc3339),
+                })).collect::<Vec<_>>(),
+                "windows": q.buckets.iter().map(|b| json!({
+                    "bucket": b.bucket_id,
+                    "window": b.window,
+                    "remaining_fraction": b.remaining_fraction,
+                    "reset_time": b.reset_time.map(rfc3339),
+                })).collect::<Vec<_>>(),
+            })
+        });
+    let (reason, url) = match &info.state {
+        AccountState::Active => (None, None),
+        AccountState::Disabled { reason } => (Some(reason.clone()), None),
+        AccountState::Blocked { reason, url } => (Some(reason.clone()), url.clone()),
+    };
+    json!({
+        "id": info.id,
+        "email": info.email,
+        "pool": info.pool.to_string(),
+        "tier": info.tier,
+        "project": info.project_id,
+        "state": info.state.name(),
+        "reason": reason,
+        "verify_url": url,
+        "quota": quota,
+        "cooldowns": cooldowns.iter().filter(|c| c.account == info.id).collect::<Vec<_>>(),
+        "open_circuits": breakers.iter().filter(|b| b.account == info.id).collect::<Vec<_>>(),
+        "created_at": rfc3339(info.created_at),
+    })
+}
+
+pub async fn find_account(
+    state: &SharedState,
+    id: &str,
+) -> Result<agm_store::Account, ConsoleError> {
     state
         .store
         .get_account(id)
@@ -108,7 +118,7 @@ async fn find_account(state: &SharedState, id: &str) -> Result<agm_store::Accoun
         })
 }
 
-async fn audit_account(state: &SharedState, email: &str, detail: &str) {
+pub async fn audit_account(state: &SharedState, email: &str, detail: &str) {
     append_audit(&state.store, AuditKind::Account, email, detail).await;
 }
 
@@ -295,79 +305,6 @@ pub async fn models(State(state): State<SharedState>) -> Json<Value> {
         })
         .collect();
     Json(json!({"models": out}))
-}
-
-#[derive(Deserialize)]
-pub struct Limit {
-    limit: Option<usize>,
-}
-
-impl Limit {
-    fn get(&self) -> Result<usize, ConsoleError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n @ 1..=1000) => Ok(n),
-            Some(_) => Err(ConsoleError::new(
-                StatusCode::BAD_REQUEST,
-                "limit must be between 1 and 1000",
-            )),
-        }
-    }
-}
-
-/// `GET /api/logs?limit=N`: the request log, newest first.
-pub async fn logs(State(state): State<SharedState>, Query(q): Query<Limit>) -> ApiResult {
-    let rows = state
-        .store
-        .list_request_log(None, q.get()?)
-        .await
-        .map_err(ConsoleError::internal)?;
-    let out: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            let e = r.entry;
-            json!({
-                "id": r.id,
-                "at": rfc3339(e.at),
-                "api": e.api.to_string(),
-                "route": e.route,
-                "client_model": e.client_model,
-                "upstream_model": e.upstream_model,
-                "account_id": e.account_id,
-                "status": e.status,
-                "attempts": e.attempts,
-                "latency_ms": e.latency_ms,
-                "overhead_ms": e.overhead_us.map(|us| us as f64 / 1000.0),
-                "input_tokens": e.input_tokens,
-                "output_tokens": e.output_tokens,
-                "error_class": e.error_class,
-                "context_scaled": e.context_scaled,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"requests": out})))
-}
-
-/// `GET /api/audit?limit=N`: the audit log, newest first.
-pub async fn audit(State(state): State<SharedState>, Query(q): Query<Limit>) -> ApiResult {
-    let rows = state
-        .store
-        .list_audit(None, q.get()?)
-        .await
-        .map_err(ConsoleError::internal)?;
-    let out: Vec<Value> = rows
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "at": rfc3339(r.event.at),
-                "kind": r.event.kind.to_string(),
-                "subject": r.event.subject,
-                "detail": r.event.detail,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"events": out})))
 }
 
 fn safe_mode_json(state: &SharedState) -> Value {
@@ -568,7 +505,8 @@ pub async fn dismiss_update(
 pub async fn settings(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({
         "config": masked_config(&state.console.settings.current()),
-        "editable": super::settings::EDITABLE,
+        "editable": super::settings::editable_json(),
+        "pending_restart": state.console.settings.pending(),
         "writable": state.console.settings.has_file(),
     }))
 }
@@ -591,7 +529,21 @@ pub async fn change_settings(
     selection.quota_threshold = config.routing.quota_threshold;
     state.accounts.selector.set_config(selection);
     state.console.set_language(config.server.language.as_str());
-    let value = serde_json::to_value(&config).unwrap_or_default();
+    state.models.set_user_map(&config.models.map);
+    state.daily_cap.set_cap(config.safe_mode.daily_request_cap);
+    let pending = state.console.settings.pending();
+    // What the file now says (secrets masked): for a change that waits for a restart,
+    // that is not yet what the server does.
+    let value = masked_config(&config);
+    let value = {
+        let mut value = value;
+        for (key, shown) in &pending {
+            if let Some(slot) = value.pointer_mut(&format!("/{}", key.replace('.', "/"))) {
+                *slot = shown.clone();
+            }
+        }
+        value
+    };
     let changed: Vec<String> = keys
         .iter()
         .map(|key| {
@@ -607,9 +559,15 @@ pub async fn change_settings(
         &format!("changed with the console: {}", changed.join(", ")),
     )
     .await;
+    let restart: Vec<&String> = keys
+        .iter()
+        .filter(|k| pending.contains_key(k.as_str()))
+        .collect();
     Ok(Json(json!({
         "changed": keys,
-        "applied": true,
+        "applied": restart.is_empty(),
+        "restart_required": restart,
+        "pending_restart": pending,
         "config": masked_config(&config),
     })))
 }
@@ -626,10 +584,16 @@ pub fn masked_config(config: &crate::config::Config) -> Value {
         }
         _ => {}
     };
+    // The Gemini API keys as their first and last four characters: enough to tell
+    // them apart and to remove one, never enough to use one.
+    if let Some(Value::Array(items)) = value.pointer_mut("/safe_mode/gemini_api_keys") {
+        for item in items {
+            *item = json!(super::settings::mask(item.as_str().unwrap_or_default()));
+        }
+    }
     for path in [
         "/server/api_keys",
         "/server/admin_password",
-        "/safe_mode/gemini_api_keys",
         "/google/oauth_client_secret",
         "/storage/postgres_url",
         "/cluster/redis_url",

@@ -4,10 +4,12 @@
 //! literal) `Host`, a same-origin `Origin` (or `Sec-Fetch-Site: same-origin`), and the
 //! session's CSRF token in `x-agm-csrf`. See docs/SECURITY.md, "The web console".
 
+pub mod accounts;
 pub mod add;
 pub mod api;
 pub mod auth;
 pub mod i18n;
+pub mod logs;
 pub mod pages;
 pub mod settings;
 
@@ -41,6 +43,8 @@ pub struct Console {
     pub sign_ins: add::SignIns,
     /// The settings the console changes, and the config file it writes them to.
     pub settings: settings::Settings,
+    /// `[server] console_hosts`: names it answers to behind a reverse proxy.
+    hosts: Vec<String>,
 }
 
 impl Console {
@@ -55,7 +59,18 @@ impl Console {
             language: std::sync::RwLock::new(config.server.language.as_str().to_owned()),
             sign_ins: add::SignIns::default(),
             settings: settings::Settings::new(config),
+            hosts: config
+                .server
+                .console_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
         }
+    }
+
+    /// `[server] console_hosts`.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
     }
 
     /// The configured language (`[server] language`, as changed in the console).
@@ -101,14 +116,28 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/accounts", get(api::accounts))
         .route("/api/accounts/sign-in", post(add::start))
         .route("/api/accounts/import", post(add::import))
-        .route("/api/accounts/{id}", delete(api::remove_account))
+        .route(
+            "/api/accounts/clear-cooldowns",
+            post(accounts::clear_all_cooldowns),
+        )
+        .route("/api/accounts/export", post(accounts::export))
+        .route(
+            "/api/accounts/{id}",
+            get(accounts::account).delete(api::remove_account),
+        )
+        .route(
+            "/api/accounts/{id}/clear-cooldowns",
+            post(accounts::clear_cooldowns),
+        )
+        .route("/api/accounts/{id}/quota", post(accounts::recheck_quota))
         .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route("/api/accounts/{id}/disable", post(api::disable_account))
         .route("/api/keys", get(api::keys).post(api::create_key))
         .route("/api/keys/{id}", delete(api::revoke_key))
         .route("/api/models", get(api::models))
-        .route("/api/logs", get(api::logs))
-        .route("/api/audit", get(api::audit))
+        .route("/api/logs", get(logs::logs))
+        .route("/api/logs/{id}", get(logs::request))
+        .route("/api/audit", get(logs::audit))
         .route(
             "/api/safe-mode",
             get(api::safe_mode).post(api::change_safe_mode),
@@ -123,6 +152,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/{*rest}", get(api::unknown).post(api::unknown))
         .route("/ui/", get(pages::overview))
         .route("/ui/accounts", get(pages::accounts))
+        .route("/ui/accounts/{id}", get(pages::account))
         .route("/ui/keys", get(pages::keys))
         .route("/ui/logs", get(pages::logs))
         .route("/ui/audit", get(pages::audit))
@@ -143,7 +173,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/ui/assets/console.css", get(pages::style))
         .merge(signed_in)
         .route_layer(middleware::from_fn(pages::client_addr))
-        .route_layer(middleware::from_fn(check_host))
+        .route_layer(middleware::from_fn_with_state(state, check_host))
 }
 
 /// `/`: browsers go to the console; API clients get the JSON 404 as before.
@@ -212,32 +242,45 @@ pub fn client_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> 
         .map(|c| c.0.ip())
 }
 
-/// Whether a `Host` may reach the console: a loopback name or any IP literal. A DNS
-/// name is refused: a DNS-rebinding page sends its own name, and the console never
-/// needs one (a reverse proxy should pass the Host it was reached by as an address).
-pub fn host_allowed(host: &str) -> bool {
-    if crate::http::edge::is_loopback_host(host) {
+/// Whether a `Host` may reach the console: a loopback name, any IP literal, or a name
+/// listed in `[server] console_hosts` (`extra`, lowercase). Any other DNS name is
+/// refused: a DNS-rebinding page sends its own name.
+pub fn host_allowed(host: &str, extra: &[String]) -> bool {
+    if crate::http::edge::is_loopback_host(host) || listed(host, extra) {
         return true;
     }
-    let name = if let Some(rest) = host.strip_prefix('[') {
+    name_of(host).parse::<IpAddr>().is_ok()
+}
+
+/// `host` without its port (and an IPv6 literal without its brackets).
+fn name_of(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
         rest.split_once(']').map_or(rest, |(inside, _)| inside)
     } else {
         host.rsplit_once(':').map_or(host, |(name, _)| name)
-    };
-    name.parse::<IpAddr>().is_ok()
+    }
 }
 
-async fn check_host(request: Request, next: Next) -> Response {
+/// Whether `host` (with or without a port) is one of `extra`: an entry with a port
+/// matches that port only, one without matches any.
+fn listed(host: &str, extra: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    extra
+        .iter()
+        .any(|entry| *entry == host || *entry == name_of(&host))
+}
+
+async fn check_host(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !host.is_empty() && !host_allowed(host) {
+    if !host.is_empty() && !host_allowed(host, state.console.hosts()) {
         return ConsoleError::new(
             StatusCode::FORBIDDEN,
             format!(
-                "the console answers only requests addressed to localhost or an IP address; this one was for {:?}",
+                "the console answers only requests addressed to localhost, an IP address or a name in [server] console_hosts; this one was for {:?}",
                 host.chars().take(100).collect::<String>()
             ),
         )
@@ -250,14 +293,27 @@ async fn check_host(request: Request, next: Next) -> Response {
 /// page it came from is this console (`Origin` equal to `http(s)://<Host>`, or no
 /// `Origin` and `Sec-Fetch-Site: same-origin`), and it carries the session's CSRF
 /// token in `x-agm-csrf` (`csrf` is `None` for the sign-in form, which has no session
-/// yet).
-pub fn check_mutation(headers: &HeaderMap, csrf: Option<&str>) -> Result<(), ConsoleError> {
+/// yet). Behind a reverse proxy that rewrites `Host`, an `Origin` naming one of
+/// `[server] console_hosts` (`extra`) is the console's own too.
+pub fn check_mutation(
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    extra: &[String],
+) -> Result<(), ConsoleError> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let host = get("host").unwrap_or("");
     let same_origin = match get("origin") {
         Some(origin) => {
-            !host.is_empty()
-                && (origin == format!("http://{host}") || origin == format!("https://{host}"))
+            let authority = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match authority {
+                Some(authority) => {
+                    (!host.is_empty() && authority == host)
+                        || (!authority.contains('/') && listed(authority, extra))
+                }
+                None => false,
+            }
         }
         None => get("sec-fetch-site") == Some("same-origin"),
     };
@@ -305,7 +361,11 @@ async fn require_session(
         return Redirect::to("/ui/login").into_response();
     };
     if !matches!(*request.method(), Method::GET | Method::HEAD)
-        && let Err(e) = check_mutation(request.headers(), Some(&session.csrf))
+        && let Err(e) = check_mutation(
+            request.headers(),
+            Some(&session.csrf),
+            state.console.hosts(),
+        )
     {
         tracing::warn!(route = %request.uri().path(), reason = %e.message, "console: refused a change");
         return e.into_response();
@@ -324,12 +384,48 @@ mod tests {
 
     #[test]
     fn hosts_loopback_or_addresses_only() {
-        assert!(host_allowed("127.0.0.1:8045"));
-        assert!(host_allowed("localhost:8045"));
-        assert!(host_allowed("[::1]:8045"));
-        assert!(host_allowed("192.168.1.5:8045"));
-        assert!(!host_allowed("evil.example:8045"));
-        assert!(!host_allowed("rebind.attacker.net"));
+        assert!(host_allowed("127.0.0.1:8045", &[]));
+        assert!(host_allowed("localhost:8045", &[]));
+        assert!(host_allowed("[::1]:8045", &[]));
+        assert!(host_allowed("192.168.1.5:8045", &[]));
+        assert!(!host_allowed("evil.example:8045", &[]));
+        assert!(!host_allowed("rebind.attacker.net", &[]));
+    }
+
+    #[test]
+    fn console_hosts_are_let_in_by_name_and_port() {
+        let extra = vec![
+            "agm.example.com".to_owned(),
+            "ops.example.com:8443".to_owned(),
+        ];
+        assert!(host_allowed("agm.example.com", &extra));
+        assert!(
+            host_allowed("AGM.example.com:443", &extra),
+            "any port, any case"
+        );
+        assert!(host_allowed("ops.example.com:8443", &extra));
+        assert!(
+            !host_allowed("ops.example.com:9000", &extra),
+            "only its port"
+        );
+        assert!(!host_allowed("evil.example.com", &extra));
+        assert!(!host_allowed("agm.example.com.evil.net", &extra));
+        // Behind a proxy that passes Host as the backend's address.
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("127.0.0.1:8045"));
+        h.insert(
+            "origin",
+            HeaderValue::from_static("https://agm.example.com"),
+        );
+        assert!(check_mutation(&h, None, &extra).is_ok());
+        assert!(check_mutation(&h, None, &[]).is_err(), "not listed");
+        h.insert(
+            "origin",
+            HeaderValue::from_static("https://agm.example.com.evil.net"),
+        );
+        assert!(check_mutation(&h, None, &extra).is_err());
+        h.insert("origin", HeaderValue::from_static("null"));
+        assert!(check_mutation(&h, None, &extra).is_err());
     }
 
     #[test]
@@ -337,21 +433,24 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:8045"));
         assert!(
-            check_mutation(&h, None).is_err(),
+            check_mutation(&h, None, &[]).is_err(),
             "no Origin, no fetch metadata"
         );
         h.insert("origin", HeaderValue::from_static("http://evil.example"));
-        assert!(check_mutation(&h, None).is_err());
+        assert!(check_mutation(&h, None, &[]).is_err());
         h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8045"));
-        assert!(check_mutation(&h, None).is_ok());
-        assert!(check_mutation(&h, Some("t0k3n")).is_err(), "no CSRF header");
+        assert!(check_mutation(&h, None, &[]).is_ok());
+        assert!(
+            check_mutation(&h, Some("t0k3n"), &[]).is_err(),
+            "no CSRF header"
+        );
         h.insert(CSRF_HEADER, HeaderValue::from_static("t0k3n"));
-        assert!(check_mutation(&h, Some("t0k3n")).is_ok());
+        assert!(check_mutation(&h, Some("t0k3n"), &[]).is_ok());
         h.remove("origin");
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(check_mutation(&h, Some("t0k3n")).is_err());
+        assert!(check_mutation(&h, Some("t0k3n"), &[]).is_err());
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(check_mutation(&h, Some("t0k3n")).is_ok());
+        assert!(check_mutation(&h, Some("t0k3n"), &[]).is_ok());
     }
 
     #[test]

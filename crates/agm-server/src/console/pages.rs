@@ -21,6 +21,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("accounts.html", include_str!("templates/accounts.html")),
+    ("account.html", include_str!("templates/account.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("logs.html", include_str!("templates/logs.html")),
     ("audit.html", include_str!("templates/audit.html")),
@@ -178,6 +179,27 @@ simple_page!(logs, "logs", "nav_logs");
 simple_page!(audit, "audit", "nav_audit");
 simple_page!(models, "models", "nav_models");
 
+/// `/ui/accounts/{id}`: one account, its quota, recent requests and audit entries
+/// (filled by the script from the admin API).
+pub async fn account(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+    Extension(signed_in): Extension<SignedIn>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let extra = context! { account_id => id };
+    page(
+        &state,
+        &headers,
+        &query,
+        &signed_in,
+        "account",
+        "account_title",
+        extra,
+    )
+}
+
 pub async fn keys(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -197,10 +219,19 @@ pub async fn settings(
     Extension(signed_in): Extension<SignedIn>,
 ) -> Response {
     let current = state.console.settings.current();
-    let text =
-        serde_json::to_string_pretty(&super::api::masked_config(&current)).unwrap_or_default();
+    let masked = super::api::masked_config(&current);
+    let text = serde_json::to_string_pretty(&masked).unwrap_or_default();
+    let restart_keys: Vec<&str> = super::settings::EDITABLE
+        .iter()
+        .filter(|(_, applies)| *applies == super::settings::Applies::Restart)
+        .map(|(key, _)| *key)
+        .collect();
+    let pending: Vec<String> = state.console.settings.pending().into_keys().collect();
     let extra = context! {
         settings => text,
+        cfg => minijinja::Value::from_serialize(&masked),
+        restart_keys => restart_keys,
+        pending => pending,
         writable => state.console.settings.has_file(),
         scheduling => current.routing.scheduling.name(),
         quota_threshold => current.routing.quota_threshold,
@@ -322,7 +353,7 @@ pub async fn login_form(
     Query(query): Query<PageQuery>,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if let Err(e) = check_mutation(&headers, None) {
+    if let Err(e) = check_mutation(&headers, None, state.console.hosts()) {
         return e.into_response();
     }
     let result = if !form.password.is_empty() {
@@ -397,7 +428,7 @@ mod tests {
         }
         let t = i18n::catalogue("zh-TW");
         for name in [
-            "overview", "accounts", "keys", "logs", "audit", "models", "settings",
+            "overview", "accounts", "account", "keys", "logs", "audit", "models", "settings",
         ] {
             let html = env
                 .get_template(&format!("{name}.html"))
@@ -405,6 +436,10 @@ mod tests {
                 .render(context! {
                     t => t, lang => "zh-TW", langs => langs(), page => name,
                     title => "x", csrf => "c", gemini_keys => 1, settings => "{}",
+                    cfg => minijinja::Value::from_serialize(
+                        crate::console::api::masked_config(&crate::config::Config::default())
+                    ),
+                    restart_keys => vec!["warmup.enabled"], pending => Vec::<String>::new(),
                 })
                 .unwrap();
             assert!(html.contains("帳號"), "{name}");

@@ -1,26 +1,83 @@
 //! Settings changed from the console (`POST /api/settings`): each change is checked by
 //! the same validation as loading the config, written to the config file with
 //! `toml_edit` (its comments, order and spacing stay), applied to the running server
-//! and audited. Only settings the server can take without a restart are offered.
+//! where it can be (the rest at the next start, said in [`EDITABLE`]) and audited.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::ConsoleError;
 use crate::config::{Config, process_env};
 
-/// The settings the console can change, as `section.key`; each applies at once.
-pub const EDITABLE: &[&str] = &[
-    "routing.scheduling",
-    "routing.quota_threshold",
-    "logging.request_log_retention",
-    "server.language",
+/// When a change takes effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Applies {
+    /// At once, in this server.
+    Now,
+    /// At the next start of `agm serve` (it is written to the file now).
+    Restart,
+}
+
+/// The key whose value is a list of secrets, changed by `{"add": [..], "remove":
+/// [masked..]}` rather than by its whole (the console never holds the keys in full).
+pub const GEMINI_KEYS: &str = "safe_mode.gemini_api_keys";
+
+/// The settings the console can change, as `section.key`, and when each applies.
+pub const EDITABLE: &[(&str, Applies)] = &[
+    ("routing.scheduling", Applies::Now),
+    ("routing.quota_threshold", Applies::Now),
+    ("logging.request_log_retention", Applies::Now),
+    ("server.language", Applies::Now),
+    ("models.map", Applies::Now),
+    ("safe_mode.daily_request_cap", Applies::Now),
+    ("safe_mode.auto_activate_threshold", Applies::Restart),
+    ("safe_mode.retry_interval", Applies::Restart),
+    ("safe_mode.claude_large_model", Applies::Restart),
+    ("safe_mode.claude_small_model", Applies::Restart),
+    (GEMINI_KEYS, Applies::Restart),
+    ("warmup.enabled", Applies::Restart),
+    ("warmup.interval", Applies::Restart),
+    ("warmup.window", Applies::Restart),
+    ("warmup.quiet_hours", Applies::Restart),
+    ("context.scaling", Applies::Restart),
+    ("context.budget", Applies::Restart),
+    ("context.keep_turns", Applies::Restart),
+    ("context.summary_model", Applies::Restart),
 ];
+
+/// When `key` applies, if the console can change it.
+pub fn applies(key: &str) -> Option<Applies> {
+    EDITABLE.iter().find(|(k, _)| *k == key).map(|(_, a)| *a)
+}
+
+/// [`EDITABLE`] as the admin API lists it.
+pub fn editable_json() -> Value {
+    json!(
+        EDITABLE
+            .iter()
+            .map(|(key, applies)| json!({"key": key, "applies": applies}))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// A secret as the console shows it: its first four and last four characters.
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() <= 12 {
+        return "****".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
 
 /// The console's view of the settings: the config file, and what it last wrote.
 pub struct Settings {
@@ -28,6 +85,9 @@ pub struct Settings {
     file: Option<PathBuf>,
     /// The config in force, with the console's changes.
     current: Mutex<Config>,
+    /// Changes written to the file that apply at the next start: key → the value the
+    /// admin API shows (secrets masked).
+    pending: Mutex<BTreeMap<String, Value>>,
     /// `[logging] request_log_retention` in force, in seconds (read by housekeeping).
     retention_secs: AtomicU64,
     /// One change at a time: two would each rewrite the file from the same original.
@@ -39,6 +99,7 @@ impl Settings {
         Settings {
             file: None,
             current: Mutex::new(config.clone()),
+            pending: Mutex::new(BTreeMap::new()),
             retention_secs: AtomicU64::new(config.logging.request_log_retention.as_secs()),
             writing: tokio::sync::Mutex::new(()),
         }
@@ -57,6 +118,14 @@ impl Settings {
     /// The config in force (with the console's changes).
     pub fn current(&self) -> Config {
         self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The changes written to the file that wait for a restart.
+    pub fn pending(&self) -> BTreeMap<String, Value> {
+        self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -81,11 +150,15 @@ impl Settings {
             ));
         }
         for key in changes.keys() {
-            if !EDITABLE.contains(&key.as_str()) {
+            if applies(key).is_none() {
                 return Err(bad(format!(
                     "{:?} cannot be changed from the console; it can: {} (edit the config file for the rest)",
                     key.chars().take(60).collect::<String>(),
-                    EDITABLE.join(", ")
+                    EDITABLE
+                        .iter()
+                        .map(|(k, _)| *k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }
@@ -106,7 +179,12 @@ impl Settings {
                 )));
             }
         };
-        let edited = edit(&original, changes).map_err(|e| bad(e.to_string()))?;
+        let mut changes = changes.clone();
+        if let Some(keys) = changes.get(GEMINI_KEYS).cloned() {
+            let listed = gemini_keys_after(&original, &keys).map_err(bad)?;
+            changes.insert(GEMINI_KEYS.to_owned(), json!(listed));
+        }
+        let edited = edit(&original, &changes).map_err(|e| bad(e.to_string()))?;
         let config = Config::from_toml_and_env(&edited, &path, &process_env())
             .map_err(|e| bad(format!("not saved: {e}")))?;
         write_file(&path, &edited)
@@ -120,6 +198,27 @@ impl Settings {
         current.routing.quota_threshold = config.routing.quota_threshold;
         current.logging.request_log_retention = config.logging.request_log_retention;
         current.server.language = config.server.language;
+        current.models.map = config.models.map.clone();
+        current.safe_mode.daily_request_cap = config.safe_mode.daily_request_cap;
+        // As the admin API shows them (secrets masked): what the file now says, and
+        // what this server does until it restarts.
+        let written = crate::console::api::masked_config(&config);
+        let in_force = crate::console::api::masked_config(&current);
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in changes.keys() {
+            if applies(key) == Some(Applies::Restart) {
+                let pointer = format!("/{}", key.replace('.', "/"));
+                let shown = written.pointer(&pointer).cloned().unwrap_or(Value::Null);
+                if in_force.pointer(&pointer) == Some(&shown) {
+                    pending.remove(key);
+                } else {
+                    pending.insert(key.clone(), shown);
+                }
+            }
+        }
         self.retention_secs.store(
             config.logging.request_log_retention.as_secs(),
             Ordering::Relaxed,
@@ -166,7 +265,21 @@ pub fn edit(text: &str, changes: &serde_json::Map<String, Value>) -> Result<Stri
                     });
                 }
             },
-            _ => return Err(EditError::Type(dotted.clone())),
+            Value::Array(items) => {
+                let mut array = toml_edit::Array::new();
+                for item in items {
+                    match item {
+                        Value::String(s) => array.push(s.trim()),
+                        _ => return Err(EditError::Type(dotted.clone())),
+                    }
+                }
+                toml_edit::Value::Array(array)
+            }
+            Value::Object(entries) => {
+                set_table(&mut doc, section, key, entries, dotted)?;
+                continue;
+            }
+            Value::Null => return Err(EditError::Type(dotted.clone())),
         };
         let table = doc
             .entry(section)
@@ -185,6 +298,117 @@ pub fn edit(text: &str, changes: &serde_json::Map<String, Value>) -> Result<Stri
         }
     }
     Ok(doc.to_string())
+}
+
+/// Sets `[section.key]` to exactly `entries` (strings): an entry already there keeps
+/// its comment and place, one not given is removed, a new one goes at the end.
+fn set_table(
+    doc: &mut toml_edit::DocumentMut,
+    section: &str,
+    key: &str,
+    entries: &serde_json::Map<String, Value>,
+    dotted: &str,
+) -> Result<(), EditError> {
+    let parent = doc
+        .entry(section)
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::NotATable(section.to_owned()))?;
+    let table = parent
+        .entry(key)
+        .or_insert_with(toml_edit::table)
+        .as_table_like_mut()
+        .ok_or_else(|| EditError::NotATable(dotted.to_owned()))?;
+    let gone: Vec<String> = table
+        .iter()
+        .map(|(k, _)| k.to_owned())
+        .filter(|k| !entries.contains_key(k))
+        .collect();
+    for k in gone {
+        table.remove(&k);
+    }
+    for (name, value) in entries {
+        let Value::String(target) = value else {
+            return Err(EditError::Type(format!("{dotted}.{name}")));
+        };
+        match table.get_mut(name).and_then(toml_edit::Item::as_value_mut) {
+            Some(old) => {
+                let decor = old.decor().clone();
+                *old = toml_edit::Value::from(target.trim());
+                *old.decor_mut() = decor;
+            }
+            None => {
+                table.insert(name, toml_edit::value(target.trim()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Gemini API keys the file lists after `change` (`{"add": [keys], "remove":
+/// [masked keys]}`), checked: a key added has no space or control character and is
+/// not there yet; a key removed is named by its masked form and is in the file (a key
+/// from `GEMINI_API_KEY` is not: unset it there).
+fn gemini_keys_after(text: &str, change: &Value) -> Result<Vec<String>, String> {
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("the config file does not parse, so it was not changed: {e}"))?;
+    let mut keys: Vec<String> = doc
+        .get("safe_mode")
+        .and_then(|s| s.get("gemini_api_keys"))
+        .and_then(toml_edit::Item::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let list = |name: &str| -> Result<Vec<String>, String> {
+        match change.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(|s| s.trim().to_owned())
+                        .ok_or_else(|| format!("{GEMINI_KEYS}.{name}: give a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(format!("{GEMINI_KEYS}.{name}: give a list of strings")),
+        }
+    };
+    if !change.is_object()
+        || change
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k != "add" && k != "remove"))
+    {
+        return Err(format!(
+            "{GEMINI_KEYS}: give {{\"add\": [\"AIza...\"], \"remove\": [\"AIza…wxyz\"]}} (keys are removed by their masked form)"
+        ));
+    }
+    for masked in list("remove")? {
+        let index = keys.iter().position(|k| mask(k) == masked).ok_or_else(|| {
+            format!(
+                "{GEMINI_KEYS}: no key {masked:?} in the config file (a key from GEMINI_API_KEY is removed there)"
+            )
+        })?;
+        keys.remove(index);
+    }
+    for key in list("add")? {
+        if key.len() < 8
+            || key.len() > 200
+            || key.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "{GEMINI_KEYS}: a key is 8 to 200 characters with no space (Google's look like AIza…)"
+            ));
+        }
+        if keys.contains(&key) {
+            return Err(format!("{GEMINI_KEYS}: {} is already listed", mask(&key)));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Replaces the file at once (a temporary file in its directory, renamed over it),
@@ -287,6 +511,98 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "[routing]\nscheduling = \"round-robin\" # mine\n"
         );
+    }
+
+    #[test]
+    fn the_model_map_is_set_entry_by_entry_with_its_comments() {
+        let text = "[models.map] # mine\n\"a\" = \"x\" # keep\n\"b\" = \"y\"\n\n[logging]\nlevel = \"info\"\n";
+        let edited = edit(
+            text,
+            &changes(json!({"models.map": {"a": "z", "c*": "gemini-3-pro"}})),
+        )
+        .unwrap();
+        let config: Config = toml::from_str(&edited).unwrap();
+        assert_eq!(
+            config.models.map,
+            BTreeMap::from([
+                ("a".to_owned(), "z".to_owned()),
+                ("c*".to_owned(), "gemini-3-pro".to_owned())
+            ])
+        );
+        assert!(edited.contains("[models.map] # mine"), "{edited}");
+        assert!(edited.contains("\"a\" = \"z\" # keep"), "{edited}");
+        assert!(edited.contains("[logging]\nlevel = \"info\""), "{edited}");
+        let fresh = edit("", &changes(json!({"models.map": {"m": "n"}}))).unwrap();
+        let config: Config = toml::from_str(&fresh).unwrap();
+        assert_eq!(config.models.map["m"], "n");
+    }
+
+    #[test]
+    fn gemini_keys_are_added_and_removed_by_their_masked_form() {
+        let text = "[safe_mode]\ngemini_api_keys = [\"AIzaFIRST-key-0001\"] # the pool\n";
+        assert_eq!(mask("AIzaFIRST-key-0001"), "AIza…0001");
+        let keys = gemini_keys_after(
+            text,
+            &json!({"add": ["AIzaSECOND-key-0002"], "remove": ["AIza…0001"]}),
+        )
+        .unwrap();
+        assert_eq!(keys, ["AIzaSECOND-key-0002"]);
+        let edited = edit(text, &changes(json!({GEMINI_KEYS: keys}))).unwrap();
+        assert_eq!(
+            edited,
+            "[safe_mode]\ngemini_api_keys = [\"AIzaSECOND-key-0002\"] # the pool\n"
+        );
+        for (bad, words) in [
+            (json!({"remove": ["AIza…9999"]}), "no key"),
+            (json!({"add": ["has space in it"]}), "no space"),
+            (json!({"add": ["AIzaFIRST-key-0001"]}), "already listed"),
+            (json!(["AIzaFIRST-key-0001"]), "give {"),
+            (json!({"add": "one"}), "list of strings"),
+        ] {
+            let e = gemini_keys_after(text, &bad).unwrap_err();
+            assert!(e.contains(words), "{bad}: {e}");
+            assert!(
+                !e.contains("AIzaFIRST-key-0001"),
+                "never the whole key: {e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restart_setting_is_written_and_said_to_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, crate::config::DEFAULT_CONFIG_TOML).unwrap();
+        let mut settings = Settings::new(&Config::default());
+        settings.set_file(path.clone());
+        let (config, _) = settings
+            .change(&changes(
+                json!({"context.scaling": "aggressive", "safe_mode.daily_request_cap": 50}),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            config.context.scaling,
+            crate::config::Scaling::Standard,
+            "in force: as started"
+        );
+        assert_eq!(config.safe_mode.daily_request_cap, 50, "applies now");
+        assert_eq!(settings.pending()["context.scaling"], "aggressive");
+        assert!(
+            !settings
+                .pending()
+                .contains_key("safe_mode.daily_request_cap")
+        );
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            written.contains("scaling = \"aggressive\"        # off | standard"),
+            "{written}"
+        );
+        let e = settings
+            .change(&changes(json!({"context.scaling": "max"})))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("scaling"), "{}", e.message);
     }
 
     #[tokio::test]

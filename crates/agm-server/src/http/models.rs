@@ -120,7 +120,7 @@ fn find(state: &SharedState, api: ApiKind, id: &str) -> Result<Listed, ApiError>
             format!(
                 "model {} not found; available: {}",
                 agm_translate::edge::shown(id),
-                state.models.listed().join(", ")
+                state.models.get().listed().join(", ")
             ),
         ));
     }

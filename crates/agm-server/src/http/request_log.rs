@@ -26,6 +26,8 @@ const BATCH: usize = 2048;
 pub struct RequestLog {
     tx: mpsc::Sender<RequestLogEntry>,
     rx: Mutex<mpsc::Receiver<RequestLogEntry>>,
+    /// The calls of the newest requests (the console's detail view).
+    pub traces: Traces,
 }
 
 impl Default for RequestLog {
@@ -34,11 +36,18 @@ impl Default for RequestLog {
         RequestLog {
             tx,
             rx: Mutex::new(rx),
+            traces: Traces::default(),
         }
     }
 }
 
 impl RequestLog {
+    /// Queues an entry and keeps its calls for the console; never waits.
+    pub fn record_with_calls(&self, entry: RequestLogEntry, calls: Vec<Call>) {
+        self.traces.keep(&entry, calls);
+        self.record(entry);
+    }
+
     /// Queues an entry; never waits.
     pub fn record(&self, entry: RequestLogEntry) {
         if self.tx.try_send(entry).is_err() {
@@ -105,6 +114,25 @@ pub struct Facts {
     pub key: Option<Arc<agm_store::ClientKey>>,
     /// The tokens of the answer, and what runs once it is completely sent.
     pub ending: Arc<Ending>,
+    /// Each upstream call, in order (at most [`MAX_CALLS`]): the console's detail view.
+    pub calls: Vec<Call>,
+    /// Time waited since the last call (a back-off, a cooldown), given to the next.
+    waited: Duration,
+}
+
+/// The most calls a request's trace keeps (the retry budget is far below).
+pub const MAX_CALLS: usize = 32;
+
+/// One upstream call of a request: on which account, after how long a wait, and how
+/// it failed (never a prompt, an answer or a token).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Call {
+    /// The account asked; `None` for the official Gemini API.
+    pub account_id: Option<String>,
+    /// How long agm waited before this call (back-off, a rate limit's delay), in ms.
+    pub waited_ms: u64,
+    /// Why it failed (`RateLimited`, `ServerError`, …); `None` when it answered.
+    pub error_class: Option<String>,
 }
 
 /// Tokens as Google counts them in `usageMetadata`.
@@ -252,7 +280,101 @@ pub fn note_attempt(account_id: Option<&str>) {
         let mut f = f.borrow_mut();
         f.attempts = f.attempts.saturating_add(1);
         f.account_id = account_id.map(str::to_owned);
+        let waited = std::mem::take(&mut f.waited);
+        if f.calls.len() < MAX_CALLS {
+            f.calls.push(Call {
+                account_id: account_id.map(str::to_owned),
+                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                error_class: None,
+            });
+        }
     });
+}
+
+/// The last upstream call failed with `class`.
+pub fn note_failure(class: &agm_google::ErrorClass) {
+    let _ = FACTS.try_with(|f| {
+        if let Some(call) = f.borrow_mut().calls.last_mut() {
+            call.error_class = Some(class_name(class));
+        }
+    });
+}
+
+/// agm waited `wait` before its next call.
+pub fn note_wait(wait: Duration) {
+    let _ = FACTS.try_with(|f| {
+        let mut f = f.borrow_mut();
+        f.waited = f.waited.saturating_add(wait);
+    });
+}
+
+/// An error class's variant name, without its fields (`RateLimited`).
+fn class_name(class: &agm_google::ErrorClass) -> String {
+    let debug = format!("{class:?}");
+    debug
+        .split([' ', '{', '('])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The calls of the newest logged requests, kept in memory for the console's detail
+/// view (the request log's row says how many calls; this says which accounts and
+/// waits). Found by the row's time, route, model, status and latency.
+#[derive(Default)]
+pub struct Traces {
+    recent: std::sync::Mutex<std::collections::VecDeque<(TraceKey, Vec<Call>)>>,
+}
+
+/// How many requests' calls [`Traces`] keeps.
+pub const TRACES_KEPT: usize = 2048;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TraceKey {
+    at_ms: i128,
+    route: String,
+    client_model: String,
+    status: u16,
+    latency_ms: u64,
+}
+
+impl TraceKey {
+    fn of(entry: &RequestLogEntry) -> TraceKey {
+        TraceKey {
+            at_ms: entry.at.unix_timestamp_nanos() / 1_000_000,
+            route: entry.route.clone(),
+            client_model: entry.client_model.clone(),
+            status: entry.status,
+            latency_ms: entry.latency_ms,
+        }
+    }
+}
+
+impl Traces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(TraceKey, Vec<Call>)>> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps the calls of a request about to be logged as `entry`.
+    pub fn keep(&self, entry: &RequestLogEntry, calls: Vec<Call>) {
+        let mut recent = self.lock();
+        if recent.len() >= TRACES_KEPT {
+            recent.pop_front();
+        }
+        recent.push_back((TraceKey::of(entry), calls));
+    }
+
+    /// The calls of the logged request `entry`, when they are still kept and no other
+    /// request looks the same.
+    pub fn find(&self, entry: &RequestLogEntry) -> Option<Vec<Call>> {
+        let key = TraceKey::of(entry);
+        let recent = self.lock();
+        let mut found = recent.iter().filter(|(k, _)| *k == key);
+        let first = found.next()?;
+        found.next().is_none().then(|| first.1.clone())
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +392,7 @@ mod tests {
         .await;
         assert_eq!(facts.attempts, 2);
         assert_eq!(facts.account_id.as_deref(), Some("4e5f6a7b"));
+        assert_eq!(facts.calls.len(), 2);
         assert_eq!(facts.client_model.as_deref(), Some("claude-sonnet-4-5"));
         assert_eq!(
             facts.context_scaled.as_deref(),
@@ -326,14 +449,12 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn entries_are_written_in_batches_and_flushed() {
-        let store = Store::open_in_memory().await.unwrap();
-        let log = std::sync::Arc::new(RequestLog::default());
-        let entry = |i: u32| RequestLogEntry {
+    /// A logged request for `model`, now.
+    fn logged(model: &str) -> RequestLogEntry {
+        RequestLogEntry {
             at: time::OffsetDateTime::now_utc(),
             api: agm_store::ApiKind::Anthropic,
-            client_model: format!("m{i}"),
+            client_model: model.into(),
             upstream_model: "gemini-2.5-flash".into(),
             account_id: None,
             status: 200,
@@ -346,7 +467,68 @@ mod tests {
             overhead_us: None,
             context_scaled: None,
             key_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_say_which_accounts_failed_and_how_long_agm_waited() {
+        let ((), facts) = with_facts(async {
+            note_attempt(Some("0a1b2c3d"));
+            note_failure(&agm_google::ErrorClass::RateLimited {
+                delay: Some(Duration::from_secs(2)),
+            });
+            note_wait(Duration::from_millis(150));
+            note_wait(Duration::from_millis(100));
+            note_attempt(Some("4e5f6a7b"));
+        })
+        .await;
+        assert_eq!(
+            facts.calls,
+            [
+                Call {
+                    account_id: Some("0a1b2c3d".into()),
+                    waited_ms: 0,
+                    error_class: Some("RateLimited".into()),
+                },
+                Call {
+                    account_id: Some("4e5f6a7b".into()),
+                    waited_ms: 250,
+                    error_class: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn traces_are_found_by_their_row_and_only_when_unambiguous() {
+        let traces = Traces::default();
+        let entry = |model: &str| RequestLogEntry {
+            at: time::macros::datetime!(2026-01-01 00:00:00.123 UTC),
+            latency_ms: 7,
+            ..logged(model)
         };
+        let call = |id: &str| Call {
+            account_id: Some(id.into()),
+            waited_ms: 0,
+            error_class: None,
+        };
+        traces.keep(&entry("a"), vec![call("1")]);
+        traces.keep(&entry("b"), vec![call("2")]);
+        traces.keep(&entry("b"), vec![call("3")]);
+        assert_eq!(traces.find(&entry("a")), Some(vec![call("1")]));
+        assert_eq!(traces.find(&entry("b")), None, "two look the same");
+        assert_eq!(traces.find(&entry("c")), None);
+        for i in 0..TRACES_KEPT {
+            traces.keep(&entry(&format!("x{i}")), Vec::new());
+        }
+        assert_eq!(traces.find(&entry("a")), None, "only the newest are kept");
+    }
+
+    #[tokio::test]
+    async fn entries_are_written_in_batches_and_flushed() {
+        let store = Store::open_in_memory().await.unwrap();
+        let log = std::sync::Arc::new(RequestLog::default());
+        let entry = |i: u32| logged(&format!("m{i}"));
         let writer = {
             let (log, store) = (log.clone(), store.clone());
             tokio::spawn(async move { log.run(store).await })

@@ -2,6 +2,7 @@
 //! checks, telemetry, and checking an account with Google before it is saved (the CLI
 //! and the console share it).
 
+pub mod account_files;
 pub mod discovery_gate;
 pub mod doctor;
 pub mod jobs;

@@ -163,15 +163,19 @@ pub async fn track(State(state): State<SharedState>, request: Request, next: Nex
     let ending = std::sync::Arc::clone(&facts.ending);
     if logged {
         // Written when the answer is completely sent (a stream: when it ends), with the
-        // tokens Google reported.
+        // tokens Google reported and the calls it took (the console's detail view).
+        let calls = facts.calls.clone();
         let entry = log_entry(&path, &route, &response, elapsed, overhead, facts);
         let state = state.clone();
         ending.on_end(move |tokens| {
-            state.request_log.record(agm_store::RequestLogEntry {
-                input_tokens: tokens.input,
-                output_tokens: tokens.output,
-                ..entry
-            });
+            state.request_log.record_with_calls(
+                agm_store::RequestLogEntry {
+                    input_tokens: tokens.input,
+                    output_tokens: tokens.output,
+                    ..entry
+                },
+                calls,
+            );
         });
     }
     if let Some(key) = key_name {

@@ -147,7 +147,7 @@ pub fn resolve(state: &AppState, api: ApiKind, client_model: &str) -> Result<Res
     } else {
         state.accounts.catalogue.get()
     };
-    match agm_translate::catalogue::resolve(client_model, &state.models, &catalogue) {
+    match agm_translate::catalogue::resolve(client_model, &state.models.get(), &catalogue) {
         Resolution::Upstream { model, how } => {
             let retired = match how {
                 How::Replaced { retired } => {
@@ -306,7 +306,7 @@ pub async fn after_not_found(
 /// and table entries that resolve to one (with what they resolve to). Before the first
 /// catalogue fetch: the table's names.
 pub fn listing(state: &AppState) -> Vec<Listed> {
-    listing_of(&state.models, &state.accounts.catalogue.get())
+    listing_of(&state.models.get(), &state.accounts.catalogue.get())
 }
 
 /// [`listing`] for a model map and a catalogue (`agm models` reads them without a

@@ -492,7 +492,7 @@ impl UpstreamCall<'_> {
                     ErrorKind::RateLimited,
                     format!(
                         "the daily request cap of the paid Gemini API pool ([safe_mode] daily_request_cap = {}) is reached; it resets at midnight UTC",
-                        state.config.safe_mode.daily_request_cap
+                        state.daily_cap.cap()
                     ),
                 )
             });
@@ -542,6 +542,7 @@ impl UpstreamCall<'_> {
                         Err(err) => {
                             tracing::warn!(key = %label, model = %model, error = %err, "official Gemini API call failed");
                             let class = err.class(unix_now());
+                            crate::http::request_log::note_failure(&class);
                             last = Some((err, label, model));
                             plan.called(
                                 Outcome::Failed(Failed::new(class)),
@@ -552,6 +553,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
+                    crate::http::request_log::note_wait(d);
                     crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     plan.waited(Instant::now())
                 }
@@ -675,6 +677,7 @@ impl UpstreamCall<'_> {
                     }
                 }
                 Step::Wait(d) => {
+                    crate::http::request_log::note_wait(d);
                     crate::ops::telemetry::upstream(tokio::time::sleep(d)).await;
                     turn = plan.waited(Instant::now());
                     continue;
@@ -704,6 +707,7 @@ impl UpstreamCall<'_> {
                 Err(err) => {
                     tracing::warn!(account = %current.email, model = self.model, error = %err, "upstream call failed");
                     let class = err.class(unix_now());
+                    crate::http::request_log::note_failure(&class);
                     let mut failed = Failed::new(class.clone());
                     if let Some(limit) = attempts::limit(&class) {
                         let decision = state.accounts.cooldowns.report(

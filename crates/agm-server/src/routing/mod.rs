@@ -8,5 +8,6 @@ pub mod drift;
 pub(crate) mod effects;
 pub mod error;
 pub(crate) mod executor;
+pub mod model_map;
 pub(crate) mod official;
 pub mod safe_mode;

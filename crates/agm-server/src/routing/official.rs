@@ -53,7 +53,8 @@ impl KeyCursor {
 /// the others sent since their last sync).
 #[derive(Debug)]
 pub struct DailyCap {
-    cap: u64,
+    /// The cap in force (0: none); the console changes it while the server runs.
+    cap: std::sync::atomic::AtomicU64,
     count: Mutex<DayCount>,
 }
 
@@ -89,9 +90,19 @@ fn utc_day(now: OffsetDateTime) -> i64 {
 impl DailyCap {
     pub fn new(cap: u64) -> DailyCap {
         DailyCap {
-            cap,
+            cap: std::sync::atomic::AtomicU64::new(cap),
             count: Mutex::new(DayCount::default()),
         }
+    }
+
+    /// The cap in force (0: none).
+    pub fn cap(&self) -> u64 {
+        self.cap.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes the cap; today's count stays.
+    pub fn set_cap(&self, cap: u64) {
+        self.cap.store(cap, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DayCount> {
@@ -107,6 +118,7 @@ impl DailyCap {
     }
 
     fn check_at(&self, now: OffsetDateTime) -> Option<Duration> {
+        let cap = self.cap();
         let day = utc_day(now);
         let mut count = self.lock();
         if count.day != day {
@@ -115,7 +127,7 @@ impl DailyCap {
                 ..DayCount::default()
             };
         }
-        if self.cap != 0 && count.total() >= self.cap {
+        if cap != 0 && count.total() >= cap {
             let midnight = (day + 1) * 86_400;
             let left = u64::try_from(midnight - now.unix_timestamp()).unwrap_or(1);
             return Some(Duration::from_secs(left.max(1)));
@@ -133,7 +145,7 @@ impl DailyCap {
         } else {
             0
         };
-        (total, self.cap)
+        (total, self.cap())
     }
 
     /// Adds what was counted here since the last sync to the shared count and reads it

@@ -9,6 +9,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::error::StoreError;
 use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
+use crate::search::{AuditFilter, Clause, Dialect, Param, RequestLogFilter};
 use crate::timestamp::to_millis;
 use crate::usage::{UsageGroup, UsageSample};
 
@@ -265,6 +266,81 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()
             .map_err(StoreError::from)
+    }
+
+    /// Rows of `SELECT {columns} FROM {table} {clause} ORDER BY at DESC, id DESC LIMIT n`.
+    async fn search(
+        &self,
+        columns: &str,
+        table: &str,
+        clause: Clause,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = clause
+            .params
+            .into_iter()
+            .map(|p| -> Box<dyn ToSql + Sync + Send> {
+                match p {
+                    Param::Int(i) => Box::new(i),
+                    Param::Text(t) => Box::new(t),
+                }
+            })
+            .collect();
+        params.push(Box::new(limit_to_i64(limit)));
+        let sql = format!(
+            "SELECT {columns} FROM {table} {} ORDER BY at DESC, id DESC LIMIT ${}",
+            clause.sql,
+            params.len()
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let conn = self.conn().await?;
+        let stmt = conn.prepare_cached(&sql).await?;
+        Ok(conn.query(&stmt, &refs).await?)
+    }
+
+    pub(crate) async fn search_request_log(
+        &self,
+        filter: RequestLogFilter,
+        limit: usize,
+    ) -> Result<Vec<RequestLogRecord>, StoreError> {
+        let clause = filter.clause(Dialect::Postgres);
+        self.search(REQUEST_COLUMNS, "request_log", clause, limit)
+            .await?
+            .iter()
+            .map(|row| raw_request(row)?.check())
+            .collect()
+    }
+
+    pub(crate) async fn get_request_log(
+        &self,
+        id: i64,
+    ) -> Result<Option<RequestLogRecord>, StoreError> {
+        let conn = self.conn().await?;
+        let stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM request_log WHERE id = $1"
+            ))
+            .await?;
+        conn.query_opt(&stmt, &[&id])
+            .await?
+            .map(|row| raw_request(&row)?.check())
+            .transpose()
+    }
+
+    pub(crate) async fn search_audit(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let clause = filter.clause(Dialect::Postgres);
+        self.search(AUDIT_COLUMNS, "audit_log", clause, limit)
+            .await?
+            .iter()
+            .map(|row| raw_audit(row)?.check())
+            .collect()
     }
 
     pub(crate) async fn prune_request_log(

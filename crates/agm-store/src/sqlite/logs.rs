@@ -7,6 +7,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::error::StoreError;
 use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis, to_i64};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
+use crate::search::{AuditFilter, Clause, Dialect, Param, RequestLogFilter};
 use crate::timestamp::to_millis;
 use crate::usage::{UsageGroup, UsageSample};
 
@@ -150,4 +151,88 @@ pub(super) fn prune_requests(
         "DELETE FROM request_log WHERE at < ?1",
         [to_millis(older_than)],
     )?)
+}
+
+/// The clause's parameters as SQLite values.
+fn sqlite_params(params: Vec<Param>) -> Vec<rusqlite::types::Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Int(i) => rusqlite::types::Value::Integer(i),
+            Param::Text(t) => rusqlite::types::Value::Text(t),
+        })
+        .collect()
+}
+
+/// The newest `limit` rows of `table` the clause keeps, newest first.
+fn search<R>(
+    conn: &Connection,
+    columns: &str,
+    table: &str,
+    clause: Clause,
+    limit: usize,
+    read: fn(&Row<'_>) -> rusqlite::Result<R>,
+) -> Result<Vec<R>, StoreError> {
+    let mut params = sqlite_params(clause.params);
+    params.push(rusqlite::types::Value::Integer(limit_to_i64(limit)));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {columns} FROM {table} {} ORDER BY at DESC, id DESC LIMIT ?{}",
+        clause.sql,
+        params.len()
+    ))?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), read)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+pub(super) fn search_requests(
+    conn: &Connection,
+    filter: &RequestLogFilter,
+    limit: usize,
+) -> Result<Vec<RequestLogRecord>, StoreError> {
+    let clause = filter.clause(Dialect::Sqlite);
+    search(
+        conn,
+        REQUEST_COLUMNS,
+        "request_log",
+        clause,
+        limit,
+        raw_request,
+    )?
+    .into_iter()
+    .map(RawRequest::check)
+    .collect()
+}
+
+pub(super) fn get_request(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<RequestLogRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {REQUEST_COLUMNS} FROM request_log WHERE id = ?1"
+    ))?;
+    let raw = stmt
+        .query_map([id], raw_request)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raw.into_iter().next().map(RawRequest::check).transpose()
+}
+
+pub(super) fn search_audit(
+    conn: &Connection,
+    filter: &AuditFilter,
+    limit: usize,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let clause = filter.clause(Dialect::Sqlite);
+    search(
+        conn,
+        "id, at, kind, subject, detail",
+        "audit_log",
+        clause,
+        limit,
+        raw_audit,
+    )?
+    .into_iter()
+    .map(RawAudit::check)
+    .collect()
 }

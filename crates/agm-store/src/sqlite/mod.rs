@@ -23,6 +23,7 @@ use crate::error::StoreError;
 use crate::raw::RawPolicy;
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::rows::{AccountRow, SealedNewAccount, SealedTokenUpdate};
+use crate::search::{AuditFilter, RequestLogFilter};
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -314,6 +315,31 @@ impl SqliteStore {
         group: crate::usage::UsageGroup,
     ) -> Result<Vec<crate::usage::UsageSample>, StoreError> {
         self.run(move |c| logs::usage_samples(c, since, until, group))
+            .await
+    }
+
+    pub(crate) async fn search_request_log(
+        &self,
+        filter: RequestLogFilter,
+        limit: usize,
+    ) -> Result<Vec<RequestLogRecord>, StoreError> {
+        self.run(move |c| logs::search_requests(c, &filter, limit))
+            .await
+    }
+
+    pub(crate) async fn get_request_log(
+        &self,
+        id: i64,
+    ) -> Result<Option<RequestLogRecord>, StoreError> {
+        self.run(move |c| logs::get_request(c, id)).await
+    }
+
+    pub(crate) async fn search_audit(
+        &self,
+        filter: AuditFilter,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.run(move |c| logs::search_audit(c, &filter, limit))
             .await
     }
 

@@ -14,10 +14,10 @@ use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::commands::account_files::{self, ExportFile};
 use crate::commands::sign_in::{SignInOptions, cancel_signal, sign_in};
 use crate::commands::{Workspace, rfc3339};
 use crate::output;
+use agm_server::ops::account_files::{self, ExportFile};
 use agm_server::ops::verify::{self, Saved, SetUp};
 
 #[derive(Debug, Subcommand)]
@@ -255,21 +255,9 @@ async fn import_file(workspace: &Workspace, path: &Path) -> anyhow::Result<()> {
             }
         };
         let label = output::one_line(&entry.label(index)).into_owned();
-        if entry.pool == Pool::GeminiApi {
-            refused += 1;
-            output::line(&format!(
-                "refused {label}: gemini-api keys are not imported as accounts; list them under [safe_mode] gemini_api_keys"
-            ));
-            continue;
-        }
-        match verify::from_refresh_token(&google, &entry.refresh_token, entry.email.as_deref())
-            .await
-        {
-            Ok(verified) => {
-                let saved =
-                    verify::save(&workspace.store, verified, entry.pool, entry.state).await?;
-                finish(workspace, &google, saved, "imported", "import").await;
-            }
+        match account_files::import_entry(&google, &workspace.store, entry).await {
+            Ok(saved) => finish(workspace, &google, saved, "imported", "import").await,
+            Err(account_files::ImportError::Store(e)) => return Err(e.into()),
             Err(reason) => {
                 refused += 1;
                 // The reason may repeat the e-mail the file gave.

@@ -1,7 +1,6 @@
 //! One module per command, plus what several commands share: loading the config and
 //! opening the store in the data dir.
 
-pub mod account_files;
 pub mod accounts;
 pub mod audit;
 pub mod config;

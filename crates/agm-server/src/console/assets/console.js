@@ -115,19 +115,56 @@
     accounts: function () {
       return api("GET", "/api/accounts").then(function (data) {
         fill("account-rows", data.accounts.map(function (a) {
-          var actions = el("span", null, "actions");
-          if (a.state === "active") {
-            actions.appendChild(button(T("btn_disable"), function () { act("POST", "/api/accounts/" + a.id + "/disable", {}); }));
-          } else {
-            actions.appendChild(button(T("btn_enable"), function () { act("POST", "/api/accounts/" + a.id + "/enable"); }));
-          }
-          actions.appendChild(button(T("btn_remove"), function () {
-            if (confirm(T("confirm_remove"))) { act("DELETE", "/api/accounts/" + a.id); }
-          }, "danger"));
           var state = el("span", T("state_" + a.state), "state " + a.state);
           if (a.reason) { state.title = a.reason; }
-          return row([a.email, a.id, a.pool, a.tier || "", state, quotaBars(a.quota), actions]);
+          var link = el("a", a.email);
+          link.href = "/ui/accounts/" + encodeURIComponent(a.id);
+          return row([link, a.id, a.pool, a.tier || "", state, quotaBars(a.quota), accountActions(a, false)]);
         }), 7);
+      });
+    },
+    account: function () {
+      var wanted = document.getElementById("account-page").dataset.id;
+      return api("GET", "/api/accounts/" + encodeURIComponent(wanted)).then(function (a) {
+        document.getElementById("account-email").textContent = a.email;
+        var facts = document.getElementById("account-facts");
+        facts.replaceChildren();
+        fact(facts, T("col_id"), a.id);
+        fact(facts, T("col_pool"), a.pool);
+        fact(facts, T("col_tier"), a.tier);
+        fact(facts, T("account_project"), a.project);
+        var state = el("span", T("state_" + a.state) + (a.reason ? ": " + a.reason : ""), "state " + a.state);
+        facts.appendChild(el("dt", T("col_state")));
+        var dd = el("dd");
+        dd.appendChild(state);
+        facts.appendChild(dd);
+        fact(facts, T("col_created"), when(a.created_at));
+        var verify = document.getElementById("account-verify");
+        verify.hidden = !a.verify_url;
+        if (a.verify_url) {
+          var link = document.getElementById("account-verify-link");
+          link.textContent = a.verify_url;
+          link.href = /^https:\/\//.test(a.verify_url) ? a.verify_url : "#";
+        }
+        document.getElementById("account-actions").replaceChildren(accountActions(a, true));
+        document.getElementById("account-all-requests").href = "/ui/logs?since=&account=" + encodeURIComponent(a.id);
+        document.getElementById("account-quota").replaceChildren(quotaBars(a.quota));
+        document.getElementById("account-quota-fetched").textContent = a.quota ? T("account_quota_fetched", { time: when(a.quota.fetched_at) }) : "";
+        fill("account-cooldowns", a.cooldowns.map(function (c) {
+          return row([c.model, c.reason, duration(c.remaining_ms)]);
+        }), 3);
+        return Promise.all([
+          api("GET", "/api/logs?limit=20&account=" + encodeURIComponent(a.id)),
+          api("GET", "/api/audit?limit=20&account=" + encodeURIComponent(a.id))
+        ]).then(function (both) {
+          fill("account-requests", both[0].requests.map(function (r) {
+            var status = el("span", r.status + (r.error_class ? " " + r.error_class : ""), r.status >= 400 ? "bad" : "ok");
+            return row([when(r.at), r.route, r.client_model, status, r.attempts, r.latency_ms]);
+          }), 6);
+          fill("account-audit", both[1].events.map(function (e) {
+            return row([when(e.at), e.kind, e.detail]);
+          }), 3);
+        });
       });
     },
     keys: function () {
@@ -143,16 +180,19 @@
       });
     },
     logs: function () {
-      return api("GET", "/api/logs?limit=100").then(function (data) {
+      return api("GET", "/api/logs?" + filterQuery("log-filter", 100)).then(function (data) {
         fill("log-rows", data.requests.map(function (r) {
           var model = r.upstream_model && r.upstream_model !== r.client_model ? r.client_model + " → " + r.upstream_model : r.client_model;
           var status = el("span", r.status + (r.error_class ? " " + r.error_class : ""), r.status >= 400 ? "bad" : "ok");
-          return row([when(r.at), r.route, model, r.account_id || "-", status, r.attempts, r.latency_ms, r.overhead_ms === null ? "-" : r.overhead_ms.toFixed(2)]);
+          var tr = row([when(r.at), r.route, model, r.account_email || r.account_id || "-", status, r.attempts, r.latency_ms, r.overhead_ms === null ? "-" : r.overhead_ms.toFixed(2)]);
+          tr.dataset.id = r.id;
+          tr.addEventListener("click", function () { showDetail(r.id); });
+          return tr;
         }), 8);
       });
     },
     audit: function () {
-      return api("GET", "/api/audit?limit=100").then(function (data) {
+      return api("GET", "/api/audit?" + filterQuery("audit-filter", 100)).then(function (data) {
         fill("audit-rows", data.events.map(function (e) {
           return row([when(e.at), e.kind, e.subject, e.detail]);
         }), 4);
@@ -166,6 +206,125 @@
       });
     }
   };
+
+  // Filters: the form's non-empty fields as the API's query (and the page's address,
+  // so a filtered view can be bookmarked or shared).
+  function filterQuery(formId, limit) {
+    var form = document.getElementById(formId);
+    var query = new URLSearchParams();
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name && field.value) { query.set(field.name, field.value); }
+    });
+    var shown = query.toString();
+    if (location.search.replace(/^\?/, "") !== shown) {
+      history.replaceState(null, "", location.pathname + (shown ? "?" + shown : ""));
+    }
+    query.set("limit", String(limit));
+    return query.toString();
+  }
+  function setUpFilter(formId, accountSelect) {
+    var form = document.getElementById(formId);
+    if (!form) { return Promise.resolve(); }
+    var given = new URLSearchParams(location.search);
+    var apply = function () {
+      given.forEach(function (value, name) {
+        if (form.elements[name] && name !== "lang") { form.elements[name].value = value; }
+      });
+    };
+    apply();
+    form.addEventListener("change", function () { refresh(); });
+    form.addEventListener("input", function (event) { if (event.target.tagName === "INPUT") { refresh(); } });
+    form.addEventListener("submit", function (event) { event.preventDefault(); refresh(); });
+    form.addEventListener("reset", function () { given = new URLSearchParams(); setTimeout(refresh, 0); });
+    // The account choice: every account by e-mail (the value is its id).
+    return api("GET", "/api/accounts").then(function (data) {
+      var select = document.getElementById(accountSelect);
+      data.accounts.forEach(function (a) {
+        var option = el("option", a.email);
+        option.value = a.id;
+        select.appendChild(option);
+      });
+      apply();
+    });
+  }
+  function fact(list, label, value) {
+    list.appendChild(el("dt", label));
+    list.appendChild(el("dd", value === null || value === undefined || value === "" ? "-" : value));
+  }
+  function showDetail(id) {
+    return api("GET", "/api/logs/" + id).then(function (d) {
+      var r = d.request;
+      var facts = document.getElementById("detail-facts");
+      facts.replaceChildren();
+      document.getElementById("detail-id").textContent = "#" + r.id;
+      fact(facts, T("col_time"), when(r.at));
+      fact(facts, T("filter_api"), r.api + " " + r.route);
+      fact(facts, T("col_model"), r.client_model + (r.upstream_model && r.upstream_model !== r.client_model ? " → " + r.upstream_model : ""));
+      fact(facts, T("col_status"), r.status + (r.error_class ? " " + r.error_class : ""));
+      fact(facts, T("detail_served_by"), r.account_email || r.account_id);
+      fact(facts, T("col_calls"), r.attempts);
+      fact(facts, T("detail_latency"), r.latency_ms + " ms");
+      fact(facts, T("detail_overhead"), r.overhead_ms === null ? null : r.overhead_ms.toFixed(3) + " ms");
+      fact(facts, T("detail_waited"), d.waited_ms === null ? null : d.waited_ms + " ms");
+      fact(facts, T("detail_context"), r.context_scaled || T("detail_not_scaled"));
+      var note = document.getElementById("detail-calls-note");
+      note.hidden = Boolean(d.calls);
+      note.textContent = d.calls ? "" : T("detail_calls_gone");
+      fill("detail-calls", (d.calls || []).map(function (c, i) {
+        var outcome = el("span", c.error_class || T("detail_answered"), c.error_class ? "bad" : "ok");
+        return row([i + 1, c.account_email || c.account_id || T("detail_gemini_api"), c.waited_ms + " ms", outcome]);
+      }), 4);
+      fill("detail-audit", d.audit.map(function (e) {
+        return row([when(e.at), e.kind, e.subject, e.detail]);
+      }), 4);
+      var section = document.getElementById("log-detail");
+      section.hidden = false;
+      section.scrollIntoView({ block: "nearest" });
+    }).catch(failed);
+  }
+  var detailClose = document.getElementById("detail-close");
+  if (detailClose) {
+    detailClose.addEventListener("click", function () { document.getElementById("log-detail").hidden = true; });
+  }
+
+  // An account's buttons (the list's row, or its own page).
+  function accountActions(a, own) {
+    var actions = el("span", null, "actions");
+    var path = "/api/accounts/" + encodeURIComponent(a.id);
+    if (a.state === "active") {
+      actions.appendChild(button(T("btn_disable"), function () { act("POST", path + "/disable", {}); }));
+      actions.appendChild(button(T("btn_recheck_quota"), function () { act("POST", path + "/quota"); }));
+    } else {
+      actions.appendChild(button(T("btn_enable"), function () { act("POST", path + "/enable"); }));
+    }
+    if (a.cooldowns.length) {
+      actions.appendChild(button(T("btn_clear_cooldowns"), function () { act("POST", path + "/clear-cooldowns"); }));
+    }
+    actions.appendChild(button(T("btn_export"), function () { exportAccounts([a.id]); }));
+    actions.appendChild(button(T("btn_remove"), function () {
+      if (confirm(T("confirm_remove"))) {
+        act("DELETE", path).then(function () { if (own) { location.href = "/ui/accounts"; } });
+      }
+    }, "danger"));
+    return actions;
+  }
+  // The account file `agm accounts export` writes, refresh tokens included: only after
+  // the admin says yes, downloaded from memory (never a link another page could open).
+  function exportAccounts(ids) {
+    if (!confirm(T("confirm_export"))) { return; }
+    var body = ids ? { confirm: true, accounts: ids } : { confirm: true };
+    api("POST", "/api/accounts/export", body).then(function (file) {
+      var blob = new Blob([JSON.stringify(file, null, 2) + "\n"], { type: "application/json" });
+      var link = el("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = "agm-accounts.json";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(function () { URL.revokeObjectURL(link.href); }, 1000);
+      flash(T("export_done", { n: file.accounts.length }), true);
+    }).catch(failed);
+  }
 
   function refresh() {
     var work = refreshers[page] ? refreshers[page]() : Promise.resolve();
@@ -253,6 +412,31 @@
       }).catch(failed);
     });
   }
+  var fileForm = document.getElementById("import-file");
+  if (fileForm) {
+    fileForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = document.getElementById("import-file-input");
+      if (!input.files.length) { return; }
+      input.files[0].text().then(function (text) {
+        return api("POST", "/api/accounts/import", { file: text });
+      }).then(function (answer) {
+        input.value = "";
+        var lines = [answer.summary].concat(answer.imported.map(function (a) { return a.summary; }))
+          .concat(answer.refused.map(function (r) { return T("import_refused", { label: r.label, reason: r.reason }); }));
+        flash(lines.join(" · "), answer.refused.length > 0);
+        return refresh();
+      }).catch(failed);
+    });
+  }
+  var clearAll = document.getElementById("clear-all-cooldowns");
+  if (clearAll) {
+    clearAll.addEventListener("click", function () { act("POST", "/api/accounts/clear-cooldowns"); });
+  }
+  var exportAll = document.getElementById("export-all");
+  if (exportAll) {
+    exportAll.addEventListener("click", function () { exportAccounts(null); });
+  }
   var settingsForm = document.getElementById("settings-form");
   if (settingsForm) {
     settingsForm.addEventListener("submit", function (event) {
@@ -260,18 +444,80 @@
       var changes = {};
       Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
         if (field.value === field.dataset.initial) { return; }
-        changes[field.name] = field.dataset.kind === "number" ? Number(field.value) : field.value;
+        var kind = field.dataset.kind;
+        changes[field.name] = kind === "number" ? Number(field.value) : kind === "bool" ? field.value === "true" : field.value;
       });
       if (!Object.keys(changes).length) { flash(T("settings_unchanged")); return; }
-      api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+      saveSettings(changes).then(function () {
         Array.prototype.forEach.call(settingsForm.querySelectorAll("[data-initial]"), function (field) {
           field.dataset.initial = field.value;
         });
-        document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
-        flash(T("settings_saved", { keys: answer.changed.join(", ") }));
       }).catch(failed);
     });
   }
-  refresh();
-  setInterval(refresh, 2000);
+  // Saves `changes`, says what applies now and what at the next start.
+  function saveSettings(changes) {
+    return api("POST", "/api/settings", { changes: changes }).then(function (answer) {
+      document.getElementById("settings").textContent = JSON.stringify(answer.config, null, 2);
+      var waiting = Object.keys(answer.pending_restart);
+      document.getElementById("settings-pending").hidden = !waiting.length;
+      document.getElementById("settings-pending-keys").textContent = waiting.join(", ");
+      var text = T("settings_saved", { keys: answer.changed.join(", ") });
+      if (answer.restart_required.length) {
+        text += " " + T("settings_saved_restart", { keys: answer.restart_required.join(", ") });
+      }
+      flash(text);
+      return refresh();
+    });
+  }
+  // The model map and the Gemini API keys: lists changed one entry at a time.
+  var currentMap = {};
+  refreshers.settings = function () {
+    return api("GET", "/api/settings").then(function (s) {
+      currentMap = s.config.models.map;
+      fill("model-map-rows", Object.keys(currentMap).map(function (from) {
+        return row([from, currentMap[from], button(T("btn_remove"), function () {
+          var map = Object.assign({}, currentMap);
+          delete map[from];
+          saveSettings({ "models.map": map }).catch(failed);
+        }, "danger")]);
+      }), 3);
+      var keys = s.pending_restart["safe_mode.gemini_api_keys"] || s.config.safe_mode.gemini_api_keys;
+      fill("gemini-key-rows", keys.map(function (masked) {
+        return row([masked, button(T("btn_remove"), function () {
+          if (confirm(T("confirm_remove_key"))) {
+            saveSettings({ "safe_mode.gemini_api_keys": { remove: [masked] } }).catch(failed);
+          }
+        }, "danger")]);
+      }), 2);
+    });
+  };
+  var mapForm = document.getElementById("model-map-add");
+  if (mapForm) {
+    mapForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var map = Object.assign({}, currentMap);
+      map[document.getElementById("model-map-from").value.trim()] = document.getElementById("model-map-to").value.trim();
+      saveSettings({ "models.map": map }).then(function () {
+        document.getElementById("model-map-from").value = "";
+        document.getElementById("model-map-to").value = "";
+      }).catch(failed);
+    });
+  }
+  var keyForm = document.getElementById("gemini-key-add");
+  if (keyForm) {
+    keyForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var input = document.getElementById("gemini-key-value");
+      saveSettings({ "safe_mode.gemini_api_keys": { add: [input.value.trim()] } }).then(function () {
+        input.value = "";
+      }).catch(failed);
+    });
+  }
+  Promise.all([setUpFilter("log-filter", "log-filter-account"), setUpFilter("audit-filter", "audit-filter-account")])
+    .catch(failed)
+    .then(function () {
+      refresh();
+      setInterval(refresh, 2000);
+    });
 })();

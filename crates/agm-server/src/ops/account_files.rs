@@ -1,4 +1,5 @@
-//! The account files `agm accounts import --file` reads and `agm accounts export` writes.
+//! The account files `agm accounts import --file` and the console's import read, and
+//! `agm accounts export` and the console's export write.
 //!
 //! agm's own export:
 //!
@@ -24,7 +25,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::commands::rfc3339;
+use agm_store::rfc3339;
 
 /// The version of the export format this agm writes and reads.
 pub const EXPORT_VERSION: u64 = 1;
@@ -125,6 +126,35 @@ impl Entry {
             .clone()
             .unwrap_or_else(|| format!("account {}", index + 1))
     }
+}
+
+/// Why one entry of a file was not imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(
+        "gemini-api keys are not imported as accounts; list them under [safe_mode] gemini_api_keys"
+    )]
+    GeminiApiKey,
+    #[error(transparent)]
+    Verify(#[from] crate::ops::verify::VerifyError),
+    #[error("the store failed: {0}")]
+    Store(#[from] agm_store::StoreError),
+}
+
+/// Checks one entry with Google and saves it, in the pool and state the file gives
+/// (`agm accounts import --file` and the console's import both do this).
+pub async fn import_entry(
+    google: &agm_google::GoogleClient,
+    store: &agm_store::Store,
+    entry: Entry,
+) -> Result<crate::ops::verify::Saved, ImportError> {
+    use crate::ops::verify;
+    if entry.pool == Pool::GeminiApi {
+        return Err(ImportError::GeminiApiKey);
+    }
+    let verified =
+        verify::from_refresh_token(google, &entry.refresh_token, entry.email.as_deref()).await?;
+    Ok(verify::save(store, verified, entry.pool, entry.state).await?)
 }
 
 /// Reads any of the supported files. An error means no account could be found in it.
