@@ -473,7 +473,7 @@ def test_console_walk_through(console):
         assert console["config"].read_text() == after
         page.fill("input[name='logging.request_log_retention']", "3d")
         # Beyond those: the model map (applied at once), a Gemini API key (masked, in
-        # force after a restart) and context scaling (after a restart too).
+        # force after a restart), context scaling (at once) and warmup (after a restart).
         page.fill("#model-map-from", "team-fast")
         page.fill("#model-map-to", "gemini-2.5-flash")
         page.click("#model-map-add button[type=submit]")
@@ -487,10 +487,15 @@ def test_console_walk_through(console):
         assert "AIzaSyBROWSER-test-key-7781" not in visible_text(page)
         assert 'gemini_api_keys = ["AIzaSyBROWSER-test-key-7781"]' in console["config"].read_text()
         page.select_option("select[name='context.scaling']", "aggressive")
+        page.select_option("select[name='warmup.enabled']", "true")
         page.click("#settings-form button[type=submit]")
-        expect(page.locator("#flash")).to_contain_text("context.scaling")
-        expect(page.locator("#settings-pending-keys")).to_contain_text("context.scaling")
+        expect(page.locator("#flash")).to_contain_text("context.scaling, warmup.enabled")
+        expect(page.locator("#flash")).to_contain_text("next starts: warmup.enabled")
+        expect(page.locator("#settings-pending-keys")).to_contain_text("warmup.enabled")
+        expect(page.locator("#settings-pending-keys")).not_to_contain_text("context.scaling")
+        expect(page.locator("#settings")).to_contain_text('"scaling": "aggressive"')
         assert re.search(r'^scaling = "aggressive"\s+# off \| standard', console["config"].read_text(), re.M)
+        assert re.search(r'^enabled = true\s+# each warmup', console["config"].read_text(), re.M)
         shoot(page, "settings-more")
         page.get_by_role("row", name=re.compile("AIza…7781")).get_by_role("button", name=en["btn_remove"]).click()
         expect(page.locator("#gemini-key-rows")).not_to_contain_text("AIza…7781")

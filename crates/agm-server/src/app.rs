@@ -62,6 +62,8 @@ pub struct AppState {
     pub console: crate::console::Console,
     /// Summaries of the oldest turns (`[context] scaling = "aggressive"`).
     pub(crate) summaries: crate::http::scaling::Summaries,
+    /// `[context]` in force (the console changes it while the server runs).
+    pub(crate) context: crate::http::scaling::LiveContext,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -121,6 +123,7 @@ impl AppState {
             ),
             console: crate::console::Console::new(&config, shared.clone()),
             summaries: crate::http::scaling::Summaries::default(),
+            context: crate::http::scaling::LiveContext::new(config.context.clone()),
             shared,
             store,
             config,

@@ -526,7 +526,8 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     assert_eq!(settings["writable"], true);
     let editable = settings["editable"].as_array().unwrap();
     assert!(editable.contains(&json!({"key": "models.map", "applies": "now"})));
-    assert!(editable.contains(&json!({"key": "context.scaling", "applies": "restart"})));
+    assert!(editable.contains(&json!({"key": "context.scaling", "applies": "now"})));
+    assert!(editable.contains(&json!({"key": "warmup.enabled", "applies": "restart"})));
 
     // The model map: applied to the next request at once.
     let (status, body) = console
@@ -614,9 +615,31 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     );
     assert!(written.contains("enabled = true"), "{written}");
     assert_eq!(
-        body["config"]["context"]["scaling"], "standard",
-        "in force until a restart"
+        body["config"]["context"]["scaling"], "aggressive",
+        "in force at once"
     );
+    assert_eq!(
+        body["config"]["warmup"]["enabled"], false,
+        "in force after a restart"
+    );
+    assert_eq!(body["restart_required"], json!(["warmup.enabled"]));
+
+    // Safe mode's threshold applies at once: two project failures now turn it on.
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {"safe_mode.auto_activate_threshold": 2}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for account in ["alice@demo.agm", "bob@demo.agm"] {
+        h.state
+            .safe_mode
+            .record_project_failure(account, "loadCodeAssist failed")
+            .await;
+    }
+    assert!(h.state.safe_mode.is_active(), "on after 2, not 5");
 
     // Refused: a bad value, an unknown key; the file is left as it was.
     for (changes, words) in [

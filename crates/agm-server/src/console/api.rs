@@ -389,7 +389,7 @@ pub async fn change_safe_mode(
         }
     };
     apply(
-        config_of(&state.config),
+        config_of(&state.console.settings.current()),
         &state.store,
         &state.shared,
         command,
@@ -524,6 +524,8 @@ pub async fn change_settings(
     state.console.set_language(config.server.language.as_str());
     state.models.set_user_map(&config.models.map);
     state.daily_cap.set_cap(config.safe_mode.daily_request_cap);
+    state.safe_mode.set_config(config_of(&config));
+    state.context.set(config.context.clone());
     let pending = state.console.settings.pending();
     // What the file now says (secrets masked): for a change that waits for a restart,
     // that is not yet what the server does.
