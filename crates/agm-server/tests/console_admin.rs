@@ -547,9 +547,9 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     let logged = rows_at_least(&console, "/api/logs?model=team-fast", "requests", 1).await;
     assert_eq!(logged[0]["upstream_model"], "gemini-2.5-flash");
 
-    // A Gemini API key: written in full to the file, shown masked, waiting for a
-    // restart; the daily cap applies now.
-    let key = "AIzaSyTEST-console-key-0042";
+    // A Gemini API key (the sim's): written in full to the file, shown masked, and in
+    // force at once: with safe mode on, requests go to the official API with it.
+    let key = "demo-gemini-key";
     let (status, body) = console
         .send(
             Method::POST,
@@ -561,13 +561,10 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["restart_required"], json!([]));
     assert_eq!(
-        body["restart_required"],
-        json!(["safe_mode.gemini_api_keys"])
-    );
-    assert_eq!(
-        body["pending_restart"]["safe_mode.gemini_api_keys"],
-        json!(["AIza…0042"])
+        body["config"]["safe_mode"]["gemini_api_keys"],
+        json!(["demo…-key"])
     );
     assert_eq!(h.state.daily_cap.cap(), 7);
     let written = std::fs::read_to_string(&path).unwrap();
@@ -581,24 +578,35 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     );
     let shown = console.get("/api/settings").await;
     assert!(!shown.to_string().contains(key), "never in full: {shown}");
-    assert_eq!(
-        shown["pending_restart"]["safe_mode.gemini_api_keys"],
-        json!(["AIza…0042"])
-    );
     let audit = audit_details(&console).await;
     assert!(audit.contains("models.map"), "{audit}");
     assert!(
-        audit.contains("AIza…0042") && !audit.contains(key),
+        audit.contains("demo…-key") && !audit.contains(key),
         "{audit}"
     );
+    let hi = json!({"model": "claude-sonnet-4-5", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}]});
+    console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "enable"})),
+        )
+        .await;
+    assert_eq!(
+        h.post(&hi).await.status(),
+        StatusCode::OK,
+        "served by the new key"
+    );
 
-    // Removed by its masked form; warmup and context wait for a restart.
+    // Removed by its masked form (at once: no key, a 503 saying how to add one);
+    // warmup waits for a restart, context scaling does not.
     let (status, body) = console
         .send(
             Method::POST,
             "/api/settings",
             Some(json!({"changes": {
-                "safe_mode.gemini_api_keys": {"remove": ["AIza…0042"]},
+                "safe_mode.gemini_api_keys": {"remove": ["demo…-key"]},
                 "warmup.enabled": true,
                 "context.scaling": "aggressive",
             }})),
@@ -607,12 +615,14 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     assert_eq!(status, StatusCode::OK, "{body}");
     let written = std::fs::read_to_string(&path).unwrap();
     assert!(written.contains("gemini_api_keys = []"), "{written}");
-    assert!(
-        body["pending_restart"]
-            .get("safe_mode.gemini_api_keys")
-            .is_none(),
-        "back to what the server does: nothing waits: {body}"
-    );
+    assert_eq!(h.post(&hi).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "disable"})),
+        )
+        .await;
     assert!(written.contains("enabled = true"), "{written}");
     assert_eq!(
         body["config"]["context"]["scaling"], "aggressive",

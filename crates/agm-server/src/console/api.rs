@@ -311,7 +311,7 @@ fn safe_mode_json(state: &SharedState) -> Value {
     json!({
         "status": state.safe_mode.status(),
         "manual": state.safe_mode.is_manual(),
-        "gemini_api_keys": state.config.safe_mode.gemini_api_keys.len(),
+        "gemini_api_keys": state.gemini_keys.get().len(),
     })
 }
 
@@ -425,7 +425,7 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
     }
     let active = by_state.get("active").copied().unwrap_or(0);
     let safe_mode = state.safe_mode.status();
-    let keys = state.config.safe_mode.gemini_api_keys.len();
+    let keys = state.gemini_keys.get().len();
     let signatures = state.signatures.stats();
     let ready = if safe_mode.active {
         keys > 0
@@ -526,6 +526,9 @@ pub async fn change_settings(
     state.daily_cap.set_cap(config.safe_mode.daily_request_cap);
     state.safe_mode.set_config(config_of(&config));
     state.context.set(config.context.clone());
+    state
+        .gemini_keys
+        .set(config.safe_mode.gemini_api_keys.clone());
     let pending = state.console.settings.pending();
     // What the file now says (secrets masked): for a change that waits for a restart,
     // that is not yet what the server does.

@@ -42,7 +42,7 @@ pub const EDITABLE: &[(&str, Applies)] = &[
     ("safe_mode.retry_interval", Applies::Now),
     ("safe_mode.claude_large_model", Applies::Restart),
     ("safe_mode.claude_small_model", Applies::Restart),
-    (GEMINI_KEYS, Applies::Restart),
+    (GEMINI_KEYS, Applies::Now),
     ("warmup.enabled", Applies::Restart),
     ("warmup.interval", Applies::Restart),
     ("warmup.window", Applies::Restart),
@@ -203,6 +203,7 @@ impl Settings {
         current.safe_mode.auto_activate_threshold = config.safe_mode.auto_activate_threshold;
         current.safe_mode.retry_interval = config.safe_mode.retry_interval;
         current.context = config.context.clone();
+        current.safe_mode.gemini_api_keys = config.safe_mode.gemini_api_keys.clone();
         // As the admin API shows them (secrets masked): what the file now says, and
         // what this server does until it restarts.
         let written = crate::console::api::masked_config(&config);
