@@ -473,7 +473,7 @@ def test_console_walk_through(console):
         assert console["config"].read_text() == after
         page.fill("input[name='logging.request_log_retention']", "3d")
         # Beyond those: the model map, a Gemini API key (masked) and context scaling,
-        # applied at once, and warmup (after a restart).
+        # applied at once, and the Claude substitute model (after a restart).
         page.fill("#model-map-from", "team-fast")
         page.fill("#model-map-to", "gemini-2.5-flash")
         page.click("#model-map-add button[type=submit]")
@@ -486,16 +486,16 @@ def test_console_walk_through(console):
         assert "AIzaSyBROWSER-test-key-7781" not in visible_text(page)
         assert 'gemini_api_keys = ["AIzaSyBROWSER-test-key-7781"]' in console["config"].read_text()
         page.select_option("select[name='context.scaling']", "aggressive")
-        page.select_option("select[name='warmup.enabled']", "true")
+        page.fill("input[name='safe_mode.claude_large_model']", "gemini-3-pro")
         page.click("#settings-form button[type=submit]")
-        expect(page.locator("#flash")).to_contain_text("context.scaling, warmup.enabled")
-        expect(page.locator("#flash")).to_contain_text("next starts: warmup.enabled")
+        expect(page.locator("#flash")).to_contain_text("context.scaling, safe_mode.claude_large_model")
+        expect(page.locator("#flash")).to_contain_text("next starts: safe_mode.claude_large_model")
         expect(page.locator("#settings-pending")).to_be_visible()
-        expect(page.locator("#settings-pending-keys")).to_have_text("warmup.enabled")
+        expect(page.locator("#settings-pending-keys")).to_have_text("safe_mode.claude_large_model")
         expect(page.locator("#settings-pending-keys")).not_to_contain_text("context.scaling")
         expect(page.locator("#settings")).to_contain_text('"scaling": "aggressive"')
         assert re.search(r'^scaling = "aggressive"\s+# off \| standard', console["config"].read_text(), re.M)
-        assert re.search(r'^enabled = true\s+# each warmup', console["config"].read_text(), re.M)
+        assert re.search(r'^claude_large_model = "gemini-3-pro"\s+# answers Claude', console["config"].read_text(), re.M)
         shoot(page, "settings-more")
         page.get_by_role("row", name=re.compile("AIza…7781")).get_by_role("button", name=en["btn_remove"]).click()
         expect(page.locator("#gemini-key-rows")).not_to_contain_text("AIza…7781")

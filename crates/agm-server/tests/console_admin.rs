@@ -527,7 +527,10 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     let editable = settings["editable"].as_array().unwrap();
     assert!(editable.contains(&json!({"key": "models.map", "applies": "now"})));
     assert!(editable.contains(&json!({"key": "context.scaling", "applies": "now"})));
-    assert!(editable.contains(&json!({"key": "warmup.enabled", "applies": "restart"})));
+    assert!(editable.contains(&json!({"key": "warmup.enabled", "applies": "now"})));
+    assert!(
+        editable.contains(&json!({"key": "safe_mode.claude_large_model", "applies": "restart"}))
+    );
 
     // The model map: applied to the next request at once.
     let (status, body) = console
@@ -600,14 +603,14 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     );
 
     // Removed by its masked form (at once: no key, a 503 saying how to add one);
-    // warmup waits for a restart, context scaling does not.
+    // the Claude substitute waits for a restart, context scaling does not.
     let (status, body) = console
         .send(
             Method::POST,
             "/api/settings",
             Some(json!({"changes": {
                 "safe_mode.gemini_api_keys": {"remove": ["demo…-key"]},
-                "warmup.enabled": true,
+                "safe_mode.claude_large_model": "gemini-3-pro",
                 "context.scaling": "aggressive",
             }})),
         )
@@ -623,16 +626,22 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
             Some(json!({"action": "disable"})),
         )
         .await;
-    assert!(written.contains("enabled = true"), "{written}");
+    assert!(
+        written.contains("claude_large_model = \"gemini-3-pro\""),
+        "{written}"
+    );
     assert_eq!(
         body["config"]["context"]["scaling"], "aggressive",
         "in force at once"
     );
     assert_eq!(
-        body["config"]["warmup"]["enabled"], false,
+        body["config"]["safe_mode"]["claude_large_model"], "gemini-2.5-pro",
         "in force after a restart"
     );
-    assert_eq!(body["restart_required"], json!(["warmup.enabled"]));
+    assert_eq!(
+        body["restart_required"],
+        json!(["safe_mode.claude_large_model"])
+    );
 
     // Safe mode's threshold applies at once: two project failures now turn it on.
     let (status, body) = console
@@ -726,4 +735,63 @@ async fn console_hosts_let_a_reverse_proxy_in_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn warmup_turned_on_in_the_console_runs_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, agm_server::config::DEFAULT_CONFIG_TOML).unwrap();
+    let file = path.clone();
+    let h = common::start_shaped(
+        agm_sim::SimConfig::default(),
+        |c| assert!(!c.warmup.enabled, "off by default"),
+        move |state| state.with_config_file(file),
+    )
+    .await;
+    let console = sign_in(&h).await;
+    // Alice's Claude quota is full: her window can be started early.
+    let alice = h.account("alice@demo.agm").await.id;
+    let full = agm_google::QuotaSnapshot {
+        fetched_at: time::OffsetDateTime::now_utc(),
+        tier_id: None,
+        models: vec![agm_google::ModelQuota {
+            model: "claude-sonnet-4-5".into(),
+            display_name: None,
+            max_tokens: None,
+            remaining_fraction: Some(1.0),
+            reset_time: None,
+        }],
+        summary_answered: false,
+        buckets: Vec::new(),
+        deprecated: Default::default(),
+    };
+    agm_server::state::quota::save(&h.state.shared, &alice, &full)
+        .await
+        .unwrap();
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {"warmup.enabled": true, "warmup.interval": "1s"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["restart_required"], json!([]));
+    // The job looks at the settings every 5 s.
+    let mut warmed = Vec::new();
+    for _ in 0..150 {
+        warmed = rows(&console, "/api/audit?kind=warmup", "events").await;
+        if !warmed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        warmed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a window started"),
+        "{warmed:?}"
+    );
 }

@@ -43,10 +43,10 @@ pub const EDITABLE: &[(&str, Applies)] = &[
     ("safe_mode.claude_large_model", Applies::Restart),
     ("safe_mode.claude_small_model", Applies::Restart),
     (GEMINI_KEYS, Applies::Now),
-    ("warmup.enabled", Applies::Restart),
-    ("warmup.interval", Applies::Restart),
-    ("warmup.window", Applies::Restart),
-    ("warmup.quiet_hours", Applies::Restart),
+    ("warmup.enabled", Applies::Now),
+    ("warmup.interval", Applies::Now),
+    ("warmup.window", Applies::Now),
+    ("warmup.quiet_hours", Applies::Now),
     ("context.scaling", Applies::Now),
     ("context.budget", Applies::Now),
     ("context.keep_turns", Applies::Now),
@@ -203,6 +203,7 @@ impl Settings {
         current.safe_mode.auto_activate_threshold = config.safe_mode.auto_activate_threshold;
         current.safe_mode.retry_interval = config.safe_mode.retry_interval;
         current.context = config.context.clone();
+        current.warmup = config.warmup.clone();
         current.safe_mode.gemini_api_keys = config.safe_mode.gemini_api_keys.clone();
         // As the admin API shows them (secrets masked): what the file now says, and
         // what this server does until it restarts.
@@ -581,20 +582,26 @@ mod tests {
         settings.set_file(path.clone());
         let (config, _) = settings
             .change(&changes(json!({
-                "warmup.enabled": true,
+                "safe_mode.claude_large_model": "gemini-3-pro",
                 "context.scaling": "aggressive",
                 "safe_mode.daily_request_cap": 50,
             })))
             .await
             .unwrap();
-        assert!(!config.warmup.enabled, "in force: as started");
+        assert_eq!(
+            config.safe_mode.claude_large_model, "gemini-2.5-pro",
+            "in force: as started"
+        );
         assert_eq!(
             config.context.scaling,
             crate::config::Scaling::Aggressive,
             "applies now"
         );
         assert_eq!(config.safe_mode.daily_request_cap, 50, "applies now");
-        assert_eq!(settings.pending()["warmup.enabled"], true);
+        assert_eq!(
+            settings.pending()["safe_mode.claude_large_model"],
+            "gemini-3-pro"
+        );
         assert_eq!(settings.pending().len(), 1);
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(
@@ -602,7 +609,7 @@ mod tests {
             "{written}"
         );
         assert!(
-            written.contains("enabled = true             # each warmup"),
+            written.contains("claude_large_model = \"gemini-3-pro\""),
             "{written}"
         );
         let e = settings
