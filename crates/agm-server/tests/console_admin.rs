@@ -509,8 +509,9 @@ async fn a_google_sign_in_started_in_the_console_comes_back_to_its_callback_once
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audited() {
+/// A harness whose settings are written to a config file (the commented default), in
+/// a directory kept as long as the guard.
+async fn with_config_file() -> (common::Harness, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, agm_server::config::DEFAULT_CONFIG_TOML).unwrap();
@@ -521,6 +522,12 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
         move |state| state.with_config_file(file),
     )
     .await;
+    (h, dir, path)
+}
+
+#[tokio::test]
+async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audited() {
+    let (h, _dir, path) = with_config_file().await;
     let console = sign_in(&h).await;
     let settings = console.get("/api/settings").await;
     assert_eq!(settings["writable"], true);
@@ -739,16 +746,7 @@ async fn console_hosts_let_a_reverse_proxy_in_and_nothing_else() {
 
 #[tokio::test]
 async fn warmup_turned_on_in_the_console_runs_without_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(&path, agm_server::config::DEFAULT_CONFIG_TOML).unwrap();
-    let file = path.clone();
-    let h = common::start_shaped(
-        agm_sim::SimConfig::default(),
-        |c| assert!(!c.warmup.enabled, "off by default"),
-        move |state| state.with_config_file(file),
-    )
-    .await;
+    let (h, _dir, _path) = with_config_file().await;
     let console = sign_in(&h).await;
     // Alice's Claude quota is full: her window can be started early.
     let alice = h.account("alice@demo.agm").await.id;
