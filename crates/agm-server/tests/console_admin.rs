@@ -793,3 +793,39 @@ async fn warmup_turned_on_in_the_console_runs_without_a_restart() {
         "{warmed:?}"
     );
 }
+
+#[tokio::test]
+async fn an_account_google_blocked_is_named_with_its_verification_link() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    assert!(
+        console.get("/api/health").await["needs_verification"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let bob = h.account("bob@demo.agm").await;
+    let url = "https://accounts.google.com/signin/continue?sarp=1&scc=1";
+    h.state
+        .store
+        .set_account_state(
+            &bob.id,
+            agm_store::AccountState::Blocked {
+                reason: "Google asks to verify this account".into(),
+                url: Some(url.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let health = console.get("/api/health").await;
+    assert_eq!(
+        health["needs_verification"],
+        json!([{"id": bob.id, "email": "bob@demo.agm",
+                "reason": "Google asks to verify this account", "url": url}])
+    );
+    let page = console.get(&format!("/api/accounts/{}", bob.id)).await;
+    assert_eq!(page["state"], "blocked");
+    assert_eq!(page["verify_url"], url);
+    let by_email = console.get("/api/accounts/bob@demo.agm").await;
+    assert_eq!(by_email["id"], bob.id.as_str());
+}

@@ -420,8 +420,17 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
         .await
         .map_err(ConsoleError::internal)?;
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut verification = Vec::new();
     for info in &infos {
         *by_state.entry(info.state.name()).or_default() += 1;
+        if let AccountState::Blocked { reason, url } = &info.state {
+            verification.push(json!({
+                "id": info.id,
+                "email": info.email,
+                "reason": reason,
+                "url": url,
+            }));
+        }
     }
     let active = by_state.get("active").copied().unwrap_or(0);
     let safe_mode = state.safe_mode.status();
@@ -440,6 +449,7 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
         "gemini_api_keys": keys,
         "safe_mode": safe_mode,
         "client_version_refused": state.version_drift.current(),
+        "needs_verification": verification,
         "cooldowns": state.accounts.cooldowns.list(now),
         "open_circuits": state.accounts.breakers.snapshot(now),
         "signature_cache": {
