@@ -418,6 +418,20 @@ async fn accounts_export_after_a_confirmation_and_import_back_from_the_file() {
             .await
             .contains("imported with the console")
     );
+    // A file of 3 MiB (over axum's default 2 MB body) is read, and refused for what it
+    // holds, not for its size.
+    let entry = json!({"email": "x@y", "note": "p".repeat(200)}).to_string();
+    let big = format!("[{}]", vec![entry; 20_000].join(","));
+    assert!(big.len() > 3 << 20);
+    let (status, answer) = console
+        .send(
+            Method::POST,
+            "/api/accounts/import",
+            Some(json!({"file": big})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["refused"].as_array().unwrap().len(), 20_000);
     for (body, words) in [
         (json!({"file": "not json"}), "not valid JSON"),
         (json!({}), "give {\"refresh_token\""),
