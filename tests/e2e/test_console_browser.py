@@ -361,6 +361,7 @@ def test_console_walk_through(console):
         page.locator("#account-rows a", has_text="alice@demo.agm").click()
         expect(page).to_have_url(re.compile(r".*/ui/accounts/[0-9a-f]{8}$"))
         expect(page.locator("#account-email")).to_have_text("alice@demo.agm")
+        alice_page = urlparse(page.url).path
         expect(page.locator("#account-facts")).to_contain_text("g1-pro-tier")
         expect(page.locator("#account-facts")).to_contain_text("demo-project-alice")
         expect(page.locator("#account-quota .quota .bar").first).to_be_visible()
@@ -513,7 +514,7 @@ def test_console_walk_through(console):
         for tag in LANGS:
             strings = catalogue(tag)
             assert set(strings) == keys, tag
-            for path in PAGES:
+            for path in PAGES + [alice_page]:
                 page.goto(f"{url}{path}?lang={tag}")
                 expect(page.locator("html")).to_have_attribute("lang", tag)
                 page.wait_for_load_state("networkidle")
