@@ -361,6 +361,7 @@ def test_console_walk_through(console):
         page.locator("#account-rows a", has_text="alice@demo.agm").click()
         expect(page).to_have_url(re.compile(r".*/ui/accounts/[0-9a-f]{8}$"))
         expect(page.locator("#account-email")).to_have_text("alice@demo.agm")
+        alice_page = urlparse(page.url).path
         expect(page.locator("#account-facts")).to_contain_text("g1-pro-tier")
         expect(page.locator("#account-facts")).to_contain_text("demo-project-alice")
         expect(page.locator("#account-quota .quota .bar").first).to_be_visible()
@@ -472,8 +473,8 @@ def test_console_walk_through(console):
         expect(page.locator("#flash.bad")).to_contain_text("request_log_retention")
         assert console["config"].read_text() == after
         page.fill("input[name='logging.request_log_retention']", "3d")
-        # Beyond those: the model map (applied at once), a Gemini API key (masked, in
-        # force after a restart) and context scaling (after a restart too).
+        # Beyond those: the model map, a Gemini API key (masked) and context scaling,
+        # applied at once, and the Claude substitute model (after a restart).
         page.fill("#model-map-from", "team-fast")
         page.fill("#model-map-to", "gemini-2.5-flash")
         page.click("#model-map-add button[type=submit]")
@@ -482,15 +483,20 @@ def test_console_walk_through(console):
         page.fill("#gemini-key-value", "AIzaSyBROWSER-test-key-7781")
         page.click("#gemini-key-add button[type=submit]")
         expect(page.locator("#gemini-key-rows")).to_contain_text("AIza…7781")
-        expect(page.locator("#settings-pending")).to_be_visible()
-        expect(page.locator("#settings-pending-keys")).to_contain_text("safe_mode.gemini_api_keys")
+        expect(page.locator("#settings")).to_contain_text('"AIza…7781"')
         assert "AIzaSyBROWSER-test-key-7781" not in visible_text(page)
         assert 'gemini_api_keys = ["AIzaSyBROWSER-test-key-7781"]' in console["config"].read_text()
         page.select_option("select[name='context.scaling']", "aggressive")
+        page.fill("input[name='safe_mode.claude_large_model']", "gemini-3-pro")
         page.click("#settings-form button[type=submit]")
-        expect(page.locator("#flash")).to_contain_text("context.scaling")
-        expect(page.locator("#settings-pending-keys")).to_contain_text("context.scaling")
+        expect(page.locator("#flash")).to_contain_text("context.scaling, safe_mode.claude_large_model")
+        expect(page.locator("#flash")).to_contain_text("next starts: safe_mode.claude_large_model")
+        expect(page.locator("#settings-pending")).to_be_visible()
+        expect(page.locator("#settings-pending-keys")).to_have_text("safe_mode.claude_large_model")
+        expect(page.locator("#settings-pending-keys")).not_to_contain_text("context.scaling")
+        expect(page.locator("#settings")).to_contain_text('"scaling": "aggressive"')
         assert re.search(r'^scaling = "aggressive"\s+# off \| standard', console["config"].read_text(), re.M)
+        assert re.search(r'^claude_large_model = "gemini-3-pro"\s+# answers Claude', console["config"].read_text(), re.M)
         shoot(page, "settings-more")
         page.get_by_role("row", name=re.compile("AIza…7781")).get_by_role("button", name=en["btn_remove"]).click()
         expect(page.locator("#gemini-key-rows")).not_to_contain_text("AIza…7781")
@@ -508,7 +514,7 @@ def test_console_walk_through(console):
         for tag in LANGS:
             strings = catalogue(tag)
             assert set(strings) == keys, tag
-            for path in PAGES:
+            for path in PAGES + [alice_page]:
                 page.goto(f"{url}{path}?lang={tag}")
                 expect(page.locator("html")).to_have_attribute("lang", tag)
                 page.wait_for_load_state("networkidle")

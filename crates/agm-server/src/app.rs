@@ -45,6 +45,9 @@ pub struct AppState {
     pub official_models: OfficialModels,
     pub official_key_cursor: KeyCursor,
     pub daily_cap: DailyCap,
+    /// `[safe_mode] gemini_api_keys` in force (the console changes them while the
+    /// server runs).
+    pub gemini_keys: crate::routing::official::LiveKeys,
     /// SHA-256 of each configured client key (`server.api_keys`).
     config_key_hashes: Vec<[u8; 32]>,
     /// Whether the store holds live client keys, and when that was read: keys made
@@ -66,6 +69,8 @@ pub struct AppState {
     pub(crate) summaries: crate::http::scaling::Summaries,
     /// Cluster mode's Redis (`[cluster] redis_url`); `None` for one process on its own.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// `[context]` in force (the console changes it while the server runs).
+    pub(crate) context: crate::http::scaling::LiveContext,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -115,6 +120,9 @@ impl AppState {
             ),
             official_key_cursor: KeyCursor::default(),
             daily_cap: DailyCap::new(config.safe_mode.daily_request_cap),
+            gemini_keys: crate::routing::official::LiveKeys::new(
+                config.safe_mode.gemini_api_keys.clone(),
+            ),
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
@@ -127,6 +135,7 @@ impl AppState {
             console: crate::console::Console::new(&config, shared.clone()),
             summaries: crate::http::scaling::Summaries::default(),
             cluster: None,
+            context: crate::http::scaling::LiveContext::new(config.context.clone()),
             shared,
             store,
             config,
@@ -430,7 +439,7 @@ async fn healthz() -> impl IntoResponse {
 /// is shown either way.
 async fn readyz(State(state): State<SharedState>) -> Response {
     let safe_mode = state.safe_mode.status();
-    let keys = state.config.safe_mode.gemini_api_keys.len();
+    let keys = state.gemini_keys.get().len();
     let not_ready = |reason: String| {
         (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -418,6 +418,20 @@ async fn accounts_export_after_a_confirmation_and_import_back_from_the_file() {
             .await
             .contains("imported with the console")
     );
+    // A file of 3 MiB (over axum's default 2 MB body) is read, and refused for what it
+    // holds, not for its size.
+    let entry = json!({"email": "x@y", "note": "p".repeat(200)}).to_string();
+    let big = format!("[{}]", vec![entry; 20_000].join(","));
+    assert!(big.len() > 3 << 20);
+    let (status, answer) = console
+        .send(
+            Method::POST,
+            "/api/accounts/import",
+            Some(json!({"file": big})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["refused"].as_array().unwrap().len(), 20_000);
     for (body, words) in [
         (json!({"file": "not json"}), "not valid JSON"),
         (json!({}), "give {\"refresh_token\""),
@@ -509,8 +523,9 @@ async fn a_google_sign_in_started_in_the_console_comes_back_to_its_callback_once
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audited() {
+/// A harness whose settings are written to a config file (the commented default), in
+/// a directory kept as long as the guard.
+async fn with_config_file() -> (common::Harness, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, agm_server::config::DEFAULT_CONFIG_TOML).unwrap();
@@ -521,12 +536,22 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
         move |state| state.with_config_file(file),
     )
     .await;
+    (h, dir, path)
+}
+
+#[tokio::test]
+async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audited() {
+    let (h, _dir, path) = with_config_file().await;
     let console = sign_in(&h).await;
     let settings = console.get("/api/settings").await;
     assert_eq!(settings["writable"], true);
     let editable = settings["editable"].as_array().unwrap();
     assert!(editable.contains(&json!({"key": "models.map", "applies": "now"})));
-    assert!(editable.contains(&json!({"key": "context.scaling", "applies": "restart"})));
+    assert!(editable.contains(&json!({"key": "context.scaling", "applies": "now"})));
+    assert!(editable.contains(&json!({"key": "warmup.enabled", "applies": "now"})));
+    assert!(
+        editable.contains(&json!({"key": "safe_mode.claude_large_model", "applies": "restart"}))
+    );
 
     // The model map: applied to the next request at once.
     let (status, body) = console
@@ -546,9 +571,9 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     let logged = rows_at_least(&console, "/api/logs?model=team-fast", "requests", 1).await;
     assert_eq!(logged[0]["upstream_model"], "gemini-2.5-flash");
 
-    // A Gemini API key: written in full to the file, shown masked, waiting for a
-    // restart; the daily cap applies now.
-    let key = "AIzaSyTEST-console-key-0042";
+    // A Gemini API key (the sim's): written in full to the file, shown masked, and in
+    // force at once: with safe mode on, requests go to the official API with it.
+    let key = "demo-gemini-key";
     let (status, body) = console
         .send(
             Method::POST,
@@ -560,13 +585,10 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["restart_required"], json!([]));
     assert_eq!(
-        body["restart_required"],
-        json!(["safe_mode.gemini_api_keys"])
-    );
-    assert_eq!(
-        body["pending_restart"]["safe_mode.gemini_api_keys"],
-        json!(["AIza…0042"])
+        body["config"]["safe_mode"]["gemini_api_keys"],
+        json!(["demo…-key"])
     );
     assert_eq!(h.state.daily_cap.cap(), 7);
     let written = std::fs::read_to_string(&path).unwrap();
@@ -580,25 +602,36 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     );
     let shown = console.get("/api/settings").await;
     assert!(!shown.to_string().contains(key), "never in full: {shown}");
-    assert_eq!(
-        shown["pending_restart"]["safe_mode.gemini_api_keys"],
-        json!(["AIza…0042"])
-    );
     let audit = audit_details(&console).await;
     assert!(audit.contains("models.map"), "{audit}");
     assert!(
-        audit.contains("AIza…0042") && !audit.contains(key),
+        audit.contains("demo…-key") && !audit.contains(key),
         "{audit}"
     );
+    let hi = json!({"model": "claude-sonnet-4-5", "max_tokens": 20,
+        "messages": [{"role": "user", "content": "hi"}]});
+    console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "enable"})),
+        )
+        .await;
+    assert_eq!(
+        h.post(&hi).await.status(),
+        StatusCode::OK,
+        "served by the new key"
+    );
 
-    // Removed by its masked form; warmup and context wait for a restart.
+    // Removed by its masked form (at once: no key, a 503 saying how to add one);
+    // the Claude substitute waits for a restart, context scaling does not.
     let (status, body) = console
         .send(
             Method::POST,
             "/api/settings",
             Some(json!({"changes": {
-                "safe_mode.gemini_api_keys": {"remove": ["AIza…0042"]},
-                "warmup.enabled": true,
+                "safe_mode.gemini_api_keys": {"remove": ["demo…-key"]},
+                "safe_mode.claude_large_model": "gemini-3-pro",
                 "context.scaling": "aggressive",
             }})),
         )
@@ -606,17 +639,47 @@ async fn settings_beyond_the_basics_are_written_applied_or_said_to_wait_and_audi
     assert_eq!(status, StatusCode::OK, "{body}");
     let written = std::fs::read_to_string(&path).unwrap();
     assert!(written.contains("gemini_api_keys = []"), "{written}");
+    assert_eq!(h.post(&hi).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+    console
+        .send(
+            Method::POST,
+            "/api/safe-mode",
+            Some(json!({"action": "disable"})),
+        )
+        .await;
     assert!(
-        body["pending_restart"]
-            .get("safe_mode.gemini_api_keys")
-            .is_none(),
-        "back to what the server does: nothing waits: {body}"
+        written.contains("claude_large_model = \"gemini-3-pro\""),
+        "{written}"
     );
-    assert!(written.contains("enabled = true"), "{written}");
     assert_eq!(
-        body["config"]["context"]["scaling"], "standard",
-        "in force until a restart"
+        body["config"]["context"]["scaling"], "aggressive",
+        "in force at once"
     );
+    assert_eq!(
+        body["config"]["safe_mode"]["claude_large_model"], "gemini-2.5-pro",
+        "in force after a restart"
+    );
+    assert_eq!(
+        body["restart_required"],
+        json!(["safe_mode.claude_large_model"])
+    );
+
+    // Safe mode's threshold applies at once: two project failures now turn it on.
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {"safe_mode.auto_activate_threshold": 2}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for account in ["alice@demo.agm", "bob@demo.agm"] {
+        h.state
+            .safe_mode
+            .record_project_failure(account, "loadCodeAssist failed")
+            .await;
+    }
+    assert!(h.state.safe_mode.is_active(), "on after 2, not 5");
 
     // Refused: a bad value, an unknown key; the file is left as it was.
     for (changes, words) in [
@@ -693,4 +756,90 @@ async fn console_hosts_let_a_reverse_proxy_in_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn warmup_turned_on_in_the_console_runs_without_a_restart() {
+    let (h, _dir, _path) = with_config_file().await;
+    let console = sign_in(&h).await;
+    // Alice's Claude quota is full: her window can be started early.
+    let alice = h.account("alice@demo.agm").await.id;
+    let full = agm_google::QuotaSnapshot {
+        fetched_at: time::OffsetDateTime::now_utc(),
+        tier_id: None,
+        models: vec![agm_google::ModelQuota {
+            model: "claude-sonnet-4-5".into(),
+            display_name: None,
+            max_tokens: None,
+            remaining_fraction: Some(1.0),
+            reset_time: None,
+        }],
+        summary_answered: false,
+        buckets: Vec::new(),
+        deprecated: Default::default(),
+    };
+    agm_server::state::quota::save(&h.state.shared, &alice, &full)
+        .await
+        .unwrap();
+    let (status, body) = console
+        .send(
+            Method::POST,
+            "/api/settings",
+            Some(json!({"changes": {"warmup.enabled": true, "warmup.interval": "1s"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["restart_required"], json!([]));
+    // The job looks at the settings every 5 s.
+    let mut warmed = Vec::new();
+    for _ in 0..150 {
+        warmed = rows(&console, "/api/audit?kind=warmup", "events").await;
+        if !warmed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        warmed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("a window started"),
+        "{warmed:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_account_google_blocked_is_named_with_its_verification_link() {
+    let h = common::start().await;
+    let console = sign_in(&h).await;
+    assert!(
+        console.get("/api/health").await["needs_verification"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let bob = h.account("bob@demo.agm").await;
+    let url = "https://accounts.google.com/signin/continue?sarp=1&scc=1";
+    h.state
+        .store
+        .set_account_state(
+            &bob.id,
+            agm_store::AccountState::Blocked {
+                reason: "Google asks to verify this account".into(),
+                url: Some(url.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let health = console.get("/api/health").await;
+    assert_eq!(
+        health["needs_verification"],
+        json!([{"id": bob.id, "email": "bob@demo.agm",
+                "reason": "Google asks to verify this account", "url": url}])
+    );
+    let page = console.get(&format!("/api/accounts/{}", bob.id)).await;
+    assert_eq!(page["state"], "blocked");
+    assert_eq!(page["verify_url"], url);
+    let by_email = console.get("/api/accounts/bob@demo.agm").await;
+    assert_eq!(by_email["id"], bob.id.as_str());
 }

@@ -205,6 +205,8 @@ pub struct ImportBody {
 
 /// The largest account file the console takes (as the CLI's limit).
 const IMPORT_FILE_MAX: usize = 16 * 1024 * 1024;
+/// The largest import body: the file as a JSON string, escaped.
+pub const IMPORT_BODY_MAX: usize = 2 * IMPORT_FILE_MAX + 4096;
 
 /// `POST /api/accounts/import` with `{"refresh_token": ..., "email": ...}` (as `agm
 /// accounts import --refresh-token`) or `{"file": "<the file's text>"}` (as `agm

@@ -311,7 +311,7 @@ fn safe_mode_json(state: &SharedState) -> Value {
     json!({
         "status": state.safe_mode.status(),
         "manual": state.safe_mode.is_manual(),
-        "gemini_api_keys": state.config.safe_mode.gemini_api_keys.len(),
+        "gemini_api_keys": state.gemini_keys.get().len(),
     })
 }
 
@@ -389,7 +389,7 @@ pub async fn change_safe_mode(
         }
     };
     apply(
-        config_of(&state.config),
+        config_of(&state.console.settings.current()),
         &state.store,
         &state.shared,
         command,
@@ -427,12 +427,21 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
         .await
         .map_err(ConsoleError::internal)?;
     let mut by_state: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut verification = Vec::new();
     for info in &infos {
         *by_state.entry(info.state.name()).or_default() += 1;
+        if let AccountState::Blocked { reason, url } = &info.state {
+            verification.push(json!({
+                "id": info.id,
+                "email": info.email,
+                "reason": reason,
+                "url": url,
+            }));
+        }
     }
     let active = by_state.get("active").copied().unwrap_or(0);
     let safe_mode = state.safe_mode.status();
-    let keys = state.config.safe_mode.gemini_api_keys.len();
+    let keys = state.gemini_keys.get().len();
     let signatures = state.signatures.stats();
     let ready = if safe_mode.active {
         keys > 0
@@ -447,6 +456,7 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
         "gemini_api_keys": keys,
         "safe_mode": safe_mode,
         "client_version_refused": state.version_drift.current(),
+        "needs_verification": verification,
         "cooldowns": state.accounts.cooldowns.list(now),
         "open_circuits": state.accounts.breakers.snapshot(now),
         "signature_cache": {
@@ -531,6 +541,11 @@ pub async fn change_settings(
     state.console.set_language(config.server.language.as_str());
     state.models.set_user_map(&config.models.map);
     state.daily_cap.set_cap(config.safe_mode.daily_request_cap);
+    state.safe_mode.set_config(config_of(&config));
+    state.context.set(config.context.clone());
+    state
+        .gemini_keys
+        .set(config.safe_mode.gemini_api_keys.clone());
     let pending = state.console.settings.pending();
     // What the file now says (secrets masked): for a change that waits for a restart,
     // that is not yet what the server does.

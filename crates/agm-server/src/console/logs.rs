@@ -266,7 +266,8 @@ pub async fn logs(
 pub async fn request(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult {
     let id: i64 = id.parse().map_err(|_| {
         bad(format!(
-            "{id:?} is not a request id (a whole number from the log)"
+            "{:?} is not a request id (a whole number from the log)",
+            id.chars().take(40).collect::<String>()
         ))
     })?;
     let record = state

@@ -115,7 +115,11 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/session", get(api::session))
         .route("/api/accounts", get(api::accounts))
         .route("/api/accounts/sign-in", post(add::start))
-        .route("/api/accounts/import", post(add::import))
+        // An account file of up to 16 MiB, as JSON text inside the JSON body.
+        .route(
+            "/api/accounts/import",
+            post(add::import).layer(axum::extract::DefaultBodyLimit::max(add::IMPORT_BODY_MAX)),
+        )
         .route(
             "/api/accounts/clear-cooldowns",
             post(accounts::clear_all_cooldowns),

@@ -206,7 +206,7 @@ pub async fn keys(
     Query(query): Query<PageQuery>,
     Extension(signed_in): Extension<SignedIn>,
 ) -> Response {
-    let extra = context! { gemini_keys => state.config.safe_mode.gemini_api_keys.len() };
+    let extra = context! { gemini_keys => state.gemini_keys.get().len() };
     page(
         &state, &headers, &query, &signed_in, "keys", "nav_keys", extra,
     )

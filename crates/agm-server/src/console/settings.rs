@@ -38,19 +38,19 @@ pub const EDITABLE: &[(&str, Applies)] = &[
     ("server.language", Applies::Now),
     ("models.map", Applies::Now),
     ("safe_mode.daily_request_cap", Applies::Now),
-    ("safe_mode.auto_activate_threshold", Applies::Restart),
-    ("safe_mode.retry_interval", Applies::Restart),
+    ("safe_mode.auto_activate_threshold", Applies::Now),
+    ("safe_mode.retry_interval", Applies::Now),
     ("safe_mode.claude_large_model", Applies::Restart),
     ("safe_mode.claude_small_model", Applies::Restart),
-    (GEMINI_KEYS, Applies::Restart),
-    ("warmup.enabled", Applies::Restart),
-    ("warmup.interval", Applies::Restart),
-    ("warmup.window", Applies::Restart),
-    ("warmup.quiet_hours", Applies::Restart),
-    ("context.scaling", Applies::Restart),
-    ("context.budget", Applies::Restart),
-    ("context.keep_turns", Applies::Restart),
-    ("context.summary_model", Applies::Restart),
+    (GEMINI_KEYS, Applies::Now),
+    ("warmup.enabled", Applies::Now),
+    ("warmup.interval", Applies::Now),
+    ("warmup.window", Applies::Now),
+    ("warmup.quiet_hours", Applies::Now),
+    ("context.scaling", Applies::Now),
+    ("context.budget", Applies::Now),
+    ("context.keep_turns", Applies::Now),
+    ("context.summary_model", Applies::Now),
 ];
 
 /// When `key` applies, if the console can change it.
@@ -200,6 +200,11 @@ impl Settings {
         current.server.language = config.server.language;
         current.models.map = config.models.map.clone();
         current.safe_mode.daily_request_cap = config.safe_mode.daily_request_cap;
+        current.safe_mode.auto_activate_threshold = config.safe_mode.auto_activate_threshold;
+        current.safe_mode.retry_interval = config.safe_mode.retry_interval;
+        current.context = config.context.clone();
+        current.warmup = config.warmup.clone();
+        current.safe_mode.gemini_api_keys = config.safe_mode.gemini_api_keys.clone();
         // As the admin API shows them (secrets masked): what the file now says, and
         // what this server does until it restarts.
         let written = crate::console::api::masked_config(&config);
@@ -576,26 +581,35 @@ mod tests {
         let mut settings = Settings::new(&Config::default());
         settings.set_file(path.clone());
         let (config, _) = settings
-            .change(&changes(
-                json!({"context.scaling": "aggressive", "safe_mode.daily_request_cap": 50}),
-            ))
+            .change(&changes(json!({
+                "safe_mode.claude_large_model": "gemini-3-pro",
+                "context.scaling": "aggressive",
+                "safe_mode.daily_request_cap": 50,
+            })))
             .await
             .unwrap();
         assert_eq!(
-            config.context.scaling,
-            crate::config::Scaling::Standard,
+            config.safe_mode.claude_large_model, "gemini-2.5-pro",
             "in force: as started"
         );
-        assert_eq!(config.safe_mode.daily_request_cap, 50, "applies now");
-        assert_eq!(settings.pending()["context.scaling"], "aggressive");
-        assert!(
-            !settings
-                .pending()
-                .contains_key("safe_mode.daily_request_cap")
+        assert_eq!(
+            config.context.scaling,
+            crate::config::Scaling::Aggressive,
+            "applies now"
         );
+        assert_eq!(config.safe_mode.daily_request_cap, 50, "applies now");
+        assert_eq!(
+            settings.pending()["safe_mode.claude_large_model"],
+            "gemini-3-pro"
+        );
+        assert_eq!(settings.pending().len(), 1);
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(
             written.contains("scaling = \"aggressive\"        # off | standard"),
+            "{written}"
+        );
+        assert!(
+            written.contains("claude_large_model = \"gemini-3-pro\""),
             "{written}"
         );
         let e = settings

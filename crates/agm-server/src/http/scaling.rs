@@ -25,6 +25,32 @@ const SUMMARY_SESSIONS: usize = 512;
 /// The most summaries remembered per conversation (the oldest go first).
 const SUMMARIES_PER_SESSION: usize = 8;
 
+/// `[context]` in force: as loaded, replaced while the server runs when the console
+/// changes it (each request reads it once).
+pub struct LiveContext(std::sync::RwLock<std::sync::Arc<crate::config::ContextSection>>);
+
+impl LiveContext {
+    pub fn new(section: crate::config::ContextSection) -> LiveContext {
+        LiveContext(std::sync::RwLock::new(std::sync::Arc::new(section)))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<crate::config::ContextSection> {
+        std::sync::Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub fn set(&self, section: crate::config::ContextSection) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(section);
+    }
+}
+
 /// The summaries made per conversation (session id), each with the span it replaces.
 #[derive(Default)]
 pub struct Summaries {
@@ -99,7 +125,7 @@ pub async fn scale(
     body_bytes: usize,
     request: &mut GenerateContentRequest,
 ) -> Option<Scaled> {
-    let section = &state.config.context;
+    let section = state.context.get();
     if section.scaling.mode() == Mode::Off {
         return None;
     }
@@ -152,7 +178,8 @@ async fn summary(
     span: &Span,
     request: &GenerateContentRequest,
 ) -> Option<String> {
-    let model = state.config.context.summary_model.as_str();
+    let section = state.context.get();
+    let model = section.summary_model.as_str();
     let call = UpstreamCall {
         model,
         request: context::summary_request(&request.contents[..span.end]),

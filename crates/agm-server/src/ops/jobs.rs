@@ -37,8 +37,9 @@ pub fn start(state: &SharedState) -> JoinSet<()> {
     jobs.spawn(keep_cooldowns(state.clone()));
     jobs.spawn(keep_sessions(state.clone()));
     jobs.spawn(keep_daily_cap(state.clone()));
-    // Never with the Antigravity path off: it would be a call with the accounts.
-    if state.config.warmup.enabled && state.config.routing.enable_antigravity {
+    // Never with the Antigravity path off: it would be a call with the accounts. It
+    // runs rounds only while `[warmup] enabled` (the console can turn it on).
+    if state.config.routing.enable_antigravity {
         jobs.spawn(crate::ops::warmup::run(state.clone()));
     }
     {

@@ -5,7 +5,7 @@
 //! (`agm_warmups_total{result}`) and remembered under `warmup:history`, which
 //! `agm warmup status` reads.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use agm_pool::warmup::{self, Due, WarmupAccount, WarmupConfig, WarmupHistory};
 use agm_store::AuditKind;
@@ -33,11 +33,22 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// The background job: a round every `[warmup] interval` (on the leader only, in
-/// cluster mode).
+/// How often the job looks at `[warmup]` in force (the console turns it on or off and
+/// changes its interval while the server runs).
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// The background job: a round every `[warmup] interval` while `[warmup] enabled`, as
+/// the settings in force say (on the leader only, in cluster mode).
 pub async fn run(state: SharedState) {
+    let mut last = Instant::now();
     loop {
-        tokio::time::sleep(state.config.warmup.interval).await;
+        let section = state.console.settings.current().warmup;
+        tokio::time::sleep(LOOK_EVERY.min(section.interval)).await;
+        let section = state.console.settings.current().warmup;
+        if !section.enabled || last.elapsed() < section.interval {
+            continue;
+        }
+        last = Instant::now();
         // Cluster mode: the leader's job (the history is shared in the store).
         if state.runs_cluster_jobs() {
             round(&state, OffsetDateTime::now_utc()).await;
@@ -78,7 +89,7 @@ async fn accounts(state: &AppState) -> Result<Vec<WarmupAccount>, StateError> {
 /// One round at `now`: plans, sends what is due (stopping at the first failure) and
 /// records it. Returns what was tried.
 pub async fn round(state: &AppState, now: OffsetDateTime) -> Vec<Outcome> {
-    let config = config_of(&state.config.warmup);
+    let config = config_of(&state.console.settings.current().warmup);
     let (accounts, history) = match (
         accounts(state).await,
         state.shared.get(&keys::WARMUP_HISTORY).await,

@@ -272,7 +272,7 @@ impl UpstreamCall<'_> {
             return official().await;
         }
         let pools = self.pools(state);
-        let keys = !state.config.safe_mode.gemini_api_keys.is_empty();
+        let keys = !state.gemini_keys.get().is_empty();
         let mut last: Option<RouteError> = None;
         let mut tried_official = false;
         for (i, pool) in pools.iter().enumerate() {
@@ -382,22 +382,26 @@ impl UpstreamCall<'_> {
     /// id keeps failing) and an API key is configured, or safe mode has just turned on
     /// (then, with no key, the client learns how to add one).
     fn falls_back(&self, state: &AppState, error: &RouteError) -> bool {
-        error.no_account
-            && (!state.config.safe_mode.gemini_api_keys.is_empty() || state.safe_mode.is_active())
+        error.no_account && (!state.gemini_keys.get().is_empty() || state.safe_mode.is_active())
     }
 
     fn official_target(&self, state: &AppState) -> Result<OfficialTarget, RouteError> {
-        let keys = &state.config.safe_mode.gemini_api_keys;
+        let keys = state.gemini_keys.get();
         if keys.is_empty() {
             return Err(self.no_key(state));
         }
-        Ok(self.official_target_at(state, state.official_key_cursor.next(keys.len())))
+        Ok(self.official_target_at(&keys, state, state.official_key_cursor.next(keys.len())))
     }
 
-    /// The official API's key number `index` (in range) and the model for it.
-    fn official_target_at(&self, state: &AppState, index: usize) -> OfficialTarget {
+    /// The official API's key number `index` of `keys` (in range) and the model for it.
+    fn official_target_at(
+        &self,
+        keys: &[String],
+        state: &AppState,
+        index: usize,
+    ) -> OfficialTarget {
         OfficialTarget {
-            key: state.config.safe_mode.gemini_api_keys[index].clone(),
+            key: keys[index].clone(),
             label: format!("gemini-api key {}", index + 1),
             model: state.official_models.resolve(self.model).to_owned(),
         }
@@ -483,7 +487,8 @@ impl UpstreamCall<'_> {
         F: Fn(OfficialTarget) -> Fut,
         Fut: Future<Output = Result<T, UpstreamError>>,
     {
-        let keys = state.config.safe_mode.gemini_api_keys.len();
+        let list = state.gemini_keys.get();
+        let keys = list.len();
         if let Some(cap) = state.daily_cap.check() {
             metrics::counter!("agm_official_daily_cap_refusals_total").increment(1);
             return Err(RouteError {
@@ -516,7 +521,7 @@ impl UpstreamCall<'_> {
                         .find(|i| !exclude.contains(&key_id(*i)));
                     match next {
                         Some(index) => {
-                            target = Some(self.official_target_at(state, index));
+                            target = Some(self.official_target_at(&list, state, index));
                             plan.acquired(PoolAnswer::Acquired(key_id(index)), Instant::now())
                         }
                         None => plan.acquired(PoolAnswer::NoneUsable, Instant::now()),

@@ -45,6 +45,34 @@ impl KeyCursor {
     }
 }
 
+/// `[safe_mode] gemini_api_keys` in force (with `GEMINI_API_KEY`): as loaded, replaced
+/// while the server runs when the console changes them. A request takes the list once
+/// and keeps it.
+#[derive(Debug, Default)]
+pub struct LiveKeys(std::sync::RwLock<std::sync::Arc<Vec<String>>>);
+
+impl LiveKeys {
+    pub fn new(keys: Vec<String>) -> LiveKeys {
+        LiveKeys(std::sync::RwLock::new(std::sync::Arc::new(keys)))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Vec<String>> {
+        std::sync::Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    pub fn set(&self, keys: Vec<String>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(keys);
+    }
+}
+
 /// `[safe_mode] daily_request_cap`: requests per UTC day to the paid pool.
 ///
 /// Counted here on the request path (no I/O) and added to a count in the shared state

@@ -59,6 +59,18 @@ impl SafeModeControl {
         }
     }
 
+    /// Takes new thresholds (`[safe_mode] auto_activate_threshold`, `retry_interval`,
+    /// changed in the console) while keeping the state: on or off, since when, the
+    /// failures counted so far. A retry already scheduled keeps its time.
+    pub fn set_config(&self, config: SafeModeConfig) {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let mut machine = self.lock();
+        let record = machine.to_record(0, now, wall);
+        let mut fresh = SafeMode::new(config);
+        fresh.adopt(&record, now, wall);
+        *machine = fresh;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, SafeMode> {
         self.machine
             .lock()

@@ -104,6 +104,16 @@
         document.getElementById("h-signatures").textContent = Math.round(h.signature_cache.hit_rate * 100) + "%";
         document.getElementById("h-discovery").textContent = h.discovery.attempts ? Math.round(h.discovery.success_rate * 100) + "%" : "-";
         document.getElementById("h-scheduling").textContent = h.scheduling;
+        // Accounts Google blocked until someone verifies them: each with its page.
+        var blocked = h.needs_verification;
+        document.getElementById("verify-banner").hidden = !blocked.length;
+        document.getElementById("verify-list").replaceChildren.apply(document.getElementById("verify-list"), blocked.map(function (a) {
+          var link = el("a", a.email + ": " + T("banner_verify_open"));
+          link.href = "/ui/accounts/" + encodeURIComponent(a.id);
+          var item = el("span", null, "verify-item");
+          item.appendChild(link);
+          return item;
+        }));
         var drift = h.client_version_refused;
         document.getElementById("drift-banner").hidden = !drift;
         document.getElementById("drift-text").textContent = drift ? drift.sent + ": " + drift.message + " " + drift.fix : "";
