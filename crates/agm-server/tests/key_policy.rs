@@ -312,14 +312,9 @@ async fn models_outside_the_allow_list_are_refused_with_403() {
         "key 'ci' may not use model 'gemini-2.5-flash'; it may use: claude-*",
     )
     .await;
-    let allowed = reqwest::Client::new()
-        .post(format!("{}/v1/messages", h.url))
-        .header("x-api-key", &secret)
-        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
-            "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let allowed = h.post_with_key("/v1/messages", &secret, &body).await;
     assert_eq!(allowed.status(), 200);
 }
 

@@ -360,6 +360,57 @@ pub(crate) fn check_model(
     ))
 }
 
+/// A change of a key's limits, as `agm keys create|set` and the console's
+/// `/api/keys` take it: each one absent is left as it is; `0` clears a number,
+/// `never` the expiry, `*` (or nothing) the model list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    /// Model patterns, comma-separated (`gemini-*,claude-sonnet-4-5`).
+    pub models: Option<String>,
+    pub rpm: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub daily_tokens: Option<u64>,
+    pub daily_requests: Option<u64>,
+    /// `30d`, `2027-01-01`, an RFC 3339 time, or `never`.
+    pub expires: Option<String>,
+}
+
+impl PolicyChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == PolicyChange::default()
+    }
+
+    /// `policy` with this change made at `now`, checked.
+    pub fn apply(
+        &self,
+        mut policy: KeyPolicy,
+        now: time::OffsetDateTime,
+    ) -> Result<KeyPolicy, String> {
+        if let Some(models) = &self.models {
+            policy.models = parse_models(models);
+        }
+        if let Some(n) = self.rpm {
+            policy.rpm = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.concurrency {
+            policy.concurrency = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.daily_tokens {
+            policy.daily_tokens = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.daily_requests {
+            policy.daily_requests = (n > 0).then_some(n);
+        }
+        if let Some(expires) = &self.expires {
+            policy.expires_at = parse_expires(expires, now)?;
+        }
+        policy.check().map_err(|e| e.to_string())?;
+        Ok(policy)
+    }
+}
+
 /// A key's expiry as `agm keys` and the console take it: a duration from `now`
 /// (`30d`, `12h`, `2weeks`), a UTC date (`2027-01-01`, midnight), an RFC 3339 time, or
 /// `never` (`None`).
@@ -430,6 +481,15 @@ pub fn describe(policy: &KeyPolicy) -> String {
         "none".to_owned()
     } else {
         parts.join("; ")
+    }
+}
+
+/// The audit log's word for a key's creation: `created`, with its limits if it has any.
+pub fn created(policy: &KeyPolicy) -> String {
+    if *policy == KeyPolicy::default() {
+        "created".to_owned()
+    } else {
+        format!("created with limits {}", describe(policy))
     }
 }
 
