@@ -16,7 +16,7 @@ mod local;
 mod redis;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use agm_store::{ClientKey, KeyPolicy};
@@ -109,7 +109,13 @@ struct Inner {
     redis: Option<RedisCounters>,
     /// Whether the last Redis call failed (the log says so once per outage).
     redis_down: AtomicBool,
+    /// Until when (unix ms) requests skip Redis after a failure, so an outage costs
+    /// the request path one timeout per [`REDIS_RETRY_MS`], not one per request.
+    redis_skip_until: AtomicI64,
 }
+
+/// How long requests count locally after Redis failed before trying it again.
+const REDIS_RETRY_MS: i64 = 5_000;
 
 impl KeyLimits {
     /// Counters in this process only.
@@ -144,6 +150,9 @@ impl KeyLimits {
 
     /// A Redis failure: counted locally from now on until Redis answers again.
     fn redis_failed(&self, error: &::redis::RedisError) {
+        self.inner
+            .redis_skip_until
+            .store(now_ms() + REDIS_RETRY_MS, Ordering::Relaxed);
         if !self.inner.redis_down.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = %error,
@@ -161,7 +170,8 @@ impl KeyLimits {
     async fn admit(&self, key_id: &str, limits: &KeyPolicy, now_ms: i64) -> Result<Lease, Refused> {
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let mut taken = Taken::Local;
-        if let Some(redis) = &self.inner.redis {
+        let skip = now_ms < self.inner.redis_skip_until.load(Ordering::Relaxed);
+        if let Some(redis) = self.inner.redis.as_ref().filter(|_| !skip) {
             match redis.admit(key_id, limits, now_ms, &lease_id).await {
                 Ok(verdict) => {
                     self.redis_answered();
