@@ -151,7 +151,9 @@
   function chart(points) {
     var svg = document.getElementById("usage-chart");
     var ns = "http://www.w3.org/2000/svg";
-    var width = 600, height = 180, top = 14, bottom = 16;
+    // Drawn at the element's own size, so the labels are not stretched.
+    var width = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 600), height = 180, top = 14, bottom = 16;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     var title = svg.querySelector("title");
     svg.replaceChildren(title);
     function shape(tag, attrs, text) {
@@ -165,7 +167,7 @@
     var max = Math.max.apply(null, points.map(function (p) { return p.requests; })) || 1;
     var slot = width / points.length, scale = (height - top - bottom) / max;
     points.forEach(function (p, i) {
-      var x = i * slot + slot * 0.1, w = Math.max(1, slot * 0.8);
+      var w = Math.max(1, Math.min(slot * 0.8, 48)), x = i * slot + (slot - w) / 2;
       var h = p.requests * scale, e = p.errors * scale;
       shape("rect", { x: x, y: height - bottom - h, width: w, height: h, "class": "req" })
         .appendChild(document.createElementNS(ns, "title")).textContent = when(p.start) + ": " + p.requests + " / " + p.errors;
