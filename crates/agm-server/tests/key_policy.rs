@@ -355,6 +355,21 @@ async fn models_outside_the_allow_list_are_refused_with_403() {
         "messages": [{"role": "user", "content": "hi"}]});
     let allowed = h.post_with_key("/v1/messages", &secret, &body).await;
     assert_eq!(allowed.status(), 200);
+    // The model lists show the key only what it may use.
+    for path in ["/v1/models", "/v1beta/models"] {
+        let listed = h.get_json_with_key(path, &secret).await;
+        let names: Vec<&str> = listed["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert!(!names.is_empty(), "{listed}");
+        assert!(
+            names.iter().all(|n| n.starts_with("models/claude-")),
+            "{path}: {names:?}"
+        );
+    }
 }
 
 /// A limit the key had not reached stays open: a key without limits is never counted.
@@ -463,6 +478,39 @@ async fn concurrency_leases_are_shared_through_redis() {
     let prefix = RedisPrefix::new();
     let (h, other) = sharing_redis(&prefix).await;
     one_at_a_time(&h, &h.url, &other, Api::OpenAi).await;
+    prefix.clean().await;
+}
+
+/// A replica that died mid-request leaves its lease in Redis: it holds the slot only
+/// until it expires (leases are renewed while their request runs, never after).
+#[tokio::test]
+async fn a_dead_replicas_lease_expires() {
+    let prefix = RedisPrefix::new();
+    let h = counting_with(prefix.limits()).await;
+    let policy = KeyPolicy {
+        concurrency: Some(1),
+        ..KeyPolicy::default()
+    };
+    let (id, secret) = key(&h, policy).await;
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(format!("{}:key:{id}:leases", prefix.0))
+        .arg(i64::try_from(now_ms).unwrap() + 1_000)
+        .arg("a-dead-replicas-request")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    refused(
+        send(&h.url, &secret, Api::Anthropic).await,
+        Api::Anthropic,
+        429,
+        "already has 1 requests in flight",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
     prefix.clean().await;
 }
 

@@ -340,6 +340,17 @@ pub(crate) async fn admit(
     Ok(())
 }
 
+fn allows(policy: &KeyPolicy, client_model: &str, upstream_model: &str) -> bool {
+    policy.allows_model(client_model) || policy.allows_model(upstream_model)
+}
+
+/// Whether the current request's key (if any) may use a model listed as `id`, which
+/// resolves to `upstream` (itself when not an alias): the model lists show a key only
+/// the models it may use.
+pub(crate) fn key_may_use(id: &str, upstream: &str) -> bool {
+    crate::http::request_log::current_key().is_none_or(|key| allows(&key.policy, id, upstream))
+}
+
 /// The error name of a refusal by a key's limits, for the request log.
 pub(crate) const REFUSED_BY_KEY: ErrorName = ErrorName("key-limit");
 
@@ -355,7 +366,7 @@ pub(crate) fn check_model(
         return Ok(());
     };
     let policy = &key.policy;
-    if policy.allows_model(client_model) || policy.allows_model(upstream_model) {
+    if allows(policy, client_model, upstream_model) {
         return Ok(());
     }
     count_rejection(&key.name, "model");
