@@ -309,7 +309,11 @@ fn row(key: &ClientKey) -> Vec<String> {
         key.id.clone(),
         key.name.clone(),
         format!("{}...", key.prefix),
-        describe(&key.policy),
+        if key.policy.is_expired(OffsetDateTime::now_utc()) {
+            format!("{} (expired)", describe(&key.policy))
+        } else {
+            describe(&key.policy)
+        },
         minute(key.created_at),
         key.last_used_at
             .map(minute)

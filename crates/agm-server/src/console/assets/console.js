@@ -76,7 +76,9 @@
     if (l.concurrency !== null) { parts.push(T("limit_concurrency", { n: l.concurrency })); }
     if (l.daily_requests !== null) { parts.push(T("limit_daily_requests", { n: l.daily_requests })); }
     if (l.daily_tokens !== null) { parts.push(T("limit_daily_tokens", { n: l.daily_tokens })); }
-    if (l.expires_at) { parts.push(T("limit_expires", { at: when(l.expires_at) })); }
+    if (l.expires_at) {
+      parts.push(T(new Date(l.expires_at) <= new Date() ? "limit_expired" : "limit_expires", { at: when(l.expires_at) }));
+    }
     return parts.length ? parts.join("; ") : T("limit_none");
   }
   // The limit fields filled in, as /api/keys takes them (numbers as numbers).
