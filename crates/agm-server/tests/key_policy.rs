@@ -289,11 +289,20 @@ async fn one_at_a_time(h: &Harness, first: &str, second: &str, api: Api) {
         },
     )
     .await;
+    let before = generations(h);
     let slow = {
         let (url, secret) = (first.to_owned(), secret.clone());
         tokio::spawn(async move { send(&url, &secret, api).await.status() })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight once Google (the sim, which then waits) has it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while generations(h) == before {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     refused(
         send(second, &secret, api).await,
         api,
@@ -497,7 +506,7 @@ async fn a_dead_replicas_lease_expires() {
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("ZADD")
         .arg(format!("{}:key:{id}:leases", prefix.0))
-        .arg(i64::try_from(now_ms).unwrap() + 1_000)
+        .arg(i64::try_from(now_ms).unwrap() + 2_000)
         .arg("a-dead-replicas-request")
         .query_async(&mut conn)
         .await
@@ -509,7 +518,11 @@ async fn a_dead_replicas_lease_expires() {
         "already has 1 requests in flight",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let expired =
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap() + 2_100);
+    if let Ok(wait) = expired.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
     assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
     prefix.clean().await;
 }
