@@ -338,7 +338,12 @@ def test_console_walk_through(console):
         page.fill("#limit-concurrency", "2")
         key_row.get_by_role("button", name=en["btn_set_limits"]).click()
         expect(key_row).to_contain_text("claude-*; 30/min; 2 at once")
-        # The Usage page counts the key's request by its name, and downloads as CSV.
+        # The Usage page counts the key's request by its name, and downloads as CSV
+        # (once the request log has the row: it is written in batches).
+        deadline = time.monotonic() + 10
+        while not any(r["name"] == "browser test" for r in api(console, "/api/usage?group=key", page)["rows"]):
+            assert time.monotonic() < deadline, "the keyed request was never logged"
+            time.sleep(0.1)
         page.goto(f"{url}/ui/usage")
         page.select_option("#usage-group", "key")
         usage_row = page.locator("#usage-rows tr", has_text="browser test")

@@ -124,10 +124,16 @@
       "&bucket=" + encodeURIComponent(document.getElementById("usage-bucket").value) +
       "&group=" + encodeURIComponent(document.getElementById("usage-group").value);
   }
+  // Usage sums the request log: asked again every 10 s, or when the choice changes.
+  var usageShown = { query: null, at: 0 };
   function usage() {
     var query = usageQuery();
+    if (query === usageShown.query && Date.now() - usageShown.at < 10000) { return Promise.resolve(); }
+    usageShown = { query: query, at: Date.now() };
     document.getElementById("usage-csv").href = "/api/usage?format=csv&" + query;
     return api("GET", "/api/usage?" + query).then(function (data) {
+      // An answer to an earlier choice, overtaken by the current one: not shown.
+      if (query !== usageQuery()) { return; }
       var totals = { requests: 0, success: 0, tokens_in: 0, tokens_out: 0 };
       var buckets = {};
       data.rows.forEach(function (r) {
