@@ -1,7 +1,8 @@
 //! Usage figures from the request log ([`crate::Store::usage`]): requests, successes,
 //! tokens in and out and latency percentiles, per time bucket (UTC hour or day, or
-//! the whole range) and per group (account, model or client key). Both backends hand
-//! over the same samples and this one aggregator sums them, so the figures are the
+//! the whole range) and per group (account, model or client key). Both backends run
+//! the same statement ([`UsageQuery::sql`]: sums per bucket, group and latency) and
+//! this one aggregator adds them up and takes the percentiles, so the figures are the
 //! same on SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
