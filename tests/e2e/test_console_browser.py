@@ -11,7 +11,8 @@ a user would, each step checked by what the page shows:
 4. send requests with the anthropic SDK and watch them appear in the Logs page live;
 5. turn safe mode on (`agm safe-mode enable`), see the banner, click "Retry Now"; an
    update notice from `agm update check`, dismissed per version;
-6. create a client key (its secret shown once) and revoke it;
+6. create a client key (its secret shown once) with limits, use it, see its requests
+   counted on the Usage page and download them as CSV, and revoke it;
 7. change settings and find them in the config file, its comments kept;
 8. every page in the four languages, with no catalogue key left untranslated and CJK
    rendered with real glyphs;
@@ -48,7 +49,7 @@ from conftest import free_port
 CHROMIUM = "/usr/bin/chromium"
 I18N = Path(__file__).resolve().parents[2] / "crates/agm-server/src/console/i18n"
 LANGS = ["en", "zh-CN", "zh-TW", "vi"]
-PAGES = ["/ui/", "/ui/accounts", "/ui/keys", "/ui/logs", "/ui/audit", "/ui/models", "/ui/settings"]
+PAGES = ["/ui/", "/ui/accounts", "/ui/keys", "/ui/logs", "/ui/usage", "/ui/audit", "/ui/models", "/ui/settings"]
 ARTIFACTS = Path(os.environ.get("AGM_ARTIFACTS", Path(__file__).parent / "artifacts")) / "console"
 MODEL = "claude-sonnet-5"
 
@@ -431,6 +432,8 @@ def test_console_walk_through(console):
         # 6. A client key: its secret shown once, then revoked.
         page.goto(f"{url}/ui/keys")
         page.fill("#key-name", "browser test")
+        page.fill("#limit-rpm", "30")
+        page.fill("#limit-models", "claude-*")
         page.click("#create-key button[type=submit]")
         expect(page.locator("#new-secret")).to_be_visible()
         secret = page.locator("#new-secret-value").inner_text()
@@ -438,9 +441,35 @@ def test_console_walk_through(console):
         key_row = page.locator("#key-rows tr", has_text="browser test")
         expect(key_row).to_have_count(1)
         assert secret not in page.locator("#key-rows").inner_text()
+        expect(key_row).to_contain_text("claude-*; 30/min")
         ok = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
         ok.messages.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "keyed"}])
         shoot(page, "keys")
+        # Its limits changed from its row: only the ones filled in.
+        page.fill("#limit-concurrency", "2")
+        key_row.get_by_role("button", name=en["btn_set_limits"]).click()
+        expect(key_row).to_contain_text("claude-*; 30/min; 2 at once")
+        # The Usage page counts the key's request by its name, and downloads as CSV
+        # (once the request log has the row: it is written in batches).
+        deadline = time.monotonic() + 10
+        while not any(r["name"] == "browser test" for r in api(console, "/api/usage?group=key", page)["rows"]):
+            assert time.monotonic() < deadline, "the keyed request was never logged"
+            time.sleep(0.1)
+        page.goto(f"{url}/ui/usage")
+        page.select_option("#usage-group", "key")
+        usage_row = page.locator("#usage-rows tr", has_text="browser test")
+        expect(usage_row).to_have_count(1, timeout=15_000)
+        expect(usage_row.locator("td").nth(2)).to_have_text("1")
+        expect(usage_row.locator("td").nth(3)).to_have_text("100%")
+        expect(page.locator("#usage-chart rect.req").first).to_be_visible()
+        expect(page.locator("#usage-total")).to_have_text(re.compile(r"^4 "))
+        shoot(page, "usage")
+        with page.expect_download() as download:
+            page.click("#usage-csv")
+        csv_text = Path(download.value.path()).read_text()
+        assert csv_text.startswith("start,group,name,requests,successes,errors,"), csv_text
+        assert re.search(r",browser test,1,1,0,", csv_text), csv_text
+        page.goto(f"{url}/ui/keys")
         key_row.get_by_role("button", name=en["btn_revoke"]).click()
         expect(page.locator("#flash")).to_contain_text("last active client key")
         expect(key_row.get_by_role("button", name=en["btn_revoke"])).to_have_count(0)

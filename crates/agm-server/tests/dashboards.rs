@@ -170,11 +170,33 @@ async fn every_metric_the_dashboard_and_alerts_name_is_exported() {
     assert_eq!(refused.post(&ask("a")).await.status(), 200);
 
     let (h, _broken) = common::start_with_a_broken_first_endpoint().await;
+    // Sent with a client key that may use Gemini models only: requests, tokens and
+    // refusals by key.
+    let policy = agm_store::KeyPolicy {
+        models: vec!["gemini-*".into()],
+        ..agm_store::KeyPolicy::default()
+    };
+    let (_, secret) = h
+        .state
+        .store
+        .create_client_key_with("dashboard", &policy)
+        .await
+        .unwrap();
     h.sim
         .script(Fault::quota_exhausted(SimMethod::GenerateContent, "1h").times(1));
     for i in 0..8 {
-        assert_eq!(h.post(&ask(&format!("b{i}"))).await.status(), 200);
+        let response = h
+            .post_with_key("/v1/messages", &secret, &ask(&format!("b{i}")))
+            .await;
+        assert_eq!(response.status(), 200);
+        // Its tokens count when the answer has been read.
+        response.text().await.unwrap();
     }
+    // A model the key may not use: a refusal by key.
+    let claude = json!({"model": "claude-sonnet-4-5", "max_tokens": 32,
+        "messages": [{"role": "user", "content": "c"}]});
+    let refused = h.post_with_key("/v1/messages", &secret, &claude).await;
+    assert_eq!(refused.status(), 403);
 
     let text = h.get_text("/metrics").await;
     let exported: BTreeSet<String> = text

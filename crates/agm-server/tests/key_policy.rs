@@ -106,32 +106,73 @@ fn generations(h: &Harness) -> usize {
     h.sim.count(SimMethod::GenerateContent)
 }
 
+/// `allowed` requests of `api` with `secret` through `urls` (in turn) are served, the
+/// next is a 429 saying `says` before any upstream call; returns its Retry-After.
+async fn over_limit(
+    h: &Harness,
+    urls: &[&str],
+    secret: &str,
+    api: Api,
+    allowed: usize,
+    says: &str,
+) -> u64 {
+    for i in 0..allowed {
+        let url = urls[i % urls.len()];
+        assert_eq!(send(url, secret, api).await.status(), 200, "request {i}");
+    }
+    let calls = generations(h);
+    let url = urls[allowed % urls.len()];
+    let retry = refused(send(url, secret, api).await, api, 429, says)
+        .await
+        .unwrap();
+    assert_eq!(generations(h), calls, "refused before any upstream call");
+    retry
+}
+
 #[tokio::test]
 async fn requests_per_minute_in_every_shape() {
     for api in APIS {
         let h = start().await;
-        let (_, secret) = key(
-            &h,
-            KeyPolicy {
-                rpm: Some(2),
-                ..KeyPolicy::default()
-            },
-        )
-        .await;
-        for _ in 0..2 {
-            assert_eq!(send(&h.url, &secret, api).await.status(), 200);
-        }
-        let calls = generations(&h);
-        let retry = refused(
-            send(&h.url, &secret, api).await,
-            api,
-            429,
-            "key 'ci' is over its 2 requests per minute; retry after ",
-        )
-        .await
-        .unwrap();
+        let policy = KeyPolicy {
+            rpm: Some(2),
+            ..KeyPolicy::default()
+        };
+        let (_, secret) = key(&h, policy).await;
+        let says = "key 'ci' is over its 2 requests per minute; retry after ";
+        let retry = over_limit(&h, &[&h.url], &secret, api, 2, says).await;
         assert!((1..=60).contains(&retry), "{retry}");
-        assert_eq!(generations(&h), calls, "refused before any upstream call");
+    }
+}
+
+#[tokio::test]
+async fn the_daily_request_budget_in_every_shape() {
+    for api in APIS {
+        let h = start().await;
+        let policy = KeyPolicy {
+            daily_requests: Some(3),
+            ..KeyPolicy::default()
+        };
+        let (_, secret) = key(&h, policy).await;
+        let says = "key 'ci' has used its daily budget of 3 requests (UTC day); retry after ";
+        let retry = over_limit(&h, &[&h.url], &secret, api, 3, says).await;
+        assert!(retry > 0 && retry <= 86_400, "{retry}");
+    }
+}
+
+/// Waits until the store holds `n` request-log rows; returns the newest first.
+async fn logged(h: &Harness, n: usize) -> Vec<agm_store::RequestLogRecord> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = h.state.store.list_request_log(None, 100).await.unwrap();
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} rows logged, not {n}",
+            rows.len()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -156,19 +197,11 @@ async fn a_refusal_is_logged_with_the_key() {
     .await
     .unwrap();
     assert!(retry > 0 && retry <= 86_400, "{retry}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let rows = h.state.store.list_request_log(None, 10).await.unwrap();
-        if rows.len() == 2 {
-            let refused = &rows[0].entry;
-            assert_eq!(refused.status, 429);
-            assert_eq!(refused.key_id.as_deref(), Some(id.as_str()));
-            assert_eq!(refused.error_class.as_deref(), Some("key-limit"));
-            break;
-        }
-        assert!(Instant::now() < deadline, "not logged");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let rows = logged(&h, 2).await;
+    let refused = &rows[0].entry;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.key_id.as_deref(), Some(id.as_str()));
+    assert_eq!(refused.error_class.as_deref(), Some("key-limit"));
     // And counted by key name.
     let metrics = h.get_text("/metrics").await;
     let line = |parts: &[&str]| {
@@ -198,41 +231,45 @@ async fn a_refusal_is_logged_with_the_key() {
     );
 }
 
+/// Every generation answers with 110 tokens (80 in, 30 out).
+fn hundred_and_ten_tokens(h: &Harness) {
+    h.sim.script(
+        Fault::reply(
+            SimMethod::GenerateContent,
+            ScriptedReply::text("ok").with_usage(json!({
+                "promptTokenCount": 80, "candidatesTokenCount": 30, "totalTokenCount": 110
+            })),
+        )
+        .always(),
+    );
+}
+
+/// With a budget of 200 tokens, answers of 110 tokens through `urls`: two are served
+/// (the second crosses the budget), the third is refused once their tokens are counted
+/// (when each answer has ended).
+async fn token_budget(h: &Harness, urls: &[&str], api: Api) {
+    hundred_and_ten_tokens(h);
+    let policy = KeyPolicy {
+        daily_tokens: Some(200),
+        ..KeyPolicy::default()
+    };
+    let (_, secret) = key(h, policy).await;
+    let says = "key 'ci' has used its daily budget of 200 tokens (UTC day); retry after ";
+    for (i, url) in urls.iter().cycle().take(2).enumerate() {
+        assert_eq!(send(url, &secret, api).await.status(), 200, "request {i}");
+        // Its tokens count once its answer has ended, as its request-log row is
+        // written (the row comes after the count, and is written in batches).
+        logged(h, i + 1).await;
+    }
+    let url = urls[2 % urls.len()];
+    refused(send(url, &secret, api).await, api, 429, says).await;
+}
+
 #[tokio::test]
-async fn the_daily_token_budget_counts_what_google_reported() {
-    let h = start().await;
-    h.sim.script(Fault::reply(
-        SimMethod::GenerateContent,
-        ScriptedReply::text("ok").with_usage(json!({
-            "promptTokenCount": 80, "candidatesTokenCount": 30, "totalTokenCount": 110
-        })),
-    ));
-    let (_, secret) = key(
-        &h,
-        KeyPolicy {
-            daily_tokens: Some(100),
-            ..KeyPolicy::default()
-        },
-    )
-    .await;
-    let first = send(&h.url, &secret, Api::OpenAi).await;
-    assert_eq!(first.status(), 200);
-    first.text().await.unwrap();
-    // The tokens count once the answer has ended.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let response = send(&h.url, &secret, Api::OpenAi).await;
-        if response.status() == 429 {
-            refused(
-                response,
-                Api::OpenAi,
-                429,
-                "key 'ci' has used its daily budget of 100 tokens (UTC day)",
-            )
-            .await;
-            break;
-        }
-        assert!(Instant::now() < deadline, "the budget never ran out");
+async fn the_daily_token_budget_counts_what_google_reported_in_every_shape() {
+    for api in APIS {
+        let h = start().await;
+        token_budget(&h, &[&h.url], api).await;
     }
 }
 
@@ -252,11 +289,20 @@ async fn one_at_a_time(h: &Harness, first: &str, second: &str, api: Api) {
         },
     )
     .await;
+    let before = generations(h);
     let slow = {
         let (url, secret) = (first.to_owned(), secret.clone());
         tokio::spawn(async move { send(&url, &secret, api).await.status() })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight once Google (the sim, which then waits) has it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while generations(h) == before {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     refused(
         send(second, &secret, api).await,
         api,
@@ -274,9 +320,11 @@ async fn one_at_a_time(h: &Harness, first: &str, second: &str, api: Api) {
 }
 
 #[tokio::test]
-async fn concurrency_counts_a_request_until_its_answer_ends() {
-    let h = start().await;
-    one_at_a_time(&h, &h.url, &h.url, Api::Gemini).await;
+async fn concurrency_counts_a_request_until_its_answer_ends_in_every_shape() {
+    for api in APIS {
+        let h = start().await;
+        one_at_a_time(&h, &h.url, &h.url, api).await;
+    }
 }
 
 /// A key with `policy` is refused with `status` and `says` in every API's shape,
@@ -312,15 +360,25 @@ async fn models_outside_the_allow_list_are_refused_with_403() {
         "key 'ci' may not use model 'gemini-2.5-flash'; it may use: claude-*",
     )
     .await;
-    let allowed = reqwest::Client::new()
-        .post(format!("{}/v1/messages", h.url))
-        .header("x-api-key", &secret)
-        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
-            "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let allowed = h.post_with_key("/v1/messages", &secret, &body).await;
     assert_eq!(allowed.status(), 200);
+    // The model lists show the key only what it may use.
+    for path in ["/v1/models", "/v1beta/models"] {
+        let listed = h.get_json_with_key(path, &secret).await;
+        let names: Vec<&str> = listed["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert!(!names.is_empty(), "{listed}");
+        assert!(
+            names.iter().all(|n| n.starts_with("models/claude-")),
+            "{path}: {names:?}"
+        );
+    }
 }
 
 /// A limit the key had not reached stays open: a key without limits is never counted.
@@ -384,29 +442,43 @@ async fn sharing_redis(prefix: &RedisPrefix) -> (Harness, String) {
 }
 
 #[tokio::test]
-async fn two_servers_sharing_redis_share_a_keys_limits() {
+async fn two_servers_sharing_redis_share_a_keys_requests_per_minute() {
     let prefix = RedisPrefix::new();
     let (h, other) = sharing_redis(&prefix).await;
-    let (_, secret) = key(
-        &h,
-        KeyPolicy {
-            rpm: Some(3),
-            ..KeyPolicy::default()
-        },
+    let policy = KeyPolicy {
+        rpm: Some(3),
+        ..KeyPolicy::default()
+    };
+    let (_, secret) = key(&h, policy).await;
+    let says = "key 'ci' is over its 3 requests per minute";
+    over_limit(&h, &[&h.url, &other], &secret, Api::Anthropic, 3, says).await;
+    // Refused on both.
+    refused(
+        send(&h.url, &secret, Api::Gemini).await,
+        Api::Gemini,
+        429,
+        says,
     )
     .await;
-    assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
-    assert_eq!(send(&other, &secret, Api::OpenAi).await.status(), 200);
-    assert_eq!(send(&h.url, &secret, Api::Gemini).await.status(), 200);
-    for (url, api) in [(&h.url, Api::Anthropic), (&other, Api::Gemini)] {
-        refused(
-            send(url, &secret, api).await,
-            api,
-            429,
-            "key 'ci' is over its 3 requests per minute",
-        )
-        .await;
-    }
+    prefix.clean().await;
+}
+
+#[tokio::test]
+async fn two_servers_sharing_redis_share_a_keys_daily_budgets() {
+    let prefix = RedisPrefix::new();
+    let (h, other) = sharing_redis(&prefix).await;
+    let policy = KeyPolicy {
+        daily_requests: Some(3),
+        ..KeyPolicy::default()
+    };
+    let (_, secret) = key(&h, policy).await;
+    let says = "key 'ci' has used its daily budget of 3 requests (UTC day)";
+    over_limit(&h, &[&h.url, &other], &secret, Api::OpenAi, 3, says).await;
+    prefix.clean().await;
+
+    let prefix = RedisPrefix::new();
+    let (h, other) = sharing_redis(&prefix).await;
+    token_budget(&h, &[&h.url, &other], Api::Gemini).await;
     prefix.clean().await;
 }
 
@@ -415,6 +487,43 @@ async fn concurrency_leases_are_shared_through_redis() {
     let prefix = RedisPrefix::new();
     let (h, other) = sharing_redis(&prefix).await;
     one_at_a_time(&h, &h.url, &other, Api::OpenAi).await;
+    prefix.clean().await;
+}
+
+/// A replica that died mid-request leaves its lease in Redis: it holds the slot only
+/// until it expires (leases are renewed while their request runs, never after).
+#[tokio::test]
+async fn a_dead_replicas_lease_expires() {
+    let prefix = RedisPrefix::new();
+    let h = counting_with(prefix.limits()).await;
+    let policy = KeyPolicy {
+        concurrency: Some(1),
+        ..KeyPolicy::default()
+    };
+    let (id, secret) = key(&h, policy).await;
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let client = redis::Client::open(REDIS).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(format!("{}:key:{id}:leases", prefix.0))
+        .arg(i64::try_from(now_ms).unwrap() + 2_000)
+        .arg("a-dead-replicas-request")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    refused(
+        send(&h.url, &secret, Api::Anthropic).await,
+        Api::Anthropic,
+        429,
+        "already has 1 requests in flight",
+    )
+    .await;
+    let expired =
+        std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(now_ms).unwrap() + 2_100);
+    if let Ok(wait) = expired.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(wait).await;
+    }
+    assert_eq!(send(&h.url, &secret, Api::Anthropic).await.status(), 200);
     prefix.clean().await;
 }
 

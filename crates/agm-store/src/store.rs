@@ -23,7 +23,7 @@ use crate::search::{AuditFilter, RequestLogFilter};
 use crate::secret::Secret;
 use crate::shared_key::SharedKey;
 use crate::sqlite::SqliteStore;
-use crate::timestamp::{now_millis, to_millis};
+use crate::timestamp::now_millis;
 use crate::usage::{UsageQuery, UsageRow, aggregate};
 
 /// The database file in the data dir.
@@ -605,9 +605,7 @@ impl Store {
     /// Usage figures from the request log: requests, successes, tokens and latency
     /// percentiles per bucket and group, in bucket then group order.
     pub async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        let (since, until) = (to_millis(query.since), to_millis(query.until));
-        let group = query.group;
-        let samples = dispatch!(self, db => db.usage_samples(since, until, group).await?);
+        let samples = dispatch!(self, db => db.usage_samples(query.clone()).await?);
         Ok(aggregate(query, samples))
     }
 

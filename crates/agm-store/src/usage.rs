@@ -1,7 +1,8 @@
 //! Usage figures from the request log ([`crate::Store::usage`]): requests, successes,
 //! tokens in and out and latency percentiles, per time bucket (UTC hour or day, or
-//! the whole range) and per group (account, model or client key). Both backends hand
-//! over the same samples and this one aggregator sums them, so the figures are the
+//! the whole range) and per group (account, model or client key). Both backends run
+//! the same statement ([`UsageQuery::sql`]: sums per bucket, group and latency) and
+//! this one aggregator adds them up and takes the percentiles, so the figures are the
 //! same on SQLite and PostgreSQL.
 
 use std::collections::BTreeMap;
@@ -68,20 +69,44 @@ impl UsageRow {
     }
 }
 
-/// One logged request, as much of it as usage needs.
+/// The requests of one bucket, group and latency, as the database sums them.
 #[derive(Debug, Clone)]
 pub(crate) struct UsageSample {
-    pub at: i64,
+    /// The bucket's start (unix ms); 0 for [`UsageBucket::All`].
+    pub start: i64,
     pub group: Option<String>,
-    pub status: i64,
+    pub latency_ms: i64,
+    pub requests: i64,
+    pub successes: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
-    pub latency_ms: i64,
+}
+
+impl UsageQuery {
+    /// The one statement both backends run, with their placeholders for `since` and
+    /// `until` (unix ms): the requests of `[since, until)` summed per bucket, group and
+    /// latency, so the rows sent are as many as distinct latencies, not requests, and
+    /// the percentiles stay exact. Everything in it comes from closed sets, never from
+    /// user text.
+    pub(crate) fn sql(&self, since: &str, until: &str) -> String {
+        let start = match self.bucket {
+            UsageBucket::Hour => "at - (at % 3600000)",
+            UsageBucket::Day => "at - (at % 86400000)",
+            UsageBucket::All => "CAST(0 AS BIGINT)",
+        };
+        format!(
+            "SELECT {start}, {}, latency_ms, COUNT(*), \
+             CAST(SUM(CASE WHEN status < 400 THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT) \
+             FROM request_log WHERE at >= {since} AND at < {until} GROUP BY 1, 2, 3",
+            self.group.column()
+        )
+    }
 }
 
 impl UsageGroup {
-    /// The SQL expression of the group (a closed set: never user text).
-    pub(crate) fn column(self) -> &'static str {
+    /// The SQL expression of the group.
+    fn column(self) -> &'static str {
         match self {
             UsageGroup::None => "NULL",
             UsageGroup::Account => "account_id",
@@ -94,16 +119,14 @@ impl UsageGroup {
     }
 }
 
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 86_400_000;
-
 #[derive(Default)]
 struct Sums {
     requests: u64,
     successes: u64,
     input_tokens: u64,
     output_tokens: u64,
-    latencies: Vec<u64>,
+    /// Latency (ms) → requests.
+    latencies: BTreeMap<u64, u64>,
 }
 
 /// Sums `samples` into rows, by bucket start then group.
@@ -113,23 +136,19 @@ pub(crate) fn aggregate(query: &UsageQuery, samples: Vec<UsageSample>) -> Vec<Us
     let count = |v: i64| u64::try_from(v).unwrap_or(0);
     for s in samples {
         let start = match query.bucket {
-            UsageBucket::Hour => s.at - s.at.rem_euclid(HOUR_MS),
-            UsageBucket::Day => s.at - s.at.rem_euclid(DAY_MS),
             UsageBucket::All => since,
+            _ => s.start,
         };
         let entry = sums.entry((start, s.group)).or_default();
-        entry.requests += 1;
-        if s.status < 400 {
-            entry.successes += 1;
-        }
+        entry.requests += count(s.requests);
+        entry.successes += count(s.successes);
         entry.input_tokens = entry.input_tokens.saturating_add(count(s.input_tokens));
         entry.output_tokens = entry.output_tokens.saturating_add(count(s.output_tokens));
-        entry.latencies.push(count(s.latency_ms));
+        *entry.latencies.entry(count(s.latency_ms)).or_default() += count(s.requests);
     }
     sums.into_iter()
-        .map(|((start, group), mut s)| {
-            s.latencies.sort_unstable();
-            let rank = |p: u64| percentile(&s.latencies, p);
+        .map(|((start, group), s)| {
+            let rank = |p: u64| percentile(&s.latencies, s.requests, p);
             UsageRow {
                 start: from_millis(start, "request_log.at").unwrap_or(query.since),
                 group,
@@ -145,14 +164,18 @@ pub(crate) fn aggregate(query: &UsageQuery, samples: Vec<UsageSample>) -> Vec<Us
         .collect()
 }
 
-/// The nearest-rank `p`th percentile of sorted values (0 for none).
-fn percentile(sorted: &[u64], p: u64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let n = sorted.len() as u64;
+/// The nearest-rank `p`th percentile of `n` values given as value → how many, in
+/// order (0 for none).
+fn percentile(counts: &BTreeMap<u64, u64>, n: u64, p: u64) -> u64 {
     let rank = (p * n).div_ceil(100).max(1);
-    sorted[usize::try_from(rank - 1).unwrap_or(0).min(sorted.len() - 1)]
+    let mut seen = 0;
+    for (&value, &times) in counts {
+        seen += times;
+        if seen >= rank {
+            return value;
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -161,12 +184,24 @@ mod tests {
 
     #[test]
     fn nearest_rank_percentiles() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50), 50);
-        assert_eq!(percentile(&v, 95), 95);
-        assert_eq!(percentile(&v, 99), 99);
-        assert_eq!(percentile(&[7], 99), 7);
-        assert_eq!(percentile(&[], 50), 0);
-        assert_eq!(percentile(&[1, 2, 3], 50), 2);
+        let counts = |values: &[u64]| {
+            let mut m = BTreeMap::new();
+            for v in values {
+                *m.entry(*v).or_insert(0) += 1;
+            }
+            (m, values.len() as u64)
+        };
+        let (v, n) = counts(&(1..=100).collect::<Vec<_>>());
+        assert_eq!(percentile(&v, n, 50), 50);
+        assert_eq!(percentile(&v, n, 95), 95);
+        assert_eq!(percentile(&v, n, 99), 99);
+        let (v, n) = counts(&[7]);
+        assert_eq!(percentile(&v, n, 99), 7);
+        assert_eq!(percentile(&BTreeMap::new(), 0, 50), 0);
+        let (v, n) = counts(&[1, 2, 3]);
+        assert_eq!(percentile(&v, n, 50), 2);
+        // Repeated values count as many times as they occur.
+        let (v, n) = counts(&[5, 5, 5, 5, 9]);
+        assert_eq!((percentile(&v, n, 50), percentile(&v, n, 95)), (5, 9));
     }
 }

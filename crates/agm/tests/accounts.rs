@@ -1128,8 +1128,8 @@ async fn revoking_the_last_key_warns_and_purge_deletes_revoked_keys() {
         })
         .collect();
     let expect = [
-        (id(0), "created, limits none: name \"laptop\", prefix agm-"),
-        (id(1), "created, limits none: name \"ci\", prefix agm-"),
+        (id(0), "created: name \"laptop\", prefix agm-"),
+        (id(1), "created: name \"ci\", prefix agm-"),
         (id(0), "revoked: name \"laptop\""),
         (id(1), "revoked: name \"ci\""),
     ];

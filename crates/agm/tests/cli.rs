@@ -599,6 +599,13 @@ fn keys_carry_limits_that_set_changes_and_usage_counts_per_key() {
     );
     let bad = run(&["keys", "set", &id, "--expires", "soon"]);
     assert!(stderr(&bad).contains("2027-01-01"), "{}", stderr(&bad));
+    let past = run(&["keys", "set", &id, "--expires", "2020-01-01"]);
+    assert!(past.status.success(), "{}", stderr(&past));
+    let table = stdout(&run(&["keys", "list"]));
+    assert!(
+        table.contains("expires 2020-01-01T00:00:00Z (expired)"),
+        "{table}"
+    );
     let unknown = run(&["keys", "set", "00000000", "--rpm", "1"]);
     assert!(
         stderr(&unknown).contains("agm keys list"),

@@ -1688,6 +1688,13 @@ async fn the_request_log_has_a_row_per_request_and_no_prompts() {
                 "request log row without {key}: {row}"
             );
         }
+        // The tokens Google (the sim) counted, never left at 0.
+        for key in ["input_tokens", "output_tokens"] {
+            assert!(
+                row[key].as_u64().is_some_and(|n| n > 0),
+                "request log row without {key}: {row}"
+            );
+        }
         assert!(
             ["route", "path"]
                 .iter()

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use agm_store::{AccountState, AuditKind, ClientKey};
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -14,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::{ConsoleError, SignedIn};
 use crate::app::SharedState;
+use crate::http::key_policy::PolicyChange;
 use crate::routing::safe_mode::{Command, apply, config_of};
 use crate::state::audit::append_audit;
 
@@ -200,6 +202,15 @@ fn listed_key(k: &ClientKey) -> Value {
         "created_at": rfc3339(k.created_at),
         "last_used_at": k.last_used_at.map(rfc3339),
         "revoked_at": k.revoked_at.map(rfc3339),
+        "limits": {
+            "models": k.policy.models,
+            "rpm": k.policy.rpm,
+            "concurrency": k.policy.concurrency,
+            "daily_tokens": k.policy.daily_tokens,
+            "daily_requests": k.policy.daily_requests,
+            "expires_at": k.policy.expires_at.map(rfc3339),
+        },
+        "limits_text": crate::http::key_policy::describe(&k.policy),
     })
 }
 
@@ -222,16 +233,46 @@ pub async fn keys(State(state): State<SharedState>) -> ApiResult {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CreateKeyBody {
     #[serde(default)]
     name: String,
+    /// As `agm keys create` takes them (`{"rpm": 60, "expires": "30d", ...}`).
+    #[serde(default)]
+    limits: PolicyChange,
 }
 
-/// `POST /api/keys` with `{"name": "..."}`: the secret is in this answer only.
+async fn client_keys(state: &SharedState) -> Result<Vec<ClientKey>, ConsoleError> {
+    state
+        .store
+        .list_client_keys()
+        .await
+        .map_err(ConsoleError::internal)
+}
+
+/// A JSON body, or a 400 in the admin API's shape that says what is wrong with it.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ConsoleError> {
+    body.map(|Json(body)| body)
+        .map_err(|e| ConsoleError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// The limits a change gives `policy`, or a 400 that says what is wrong.
+fn changed_limits(
+    change: &PolicyChange,
+    policy: agm_store::KeyPolicy,
+) -> Result<agm_store::KeyPolicy, ConsoleError> {
+    change
+        .apply(policy, time::OffsetDateTime::now_utc())
+        .map_err(|e| ConsoleError::new(StatusCode::BAD_REQUEST, e))
+}
+
+/// `POST /api/keys` with `{"name": "...", "limits": {...}}`: the secret is in this
+/// answer only.
 pub async fn create_key(
     State(state): State<SharedState>,
-    Json(body): Json<CreateKeyBody>,
+    body: Result<Json<CreateKeyBody>, JsonRejection>,
 ) -> ApiResult {
+    let body = json_body(body)?;
     let name = body.name.trim();
     if name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ConsoleError::new(
@@ -239,12 +280,13 @@ pub async fn create_key(
             "a key's name is at most 100 characters, with no control characters",
         ));
     }
+    let policy = changed_limits(&body.limits, agm_store::KeyPolicy::default())?;
     let (key, secret) = state
         .store
-        .create_client_key(name)
+        .create_client_key_with(name, &policy)
         .await
         .map_err(ConsoleError::internal)?;
-    audit_key(&state, &key, "created").await;
+    audit_key(&state, &key, &crate::http::key_policy::created(&key.policy)).await;
     let mut out = listed_key(&key);
     out["secret"] = json!(secret);
     out["note"] = json!(
@@ -253,14 +295,56 @@ pub async fn create_key(
     Ok(Json(out))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimitsBody {
+    limits: PolicyChange,
+}
+
+/// `PATCH /api/keys/{id}` with `{"limits": {...}}`: changes the limits given, as
+/// `agm keys set` does (0 clears a number, `never` the expiry, `*` the models).
+pub async fn set_key_limits(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    body: Result<Json<SetLimitsBody>, JsonRejection>,
+) -> ApiResult {
+    let body = json_body(body)?;
+    let id = id.trim();
+    let keys = client_keys(&state).await?;
+    let not_found = || {
+        ConsoleError::new(
+            StatusCode::NOT_FOUND,
+            format!("no client key {id:?} (`agm keys list` shows the ids)"),
+        )
+    };
+    let key = keys.iter().find(|k| k.id == id).ok_or_else(not_found)?;
+    let policy = changed_limits(&body.limits, key.policy.clone())?;
+    if !state
+        .store
+        .set_client_key_policy(id, &policy)
+        .await
+        .map_err(ConsoleError::internal)?
+    {
+        return Err(not_found());
+    }
+    let limits = crate::http::key_policy::describe(&policy);
+    audit_key(
+        &state,
+        key,
+        &format!("limits set to {limits} with the console"),
+    )
+    .await;
+    let key = agm_store::ClientKey {
+        policy,
+        ..key.clone()
+    };
+    Ok(Json(listed_key(&key)))
+}
+
 /// `DELETE /api/keys/{id}`: revokes; says so when it was the last active key.
 pub async fn revoke_key(State(state): State<SharedState>, Path(id): Path<String>) -> ApiResult {
     let id = id.trim();
-    let keys = state
-        .store
-        .list_client_keys()
-        .await
-        .map_err(ConsoleError::internal)?;
+    let keys = client_keys(&state).await?;
     if !state
         .store
         .revoke_client_key(id)

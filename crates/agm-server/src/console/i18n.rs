@@ -144,7 +144,7 @@ mod tests {
             for piece in text.split("{{ t.").skip(1) {
                 let key: String = piece
                     .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                     .collect();
                 if !key.is_empty() {
                     used.push(key);

@@ -12,6 +12,7 @@ pub mod i18n;
 pub mod logs;
 pub mod pages;
 pub mod settings;
+pub mod usage;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -137,7 +138,10 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/api/accounts/{id}/enable", post(api::enable_account))
         .route("/api/accounts/{id}/disable", post(api::disable_account))
         .route("/api/keys", get(api::keys).post(api::create_key))
-        .route("/api/keys/{id}", delete(api::revoke_key))
+        .route(
+            "/api/keys/{id}",
+            delete(api::revoke_key).patch(api::set_key_limits),
+        )
         .route("/api/models", get(api::models))
         .route("/api/logs", get(logs::logs))
         .route("/api/logs/{id}", get(logs::request))
@@ -146,6 +150,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
             "/api/safe-mode",
             get(api::safe_mode).post(api::change_safe_mode),
         )
+        .route("/api/usage", get(usage::usage))
         .route("/api/health", get(api::health))
         .route(
             "/api/settings",
@@ -162,6 +167,7 @@ pub fn router(state: SharedState) -> Router<SharedState> {
         .route("/ui/audit", get(pages::audit))
         .route("/ui/models", get(pages::models))
         .route("/ui/settings", get(pages::settings))
+        .route("/ui/usage", get(pages::usage))
         .route("/ui/logout", post(pages::logout))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -27,6 +27,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("audit.html", include_str!("templates/audit.html")),
     ("models.html", include_str!("templates/models.html")),
     ("settings.html", include_str!("templates/settings.html")),
+    ("usage.html", include_str!("templates/usage.html")),
     ("oauth.html", include_str!("templates/oauth.html")),
 ];
 pub const SCRIPT: &str = include_str!("assets/console.js");
@@ -178,6 +179,7 @@ simple_page!(accounts, "accounts", "nav_accounts");
 simple_page!(logs, "logs", "nav_logs");
 simple_page!(audit, "audit", "nav_audit");
 simple_page!(models, "models", "nav_models");
+simple_page!(usage, "usage", "nav_usage");
 
 /// `/ui/accounts/{id}`: one account, its quota, recent requests and audit entries
 /// (filled by the script from the admin API).

@@ -70,7 +70,7 @@ fn gemini_entry(listed: &Listed) -> Value {
 /// `GET /v1/models`: what the pool can serve now, and the client names that resolve
 /// to it (the living catalogue; the built-in table before the first fetch).
 pub async fn list(State(state): State<SharedState>) -> Response {
-    let listed = listing(&state);
+    let listed = visible(&state);
     let data: Vec<Value> = listed.iter().map(entry).collect();
     axum::Json(json!({
         "object": "list",
@@ -83,6 +83,16 @@ pub async fn list(State(state): State<SharedState>) -> Response {
     .into_response()
 }
 
+/// The listing, without the models the request's client key may not use.
+fn visible(state: &SharedState) -> Vec<Listed> {
+    listing(state)
+        .into_iter()
+        .filter(|l| {
+            crate::http::key_policy::key_may_use(&l.id, l.resolves_to.as_deref().unwrap_or(&l.id))
+        })
+        .collect()
+}
+
 /// `GET /v1/models/{id}`: a listed model, or any name that resolves to one.
 pub async fn get_one(State(state): State<SharedState>, Path(id): Path<String>) -> Response {
     match find(&state, ApiKind::OpenAi, &id) {
@@ -93,7 +103,7 @@ pub async fn get_one(State(state): State<SharedState>, Path(id): Path<String>) -
 
 /// `GET /v1beta/models`.
 pub async fn gemini_list(State(state): State<SharedState>) -> Response {
-    let models: Vec<Value> = listing(&state).iter().map(gemini_entry).collect();
+    let models: Vec<Value> = visible(&state).iter().map(gemini_entry).collect();
     axum::Json(json!({ "models": models })).into_response()
 }
 

@@ -109,6 +109,29 @@ impl Harness {
         serde_json::from_str(&self.get_text(path).await).unwrap()
     }
 
+    /// `GET path` with a client key, its body as JSON.
+    pub async fn get_json_with_key(&self, path: &str, secret: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .header("x-api-key", secret)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// `POST path` with a client key.
+    pub async fn post_with_key(&self, path: &str, secret: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("x-api-key", secret)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post_to(&self, path: &str, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.url))

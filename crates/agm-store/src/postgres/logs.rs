@@ -11,7 +11,7 @@ use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::search::{AuditFilter, Clause, Dialect, Param, RequestLogFilter};
 use crate::timestamp::to_millis;
-use crate::usage::{UsageGroup, UsageSample};
+use crate::usage::{UsageQuery, UsageSample};
 
 pub(super) const AUDIT_COLUMNS: &str = "id, at, kind, subject, detail";
 
@@ -236,32 +236,25 @@ impl PgStore {
             .collect()
     }
 
-    /// The requests logged in `[since, until)` (unix ms), as usage samples.
+    /// The query's requests, summed per bucket, group and latency.
     pub(crate) async fn usage_samples(
         &self,
-        since: i64,
-        until: i64,
-        group: UsageGroup,
+        query: UsageQuery,
     ) -> Result<Vec<UsageSample>, StoreError> {
         let conn = self.conn().await?;
-        let stmt = conn
-            .prepare_cached(&format!(
-                "SELECT at, {}, status, input_tokens, output_tokens, latency_ms FROM request_log \
-                 WHERE at >= $1 AND at < $2",
-                group.column()
-            ))
-            .await?;
-        conn.query(&stmt, &[&since, &until])
+        let stmt = conn.prepare_cached(&query.sql("$1", "$2")).await?;
+        conn.query(&stmt, &[&to_millis(query.since), &to_millis(query.until)])
             .await?
             .iter()
             .map(|row| {
                 Ok(UsageSample {
-                    at: row.try_get(0)?,
+                    start: row.try_get(0)?,
                     group: row.try_get(1)?,
-                    status: row.try_get(2)?,
-                    input_tokens: row.try_get(3)?,
-                    output_tokens: row.try_get(4)?,
-                    latency_ms: row.try_get(5)?,
+                    latency_ms: row.try_get(2)?,
+                    requests: row.try_get(3)?,
+                    successes: row.try_get(4)?,
+                    input_tokens: row.try_get(5)?,
+                    output_tokens: row.try_get(6)?,
                 })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()

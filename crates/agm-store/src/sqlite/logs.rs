@@ -9,7 +9,7 @@ use crate::raw::{RawAudit, RawRequest, limit_to_i64, since_millis, to_i64};
 use crate::request_log::{RequestLogEntry, RequestLogRecord};
 use crate::search::{AuditFilter, Clause, Dialect, Param, RequestLogFilter};
 use crate::timestamp::to_millis;
-use crate::usage::{UsageGroup, UsageSample};
+use crate::usage::{UsageQuery, UsageSample};
 
 pub(super) fn append_audit(conn: &Connection, event: &AuditEvent) -> Result<(), StoreError> {
     conn.execute(
@@ -119,26 +119,24 @@ pub(super) fn list_requests(
 
 pub(super) fn usage_samples(
     conn: &Connection,
-    since: i64,
-    until: i64,
-    group: UsageGroup,
+    query: &UsageQuery,
 ) -> Result<Vec<UsageSample>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT at, {}, status, input_tokens, output_tokens, latency_ms FROM request_log \
-         WHERE at >= ?1 AND at < ?2",
-        group.column()
-    ))?;
+    let mut stmt = conn.prepare_cached(&query.sql("?1", "?2"))?;
     let rows = stmt
-        .query_map(params![since, until], |row| {
-            Ok(UsageSample {
-                at: row.get(0)?,
-                group: row.get(1)?,
-                status: row.get(2)?,
-                input_tokens: row.get(3)?,
-                output_tokens: row.get(4)?,
-                latency_ms: row.get(5)?,
-            })
-        })?
+        .query_map(
+            params![to_millis(query.since), to_millis(query.until)],
+            |row| {
+                Ok(UsageSample {
+                    start: row.get(0)?,
+                    group: row.get(1)?,
+                    latency_ms: row.get(2)?,
+                    requests: row.get(3)?,
+                    successes: row.get(4)?,
+                    input_tokens: row.get(5)?,
+                    output_tokens: row.get(6)?,
+                })
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

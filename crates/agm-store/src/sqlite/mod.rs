@@ -307,15 +307,12 @@ impl SqliteStore {
             .await
     }
 
-    /// The requests logged in `[since, until)` (unix ms), as usage samples.
+    /// The query's requests, summed per bucket, group and latency.
     pub(crate) async fn usage_samples(
         &self,
-        since: i64,
-        until: i64,
-        group: crate::usage::UsageGroup,
+        query: crate::usage::UsageQuery,
     ) -> Result<Vec<crate::usage::UsageSample>, StoreError> {
-        self.run(move |c| logs::usage_samples(c, since, until, group))
-            .await
+        self.run(move |c| logs::usage_samples(c, &query)).await
     }
 
     pub(crate) async fn search_request_log(

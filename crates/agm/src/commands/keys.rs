@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use agm_server::http::key_policy::{describe, parse_expires, parse_models};
+use agm_server::http::key_policy::{PolicyChange, created, describe};
 use agm_store::{AuditKind, ClientKey, KeyPolicy, Store, UsageBucket, UsageGroup, UsageQuery};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -86,37 +86,22 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn is_empty(&self) -> bool {
-        self.models.is_none()
-            && self.rpm.is_none()
-            && self.concurrency.is_none()
-            && self.daily_tokens.is_none()
-            && self.daily_requests.is_none()
-            && self.expires.is_none()
+    fn change(&self) -> PolicyChange {
+        PolicyChange {
+            models: self.models.clone(),
+            rpm: self.rpm,
+            concurrency: self.concurrency,
+            daily_tokens: self.daily_tokens,
+            daily_requests: self.daily_requests,
+            expires: self.expires.clone(),
+        }
     }
 
     /// `policy` with the limits given changed (0 clears).
-    fn apply(&self, mut policy: KeyPolicy) -> anyhow::Result<KeyPolicy> {
-        if let Some(models) = &self.models {
-            policy.models = parse_models(models);
-        }
-        if let Some(n) = self.rpm {
-            policy.rpm = (n > 0).then_some(n);
-        }
-        if let Some(n) = self.concurrency {
-            policy.concurrency = (n > 0).then_some(n);
-        }
-        if let Some(n) = self.daily_tokens {
-            policy.daily_tokens = (n > 0).then_some(n);
-        }
-        if let Some(n) = self.daily_requests {
-            policy.daily_requests = (n > 0).then_some(n);
-        }
-        if let Some(expires) = &self.expires {
-            policy.expires_at =
-                parse_expires(expires, OffsetDateTime::now_utc()).map_err(anyhow::Error::msg)?;
-        }
-        Ok(policy)
+    fn apply(&self, policy: KeyPolicy) -> anyhow::Result<KeyPolicy> {
+        self.change()
+            .apply(policy, OffsetDateTime::now_utc())
+            .map_err(anyhow::Error::msg)
     }
 }
 
@@ -197,7 +182,7 @@ struct CreatedKey<'a> {
 }
 
 async fn set(store: &Store, id: &str, limits: &LimitArgs) -> anyhow::Result<()> {
-    if limits.is_empty() {
+    if limits.change().is_empty() {
         bail!(
             "nothing to change: give --models, --rpm, --concurrency, --daily-tokens, --daily-requests or --expires"
         );
@@ -220,7 +205,7 @@ async fn set(store: &Store, id: &str, limits: &LimitArgs) -> anyhow::Result<()> 
 async fn create(store: &Store, name: &str, policy: &KeyPolicy, json: bool) -> anyhow::Result<()> {
     let (key, secret) = store.create_client_key_with(name, policy).await?;
     let limits = describe(&key.policy);
-    audit(store, &key, &format!("created, limits {limits}")).await;
+    audit(store, &key, &created(&key.policy)).await;
     if json {
         output::json(&CreatedKey {
             id: &key.id,
@@ -324,7 +309,11 @@ fn row(key: &ClientKey) -> Vec<String> {
         key.id.clone(),
         key.name.clone(),
         format!("{}...", key.prefix),
-        describe(&key.policy),
+        if key.policy.is_expired(OffsetDateTime::now_utc()) {
+            format!("{} (expired)", describe(&key.policy))
+        } else {
+            describe(&key.policy)
+        },
         minute(key.created_at),
         key.last_used_at
             .map(minute)

@@ -1,6 +1,6 @@
 //! `agm logs`: the request log — one row per client request (route, model, account,
-//! status, upstream calls, latency, agm's own overhead; never a prompt or a token),
-//! newest first.
+//! client key, status, upstream calls, tokens Google counted, latency, agm's own
+//! overhead; never a prompt or a secret), newest first.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,8 +33,12 @@ struct Row {
     client_model: String,
     upstream_model: String,
     account_id: Option<String>,
+    /// The client key (its id) that sent it.
+    key_id: Option<String>,
     status: u16,
     attempts: u32,
+    input_tokens: u64,
+    output_tokens: u64,
     latency_ms: u64,
     overhead_ms: Option<f64>,
     error_class: Option<String>,
@@ -63,8 +67,11 @@ pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> 
                 client_model: e.client_model,
                 upstream_model: e.upstream_model,
                 account_id: e.account_id,
+                key_id: e.key_id,
                 status: e.status,
                 attempts: e.attempts,
+                input_tokens: e.input_tokens,
+                output_tokens: e.output_tokens,
                 latency_ms: e.latency_ms,
                 overhead_ms: e.overhead_us.map(|us| us as f64 / 1000.0),
                 error_class: e.error_class,
@@ -93,11 +100,13 @@ pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> 
                     format!("{} → {}", r.client_model, r.upstream_model)
                 },
                 r.account_id.unwrap_or_else(|| "-".into()),
+                r.key_id.unwrap_or_else(|| "-".into()),
                 match r.error_class {
                     Some(class) => format!("{} {class}", r.status),
                     None => r.status.to_string(),
                 },
                 r.attempts.to_string(),
+                format!("{}/{}", r.input_tokens, r.output_tokens),
                 r.latency_ms.to_string(),
                 r.overhead_ms
                     .map_or_else(|| "-".into(), |ms| format!("{ms:.2}")),
@@ -107,7 +116,17 @@ pub async fn run(explicit: Option<&Path>, args: LogsArgs) -> anyhow::Result<()> 
         .collect();
     output::table(
         &[
-            "TIME", "ROUTE", "MODEL", "ACCOUNT", "STATUS", "CALLS", "MS", "AGM MS", "SCALED",
+            "TIME",
+            "ROUTE",
+            "MODEL",
+            "ACCOUNT",
+            "KEY",
+            "STATUS",
+            "CALLS",
+            "TOKENS IN/OUT",
+            "MS",
+            "AGM MS",
+            "SCALED",
         ],
         &table,
     );

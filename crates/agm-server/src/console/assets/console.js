@@ -68,6 +68,32 @@
     if (m) { return m + "m " + (s % 60) + "s"; }
     return s + "s";
   }
+  // A key's limits in words, in the page's language.
+  function limitsText(l) {
+    var parts = [];
+    if (l.models.length) { parts.push(l.models.join(",")); }
+    if (l.rpm !== null) { parts.push(T("limit_rpm", { n: l.rpm })); }
+    if (l.concurrency !== null) { parts.push(T("limit_concurrency", { n: l.concurrency })); }
+    if (l.daily_requests !== null) { parts.push(T("limit_daily_requests", { n: l.daily_requests })); }
+    if (l.daily_tokens !== null) { parts.push(T("limit_daily_tokens", { n: l.daily_tokens })); }
+    if (l.expires_at) {
+      parts.push(T(new Date(l.expires_at) <= new Date() ? "limit_expired" : "limit_expires", { at: when(l.expires_at) }));
+    }
+    return parts.length ? parts.join("; ") : T("limit_none");
+  }
+  // The limit fields filled in, as /api/keys takes them (numbers as numbers).
+  function limitsFromForm() {
+    var limits = {};
+    document.querySelectorAll("#key-limits [data-limit]").forEach(function (input) {
+      var value = input.value.trim();
+      if (value === "") { return; }
+      limits[input.dataset.limit] = input.type === "number" ? Number(value) : value;
+    });
+    return limits;
+  }
+  function clearLimits() {
+    document.querySelectorAll("#key-limits [data-limit]").forEach(function (input) { input.value = ""; });
+  }
   function when(iso) { return iso ? new Date(iso).toLocaleString(document.documentElement.lang) : ""; }
 
   function quotaBars(quota) {
@@ -89,6 +115,75 @@
       box.appendChild(line);
     });
     return box;
+  }
+
+  // The Usage page: /api/usage for the chosen range, bucket and group, drawn as a
+  // table and an SVG bar chart of requests (errors in red) per bucket.
+  function usageQuery() {
+    return "since=" + encodeURIComponent(document.getElementById("usage-since").value) +
+      "&bucket=" + encodeURIComponent(document.getElementById("usage-bucket").value) +
+      "&group=" + encodeURIComponent(document.getElementById("usage-group").value);
+  }
+  // Usage sums the request log: asked again every 10 s, or when the choice changes.
+  var usageShown = { query: null, at: 0 };
+  function usage() {
+    var query = usageQuery();
+    if (query === usageShown.query && Date.now() - usageShown.at < 10000) { return Promise.resolve(); }
+    usageShown = { query: query, at: Date.now() };
+    document.getElementById("usage-csv").href = "/api/usage?format=csv&" + query;
+    return api("GET", "/api/usage?" + query).then(function (data) {
+      // An answer to an earlier choice, overtaken by the current one: not shown.
+      if (query !== usageQuery()) { return; }
+      var totals = { requests: 0, success: 0, tokens_in: 0, tokens_out: 0 };
+      var buckets = {};
+      data.rows.forEach(function (r) {
+        totals.requests += r.requests;
+        totals.success += r.successes;
+        totals.tokens_in += r.input_tokens;
+        totals.tokens_out += r.output_tokens;
+        var b = buckets[r.start] || (buckets[r.start] = { requests: 0, errors: 0 });
+        b.requests += r.requests;
+        b.errors += r.errors;
+      });
+      document.getElementById("usage-total").textContent = T("usage_total", totals);
+      chart(Object.keys(buckets).sort().map(function (start) {
+        return { start: start, requests: buckets[start].requests, errors: buckets[start].errors };
+      }));
+      fill("usage-rows", data.rows.map(function (r) {
+        var group = data.group === "none" ? "" : (r.name ? r.name + " (" + r.group + ")" : (r.group || T("usage_no_group")));
+        var rate = r.requests ? Math.round(100 * r.successes / r.requests) + "%" : "";
+        return row([when(r.start), group, r.requests, rate, r.input_tokens, r.output_tokens, r.p50_ms, r.p95_ms, r.p99_ms]);
+      }), 9);
+    });
+  }
+  function chart(points) {
+    var svg = document.getElementById("usage-chart");
+    var ns = "http://www.w3.org/2000/svg";
+    // Drawn at the element's own size, so the labels are not stretched.
+    var width = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 600), height = 180, top = 14, bottom = 16;
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    var title = svg.querySelector("title");
+    svg.replaceChildren(title);
+    function shape(tag, attrs, text) {
+      var node = document.createElementNS(ns, tag);
+      Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+      if (text !== undefined) { node.textContent = String(text); }
+      svg.appendChild(node);
+      return node;
+    }
+    if (!points.length) { shape("text", { x: 4, y: height / 2 }, T("empty")); return; }
+    var max = Math.max.apply(null, points.map(function (p) { return p.requests; })) || 1;
+    var slot = width / points.length, scale = (height - top - bottom) / max;
+    points.forEach(function (p, i) {
+      var w = Math.max(1, Math.min(slot * 0.8, 48)), x = i * slot + (slot - w) / 2;
+      var h = p.requests * scale, e = p.errors * scale;
+      shape("rect", { x: x, y: height - bottom - h, width: w, height: h, "class": "req" })
+        .appendChild(document.createElementNS(ns, "title")).textContent = when(p.start) + ": " + p.requests + " / " + p.errors;
+      if (e > 0) { shape("rect", { x: x, y: height - bottom - e, width: w, height: e, "class": "err" }); }
+    });
+    shape("text", { x: 2, y: 10 }, max);
+    shape("text", { x: 2, y: height - 2 }, when(points[0].start));
+    shape("text", { x: width - 2, y: height - 2, "text-anchor": "end" }, when(points[points.length - 1].start));
   }
 
   var refreshers = {
@@ -182,11 +277,21 @@
       gemini.textContent = T("keys_gemini_text", { n: gemini.dataset.count });
       return api("GET", "/api/keys").then(function (data) {
         fill("key-rows", data.keys.map(function (k) {
-          var action = k.revoked_at ? "" : button(T("btn_revoke"), function () {
-            if (confirm(T("confirm_revoke"))) { act("DELETE", "/api/keys/" + k.id); }
-          }, "danger");
-          return row([k.id, k.name, k.prefix + "…", when(k.created_at), k.last_used_at ? when(k.last_used_at) : T("never"), when(k.revoked_at), action]);
-        }), 7);
+          var actions = el("span");
+          if (!k.revoked_at) {
+            actions.appendChild(button(T("btn_set_limits"), function () {
+              api("PATCH", "/api/keys/" + k.id, { limits: limitsFromForm() }).then(function () {
+                flash(T("keys_limits_set", { id: k.id }));
+                clearLimits();
+                return refresh();
+              }).catch(failed);
+            }));
+            actions.appendChild(button(T("btn_revoke"), function () {
+              if (confirm(T("confirm_revoke"))) { act("DELETE", "/api/keys/" + k.id); }
+            }, "danger"));
+          }
+          return row([k.id, k.name, k.prefix + "…", limitsText(k.limits), when(k.created_at), k.last_used_at ? when(k.last_used_at) : T("never"), when(k.revoked_at), actions]);
+        }), 8);
       });
     },
     logs: function () {
@@ -214,7 +319,8 @@
           return row([m.id, m.display_name || "", m.accounts.join(" "), m.aliases.join(" ")]);
         }), 4);
       });
-    }
+    },
+    usage: function () { return usage(); }
   };
 
   // Filters: the form's non-empty fields as the API's query (and the page's address,
@@ -387,14 +493,19 @@
   document.getElementById("sign-out").addEventListener("click", function () {
     api("POST", "/ui/logout").finally(function () { location.href = "/ui/login"; });
   });
+  var usageForm = document.getElementById("usage-form");
+  if (usageForm) {
+    usageForm.addEventListener("change", function () { refresh(); });
+  }
   var form = document.getElementById("create-key");
   if (form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      api("POST", "/api/keys", { name: document.getElementById("key-name").value }).then(function (key) {
+      api("POST", "/api/keys", { name: document.getElementById("key-name").value, limits: limitsFromForm() }).then(function (key) {
         document.getElementById("new-secret-value").textContent = key.secret;
         document.getElementById("new-secret").hidden = false;
         document.getElementById("key-name").value = "";
+        clearLimits();
         return refresh();
       }).catch(failed);
     });

@@ -16,7 +16,7 @@ mod local;
 mod redis;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use agm_store::{ClientKey, KeyPolicy};
@@ -109,7 +109,13 @@ struct Inner {
     redis: Option<RedisCounters>,
     /// Whether the last Redis call failed (the log says so once per outage).
     redis_down: AtomicBool,
+    /// Until when (unix ms) requests skip Redis after a failure, so an outage costs
+    /// the request path one timeout per [`REDIS_RETRY_MS`], not one per request.
+    redis_skip_until: AtomicI64,
 }
+
+/// How long requests count locally after Redis failed before trying it again.
+const REDIS_RETRY_MS: i64 = 5_000;
 
 impl KeyLimits {
     /// Counters in this process only.
@@ -144,6 +150,9 @@ impl KeyLimits {
 
     /// A Redis failure: counted locally from now on until Redis answers again.
     fn redis_failed(&self, error: &::redis::RedisError) {
+        self.inner
+            .redis_skip_until
+            .store(now_ms() + REDIS_RETRY_MS, Ordering::Relaxed);
         if !self.inner.redis_down.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 error = %error,
@@ -161,7 +170,8 @@ impl KeyLimits {
     async fn admit(&self, key_id: &str, limits: &KeyPolicy, now_ms: i64) -> Result<Lease, Refused> {
         let lease_id = uuid::Uuid::new_v4().simple().to_string();
         let mut taken = Taken::Local;
-        if let Some(redis) = &self.inner.redis {
+        let skip = now_ms < self.inner.redis_skip_until.load(Ordering::Relaxed);
+        if let Some(redis) = self.inner.redis.as_ref().filter(|_| !skip) {
             match redis.admit(key_id, limits, now_ms, &lease_id).await {
                 Ok(verdict) => {
                     self.redis_answered();
@@ -330,6 +340,17 @@ pub(crate) async fn admit(
     Ok(())
 }
 
+fn allows(policy: &KeyPolicy, client_model: &str, upstream_model: &str) -> bool {
+    policy.allows_model(client_model) || policy.allows_model(upstream_model)
+}
+
+/// Whether the current request's key (if any) may use a model listed as `id`, which
+/// resolves to `upstream` (itself when not an alias): the model lists show a key only
+/// the models it may use.
+pub(crate) fn key_may_use(id: &str, upstream: &str) -> bool {
+    crate::http::request_log::current_key().is_none_or(|key| allows(&key.policy, id, upstream))
+}
+
 /// The error name of a refusal by a key's limits, for the request log.
 pub(crate) const REFUSED_BY_KEY: ErrorName = ErrorName("key-limit");
 
@@ -345,7 +366,7 @@ pub(crate) fn check_model(
         return Ok(());
     };
     let policy = &key.policy;
-    if policy.allows_model(client_model) || policy.allows_model(upstream_model) {
+    if allows(policy, client_model, upstream_model) {
         return Ok(());
     }
     count_rejection(&key.name, "model");
@@ -358,6 +379,57 @@ pub(crate) fn check_model(
             policy.models.join(", ")
         ),
     ))
+}
+
+/// A change of a key's limits, as `agm keys create|set` and the console's
+/// `/api/keys` take it: each one absent is left as it is; `0` clears a number,
+/// `never` the expiry, `*` (or nothing) the model list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    /// Model patterns, comma-separated (`gemini-*,claude-sonnet-4-5`).
+    pub models: Option<String>,
+    pub rpm: Option<u32>,
+    pub concurrency: Option<u32>,
+    pub daily_tokens: Option<u64>,
+    pub daily_requests: Option<u64>,
+    /// `30d`, `2027-01-01`, an RFC 3339 time, or `never`.
+    pub expires: Option<String>,
+}
+
+impl PolicyChange {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == PolicyChange::default()
+    }
+
+    /// `policy` with this change made at `now`, checked.
+    pub fn apply(
+        &self,
+        mut policy: KeyPolicy,
+        now: time::OffsetDateTime,
+    ) -> Result<KeyPolicy, String> {
+        if let Some(models) = &self.models {
+            policy.models = parse_models(models);
+        }
+        if let Some(n) = self.rpm {
+            policy.rpm = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.concurrency {
+            policy.concurrency = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.daily_tokens {
+            policy.daily_tokens = (n > 0).then_some(n);
+        }
+        if let Some(n) = self.daily_requests {
+            policy.daily_requests = (n > 0).then_some(n);
+        }
+        if let Some(expires) = &self.expires {
+            policy.expires_at = parse_expires(expires, now)?;
+        }
+        policy.check().map_err(|e| e.to_string())?;
+        Ok(policy)
+    }
 }
 
 /// A key's expiry as `agm keys` and the console take it: a duration from `now`
@@ -430,6 +502,15 @@ pub fn describe(policy: &KeyPolicy) -> String {
         "none".to_owned()
     } else {
         parts.join("; ")
+    }
+}
+
+/// The audit log's word for a key's creation: `created`, with its limits if it has any.
+pub fn created(policy: &KeyPolicy) -> String {
+    if *policy == KeyPolicy::default() {
+        "created".to_owned()
+    } else {
+        format!("created with limits {}", describe(policy))
     }
 }
 
