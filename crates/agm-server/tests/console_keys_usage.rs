@@ -116,6 +116,17 @@ async fn usage_counts_requests_per_key_and_downloads_as_csv() {
     assert!(row["output_tokens"].as_u64().unwrap() > 0, "{usage}");
     assert_eq!(usage["bucket"], "all");
 
+    // The request log names the key and shows the tokens, in the list and in a detail.
+    let logged = console.get("/api/logs?limit=1").await;
+    let last = &logged["requests"][0];
+    assert_eq!(last["key_id"], key.id.as_str(), "{logged}");
+    assert_eq!(last["key_name"], "laptop", "{logged}");
+    assert!(last["output_tokens"].as_u64().unwrap() > 0, "{logged}");
+    let detail = console
+        .get(&format!("/api/logs/{}", last["id"].as_i64().unwrap()))
+        .await;
+    assert_eq!(detail["request"]["key_name"], "laptop", "{detail}");
+
     let by_day = console.get("/api/usage").await;
     assert_eq!(by_day["bucket"], "day");
     assert_eq!(by_day["rows"][0]["requests"], 3);

@@ -184,8 +184,33 @@ async fn account_id(
     }
 }
 
-fn request_json(r: &RequestLogRecord, emails: &HashMap<String, String>) -> Value {
-    let e = &r.entry;
+/// Client key id → name (revoked keys included, while their rows are kept).
+async fn key_names(state: &SharedState) -> Result<HashMap<String, String>, ConsoleError> {
+    Ok(state
+        .store
+        .list_client_keys()
+        .await
+        .map_err(ConsoleError::internal)?
+        .into_iter()
+        .map(|k| (k.id, k.name))
+        .collect())
+}
+
+/// Account e-mails and client key names, to show beside the ids a row keeps.
+struct Names {
+    emails: HashMap<String, String>,
+    keys: HashMap<String, String>,
+}
+
+async fn names(state: &SharedState) -> Result<Names, ConsoleError> {
+    Ok(Names {
+        emails: emails(state).await?,
+        keys: key_names(state).await?,
+    })
+}
+
+fn request_json(r: &RequestLogRecord, names: &Names) -> Value {
+    let (e, emails) = (&r.entry, &names.emails);
     json!({
         "id": r.id,
         "at": rfc3339(e.at),
@@ -201,6 +226,8 @@ fn request_json(r: &RequestLogRecord, emails: &HashMap<String, String>) -> Value
         "overhead_ms": e.overhead_us.map(|us| us as f64 / 1000.0),
         "input_tokens": e.input_tokens,
         "output_tokens": e.output_tokens,
+        "key_id": e.key_id,
+        "key_name": e.key_id.as_ref().and_then(|id| names.keys.get(id)),
         "error_class": e.error_class,
         "context_scaled": e.context_scaled,
     })
@@ -255,8 +282,8 @@ pub async fn logs(
         .search_request_log(filter, limit)
         .await
         .map_err(ConsoleError::internal)?;
-    let emails = emails(&state).await?;
-    let out: Vec<Value> = rows.iter().map(|r| request_json(r, &emails)).collect();
+    let names = names(&state).await?;
+    let out: Vec<Value> = rows.iter().map(|r| request_json(r, &names)).collect();
     Ok(Json(json!({"requests": out})))
 }
 
@@ -281,7 +308,8 @@ pub async fn request(State(state): State<SharedState>, Path(id): Path<String>) -
                 format!("no request {id} in the log (pruned after [logging] request_log_retention, or never logged)"),
             )
         })?;
-    let emails = emails(&state).await?;
+    let names = names(&state).await?;
+    let emails = &names.emails;
     let calls = state.request_log.traces.find(&record.entry);
     let mut accounts: BTreeSet<String> = record.entry.account_id.iter().cloned().collect();
     for call in calls.iter().flatten() {
@@ -329,7 +357,7 @@ pub async fn request(State(state): State<SharedState>, Path(id): Path<String>) -
     });
     let waited_ms: Option<u64> = calls.as_ref().map(|c| c.iter().map(|c| c.waited_ms).sum());
     Ok(Json(json!({
-        "request": request_json(&record, &emails),
+        "request": request_json(&record, &names),
         "calls": calls_json,
         "waited_ms": waited_ms,
         "calls_note": calls.is_none().then_some(

@@ -378,6 +378,9 @@
       fact(facts, T("col_model"), r.client_model + (r.upstream_model && r.upstream_model !== r.client_model ? " → " + r.upstream_model : ""));
       fact(facts, T("col_status"), r.status + (r.error_class ? " " + r.error_class : ""));
       fact(facts, T("detail_served_by"), r.account_email || r.account_id);
+      fact(facts, T("detail_client_key"), r.key_name || r.key_id);
+      fact(facts, T("col_tokens_in"), String(r.input_tokens));
+      fact(facts, T("col_tokens_out"), String(r.output_tokens));
       fact(facts, T("col_calls"), r.attempts);
       fact(facts, T("detail_latency"), r.latency_ms + " ms");
       fact(facts, T("detail_overhead"), r.overhead_ms === null ? null : r.overhead_ms.toFixed(3) + " ms");
