@@ -351,6 +351,7 @@ def test_console_walk_through(console):
         expect(page.locator("#detail-calls tr")).to_have_count(1)
         expect(page.locator("#detail-calls")).to_contain_text(en["detail_answered"])
         expect(page.locator("#detail-calls")).to_contain_text("@demo.agm")
+        expect(page.locator("#detail-facts")).to_contain_text(en["col_tokens_out"])
         assert "console request" not in detail.inner_text(), "no prompt in the detail"
         shoot(page, "log-detail")
         page.click("#detail-close")
@@ -371,6 +372,13 @@ def test_console_walk_through(console):
         expect(page.locator("#flash")).to_have_text(en["done"])
         expect(page.locator("#account-audit")).to_contain_text("quota re-checked with the console")
         shoot(page, "account")
+
+        # The overview's last hour counts them, with a bar per minute.
+        page.goto(f"{url}/ui/")
+        expect(page.locator("#traffic-summary")).to_contain_text(re.compile(r"^3 requests, 100% successful"))
+        expect(page.locator("#traffic-requests rect.req").first).to_be_visible()
+        expect(page.locator("#h-sticky")).to_have_text(re.compile(r"^\d+$"))
+        shoot(page, "overview-traffic")
 
         # 5. Safe mode turned on from the CLI shows the banner; "Retry Now" turns it off.
         page.goto(f"{url}/ui/")

@@ -392,6 +392,17 @@ impl Selector {
         );
     }
 
+    /// How many conversations stick to an account now (not expired).
+    pub fn live_sessions(&self, now: Instant) -> usize {
+        let inner = self.lock();
+        let ttl = inner.config.sticky_ttl;
+        inner
+            .sticky
+            .values()
+            .filter(|s| now.saturating_duration_since(s.last_used) < ttl)
+            .count()
+    }
+
     /// Forgets one conversation's account.
     pub fn forget_session(&self, session: &str) {
         self.lock().sticky.remove(session);
@@ -797,8 +808,10 @@ mod tests {
         let t0 = Instant::now();
         let mut accounts = vec![account("a", None, Some(0.9)), account("b", None, Some(0.5))];
         assert_eq!(picked(s.pick(Some("conv"), &accounts, t0)), "a");
+        assert_eq!(s.live_sessions(t0), 1);
         accounts[1].remaining_fraction = Some(1.0);
         let later = t0 + secs(3600);
+        assert_eq!(s.live_sessions(later), 0, "expired");
         assert_eq!(s.sticky_account("conv", later), None);
         assert_eq!(picked(s.pick(Some("conv"), &accounts, later)), "b");
         assert_eq!(s.prune_sessions(later), 1);

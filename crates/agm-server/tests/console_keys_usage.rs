@@ -157,13 +157,34 @@ async fn usage_counts_requests_per_key_and_downloads_as_csv() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "start,group,name,requests,successes,errors,input_tokens,output_tokens,p50_ms,p95_ms,p99_ms"
+        "start,group,name,requests,successes,errors,input_tokens,output_tokens,p50_ms,p95_ms,p99_ms,overhead_avg_ms"
     );
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
         lines[1].contains(&format!(",{},laptop,3,3,0,", key.id)),
         "{text}"
     );
+
+    // The overview's last hour: per minute, with agm's own time.
+    let minutes = console.get("/api/usage?since=1h&bucket=minute").await;
+    assert_eq!(minutes["bucket"], "minute", "{minutes}");
+    let rows = minutes["rows"].as_array().unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["requests"].as_u64().unwrap())
+            .sum::<u64>(),
+        3,
+        "{minutes}"
+    );
+    assert!(
+        rows[0]["overhead_avg_ms"].as_f64().unwrap() > 0.0,
+        "{minutes}"
+    );
+    let (status, answer) = console
+        .send(Method::GET, "/api/usage?since=2d&bucket=minute", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer.to_string().contains("at most 24 hours"), "{answer}");
 
     let (status, answer) = console
         .send(Method::GET, "/api/usage?group=user", None)

@@ -15,6 +15,8 @@ use crate::timestamp::{from_millis, to_millis};
 named_enum! {
     /// How usage is cut in time.
     pub enum UsageBucket ("usage bucket") {
+        /// For the console's last hour.
+        Minute = "minute",
         Hour = "hour",
         Day = "day",
         /// The whole range as one bucket.
@@ -61,6 +63,9 @@ pub struct UsageRow {
     pub p50_ms: u64,
     pub p95_ms: u64,
     pub p99_ms: u64,
+    /// agm's own share of the latency (Google's time excluded), on average over the
+    /// requests that made an upstream call, in microseconds; `None` when none did.
+    pub overhead_avg_us: Option<u64>,
 }
 
 impl UsageRow {
@@ -80,6 +85,9 @@ pub(crate) struct UsageSample {
     pub successes: i64,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    /// The sum of `overhead_us` over the requests that have one, and how many do.
+    pub overhead_us: Option<i64>,
+    pub overhead_count: i64,
 }
 
 impl UsageQuery {
@@ -90,6 +98,7 @@ impl UsageQuery {
     /// user text.
     pub(crate) fn sql(&self, since: &str, until: &str) -> String {
         let start = match self.bucket {
+            UsageBucket::Minute => "at - (at % 60000)",
             UsageBucket::Hour => "at - (at % 3600000)",
             UsageBucket::Day => "at - (at % 86400000)",
             UsageBucket::All => "CAST(0 AS BIGINT)",
@@ -97,7 +106,8 @@ impl UsageQuery {
         format!(
             "SELECT {start}, {}, latency_ms, COUNT(*), \
              CAST(SUM(CASE WHEN status < 400 THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT) \
+             CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT), \
+             CAST(SUM(overhead_us) AS BIGINT), COUNT(overhead_us) \
              FROM request_log WHERE at >= {since} AND at < {until} GROUP BY 1, 2, 3",
             self.group.column()
         )
@@ -127,6 +137,8 @@ struct Sums {
     output_tokens: u64,
     /// Latency (ms) → requests.
     latencies: BTreeMap<u64, u64>,
+    overhead_us: u64,
+    overhead_count: u64,
 }
 
 /// Sums `samples` into rows, by bucket start then group.
@@ -145,6 +157,10 @@ pub(crate) fn aggregate(query: &UsageQuery, samples: Vec<UsageSample>) -> Vec<Us
         entry.input_tokens = entry.input_tokens.saturating_add(count(s.input_tokens));
         entry.output_tokens = entry.output_tokens.saturating_add(count(s.output_tokens));
         *entry.latencies.entry(count(s.latency_ms)).or_default() += count(s.requests);
+        entry.overhead_us = entry
+            .overhead_us
+            .saturating_add(count(s.overhead_us.unwrap_or(0)));
+        entry.overhead_count += count(s.overhead_count);
     }
     sums.into_iter()
         .map(|((start, group), s)| {
@@ -159,6 +175,7 @@ pub(crate) fn aggregate(query: &UsageQuery, samples: Vec<UsageSample>) -> Vec<Us
                 p50_ms: rank(50),
                 p95_ms: rank(95),
                 p99_ms: rank(99),
+                overhead_avg_us: (s.overhead_count > 0).then(|| s.overhead_us / s.overhead_count),
             }
         })
         .collect()

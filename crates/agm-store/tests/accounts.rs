@@ -513,6 +513,42 @@ async fn usage_is_summed_by_bucket_and_group(store: Store) {
         .unwrap();
     assert_eq!(by_account.len(), 1);
     assert_eq!(by_account[0].group.as_deref(), Some("0a1b2c3d"));
+
+    // Per minute (the console's last hour), with agm's own time averaged over the
+    // requests that called Google.
+    let t = datetime!(2025-07-01 12:00:10 UTC);
+    let with_overhead = |at, us| RequestLogEntry {
+        overhead_us: us,
+        ..request(at, "m")
+    };
+    store
+        .append_request_logs(vec![
+            with_overhead(t, Some(100)),
+            with_overhead(t + time::Duration::seconds(20), Some(300)),
+            with_overhead(t + time::Duration::seconds(60), None),
+        ])
+        .await
+        .unwrap();
+    let by_minute = store
+        .usage(&UsageQuery {
+            since: datetime!(2025-07-01 12:00 UTC),
+            until: datetime!(2025-07-01 12:05 UTC),
+            bucket: UsageBucket::Minute,
+            group: UsageGroup::None,
+        })
+        .await
+        .unwrap();
+    let minutes: Vec<(OffsetDateTime, u64, Option<u64>)> = by_minute
+        .iter()
+        .map(|r| (r.start, r.requests, r.overhead_avg_us))
+        .collect();
+    assert_eq!(
+        minutes,
+        [
+            (datetime!(2025-07-01 12:00 UTC), 2, Some(200)),
+            (datetime!(2025-07-01 12:01 UTC), 1, None),
+        ]
+    );
 }
 
 async fn audit_log_is_listed_newest_first_from_since(store: Store) {

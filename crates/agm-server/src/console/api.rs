@@ -543,6 +543,7 @@ pub async fn health(State(state): State<SharedState>) -> ApiResult {
         "needs_verification": verification,
         "cooldowns": state.accounts.cooldowns.list(now),
         "open_circuits": state.accounts.breakers.snapshot(now),
+        "sticky_sessions": state.accounts.selector.live_sessions(now),
         "signature_cache": {
             "entries": signatures.entries,
             "hit_rate": signatures.hit_rate(),

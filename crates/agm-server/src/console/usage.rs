@@ -2,7 +2,8 @@
 //! as JSON, or as a CSV download with `format=csv`; the console's Usage page draws them.
 //!
 //! Query: `since` (a duration back from now, `7d`, or an RFC 3339 time; 7 days by
-//! default), `until` (RFC 3339; now by default), `bucket` (`hour`, `day`, `all`; `day`),
+//! default), `until` (RFC 3339; now by default), `bucket` (`minute` over at most a day,
+//! `hour` over at most 31 days, `day`, `all`; `day`),
 //! `group` (`none`, `account`, `model`, `key`; `none`), `format` (`json`, `csv`).
 
 use std::collections::HashMap;
@@ -71,6 +72,12 @@ fn query_of(params: &UsageParams, now: OffsetDateTime) -> Result<UsageQuery, Con
         .unwrap_or("none")
         .parse::<UsageGroup>()
         .map_err(|e| bad(e.to_string()))?;
+    if bucket == UsageBucket::Minute && until - since > time::Duration::days(1) {
+        return Err(bad(
+            "usage per minute covers at most 24 hours: narrow since/until or use bucket=hour"
+                .to_owned(),
+        ));
+    }
     if bucket == UsageBucket::Hour && until - since > time::Duration::days(31) {
         return Err(bad(
             "hourly usage covers at most 31 days: narrow since/until or use bucket=day".to_owned(),
@@ -82,6 +89,11 @@ fn query_of(params: &UsageParams, now: OffsetDateTime) -> Result<UsageQuery, Con
         bucket,
         group,
     })
+}
+
+/// agm's own time per request, on average, in milliseconds (3 decimals).
+fn overhead_ms(row: &UsageRow) -> Option<f64> {
+    row.overhead_avg_us.map(|us| us as f64 / 1000.0)
 }
 
 /// `GET /api/usage`.
@@ -116,7 +128,7 @@ pub async fn usage(
     let name = |row: &UsageRow| row.group.as_ref().and_then(|g| names.get(g)).cloned();
     if csv {
         let mut out = String::from(
-            "start,group,name,requests,successes,errors,input_tokens,output_tokens,p50_ms,p95_ms,p99_ms\n",
+            "start,group,name,requests,successes,errors,input_tokens,output_tokens,p50_ms,p95_ms,p99_ms,overhead_avg_ms\n",
         );
         for row in &rows {
             let cells = [
@@ -131,6 +143,9 @@ pub async fn usage(
                 row.p50_ms.to_string(),
                 row.p95_ms.to_string(),
                 row.p99_ms.to_string(),
+                overhead_ms(row)
+                    .map(|ms| ms.to_string())
+                    .unwrap_or_default(),
             ];
             let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
             out.push_str(&line.join(","));
@@ -163,6 +178,7 @@ pub async fn usage(
                 "p50_ms": row.p50_ms,
                 "p95_ms": row.p95_ms,
                 "p99_ms": row.p99_ms,
+                "overhead_avg_ms": overhead_ms(row),
             })
         })
         .collect();

@@ -255,6 +255,8 @@ impl PgStore {
                     successes: row.try_get(4)?,
                     input_tokens: row.try_get(5)?,
                     output_tokens: row.try_get(6)?,
+                    overhead_us: row.try_get(7)?,
+                    overhead_count: row.try_get(8)?,
                 })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()

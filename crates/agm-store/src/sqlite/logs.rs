@@ -134,6 +134,8 @@ pub(super) fn usage_samples(
                     successes: row.get(4)?,
                     input_tokens: row.get(5)?,
                     output_tokens: row.get(6)?,
+                    overhead_us: row.get(7)?,
+                    overhead_count: row.get(8)?,
                 })
             },
         )?

@@ -146,7 +146,7 @@
         b.errors += r.errors;
       });
       document.getElementById("usage-total").textContent = T("usage_total", totals);
-      chart(Object.keys(buckets).sort().map(function (start) {
+      chart("usage-chart", Object.keys(buckets).sort().map(function (start) {
         return { start: start, requests: buckets[start].requests, errors: buckets[start].errors };
       }));
       fill("usage-rows", data.rows.map(function (r) {
@@ -156,8 +156,10 @@
       }), 9);
     });
   }
-  function chart(points) {
-    var svg = document.getElementById("usage-chart");
+  // Bars per bucket (`requests`, with `errors` drawn over them in red), into the SVG
+  // element `id`.
+  function chart(id, points) {
+    var svg = document.getElementById(id);
     var ns = "http://www.w3.org/2000/svg";
     // Drawn at the element's own size, so the labels are not stretched.
     var width = Math.max(200, Math.round(svg.getBoundingClientRect().width) || 600), height = 180, top = 14, bottom = 16;
@@ -186,8 +188,34 @@
     shape("text", { x: width - 2, y: height - 2, "text-anchor": "end" }, when(points[points.length - 1].start));
   }
 
+  // The overview's last hour, per minute, from the request log (every replica's, in
+  // cluster mode): asked every 10 s, as the Usage page is.
+  var trafficAt = 0;
+  function traffic() {
+    if (Date.now() - trafficAt < 10000) { return Promise.resolve(); }
+    trafficAt = Date.now();
+    var hour = api("GET", "/api/usage?since=1h&bucket=all");
+    return Promise.all([hour, api("GET", "/api/usage?since=1h&bucket=minute")]).then(function (answers) {
+      var all = answers[0].rows[0], data = answers[1];
+      var t = all ? {
+        requests: all.requests,
+        rate: Math.round(100 * all.successes / all.requests) + "%",
+        p50: all.p50_ms, p95: all.p95_ms,
+        overhead: all.overhead_avg_ms === null ? "-" : all.overhead_avg_ms.toFixed(2)
+      } : { requests: 0, rate: "-", p50: "-", p95: "-", overhead: "-" };
+      document.getElementById("traffic-summary").textContent = T("overview_traffic_summary", t);
+      chart("traffic-requests", data.rows.map(function (r) {
+        return { start: r.start, requests: r.requests, errors: r.errors };
+      }));
+      chart("traffic-latency", data.rows.map(function (r) {
+        return { start: r.start, requests: r.p95_ms, errors: 0 };
+      }));
+    });
+  }
+
   var refreshers = {
     overview: function () {
+      traffic();
       return api("GET", "/api/health").then(function (h) {
         document.getElementById("h-status").textContent = h.status === "ready" ? T("status_ready") : T("status_not_ready");
         document.getElementById("h-upstream").textContent = h.upstream;
@@ -196,6 +224,7 @@
         }).join(", ") || "0";
         document.getElementById("h-cooldowns").textContent = h.cooldowns.length;
         document.getElementById("h-circuits").textContent = h.open_circuits.length;
+        document.getElementById("h-sticky").textContent = h.sticky_sessions;
         document.getElementById("h-signatures").textContent = Math.round(h.signature_cache.hit_rate * 100) + "%";
         document.getElementById("h-discovery").textContent = h.discovery.attempts ? Math.round(h.discovery.success_rate * 100) + "%" : "-";
         document.getElementById("h-scheduling").textContent = h.scheduling;
