@@ -402,10 +402,13 @@ impl Cluster {
         }
     }
 
-    /// The account conversation `session` sticks to in the cluster, if any.
-    pub async fn sticky(&self, session: &str) -> Option<String> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key(&format!("sticky:{session}")));
+    /// The account conversation `session` sticks to in the cluster, if any; the
+    /// binding's TTL starts again at `ttl` (one `GETEX`, Redis 6.2 or newer).
+    pub async fn sticky(&self, session: &str, ttl: Duration) -> Option<String> {
+        let mut cmd = redis::cmd("GETEX");
+        cmd.arg(self.key(&format!("sticky:{session}")))
+            .arg("PX")
+            .arg(millis(ttl));
         self.query::<Option<String>>(&cmd).await.flatten()
     }
 
@@ -631,7 +634,14 @@ mod tests {
         assert!(a.cooldowns().await.unwrap().is_empty());
 
         a.set_sticky("s1", "acct", Duration::from_secs(30)).await;
-        assert_eq!(b.sticky("s1").await.as_deref(), Some("acct"));
+        assert_eq!(
+            b.sticky("s1", Duration::from_secs(60)).await.as_deref(),
+            Some("acct")
+        );
+        let mut ttl = redis::cmd("PTTL");
+        ttl.arg(a.key("sticky:s1"));
+        let left: i64 = b.query(&ttl).await.unwrap();
+        assert!(left > 30_000, "the read renews the binding's TTL: {left}");
         let mut cmd = redis::cmd("DEL");
         cmd.arg(a.key("sticky:s1"));
         let _: Option<i64> = a.query(&cmd).await;
