@@ -11,8 +11,9 @@
 //! by one replica is honoured by the others, that a conversation keeps its account on
 //! every replica, that concurrent requests needing a token refresh cause one refresh
 //! per account, that safe mode turned on from the CLI is followed by all within 2 s,
-//! that background jobs run once per cluster, and that a replica killed with `kill -9`
-//! in the middle of streams costs the client only a retry (and the leadership moves).
+//! that background jobs run once per cluster, that a replica killed with `kill -9` in
+//! the middle of streams costs the client only a retry (and the leadership moves), and
+//! that a circuit breaker opened on one replica is open on the others.
 //!
 //! PostgreSQL at `AGM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/
 //! test`) and Redis at `AGM_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) must
@@ -308,6 +309,7 @@ async fn set_up(redis_url: Option<String>) -> Option<Cluster> {
         ("AGM_CLUSTER__KEY_PREFIX".into(), prefix.clone()),
         ("AGM_ROUTING__MAX_WAIT".into(), "\"2s\"".into()),
         ("AGM_ROUTING__QUOTA_REFRESH".into(), "\"2s\"".into()),
+        ("AGM_CIRCUIT_BREAKER__FAILURE_THRESHOLD".into(), "2".into()),
     ];
     Some(Cluster {
         sim,
@@ -599,6 +601,61 @@ async fn three_replicas_share_one_pool() {
     );
     let (status, text) = ask(&http, &front.url(), &message("gemini-3-flash", "after")).await;
     assert_eq!(status, 200, "{text}");
+
+    // 7. A circuit breaker that opens on one replica is open on the others: Google's
+    // 500s for one account on replica A open its circuit there (threshold 2), and
+    // replica B reports the same circuit open.
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let bea = format!("bea@{}", harness::DOMAIN);
+    cluster.sim.script(
+        Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom")
+            .for_account(&bea)
+            .times(2),
+    );
+    let open_on = |metrics: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("circuit_breaker_state{") && l.ends_with(" 2"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let metrics = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{url}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let mut opened = Vec::new();
+    for i in 0..12 {
+        let (status, text) = ask(
+            &http,
+            &a.url,
+            &message("gemini-2.5-pro", &format!("boom {i}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        opened = open_on(&metrics(a.url.clone()).await);
+        if !opened.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(opened.len(), 1, "no circuit opened on A\n{}", a.log_tail());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !open_on(&metrics(b.url.clone()).await).contains(&opened[0]) {
+        assert!(
+            Instant::now() < deadline,
+            "B does not have A's open circuit {}\n{}",
+            opened[0],
+            b.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     for r in replicas {
         r.stop().await;
