@@ -13,7 +13,8 @@
 //! per account, that safe mode turned on from the CLI is followed by all within 2 s,
 //! that background jobs run once per cluster, that a replica killed with `kill -9` in
 //! the middle of streams costs the client only a retry (and the leadership moves), and
-//! that a circuit breaker opened on one replica is open on the others.
+//! that a circuit breaker opened on one replica is open on the others, and that a
+//! thinking signature reaches every replica, even one started later.
 //!
 //! PostgreSQL at `AGM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/
 //! test`) and Redis at `AGM_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) must
@@ -314,7 +315,7 @@ async fn set_up(redis_url: Option<String>) -> Option<Cluster> {
     Some(Cluster {
         sim,
         settings,
-        homes: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
+        homes: (0..4).map(|_| tempfile::tempdir().unwrap()).collect(),
         postgres,
         schema,
         redis,
@@ -391,31 +392,43 @@ async fn three_replicas_share_one_pool() {
         .as_str()
         .unwrap_or_else(|| panic!("no signature: {first}"))
         .to_owned();
-    cluster.sim.clear_requests();
-    let response = http
-        .post(format!("{}/v1/messages", replicas[2].url))
-        .json(&thinking(&[
-            question,
-            json!({"role": "assistant", "content": first["content"]}),
-            json!({"role": "user", "content": "And now?"}),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.headers().get("x-agm-thinking").is_none());
-    assert_eq!(response.status(), 200);
-    let sent = cluster
-        .sim
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.method == SimMethod::GenerateContent)
-        .unwrap();
-    assert_eq!(
-        sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
-        signature.as_str(),
-        "the signature went up as text: replica 2 did not know it"
-    );
+    let second_turn = thinking(&[
+        question,
+        json!({"role": "assistant", "content": first["content"]}),
+        json!({"role": "user", "content": "And now?"}),
+    ]);
+    // Sends the second turn to `url`; the signature must go up as a signature.
+    let replays = |url: String| {
+        let (http, body, sim, signature) = (
+            http.clone(),
+            second_turn.clone(),
+            &cluster.sim,
+            signature.clone(),
+        );
+        async move {
+            sim.clear_requests();
+            let response = http
+                .post(format!("{url}/v1/messages"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.headers().get("x-agm-thinking").is_none());
+            assert_eq!(response.status(), 200);
+            let sent = sim
+                .requests()
+                .into_iter()
+                .rev()
+                .find(|r| r.method == SimMethod::GenerateContent)
+                .unwrap();
+            assert_eq!(
+                sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
+                signature.as_str(),
+                "the signature went up as text: {url} did not know it"
+            );
+        }
+    };
+    replays(replicas[2].url.clone()).await;
 
     // 2. A 429 seen by one replica is honoured by all: no second call to that account
     // for that model inside its cooldown, whichever replica the next requests reach.
@@ -656,6 +669,12 @@ async fn three_replicas_share_one_pool() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // 8. A replica that starts after the signature was announced finds it in Redis on
+    // its first miss.
+    let late = cluster.replica(3).await;
+    replays(late.url.clone()).await;
+    late.stop().await;
 
     for r in replicas {
         r.stop().await;

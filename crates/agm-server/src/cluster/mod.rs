@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `cooldown:<account>:<model>` | a running cooldown (JSON: its wall-clock end) | until it ends |
 //! | `sticky:<session>` | the account a conversation sticks to | `[routing] sticky_ttl` |
+//! | `sig:<session>` | the thinking signatures handed out in a conversation | 3 h |
 //! | `lock:refresh:<account>` | the replica refreshing the account's token | 30 s |
 //! | `lease:quota:<account>` | the replica fetching the account's quota this interval | `[routing] quota_refresh` |
 //! | `leader` | the replica that runs the background jobs | 10 s, renewed every 2 s |
@@ -339,6 +340,60 @@ impl Cluster {
             .arg(self.envelope(Event::Cooldown(cooldown)))
             .ignore();
         let _: Option<()> = self.pipeline(&pipe).await;
+    }
+
+    /// Stores an answer's thinking signatures under its conversation (for `ttl`, the
+    /// signature cache's) and announces them, in one round trip: replicas that follow
+    /// the channel take them at once, one that missed it finds them on a local miss.
+    pub async fn share_signatures(&self, event: Event, ttl: Duration) {
+        let Event::Signatures {
+            session,
+            family,
+            signatures,
+        } = &event
+        else {
+            return;
+        };
+        let key = self.key(&format!("sig:{session}"));
+        let mut pipe = redis::pipe();
+        for (signature, tool_use_id) in signatures {
+            let value = serde_json::json!({"family": family, "tool_use_id": tool_use_id});
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(signature)
+                .arg(value.to_string())
+                .ignore();
+        }
+        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+        pipe.cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(self.envelope(event))
+            .ignore();
+        let _: Option<()> = self.pipeline(&pipe).await;
+    }
+
+    /// The thinking signatures stored under conversation `session`: (signature,
+    /// family, tool call).
+    pub async fn signatures(
+        &self,
+        session: &str,
+    ) -> Option<Vec<(String, agm_translate::thinking::ModelFamily, Option<String>)>> {
+        #[derive(Deserialize)]
+        struct Stored {
+            family: agm_translate::thinking::ModelFamily,
+            tool_use_id: Option<String>,
+        }
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(self.key(&format!("sig:{session}")));
+        let all: std::collections::HashMap<String, String> = self.query(&cmd).await?;
+        Some(
+            all.into_iter()
+                .filter_map(|(signature, value)| {
+                    let stored: Stored = serde_json::from_str(&value).ok()?;
+                    Some((signature, stored.family, stored.tool_use_id))
+                })
+                .collect(),
+        )
     }
 
     /// Every running cooldown stored in Redis (`None` when Redis does not answer).
