@@ -458,6 +458,48 @@ async fn three_replicas_share_one_pool() {
         logs(&replicas)
     );
 
+    // 2b. `agm accounts clear-cooldowns` clears it everywhere, in Redis too: the
+    // account serves that model again.
+    cluster.agm_ok(&["accounts", "clear-cooldowns"]).await;
+    let mut conn = cluster
+        .redis
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}cooldown:*", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cooldowns left in Redis: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every replica follows the CLI's request within 2 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cluster.sim.clear_requests();
+    for i in 0..9 {
+        let (status, text) = ask(
+            &http,
+            &front.url(),
+            &message(model, &format!("cleared {i}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let calls = generate_accounts(&cluster.sim);
+    assert!(
+        calls.contains(&limited),
+        "{limited} still cooling down after clear-cooldowns: {calls:?}"
+    );
+
     // 3. Ten concurrent requests needing a token refresh (Google dropped every access
     // token) cause one refresh per account in the whole cluster.
     cluster.sim.expire_access_tokens();
