@@ -709,7 +709,15 @@ impl AccountPool {
         let deadline = Instant::now() + REFRESH_WAIT;
         let mut locked = false;
         let account = loop {
-            let account = self.read_account(slot).await?;
+            let account = match self.read_account(slot).await {
+                Ok(account) => account,
+                Err(e) => {
+                    if locked {
+                        cluster.unlock(&lock).await;
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(fresh) = stored_token(slot, &account, now) {
                 let access_token = fresh.access_token.clone();
                 *token = Some(fresh);
