@@ -44,7 +44,8 @@ struct Cluster {
     /// Every replica's `AGM_*` settings (cluster mode, the sim, short waits).
     settings: Vec<(String, String)>,
     homes: Vec<tempfile::TempDir>,
-    postgres: tokio_postgres::Client,
+    /// The server's URL, without this test's schema.
+    pg_base: String,
     schema: String,
     redis: redis::Client,
     prefix: String,
@@ -130,25 +131,39 @@ impl Cluster {
             })
             .collect()
     }
+}
 
-    async fn clean_up(&self) {
-        self.postgres
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .unwrap();
-        let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
+/// Whatever happened (a failed assertion too), the test's schema and keys go: on a
+/// thread of its own, as Drop cannot await.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let (base, schema) = (self.pg_base.clone(), self.schema.clone());
+        let (redis, prefix) = (self.redis.clone(), self.prefix.clone());
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
                 .unwrap();
-        }
+            runtime.block_on(async {
+                if let Ok(pg) = connect_postgres(&base).await {
+                    let _ = pg
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+                if let Ok(mut conn) = redis.get_multiplexed_async_connection().await {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}*"))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> =
+                            redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                    }
+                }
+            });
+        });
+        let _ = cleaned.join();
     }
 }
 
@@ -316,7 +331,7 @@ async fn set_up(redis_url: Option<String>) -> Option<Cluster> {
         sim,
         settings,
         homes: (0..4).map(|_| tempfile::tempdir().unwrap()).collect(),
-        postgres,
+        pg_base,
         schema,
         redis,
         prefix,
@@ -722,7 +737,6 @@ async fn three_replicas_share_one_pool() {
     for r in replicas {
         r.stop().await;
     }
-    cluster.clean_up().await;
 }
 
 /// A Redis of this test's own (`redis-server` on a free port, nothing saved), to take
@@ -879,5 +893,4 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
     );
     a.stop().await;
     b.stop().await;
-    cluster.clean_up().await;
 }
