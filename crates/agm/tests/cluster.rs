@@ -107,6 +107,12 @@ impl Cluster {
         server
     }
 
+    /// `agm doctor`'s output (it exits 1 when a check fails elsewhere: not ours).
+    async fn doctor(&self) -> String {
+        let out = self.command(0, &["doctor"]).output().await.unwrap();
+        common::stdout(&out) + &common::stderr(&out)
+    }
+
     /// Imports the sim's accounts into the shared store.
     async fn import_accounts(&self) {
         for name in NAMES {
@@ -576,6 +582,13 @@ async fn three_replicas_share_one_pool() {
     }
     cluster.agm_ok(&["safe-mode", "disable"]).await;
 
+    // agm doctor sees the cluster: Redis answers, and one replica leads.
+    let doctor = cluster.doctor().await;
+    assert!(
+        doctor.contains("Redis at 127.0.0.1:") && doctor.contains("leads the background jobs"),
+        "{doctor}"
+    );
+
     // 5. Background jobs run once per cluster: with a quota refresh every 2 s and three
     // accounts, a quiet 5 s sees at most one fetch per account and interval (three
     // replicas each refreshing would make three times as many).
@@ -839,6 +852,11 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
     assert!(
         metrics.lines().any(|l| l == "agm_cluster_redis_up 0"),
         "{metrics}"
+    );
+    let doctor = cluster.doctor().await;
+    assert!(
+        doctor.contains(&format!("Redis at 127.0.0.1:{port} does not answer")),
+        "{doctor}"
     );
     let model = "gemini-3-flash";
     cluster.sim.clear_requests();

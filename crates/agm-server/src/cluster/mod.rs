@@ -165,6 +165,22 @@ impl Cluster {
         })))
     }
 
+    /// Where Redis is (`host:port`, never the password).
+    pub fn address(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
+    }
+
+    /// For `agm doctor`: whether Redis answers a PING now, and which replica leads.
+    pub async fn probe(&self) -> Result<Option<String>, String> {
+        if !self.connect().await {
+            return Err(format!("Redis at {} does not answer", self.address()));
+        }
+        self.mark_up();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("leader"));
+        Ok(self.query::<Option<String>>(&cmd).await.flatten())
+    }
+
     /// This replica's id: host name, process id and a random part.
     pub fn replica(&self) -> &str {
         &self.replica
