@@ -10,6 +10,15 @@
 //! `streamload hold --url U --body FILE [--header ...] --n N --pid PID`
 //!   opens N streams at once, waits until every one has received its first byte, reads
 //!   VmRSS of PID from /proc, then drops them all and prints JSON.
+//!
+//! `streamload closed --url U --body FILE [--header ...] --n C --duration S`
+//!   closed loop: C clients each sending the next request as soon as the last one
+//!   ended, for S seconds; prints JSON with the completed requests per second (the
+//!   throughput at saturation) and their latency.
+//!
+//! `streamload front --listen PORT --to HOST:PORT,HOST:PORT,...`
+//!   a round-robin TCP front (what a load balancer does, minus its health checks): each
+//!   connection goes to the next backend that accepts it. Runs until killed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,8 +75,8 @@ fn parse() -> Args {
             _ => die(&format!("unknown flag {flag}")),
         }
     }
-    if args.url.is_empty() || !matches!(args.mode.as_str(), "rate" | "hold") {
-        die("usage: streamload rate|hold --url U --body FILE [--header 'K: V'] ...");
+    if args.url.is_empty() || !matches!(args.mode.as_str(), "rate" | "hold" | "closed") {
+        die("usage: streamload rate|hold|closed --url U --body FILE [--header 'K: V'] ...");
     }
     args
 }
@@ -156,6 +165,10 @@ fn rss_kb(pid: u32) -> Option<u64> {
 
 #[tokio::main]
 async fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("front") {
+        return front(&raw[2..]).await;
+    }
     let args = Arc::new(parse());
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
@@ -164,6 +177,7 @@ async fn main() {
         .unwrap_or_else(|e| die(&format!("client: {e}")));
     let report = match args.mode.as_str() {
         "rate" => rate(client, args).await,
+        "closed" => closed(client, args).await,
         _ => hold(client, args).await,
     };
     println!("{report}");
@@ -247,5 +261,80 @@ async fn hold(client: reqwest::Client, args: Arc<Args>) -> serde_json::Value {
         "mode": "hold", "url": args.url, "n": args.n, "open": open,
         "finished_before_measure": finished_early, "seconds_to_open": all_open_after,
         "rss_kb_before": before, "rss_kb_with_streams": during,
+    })
+}
+
+/// The round-robin TCP front (`streamload front`).
+async fn front(flags: &[String]) {
+    let value = |name: &str| {
+        flags
+            .iter()
+            .position(|f| f == name)
+            .and_then(|i| flags.get(i + 1))
+            .cloned()
+            .unwrap_or_else(|| die(&format!("front needs {name}")))
+    };
+    let listen = format!("127.0.0.1:{}", value("--listen"));
+    let backends: Arc<Vec<String>> =
+        Arc::new(value("--to").split(',').map(str::to_owned).collect());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .unwrap_or_else(|e| die(&format!("{listen}: {e}")));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = inbound.set_nodelay(true);
+        let first = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let backends = backends.clone();
+        tokio::spawn(async move {
+            for k in 0..backends.len() {
+                let backend = &backends[(first + k) % backends.len()];
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                    let _ = outbound.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// `streamload closed`: `--n` clients back to back for `--duration` seconds.
+async fn closed(client: reqwest::Client, args: Arc<Args>) -> serde_json::Value {
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::with_capacity(args.n);
+    for _ in 0..args.n {
+        let client = client.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            while Instant::now() < end {
+                done.push(one(&client, &args, Instant::now(), None).await);
+            }
+            done
+        }));
+    }
+    let mut ttlb = Vec::new();
+    let mut errors = 0usize;
+    let mut first_error = None;
+    for task in tasks {
+        for outcome in task.await.unwrap_or_default() {
+            if outcome.ok {
+                ttlb.push(outcome.ttlb);
+            } else {
+                errors += 1;
+                first_error = first_error.or(outcome.error);
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    json!({
+        "mode": "closed", "url": args.url, "clients": args.n, "duration": args.duration,
+        "ok": ttlb.len(), "errors": errors, "first_error": first_error,
+        "achieved_rate": ttlb.len() as f64 / elapsed, "elapsed": elapsed,
+        "ttlb": percentiles(ttlb),
     })
 }

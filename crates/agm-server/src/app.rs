@@ -76,7 +76,7 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 /// How long a thinking signature is remembered, and how many at most.
-const SIGNATURE_TTL: Duration = Duration::from_secs(3 * 3600);
+pub(crate) const SIGNATURE_TTL: Duration = Duration::from_secs(3 * 3600);
 const SIGNATURE_CAPACITY: usize = 100_000;
 
 /// How long the "does the store hold client keys" answer is reused, and how long a

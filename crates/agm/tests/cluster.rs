@@ -11,8 +11,10 @@
 //! by one replica is honoured by the others, that a conversation keeps its account on
 //! every replica, that concurrent requests needing a token refresh cause one refresh
 //! per account, that safe mode turned on from the CLI is followed by all within 2 s,
-//! that background jobs run once per cluster, and that a replica killed with `kill -9`
-//! in the middle of streams costs the client only a retry (and the leadership moves).
+//! that background jobs run once per cluster, that a replica killed with `kill -9` in
+//! the middle of streams costs the client only a retry (and the leadership moves), and
+//! that a circuit breaker opened on one replica is open on the others, and that a
+//! thinking signature reaches every replica, even one started later.
 //!
 //! PostgreSQL at `AGM_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/
 //! test`) and Redis at `AGM_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`) must
@@ -42,7 +44,8 @@ struct Cluster {
     /// Every replica's `AGM_*` settings (cluster mode, the sim, short waits).
     settings: Vec<(String, String)>,
     homes: Vec<tempfile::TempDir>,
-    postgres: tokio_postgres::Client,
+    /// The server's URL, without this test's schema.
+    pg_base: String,
     schema: String,
     redis: redis::Client,
     prefix: String,
@@ -104,6 +107,12 @@ impl Cluster {
         server
     }
 
+    /// `agm doctor`'s output (it exits 1 when a check fails elsewhere: not ours).
+    async fn doctor(&self) -> String {
+        let out = self.command(0, &["doctor"]).output().await.unwrap();
+        common::stdout(&out) + &common::stderr(&out)
+    }
+
     /// Imports the sim's accounts into the shared store.
     async fn import_accounts(&self) {
         for name in NAMES {
@@ -128,25 +137,39 @@ impl Cluster {
             })
             .collect()
     }
+}
 
-    async fn clean_up(&self) {
-        self.postgres
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .unwrap();
-        let mut conn = self.redis.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if !keys.is_empty() {
-            let _: i64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut conn)
-                .await
+/// Whatever happened (a failed assertion too), the test's schema and keys go: on a
+/// thread of its own, as Drop cannot await.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let (base, schema) = (self.pg_base.clone(), self.schema.clone());
+        let (redis, prefix) = (self.redis.clone(), self.prefix.clone());
+        let cleaned = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
                 .unwrap();
-        }
+            runtime.block_on(async {
+                if let Ok(pg) = connect_postgres(&base).await {
+                    let _ = pg
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .await;
+                }
+                if let Ok(mut conn) = redis.get_multiplexed_async_connection().await {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}*"))
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    if !keys.is_empty() {
+                        let _: Result<i64, _> =
+                            redis::cmd("DEL").arg(&keys).query_async(&mut conn).await;
+                    }
+                }
+            });
+        });
+        let _ = cleaned.join();
     }
 }
 
@@ -308,12 +331,13 @@ async fn set_up(redis_url: Option<String>) -> Option<Cluster> {
         ("AGM_CLUSTER__KEY_PREFIX".into(), prefix.clone()),
         ("AGM_ROUTING__MAX_WAIT".into(), "\"2s\"".into()),
         ("AGM_ROUTING__QUOTA_REFRESH".into(), "\"2s\"".into()),
+        ("AGM_CIRCUIT_BREAKER__FAILURE_THRESHOLD".into(), "2".into()),
     ];
     Some(Cluster {
         sim,
         settings,
-        homes: (0..3).map(|_| tempfile::tempdir().unwrap()).collect(),
-        postgres,
+        homes: (0..4).map(|_| tempfile::tempdir().unwrap()).collect(),
+        pg_base,
         schema,
         redis,
         prefix,
@@ -389,31 +413,43 @@ async fn three_replicas_share_one_pool() {
         .as_str()
         .unwrap_or_else(|| panic!("no signature: {first}"))
         .to_owned();
-    cluster.sim.clear_requests();
-    let response = http
-        .post(format!("{}/v1/messages", replicas[2].url))
-        .json(&thinking(&[
-            question,
-            json!({"role": "assistant", "content": first["content"]}),
-            json!({"role": "user", "content": "And now?"}),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.headers().get("x-agm-thinking").is_none());
-    assert_eq!(response.status(), 200);
-    let sent = cluster
-        .sim
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.method == SimMethod::GenerateContent)
-        .unwrap();
-    assert_eq!(
-        sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
-        signature.as_str(),
-        "the signature went up as text: replica 2 did not know it"
-    );
+    let second_turn = thinking(&[
+        question,
+        json!({"role": "assistant", "content": first["content"]}),
+        json!({"role": "user", "content": "And now?"}),
+    ]);
+    // Sends the second turn to `url`; the signature must go up as a signature.
+    let replays = |url: String| {
+        let (http, body, sim, signature) = (
+            http.clone(),
+            second_turn.clone(),
+            &cluster.sim,
+            signature.clone(),
+        );
+        async move {
+            sim.clear_requests();
+            let response = http
+                .post(format!("{url}/v1/messages"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(response.headers().get("x-agm-thinking").is_none());
+            assert_eq!(response.status(), 200);
+            let sent = sim
+                .requests()
+                .into_iter()
+                .rev()
+                .find(|r| r.method == SimMethod::GenerateContent)
+                .unwrap();
+            assert_eq!(
+                sent.body["request"]["contents"][1]["parts"][0]["thoughtSignature"],
+                signature.as_str(),
+                "the signature went up as text: {url} did not know it"
+            );
+        }
+    };
+    replays(replicas[2].url.clone()).await;
 
     // 2. A 429 seen by one replica is honoured by all: no second call to that account
     // for that model inside its cooldown, whichever replica the next requests reach.
@@ -441,6 +477,48 @@ async fn three_replicas_share_one_pool() {
         1,
         "{limited} was called again inside its cooldown: {calls:?}\n{}",
         logs(&replicas)
+    );
+
+    // 2b. `agm accounts clear-cooldowns` clears it everywhere, in Redis too: the
+    // account serves that model again.
+    cluster.agm_ok(&["accounts", "clear-cooldowns"]).await;
+    let mut conn = cluster
+        .redis
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}cooldown:*", cluster.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cooldowns left in Redis: {keys:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every replica follows the CLI's request within 2 s.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cluster.sim.clear_requests();
+    for i in 0..9 {
+        let (status, text) = ask(
+            &http,
+            &front.url(),
+            &message(model, &format!("cleared {i}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let calls = generate_accounts(&cluster.sim);
+    assert!(
+        calls.contains(&limited),
+        "{limited} still cooling down after clear-cooldowns: {calls:?}"
     );
 
     // 3. Ten concurrent requests needing a token refresh (Google dropped every access
@@ -478,8 +556,9 @@ async fn three_replicas_share_one_pool() {
     assert!(!refreshes.is_empty(), "no refresh at all");
 
     // 4. Safe mode turned on from the CLI is followed by every replica within 2 s.
-    let started = Instant::now();
+    // Timed from when the CLI has stored the change.
     cluster.agm_ok(&["safe-mode", "enable"]).await;
+    let started = Instant::now();
     for r in &replicas {
         loop {
             let on = http
@@ -502,6 +581,13 @@ async fn three_replicas_share_one_pool() {
         }
     }
     cluster.agm_ok(&["safe-mode", "disable"]).await;
+
+    // agm doctor sees the cluster: Redis answers, and one replica leads.
+    let doctor = cluster.doctor().await;
+    assert!(
+        doctor.contains("Redis at 127.0.0.1:") && doctor.contains("leads the background jobs"),
+        "{doctor}"
+    );
 
     // 5. Background jobs run once per cluster: with a quota refresh every 2 s and three
     // accounts, a quiet 5 s sees at most one fetch per account and interval (three
@@ -600,10 +686,70 @@ async fn three_replicas_share_one_pool() {
     let (status, text) = ask(&http, &front.url(), &message("gemini-3-flash", "after")).await;
     assert_eq!(status, 200, "{text}");
 
+    // 7. A circuit breaker that opens on one replica is open on the others: Google's
+    // 500s for one account on replica A open its circuit there (threshold 2), and
+    // replica B reports the same circuit open.
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let bea = format!("bea@{}", harness::DOMAIN);
+    cluster.sim.script(
+        Fault::status(SimMethod::GenerateContent, 500, "INTERNAL", "boom")
+            .for_account(&bea)
+            .times(2),
+    );
+    let open_on = |metrics: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("circuit_breaker_state{") && l.ends_with(" 2"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let metrics = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{url}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let mut opened = Vec::new();
+    for i in 0..12 {
+        let (status, text) = ask(
+            &http,
+            &a.url,
+            &message("gemini-2.5-pro", &format!("boom {i}")),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        opened = open_on(&metrics(a.url.clone()).await);
+        if !opened.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(opened.len(), 1, "no circuit opened on A\n{}", a.log_tail());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !open_on(&metrics(b.url.clone()).await).contains(&opened[0]) {
+        assert!(
+            Instant::now() < deadline,
+            "B does not have A's open circuit {}\n{}",
+            opened[0],
+            b.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 8. A replica that starts after the signature was announced finds it in Redis on
+    // its first miss.
+    let late = cluster.replica(3).await;
+    replays(late.url.clone()).await;
+    late.stop().await;
+
     for r in replicas {
         r.stop().await;
     }
-    cluster.clean_up().await;
 }
 
 /// A Redis of this test's own (`redis-server` on a free port, nothing saved), to take
@@ -707,6 +853,11 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
         metrics.lines().any(|l| l == "agm_cluster_redis_up 0"),
         "{metrics}"
     );
+    let doctor = cluster.doctor().await;
+    assert!(
+        doctor.contains(&format!("Redis at 127.0.0.1:{port} does not answer")),
+        "{doctor}"
+    );
     let model = "gemini-3-flash";
     cluster.sim.clear_requests();
     cluster
@@ -760,5 +911,4 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
     );
     a.stop().await;
     b.stop().await;
-    cluster.clean_up().await;
 }

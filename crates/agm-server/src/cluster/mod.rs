@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `cooldown:<account>:<model>` | a running cooldown (JSON: its wall-clock end) | until it ends |
 //! | `sticky:<session>` | the account a conversation sticks to | `[routing] sticky_ttl` |
+//! | `sig:<session>` | the thinking signatures handed out in a conversation | 3 h |
 //! | `lock:refresh:<account>` | the replica refreshing the account's token | 30 s |
 //! | `lease:quota:<account>` | the replica fetching the account's quota this interval | `[routing] quota_refresh` |
 //! | `leader` | the replica that runs the background jobs | 10 s, renewed every 2 s |
@@ -162,6 +163,22 @@ impl Cluster {
             up: AtomicBool::new(false),
             leader_until: Mutex::new(None),
         })))
+    }
+
+    /// Where Redis is (`host:port`, never the password).
+    pub fn address(&self) -> String {
+        self.client.get_connection_info().addr().to_string()
+    }
+
+    /// For `agm doctor`: whether Redis answers a PING now, and which replica leads.
+    pub async fn probe(&self) -> Result<Option<String>, String> {
+        if !self.connect().await {
+            return Err(format!("Redis at {} does not answer", self.address()));
+        }
+        self.mark_up();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("leader"));
+        Ok(self.query::<Option<String>>(&cmd).await.flatten())
     }
 
     /// This replica's id: host name, process id and a random part.
@@ -341,6 +358,60 @@ impl Cluster {
         let _: Option<()> = self.pipeline(&pipe).await;
     }
 
+    /// Stores an answer's thinking signatures under its conversation (for `ttl`, the
+    /// signature cache's) and announces them, in one round trip: replicas that follow
+    /// the channel take them at once, one that missed it finds them on a local miss.
+    pub async fn share_signatures(&self, event: Event, ttl: Duration) {
+        let Event::Signatures {
+            session,
+            family,
+            signatures,
+        } = &event
+        else {
+            return;
+        };
+        let key = self.key(&format!("sig:{session}"));
+        let mut pipe = redis::pipe();
+        for (signature, tool_use_id) in signatures {
+            let value = serde_json::json!({"family": family, "tool_use_id": tool_use_id});
+            pipe.cmd("HSET")
+                .arg(&key)
+                .arg(signature)
+                .arg(value.to_string())
+                .ignore();
+        }
+        pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+        pipe.cmd("PUBLISH")
+            .arg(self.channel())
+            .arg(self.envelope(event))
+            .ignore();
+        let _: Option<()> = self.pipeline(&pipe).await;
+    }
+
+    /// The thinking signatures stored under conversation `session`: (signature,
+    /// family, tool call).
+    pub async fn signatures(
+        &self,
+        session: &str,
+    ) -> Option<Vec<(String, agm_translate::thinking::ModelFamily, Option<String>)>> {
+        #[derive(Deserialize)]
+        struct Stored {
+            family: agm_translate::thinking::ModelFamily,
+            tool_use_id: Option<String>,
+        }
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(self.key(&format!("sig:{session}")));
+        let all: std::collections::HashMap<String, String> = self.query(&cmd).await?;
+        Some(
+            all.into_iter()
+                .filter_map(|(signature, value)| {
+                    let stored: Stored = serde_json::from_str(&value).ok()?;
+                    Some((signature, stored.family, stored.tool_use_id))
+                })
+                .collect(),
+        )
+    }
+
     /// Every running cooldown stored in Redis (`None` when Redis does not answer).
     pub async fn cooldowns(&self) -> Option<Vec<SharedCooldown>> {
         let keys = self.scan(&self.key("cooldown:*")).await?;
@@ -402,10 +473,13 @@ impl Cluster {
         }
     }
 
-    /// The account conversation `session` sticks to in the cluster, if any.
-    pub async fn sticky(&self, session: &str) -> Option<String> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key(&format!("sticky:{session}")));
+    /// The account conversation `session` sticks to in the cluster, if any; the
+    /// binding's TTL starts again at `ttl` (one `GETEX`, Redis 6.2 or newer).
+    pub async fn sticky(&self, session: &str, ttl: Duration) -> Option<String> {
+        let mut cmd = redis::cmd("GETEX");
+        cmd.arg(self.key(&format!("sticky:{session}")))
+            .arg("PX")
+            .arg(millis(ttl));
         self.query::<Option<String>>(&cmd).await.flatten()
     }
 
@@ -631,7 +705,14 @@ mod tests {
         assert!(a.cooldowns().await.unwrap().is_empty());
 
         a.set_sticky("s1", "acct", Duration::from_secs(30)).await;
-        assert_eq!(b.sticky("s1").await.as_deref(), Some("acct"));
+        assert_eq!(
+            b.sticky("s1", Duration::from_secs(60)).await.as_deref(),
+            Some("acct")
+        );
+        let mut ttl = redis::cmd("PTTL");
+        ttl.arg(a.key("sticky:s1"));
+        let left: i64 = b.query(&ttl).await.unwrap();
+        assert!(left > 30_000, "the read renews the binding's TTL: {left}");
         let mut cmd = redis::cmd("DEL");
         cmd.arg(a.key("sticky:s1"));
         let _: Option<i64> = a.query(&cmd).await;

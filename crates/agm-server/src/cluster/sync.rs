@@ -213,7 +213,11 @@ pub fn remember_signatures(
     if let Some((cluster, event)) = remember_and_announce(state, session, family, seen)
         && let Ok(handle) = tokio::runtime::Handle::try_current()
     {
-        handle.spawn(async move { cluster.publish(event).await });
+        handle.spawn(async move {
+            cluster
+                .share_signatures(event, crate::app::SIGNATURE_TTL)
+                .await;
+        });
     }
 }
 
@@ -226,7 +230,9 @@ pub async fn remember_signatures_now(
     seen: &[SeenSignature],
 ) {
     if let Some((cluster, event)) = remember_and_announce(state, session, family, seen) {
-        cluster.publish(event).await;
+        cluster
+            .share_signatures(event, crate::app::SIGNATURE_TTL)
+            .await;
     }
 }
 
@@ -252,6 +258,51 @@ fn remember_and_announce(
             .collect(),
     };
     Some((cluster, event))
+}
+
+/// A translation met a thinking signature this replica does not know: takes the
+/// conversation's signatures from Redis (a replica that started after they were
+/// announced, or missed them while degraded). True when some were taken.
+pub async fn recall_signatures(state: &AppState, session: &str) -> bool {
+    let Some(cluster) = state.cluster.as_ref().filter(|c| c.is_up()) else {
+        return false;
+    };
+    let stored = cluster.signatures(session).await.unwrap_or_default();
+    let now = Instant::now();
+    for (signature, family, tool_use_id) in &stored {
+        let seen = [SeenSignature {
+            signature: signature.clone(),
+            tool_use_id: tool_use_id.clone(),
+        }];
+        state.signatures.remember(session, *family, &seen, now);
+    }
+    !stored.is_empty()
+}
+
+/// A signature store that notes whether a lookup found nothing.
+pub struct MissTracking<'a, S> {
+    pub inner: &'a S,
+    pub missed: std::cell::Cell<bool>,
+}
+
+impl<S: agm_translate::thinking::SignatureStore> agm_translate::thinking::SignatureStore
+    for MissTracking<'_, S>
+{
+    fn family_of(&self, session_id: &str, signature: &str) -> Option<ModelFamily> {
+        let found = self.inner.family_of(session_id, signature);
+        if found.is_none() {
+            self.missed.set(true);
+        }
+        found
+    }
+
+    fn for_tool_use(&self, session_id: &str, tool_use_id: &str) -> Option<String> {
+        let found = self.inner.for_tool_use(session_id, tool_use_id);
+        if found.is_none() {
+            self.missed.set(true);
+        }
+        found
+    }
 }
 
 /// Announces a circuit-breaker transition (on the side: the gate is synchronous).

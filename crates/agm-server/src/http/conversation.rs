@@ -83,15 +83,27 @@ async fn handle<C: Conversation>(
         async move {
             let upstream_model = upstream_model.as_str();
             // The cache view is not Send: use it before the first await.
-            let mut translated = {
+            let translate = || {
                 let view = state.signatures.at(std::time::Instant::now());
+                let tracked = crate::cluster::sync::MissTracking {
+                    inner: &view,
+                    missed: std::cell::Cell::new(false),
+                };
                 let options = RequestOptions {
                     thinking_as_text,
-                    signatures: Some(&view),
+                    signatures: Some(&tracked),
                 };
                 C::to_gemini(request, upstream_model, &options)
-                    .map_err(|e| RouteError::new(ErrorKind::InvalidRequest, e.to_string()))?
+                    .map(|t| (t, tracked.missed.get()))
+                    .map_err(|e| RouteError::new(ErrorKind::InvalidRequest, e.to_string()))
             };
+            let (mut translated, missed) = translate()?;
+            // Cluster mode: a signature this replica does not know may be another's.
+            if missed
+                && crate::cluster::sync::recall_signatures(state, &translated.session_id).await
+            {
+                translated = translate()?.0;
+            }
             crate::http::edge::check_counts(api, &translated.request, &state.config.server)
                 .map_err(RouteError::from)?;
             if let Some(note) =

@@ -87,6 +87,10 @@ pub async fn run_checks(
         Err(e) => checks.push(check("store", Status::Fail, e.to_string())),
     }
 
+    if let Some(line) = cluster_check(config).await {
+        checks.push(line);
+    }
+
     let http = reqwest::Client::builder()
         .timeout(PROBE_TIMEOUT)
         .connect_timeout(PROBE_TIMEOUT)
@@ -445,6 +449,56 @@ async fn safe_mode_check(loaded: &LoadedConfig, shared: &crate::state::Shared) -
             ),
         ),
     }
+}
+
+/// Cluster mode (`[cluster] redis_url`): Redis answers, and the store is one the
+/// replicas share. `None` without a Redis URL.
+async fn cluster_check(config: &crate::config::Config) -> Option<Check> {
+    let cluster = match crate::cluster::Cluster::from_config(&config.cluster) {
+        Ok(Some(cluster)) => cluster,
+        Ok(None) => return None,
+        Err(e) => return Some(check("cluster", Status::Fail, e.to_string())),
+    };
+    if config.storage.backend != crate::config::StorageBackend::Postgres {
+        return Some(check(
+            "cluster",
+            Status::Warn,
+            "[cluster] redis_url is set but the store is SQLite: replicas share accounts and keys only through [storage] backend = \"postgres\" (see docs/operations/cluster.md)",
+        ));
+    }
+    let prefix = &config.cluster.key_prefix;
+    Some(
+        match tokio::time::timeout(PROBE_TIMEOUT, cluster.probe()).await {
+            Ok(Ok(leader)) => check(
+                "cluster",
+                Status::Ok,
+                format!(
+                    "Redis at {} answers (keys under {prefix:?}); {}",
+                    cluster.address(),
+                    leader.map_or_else(
+                        || "no replica leads the background jobs right now".to_owned(),
+                        |l| format!("replica {l} leads the background jobs"),
+                    )
+                ),
+            ),
+            Ok(Err(e)) => check(
+                "cluster",
+                Status::Warn,
+                format!(
+                    "{e}: replicas serve on their own state (degraded) until it does; check the address and password in [cluster] redis_url"
+                ),
+            ),
+            Err(_) => check(
+                "cluster",
+                Status::Warn,
+                format!(
+                    "Redis at {} did not answer within {}s",
+                    cluster.address(),
+                    PROBE_TIMEOUT.as_secs()
+                ),
+            ),
+        },
+    )
 }
 
 async fn accounts_check(store: &Store) -> Check {

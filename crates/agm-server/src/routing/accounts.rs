@@ -399,7 +399,8 @@ impl AccountPool {
         if self.selector.config().scheduling != agm_pool::selection::Scheduling::CacheFirst {
             return None;
         }
-        let known = cluster.sticky(session).await;
+        let ttl = self.selector.config().sticky_ttl;
+        let known = cluster.sticky(session, ttl).await;
         if let Some(account) = &known {
             self.selector.bind_session(session, account, Instant::now());
         }
@@ -407,8 +408,8 @@ impl AccountPool {
     }
 
     /// After a pick: a binding the cluster does not know yet is written at once (the
-    /// next turn may land on another replica); an unchanged one has its TTL renewed on
-    /// the side.
+    /// next turn may land on another replica). An unchanged one needs nothing: reading
+    /// it renewed its TTL.
     async fn share_sticky(&self, session: &str, known: Option<String>) {
         let Some(cluster) = self.cluster.get() else {
             return;
@@ -416,12 +417,8 @@ impl AccountPool {
         let Some(account) = self.selector.sticky_account(session, Instant::now()) else {
             return;
         };
-        let ttl = self.selector.config().sticky_ttl;
-        if known.as_deref() == Some(account.as_str()) {
-            let cluster = Arc::clone(cluster);
-            let session = session.to_owned();
-            tokio::spawn(async move { cluster.set_sticky(&session, &account, ttl).await });
-        } else {
+        if known.as_deref() != Some(account.as_str()) {
+            let ttl = self.selector.config().sticky_ttl;
             cluster.set_sticky(session, &account, ttl).await;
         }
     }
@@ -712,7 +709,15 @@ impl AccountPool {
         let deadline = Instant::now() + REFRESH_WAIT;
         let mut locked = false;
         let account = loop {
-            let account = self.read_account(slot).await?;
+            let account = match self.read_account(slot).await {
+                Ok(account) => account,
+                Err(e) => {
+                    if locked {
+                        cluster.unlock(&lock).await;
+                    }
+                    return Err(e);
+                }
+            };
             if let Some(fresh) = stored_token(slot, &account, now) {
                 let access_token = fresh.access_token.clone();
                 *token = Some(fresh);
