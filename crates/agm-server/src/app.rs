@@ -126,7 +126,7 @@ impl AppState {
             config_key_hashes,
             store_has_keys: std::sync::Mutex::new(None),
             verified_keys: VerifiedKeys::new(KEYS_RELOAD_EVERY),
-            key_limits: crate::http::key_policy::KeyLimits::from_config(&config.cluster.redis_url),
+            key_limits: crate::http::key_policy::KeyLimits::from_config(&config.cluster),
             request_log: crate::http::request_log::RequestLog::default(),
             version_drift: crate::routing::drift::VersionDrift::default(),
             body_budget: crate::http::edge::BodyBudget::new(

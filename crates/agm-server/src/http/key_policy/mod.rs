@@ -137,12 +137,15 @@ impl KeyLimits {
     }
 
     /// From `[cluster] redis_url` (local counters when it is empty or not a Redis URL,
-    /// which the log says).
-    pub fn from_config(redis_url: &str) -> KeyLimits {
-        if redis_url.trim().is_empty() {
+    /// which the log says), under `[cluster] key_prefix` like the rest of the cluster's
+    /// keys.
+    pub fn from_config(cluster: &crate::config::ClusterSection) -> KeyLimits {
+        let redis_url = cluster.redis_url.trim();
+        if redis_url.is_empty() {
             return KeyLimits::local();
         }
-        KeyLimits::redis(redis_url, "agm").unwrap_or_else(|e| {
+        let prefix = cluster.key_prefix.trim_end_matches(':');
+        KeyLimits::redis(redis_url, prefix).unwrap_or_else(|e| {
             tracing::error!("{e}; client-key limits are counted by each replica alone");
             KeyLimits::local()
         })
