@@ -15,7 +15,11 @@ use agm_store::KeyPolicy;
 use common::{Harness, serve_state, start, start_shaped};
 use serde_json::{Value, json};
 
-const REDIS: &str = "redis://127.0.0.1:6379";
+/// The Redis the tests share (this machine kind and CI start one there), or
+/// `AGM_TEST_REDIS_URL`, as the cluster tests read it.
+fn redis_url() -> String {
+    std::env::var("AGM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
 
 /// The three API shapes: (path, body, where the message is).
 #[derive(Clone, Copy)]
@@ -400,11 +404,11 @@ impl RedisPrefix {
     }
 
     fn limits(&self) -> KeyLimits {
-        KeyLimits::redis(REDIS, &self.0).unwrap()
+        KeyLimits::redis(&redis_url(), &self.0).unwrap()
     }
 
     async fn clean(&self) {
-        let client = redis::Client::open(REDIS).unwrap();
+        let client = redis::Client::open(redis_url()).unwrap();
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}:*", self.0))
@@ -502,7 +506,7 @@ async fn a_dead_replicas_lease_expires() {
     };
     let (id, secret) = key(&h, policy).await;
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    let client = redis::Client::open(REDIS).unwrap();
+    let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("ZADD")
         .arg(format!("{}:key:{id}:leases", prefix.0))
