@@ -709,18 +709,22 @@ pub async fn serve(
         app,
         limits,
         stop.clone(),
+        DRAIN_TIMEOUT,
     ));
     shutdown.await;
     tracing::info!("shutting down: draining open requests");
     stop.cancel();
-    let drained = match tokio::time::timeout(DRAIN_TIMEOUT, accepting).await {
-        Ok(Ok(result)) => result.map_err(ServeError::Io),
-        Ok(Err(join)) => Err(ServeError::Io(std::io::Error::other(join))),
-        Err(_) => {
-            tracing::warn!("open requests did not finish within {DRAIN_TIMEOUT:?}; closing them");
-            Ok(())
-        }
-    };
+    // The listener bounds the drain itself (and closes what is left); this bound only
+    // guards against a connection task that never ends.
+    let drained =
+        match tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(5), accepting).await {
+            Ok(Ok(result)) => result.map_err(ServeError::Io),
+            Ok(Err(join)) => Err(ServeError::Io(std::io::Error::other(join))),
+            Err(_) => {
+                tracing::warn!("connections still open after the drain; leaving them");
+                Ok(())
+            }
+        };
     drop(jobs);
     if let Some(cluster) = &state.cluster {
         // Another replica takes the jobs over at once rather than in LEADER_TTL.

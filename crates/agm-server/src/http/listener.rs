@@ -118,6 +118,13 @@ impl Tracker {
         self.lock().len()
     }
 
+    /// Closes every connection, busy or not (a drain that ran out of time).
+    fn close_all(&self) {
+        for conn in self.lock().values() {
+            conn.close.cancel();
+        }
+    }
+
     /// Closes the connections idle for longer than the idle timeout.
     fn close_idle(&self) {
         let now = self.now_ms();
@@ -215,13 +222,15 @@ fn has_body(request: &Request<Incoming>) -> bool {
 }
 
 /// Accepts and serves connections until `shutdown` is cancelled; then asks every
-/// connection to finish its requests and returns once they have (the caller bounds
-/// the drain).
+/// connection to finish its requests, waits up to `drain` for them, closes those still
+/// open, and returns once they are gone — so every response body has been dropped (a
+/// stream's request-log row is written then) before the caller flushes the log.
 pub async fn run(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     shutdown: CancellationToken,
+    drain: Duration,
 ) -> std::io::Result<()> {
     let tracker = Arc::new(Tracker {
         started: Instant::now(),
@@ -284,11 +293,26 @@ pub async fn run(
     // No new connections from here on (they would wait in the backlog unanswered).
     drop(listener);
     // Wait for the open connections to finish their requests.
-    while tracker.len() > 0 {
+    let deadline = Instant::now() + drain;
+    while tracker.len() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if tracker.len() > 0 {
+        tracing::warn!(
+            open = tracker.len(),
+            "open requests did not finish within {drain:?}; closing them"
+        );
+        tracker.close_all();
+        let closing = Instant::now() + CLOSE_WAIT;
+        while tracker.len() > 0 && Instant::now() < closing {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     Ok(())
 }
+
+/// How long closed connections get to end their tasks at the end of a drain.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What every connection's task shares.
 struct Shared {
@@ -358,4 +382,64 @@ async fn serve_connection(
         }
     }
     tracker.remove(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set when the response body that holds it is dropped.
+    struct Dropped(Arc<AtomicBool>);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_runs_out_closes_open_streams_before_it_returns() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dropped);
+        let app = Router::new().route(
+            "/stream",
+            axum::routing::get(move || {
+                let guard = Dropped(Arc::clone(&flag));
+                async move {
+                    // A stream that never ends, as a long answer still being sent.
+                    let body = futures_util::stream::unfold(guard, |guard| async move {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Some((Ok::<_, Infallible>(Bytes::from_static(b"x")), guard))
+                    });
+                    Body::from_stream(body)
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let limits = Limits {
+            header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 16,
+        };
+        let server = tokio::spawn(run(
+            listener,
+            app,
+            limits,
+            stop.clone(),
+            Duration::from_millis(300),
+        ));
+        let mut response = reqwest::get(format!("http://{addr}/stream")).await.unwrap();
+        assert!(response.chunk().await.unwrap().is_some(), "the stream runs");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("run returns once the drain ran out")
+            .unwrap()
+            .unwrap();
+        // What the request log writes when a body is dropped (a stream's row, with its
+        // tokens) has happened before `serve` flushes the log.
+        assert!(dropped.load(Ordering::SeqCst));
+    }
 }
