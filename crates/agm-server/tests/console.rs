@@ -355,6 +355,18 @@ async fn sign_in_tokens_work_once_and_failures_are_limited() {
     let held = sign_in_with(&h, &fresh).await;
     assert_eq!(held.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(held.headers().contains_key("retry-after"));
+    // Held back per address: the admin at another address still signs in (a guesser
+    // cannot lock everyone out).
+    let elsewhere = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{}/ui/login?token={fresh}", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::SEE_OTHER);
     // The sign-in form refuses another site's post (login CSRF).
     let form = client()
         .post(format!("{}/ui/login", h.url))
