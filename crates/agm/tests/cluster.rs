@@ -992,14 +992,24 @@ async fn leaders(http: &reqwest::Client, replicas: &[&Server]) -> Vec<usize> {
     found
 }
 
-/// Waits until one replica leads (never two), for at most 5 s.
-async fn one_leads(http: &reqwest::Client, replicas: &[&Server], when: &str) {
+/// Pauses (`-STOP`) or resumes (`-CONT`) a replica's process.
+fn signal(replica: &Server, which: &str) {
+    let pid = replica.child.id().expect("the replica runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([which, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// Waits until one replica leads (never two), for at most 5 s; its index.
+async fn one_leads(http: &reqwest::Client, replicas: &[&Server], when: &str) -> usize {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = leaders(http, replicas).await;
         assert!(now.len() <= 1, "two replicas lead {when}");
-        if now.len() == 1 {
-            return;
+        if let [one] = now[..] {
+            return one;
         }
         assert!(
             Instant::now() < deadline,
@@ -1091,14 +1101,14 @@ async fn replicas_that_lose_redis_serve_on_and_catch_up() {
 
     // Redis returns (empty): every replica says so, one leads again, A publishes the
     // cooldown it saw meanwhile, and B honours it.
-    let _redis = PrivateRedis::start(port).await.unwrap();
+    let mut redis = PrivateRedis::start(port).await.unwrap();
     for r in both {
         wait_for("Redis back", r, &http, "up").await;
         assert_eq!(redis_up_gauge(&http, r).await, "1");
     }
     one_leads(&http, &both, "after Redis returned").await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut conn = redis::Client::open(_redis.url())
+    let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -1141,6 +1151,39 @@ async fn replicas_that_lose_redis_serve_on_and_catch_up() {
         "B saw limited after Redis returned",
     )
     .await;
+
+    // A short outage, and the leader is slow to see Redis return (paused meanwhile):
+    // its lease has not run out, so the other replica must not take the (empty)
+    // Redis's free lease meanwhile, or both would run the cluster's jobs.
+    let leader = one_leads(&http, &both, "before the short outage").await;
+    let (slow, other) = (both[leader], both[1 - leader]);
+    redis.kill().await;
+    for r in both {
+        wait_for("Redis gone again", r, &http, "degraded").await;
+    }
+    signal(slow, "-STOP");
+    let _redis = PrivateRedis::start(port).await.unwrap();
+    wait_for("Redis back again", other, &http, "up").await;
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(3) {
+        if readyz(&http, &other.url).await["cluster"]["leader"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(slow, "-CONT");
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(3) {
+        let now = leaders(&http, &both).await;
+        assert!(
+            now.len() <= 1,
+            "two replicas lead after a short Redis outage\n{}\n{}",
+            slow.log_tail(),
+            other.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    one_leads(&http, &both, "after the short outage").await;
     a.stop().await;
     b.stop().await;
 }
