@@ -10,7 +10,8 @@
 //! round-robin TCP front, in front of the simulated Google. It proves that a 429 seen
 //! by one replica is honoured by the others, that a conversation keeps its account on
 //! every replica, that concurrent requests needing a token refresh cause one refresh
-//! per account, that safe mode turned on from the CLI is followed by all within 2 s,
+//! per account, that safe mode turned on (and off) from the CLI or from one replica's
+//! console is followed by all within 2 s,
 //! that background jobs run once per cluster, that a replica killed with `kill -9` in
 //! the middle of streams costs the client only a retry (and the leadership moves), and
 //! that a circuit breaker opened on one replica is open on the others, and that a
@@ -32,6 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use agm_sim::{Fault, RunningSim, Sim, SimConfig, SimMethod};
+use futures_util::StreamExt as _;
 use harness::Server;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -119,6 +121,49 @@ impl Cluster {
             let token = format!("hostile-refresh-{name}");
             self.agm_ok(&["accounts", "import", "--refresh-token", &token])
                 .await;
+        }
+    }
+
+    /// Signs in to `replica`'s console with a link from `agm console`.
+    async fn console(&self, replica: &Server) -> ConsoleSession {
+        let printed = self.agm_ok(&["console"]).await;
+        let token = printed
+            .split("token=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no sign-in link: {printed}"));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let response = http
+            .get(format!("{}/ui/login?token={token}", replica.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{}", replica.log_tail());
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next())
+            .find(|v| v.starts_with("agm_session="))
+            .expect("a session cookie")
+            .to_owned();
+        let session: Value = http
+            .get(format!("{}/api/session", replica.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ConsoleSession {
+            http,
+            url: replica.url.clone(),
+            cookie,
+            csrf: session["csrf"].as_str().unwrap().to_owned(),
         }
     }
 
@@ -251,6 +296,55 @@ async fn readyz(http: &reqwest::Client, url: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// Waits until every replica's `x-agm-safe-mode` header (on `/readyz`) says `want`;
+/// fails when one has not within 2 s.
+async fn all_follow_safe_mode(http: &reqwest::Client, replicas: &[Server], want: &str, what: &str) {
+    let started = Instant::now();
+    for r in replicas {
+        loop {
+            let response = http.get(format!("{}/readyz", r.url)).send().await.unwrap();
+            if response
+                .headers()
+                .get("x-agm-safe-mode")
+                .is_some_and(|v| v == want)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{} did not follow {what} (safe mode {want}) within 2 s\n{}",
+                r.url,
+                r.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A web-console session on one replica, signed in as a person does: `agm console`
+/// mints a sign-in link (in the shared store), the browser opens it on that replica.
+struct ConsoleSession {
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl ConsoleSession {
+    /// A `POST` as the console's own page sends it.
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.url)
+            .header("x-agm-csrf", &self.csrf)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// The accounts (e-mails) the sim saw generation calls for, oldest first.
@@ -555,32 +649,46 @@ async fn three_replicas_share_one_pool() {
     }
     assert!(!refreshes.is_empty(), "no refresh at all");
 
-    // 4. Safe mode turned on from the CLI is followed by every replica within 2 s.
-    // Timed from when the CLI has stored the change.
-    cluster.agm_ok(&["safe-mode", "enable"]).await;
-    let started = Instant::now();
-    for r in &replicas {
-        loop {
-            let on = http
-                .get(format!("{}/healthz", r.url))
-                .send()
-                .await
-                .unwrap()
-                .headers()
-                .get("x-agm-safe-mode")
-                .is_some_and(|v| v == "on");
-            if on {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "{} did not follow safe mode within 2 s",
-                r.url
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // 4. Safe mode turned on (and off) from the CLI, or from one replica's console, is
+    // followed by every replica within 2 s, timed from when the change is stored.
+    for (action, want) in [("enable", "on"), ("disable", "off")] {
+        cluster.agm_ok(&["safe-mode", action]).await;
+        all_follow_safe_mode(&http, &replicas, want, &format!("`agm safe-mode {action}`")).await;
     }
-    cluster.agm_ok(&["safe-mode", "disable"]).await;
+    // The console's change is announced on the event channel too, so that the others
+    // read it at once rather than at their next poll of the store.
+    let mut pubsub = cluster.redis.get_async_pubsub().await.unwrap();
+    pubsub
+        .subscribe(format!("{}events", cluster.prefix))
+        .await
+        .unwrap();
+    let mut events = pubsub.into_on_message();
+    let console = cluster.console(&replicas[1]).await;
+    for (action, want) in [("enable", "on"), ("disable", "off")] {
+        let response = console
+            .post(
+                "/api/safe-mode",
+                &json!({"action": action, "note": "from the console"}),
+            )
+            .await;
+        let status = response.status();
+        let answer = response.text().await.unwrap();
+        assert_eq!(status, 200, "console {action}: {answer}");
+        let what = format!("the console's {action} on {}", replicas[1].url);
+        all_follow_safe_mode(&http, &replicas, want, &what).await;
+        let announced = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(message) = events.next().await {
+                let text: String = message.get_payload().unwrap();
+                let envelope: Value = serde_json::from_str(&text).unwrap();
+                if envelope["event"]["kind"] == "safe_mode" {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(announced.is_ok(), "{what} was not announced to the others");
+    }
+    drop(events);
 
     // agm doctor sees the cluster: Redis answers, and one replica leads.
     let doctor = cluster.doctor().await;
@@ -703,18 +811,6 @@ async fn three_replicas_share_one_pool() {
             .map(str::to_owned)
             .collect()
     };
-    let metrics = |url: String| {
-        let http = http.clone();
-        async move {
-            http.get(format!("{url}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
     let mut opened = Vec::new();
     for i in 0..12 {
         let (status, text) = ask(
@@ -724,14 +820,14 @@ async fn three_replicas_share_one_pool() {
         )
         .await;
         assert_eq!(status, 200, "{text}");
-        opened = open_on(&metrics(a.url.clone()).await);
+        opened = open_on(&metrics_of(&http, &a.url).await);
         if !opened.is_empty() {
             break;
         }
     }
     assert_eq!(opened.len(), 1, "no circuit opened on A\n{}", a.log_tail());
     let deadline = Instant::now() + Duration::from_secs(2);
-    while !open_on(&metrics(b.url.clone()).await).contains(&opened[0]) {
+    while !open_on(&metrics_of(&http, &b.url).await).contains(&opened[0]) {
         assert!(
             Instant::now() < deadline,
             "B does not have A's open circuit {}\n{}",
@@ -823,8 +919,111 @@ async fn wait_for(what: &str, replica: &Server, http: &reqwest::Client, redis: &
     }
 }
 
+/// Google answers `replica`'s next request for `model` with a 429 (a minute long); the
+/// request itself succeeds on another account. The account that was limited.
+async fn limit_one(
+    cluster: &Cluster,
+    http: &reqwest::Client,
+    replica: &Server,
+    model: &str,
+) -> String {
+    cluster.sim.clear_requests();
+    cluster
+        .sim
+        .script(Fault::rate_limited(SimMethod::GenerateContent, "60s").times(1));
+    let (status, text) = ask(http, &replica.url, &message(model, "limited")).await;
+    assert_eq!(status, 200, "{text}\n{}", replica.log_tail());
+    generate_accounts(&cluster.sim)[0].clone()
+}
+
+/// Six requests to `replica` for `model` succeed without calling `limited`, which
+/// another replica saw limited (`when`).
+async fn avoids(
+    cluster: &Cluster,
+    http: &reqwest::Client,
+    replica: &Server,
+    model: &str,
+    limited: &str,
+    when: &str,
+) {
+    cluster.sim.clear_requests();
+    for i in 0..6 {
+        let (status, text) = ask(http, &replica.url, &message(model, &format!("after {i}"))).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let calls = generate_accounts(&cluster.sim);
+    assert!(
+        !calls.iter().any(|c| c == limited),
+        "{} called {limited}, which {when}: {calls:?}\n{}",
+        replica.url,
+        replica.log_tail()
+    );
+}
+
+/// A replica's `/metrics` text.
+async fn metrics_of(http: &reqwest::Client, url: &str) -> String {
+    http.get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A replica's `agm_cluster_redis_up` gauge.
+async fn redis_up_gauge(http: &reqwest::Client, replica: &Server) -> String {
+    let metrics = metrics_of(http, &replica.url).await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("agm_cluster_redis_up "))
+        .unwrap_or_else(|| panic!("no agm_cluster_redis_up in {metrics}"))
+        .to_owned()
+}
+
+/// Which replicas say they lead, by index.
+async fn leaders(http: &reqwest::Client, replicas: &[&Server]) -> Vec<usize> {
+    let mut found = Vec::new();
+    for (i, r) in replicas.iter().enumerate() {
+        if readyz(http, &r.url).await["cluster"]["leader"] == true {
+            found.push(i);
+        }
+    }
+    found
+}
+
+/// Pauses (`-STOP`) or resumes (`-CONT`) a replica's process.
+fn signal(replica: &Server, which: &str) {
+    let pid = replica.child.id().expect("the replica runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([which, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+/// Waits until one replica leads (never two), for at most 5 s; its index.
+async fn one_leads(http: &reqwest::Client, replicas: &[&Server], when: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = leaders(http, replicas).await;
+        assert!(now.len() <= 1, "two replicas lead {when}");
+        if let [one] = now[..] {
+            return one;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replica leads {when} (5 s)\n{}",
+            replicas[0].log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis goes away under every replica at once (the cluster's own `redis-server` is
+/// killed) and comes back empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
+async fn replicas_that_lose_redis_serve_on_and_catch_up() {
     let port = harness::free_port();
     let Some(mut redis) = PrivateRedis::start(port).await else {
         return;
@@ -834,50 +1033,82 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
     };
     cluster.import_accounts().await;
     let (a, b) = (cluster.replica(0).await, cluster.replica(1).await);
+    let both = [&a, &b];
     let http = client();
-    wait_for("at start", &a, &http, "up").await;
-    wait_for("at start", &b, &http, "up").await;
+    for r in both {
+        wait_for("at start", r, &http, "up").await;
+    }
+    one_leads(&http, &both, "at start").await;
 
-    // Redis goes away: A says so, stays ready, and serves.
+    // Redis goes away: every replica says so, stays ready, and serves.
     redis.kill().await;
-    wait_for("Redis gone", &a, &http, "degraded").await;
-    let metrics = http
-        .get(format!("{}/metrics", a.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.lines().any(|l| l == "agm_cluster_redis_up 0"),
-        "{metrics}"
-    );
+    let killed = Instant::now();
+    for r in both {
+        wait_for("Redis gone", r, &http, "degraded").await;
+        assert_eq!(redis_up_gauge(&http, r).await, "0");
+    }
     let doctor = cluster.doctor().await;
     assert!(
         doctor.contains(&format!("Redis at 127.0.0.1:{port} does not answer")),
         "{doctor}"
     );
     let model = "gemini-3-flash";
-    cluster.sim.clear_requests();
-    cluster
-        .sim
-        .script(Fault::rate_limited(SimMethod::GenerateContent, "60s").times(1));
-    let (status, text) = ask(&http, &a.url, &message(model, "while degraded")).await;
-    assert_eq!(status, 200, "{text}\n{}", a.log_tail());
-    let limited = generate_accounts(&cluster.sim)[0].clone();
+    let limited = limit_one(&cluster, &http, &a, model).await;
+    let (status, text) = ask(&http, &b.url, &message(model, "B while degraded")).await;
+    assert_eq!(status, 200, "{text}\n{}", b.log_tail());
+    for r in both {
+        assert!(
+            r.log_tail().matches("lost Redis").count() == 1,
+            "the loss is logged once\n{}",
+            r.log_tail()
+        );
+    }
+
+    // The background jobs without Redis: the replica that led keeps its lease until it
+    // runs out (10 s after its last renewal) and the others cannot take it, so never
+    // two lead at once; then none leads, and the cluster's jobs (here the quota
+    // refresh, every 2 s) pause until Redis returns.
+    let mut led = Vec::new();
+    loop {
+        let now = leaders(&http, &both).await;
+        assert!(now.len() <= 1, "two replicas lead without Redis");
+        if now.is_empty() {
+            break;
+        }
+        led.extend(now);
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "the lease did not run out without Redis\n{}",
+            a.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    led.dedup();
+    assert!(led.len() <= 1, "the lead moved without Redis: {led:?}");
+    let fetches = cluster.sim.count(SimMethod::FetchAvailableModels);
+    let bound = 3 * (killed.elapsed().as_secs() as usize / 2 + 2);
     assert!(
-        a.log_tail().matches("lost Redis").count() == 1,
-        "the loss is logged once\n{}",
-        a.log_tail()
+        fetches <= bound,
+        "{fetches} quota fetches for 3 accounts every 2 s: more than one replica refreshed"
+    );
+    cluster.sim.clear_requests();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        cluster.sim.count(SimMethod::FetchAvailableModels),
+        0,
+        "a quota refresh ran with no replica leading"
     );
 
-    // Redis returns (empty): A publishes the cooldown it saw meanwhile, and B honours it.
-    let _redis = PrivateRedis::start(port).await.unwrap();
-    wait_for("Redis back", &a, &http, "up").await;
-    wait_for("Redis back", &b, &http, "up").await;
+    // Redis returns (empty): every replica says so, one leads again, A publishes the
+    // cooldown it saw meanwhile, and B honours it.
+    let mut redis = PrivateRedis::start(port).await.unwrap();
+    for r in both {
+        wait_for("Redis back", r, &http, "up").await;
+        assert_eq!(redis_up_gauge(&http, r).await, "1");
+    }
+    one_leads(&http, &both, "after Redis returned").await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut conn = redis::Client::open(_redis.url())
+    let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -898,17 +1129,61 @@ async fn a_replica_that_loses_redis_serves_on_and_catches_up() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    cluster.sim.clear_requests();
-    for i in 0..6 {
-        let (status, text) = ask(&http, &b.url, &message(model, &format!("after {i}"))).await;
-        assert_eq!(status, 200, "{text}");
+    avoids(
+        &cluster,
+        &http,
+        &b,
+        model,
+        &limited,
+        "A saw limited while Redis was gone",
+    )
+    .await;
+
+    // Shared state works again: a 429 B sees now is honoured by A.
+    let model = "gemini-2.5-flash";
+    let limited = limit_one(&cluster, &http, &b, model).await;
+    avoids(
+        &cluster,
+        &http,
+        &a,
+        model,
+        &limited,
+        "B saw limited after Redis returned",
+    )
+    .await;
+
+    // A short outage, and the leader is slow to see Redis return (paused meanwhile):
+    // its lease has not run out, so the other replica must not take the (empty)
+    // Redis's free lease meanwhile, or both would run the cluster's jobs.
+    let leader = one_leads(&http, &both, "before the short outage").await;
+    let (slow, other) = (both[leader], both[1 - leader]);
+    redis.kill().await;
+    for r in both {
+        wait_for("Redis gone again", r, &http, "degraded").await;
     }
-    let calls = generate_accounts(&cluster.sim);
-    assert!(
-        !calls.contains(&limited),
-        "B called {limited}, which A saw limited while Redis was gone: {calls:?}\n{}",
-        b.log_tail()
-    );
+    signal(slow, "-STOP");
+    let _redis = PrivateRedis::start(port).await.unwrap();
+    wait_for("Redis back again", other, &http, "up").await;
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(3) {
+        if readyz(&http, &other.url).await["cluster"]["leader"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(slow, "-CONT");
+    let back = Instant::now();
+    while back.elapsed() < Duration::from_secs(3) {
+        let now = leaders(&http, &both).await;
+        assert!(
+            now.len() <= 1,
+            "two replicas lead after a short Redis outage\n{}\n{}",
+            slow.log_tail(),
+            other.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    one_leads(&http, &both, "after the short outage").await;
     a.stop().await;
     b.stop().await;
 }

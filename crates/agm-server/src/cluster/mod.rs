@@ -130,6 +130,10 @@ pub struct Cluster {
     up: AtomicBool,
     /// Until when this replica holds the leader lease, as far as it knows.
     leader_until: Mutex<Option<Instant>>,
+    /// After losing Redis, this replica takes a free leader lease only from then on
+    /// ([`LEADER_TTL`] later): Redis may return empty while the leader, which lost it
+    /// too, still counts on its lease.
+    claim_after: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -162,6 +166,7 @@ impl Cluster {
             conn: RwLock::new(None),
             up: AtomicBool::new(false),
             leader_until: Mutex::new(None),
+            claim_after: Mutex::new(None),
         })))
     }
 
@@ -275,6 +280,10 @@ impl Cluster {
 
     pub(crate) fn mark_down(&self, error: &dyn std::fmt::Display) {
         if self.up.swap(false, Ordering::Relaxed) {
+            *self
+                .claim_after
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now() + LEADER_TTL);
             metrics::gauge!("agm_cluster_redis_up").set(0.0);
             tracing::error!(replica = %self.replica, error = %error, "lost Redis: serving on this replica's own state until it returns (degraded, see /readyz)");
         } else {
@@ -525,9 +534,18 @@ impl Cluster {
             .await;
     }
 
-    /// Takes or renews the leader lease; returns whether this replica leads.
+    /// Takes or renews the leader lease (a free one only once `claim_after` has passed);
+    /// returns whether this replica leads.
     pub(crate) async fn hold_leadership(&self) -> bool {
         let asked_at = Instant::now();
+        let waits = self
+            .claim_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|after| asked_at < after);
+        if waits && !self.is_leader() {
+            return false;
+        }
         let held = self
             .script(
                 HOLD,
