@@ -100,7 +100,11 @@ async fn handle<C: Conversation>(
             let (mut translated, missed) = translate()?;
             // Cluster mode: a signature this replica does not know may be another's.
             if missed
-                && crate::cluster::sync::recall_signatures(state, &translated.session_id).await
+                && Box::pin(crate::cluster::sync::recall_signatures(
+                    state,
+                    &translated.session_id,
+                ))
+                .await
             {
                 translated = translate()?.0;
             }
@@ -134,10 +138,14 @@ async fn handle<C: Conversation>(
                 model: upstream_model,
                 request: translated.request,
             };
+            // Boxed: the executor's futures are large, and kept inline they made every
+            // future around them (this one, `timeout_at`'s, the handler's) large too, each
+            // copied whenever it moves (bench/profile: 58 k instructions a request in
+            // memcpy, with the summary call in `scaling::summary`, boxed for the same reason).
             let answer = if C::is_stream(request) {
-                Answer::Stream(Box::new(call.open_stream(state).await?))
+                Answer::Stream(Box::new(Box::pin(call.open_stream(state)).await?))
             } else {
-                Answer::Whole(call.generate(state).await?)
+                Answer::Whole(Box::pin(call.generate(state)).await?)
             };
             let sent = Sent {
                 thinking_off,

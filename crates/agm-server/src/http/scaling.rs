@@ -184,7 +184,9 @@ async fn summary(
         model,
         request: context::summary_request(&request.contents[..span.end]),
     };
-    let answer = match call.generate(state).await {
+    // Boxed: the executor's future is large, and inline it would make `scale`'s (awaited
+    // on every request) as large, copied each time it moves (bench/profile).
+    let answer = match Box::pin(call.generate(state)).await {
         Ok((answer, _)) => answer,
         Err(e) => {
             tracing::warn!(model, error = %e.message, "could not summarize the oldest turns; sending them as they are");
