@@ -597,8 +597,23 @@ async fn three_replicas_share_one_pool() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Every replica follows the CLI's request within 2 s.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Every replica follows the CLI's request within 2 s (each one's own cooldowns, as
+    // its metrics read them, are gone).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for replica in &replicas {
+        while !metrics_of(&http, &replica.url)
+            .await
+            .lines()
+            .any(|l| l == "agm_cooldowns_active 0")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{} still has cooldowns 2 s after clear-cooldowns",
+                replica.url
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     cluster.sim.clear_requests();
     for i in 0..9 {
         let (status, text) = ask(

@@ -185,7 +185,9 @@ async fn account_id(
 }
 
 /// Client key id → name (revoked keys included, while their rows are kept).
-async fn key_names(state: &SharedState) -> Result<HashMap<String, String>, ConsoleError> {
+pub(super) async fn key_names(
+    state: &SharedState,
+) -> Result<HashMap<String, String>, ConsoleError> {
     Ok(state
         .store
         .list_client_keys()

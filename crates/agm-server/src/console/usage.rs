@@ -114,14 +114,7 @@ pub async fn usage(
         .map_err(ConsoleError::internal)?;
     // Keys are shown by name as well (a key's id is not telling).
     let names: HashMap<String, String> = if query.group == UsageGroup::Key {
-        state
-            .store
-            .list_client_keys()
-            .await
-            .map_err(ConsoleError::internal)?
-            .into_iter()
-            .map(|k| (k.id, k.name))
-            .collect()
+        super::logs::key_names(&state).await?
     } else {
         HashMap::new()
     };

@@ -128,12 +128,13 @@ async fn handle(
                     model: &upstream_model,
                     request,
                 };
+                // Boxed, as in `conversation::handle` (see there).
                 let result = if action == "generateContent" {
-                    within(state, deadline, call.generate(state))
+                    within(state, deadline, Box::pin(call.generate(state)))
                         .await
                         .map(|answer| (Some(answer), None))
                 } else {
-                    within(state, deadline, call.open_stream(state))
+                    within(state, deadline, Box::pin(call.open_stream(state)))
                         .await
                         .map(|open| (None, Some(open)))
                 };
